@@ -1,0 +1,71 @@
+# IDSentry developer commands. `make demo` and `make test` set everything up on a fresh machine.
+
+PYTHON ?= python3.12
+TOOLS := .tools
+UV := $(TOOLS)/uv/bin/uv
+VENV := .venv
+SAM_VENV := $(TOOLS)/sam
+PY := $(VENV)/bin/python
+SAM := $(SAM_VENV)/bin/sam
+export UV_PYTHON := $(PY)
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: setup demo run test lint typecheck template-lint unit integration e2e build bench requirements clean
+
+setup: $(VENV)/.synced
+
+$(UV): requirements/uv.lock
+	$(PYTHON) -m venv $(TOOLS)/uv
+	$(TOOLS)/uv/bin/pip install --quiet --require-hashes -r requirements/uv.lock
+	touch $@
+
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml
+	UV_PYTHON=$(PYTHON) $(UV) sync --frozen --quiet
+	touch $@
+
+$(SAM_VENV)/.synced: $(UV) requirements/sam.lock
+	UV_PYTHON=$(PYTHON) $(UV) venv --quiet --allow-existing $(SAM_VENV)
+	VIRTUAL_ENV=$(SAM_VENV) $(UV) pip sync --quiet --require-hashes requirements/sam.lock
+	touch $@
+
+demo: setup
+	$(PY) -m infra.local.demo $(DEMO_ARGS)
+
+run: setup
+	$(PY) -m infra.local.run
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+template-lint: setup $(SAM_VENV)/.synced
+	$(VENV)/bin/cfn-lint template.yaml
+	$(SAM) validate --lint --region us-east-1
+
+unit: setup
+	$(PY) -m pytest tests/unit -q
+
+integration: setup
+	$(PY) -m pytest tests/integration -q
+
+e2e: setup
+	$(PY) -m pytest tests/e2e -q
+
+test: lint typecheck template-lint
+	$(PY) -m pytest tests -q -p no:cacheprovider
+
+requirements: setup
+	$(PY) -m infra.build.requirements
+
+build: setup $(SAM_VENV)/.synced
+	$(PY) -m infra.build.requirements --check
+	PATH="$(abspath $(SAM_VENV))/bin:$$PATH" $(SAM) build --parallel
+
+bench: setup
+	$(PY) -m infra.bench
+
+clean:
+	rm -rf .aws-sam .local .pytest_cache .mypy_cache .ruff_cache

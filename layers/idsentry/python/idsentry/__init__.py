@@ -1,0 +1,1 @@
+"""Shared package for the IDSentry Lambda functions: services, adapters and models."""

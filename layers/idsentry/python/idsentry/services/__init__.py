@@ -1,0 +1,1 @@
+"""Business logic with no I/O of its own; adapters are passed in."""
