@@ -7,8 +7,9 @@ VENV := .venv
 SAM_VENV := $(TOOLS)/sam
 PY := $(VENV)/bin/python
 SAM := $(SAM_VENV)/bin/sam
-export UV_PYTHON := $(PY)
 export PYTHONDONTWRITEBYTECODE := 1
+# SAM CLI telemetry would reach beyond this machine.
+export SAM_CLI_TELEMETRY := 0
 
 .PHONY: setup demo run test lint typecheck template-lint unit integration e2e build bench requirements clean
 
@@ -24,8 +25,8 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml
 	touch $@
 
 $(SAM_VENV)/.synced: $(UV) requirements/sam.lock
-	UV_PYTHON=$(PYTHON) $(UV) venv --quiet --allow-existing $(SAM_VENV)
-	VIRTUAL_ENV=$(SAM_VENV) $(UV) pip sync --quiet --require-hashes requirements/sam.lock
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(SAM_VENV)
+	$(UV) pip sync --quiet --require-hashes --python $(SAM_VENV)/bin/python requirements/sam.lock
 	touch $@
 
 demo: setup
