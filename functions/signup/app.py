@@ -1,0 +1,20 @@
+"""Signup HTTP routes: create a signup, verify its code and owner, confirm an e-mail address."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from idsentry.logs import configure_logging
+from idsentry.routes import signup_routes
+
+logger = Logger()
+configure_logging()
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Route one HTTP API (payload 2.0) request to the signup service."""
+    return signup_routes.handle(event)

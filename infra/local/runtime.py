@@ -1,0 +1,632 @@
+"""In-process Lambda runtime: SQS event source mappings, schedules and direct invocations."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import logging
+import os
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from botocore.client import BaseClient
+
+from infra.local.provision import (
+    DUMMY_CREDENTIAL,
+    EventSourceMappingSpec,
+    FunctionSpec,
+    ProvisionedStack,
+    ScheduleSpec,
+    ScheduleTarget,
+)
+
+LOG = logging.getLogger(__name__)
+
+Handler = Callable[[Any, Any], Any]
+
+# Message attributes that Lambda copies into each SQS record's "attributes".
+SQS_RECORD_ATTRIBUTES = (
+    "ApproximateReceiveCount",
+    "SentTimestamp",
+    "SenderId",
+    "ApproximateFirstReceiveTimestamp",
+    "SequenceNumber",
+    "MessageGroupId",
+    "MessageDeduplicationId",
+    "AWSTraceHeader",
+)
+
+SQS_MAX_RECEIVE = 10
+
+
+class LocalRuntimeError(Exception):
+    """The local runtime cannot run a function, mapping or schedule as the template asks."""
+
+
+class EnvironmentConflictError(LocalRuntimeError):
+    """Two functions give one environment variable different values."""
+
+
+class NotIdleError(LocalRuntimeError):
+    """The mapped queues kept delivering messages past the bounds of run_until_idle."""
+
+
+class LambdaContext:
+    """The context object passed to a handler, with the fields of the Python runtime's."""
+
+    def __init__(self, function: FunctionSpec, log_stream_name: str) -> None:
+        self.function_name = function.name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = function.arn
+        self.memory_limit_in_mb = function.memory_mb
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = function.log_group_name
+        self.log_stream_name = log_stream_name
+        self.identity = None
+        self.client_context = None
+        self._deadline = time.monotonic() + function.timeout_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+@dataclass
+class BatchOutcome:
+    """Counts for one receive-and-invoke step of an event source mapping."""
+
+    received: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    test_events: int = 0
+
+
+@dataclass
+class IdleReport:
+    """Totals of a run_until_idle call."""
+
+    rounds: int
+    received: int
+    succeeded: int
+    failed: int
+    test_events: int
+
+
+def _is_s3_test_event(body: str) -> bool:
+    if '"s3:TestEvent"' not in body:
+        return False
+    try:
+        document = json.loads(body)
+    except json.JSONDecodeError:
+        return False
+    return isinstance(document, dict) and document.get("Event") == "s3:TestEvent"
+
+
+def _record_message_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """Convert SQS API message attributes to the lower-camel-case shape of Lambda events."""
+    converted = {}
+    for name, value in attributes.items():
+        binary = value.get("BinaryValue")
+        converted[name] = {
+            "stringValue": value.get("StringValue"),
+            "binaryValue": base64.b64encode(binary).decode("ascii") if binary else None,
+            "stringListValues": list(value.get("StringListValues", [])),
+            "binaryListValues": [
+                base64.b64encode(item).decode("ascii") for item in value.get("BinaryListValues", [])
+            ],
+            "dataType": value["DataType"],
+        }
+    return converted
+
+
+def failed_message_ids(response: Any, message_ids: list[str]) -> set[str]:
+    """Return the message ids that a ReportBatchItemFailures response marks as failed.
+
+    As Lambda documents for SQS: no response, an empty response or an empty or null
+    batchItemFailures list is a full success; an item without a valid itemIdentifier of this
+    batch, or a response that is not an object, fails the whole batch.
+    """
+    if response is None or response == {}:
+        return set()
+    if not isinstance(response, dict):
+        return set(message_ids)
+    failures = response.get("batchItemFailures")
+    if failures is None:
+        return set()
+    if not isinstance(failures, list):
+        return set(message_ids)
+
+    failed = set()
+    for item in failures:
+        identifier = item.get("itemIdentifier") if isinstance(item, dict) else None
+        if not identifier or identifier not in message_ids:
+            return set(message_ids)
+        failed.add(identifier)
+    return failed
+
+
+class LocalRuntime:
+    """Run the template's Lambda handlers in this process against the moto server.
+
+    Creating the runtime sets os.environ: the union of every function's environment, the
+    local endpoint and dummy credentials, then extra_environment. `close()` restores it.
+    """
+
+    def __init__(
+        self,
+        stack: ProvisionedStack,
+        *,
+        extra_environment: Mapping[str, str] | None = None,
+        visibility_timeout_override: int | None = None,
+        poll_wait_seconds: int = 1,
+    ) -> None:
+        self.stack = stack
+        self.visibility_timeout_override = visibility_timeout_override
+        self.poll_wait_seconds = poll_wait_seconds
+        self.functions = stack.functions()
+        self.mappings = stack.event_source_mappings()
+        self.schedules = stack.schedules()
+
+        self.environment = self._build_environment(extra_environment or {})
+        self._saved_environment: dict[str, str | None] = {}
+        self._apply_environment()
+        self._add_layer_paths()
+
+        self._sqs = stack.client("sqs")
+        self._handlers: dict[str, Handler] = {}
+        self._modules: dict[Path, ModuleType] = {}
+        self._import_lock = threading.Lock()
+        self._log_streams = {
+            logical_id: f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
+            for logical_id in self.functions
+        }
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # ------------------------------------------------------------------ environment
+
+    def _build_environment(self, extra: Mapping[str, str]) -> dict[str, str]:
+        environment: dict[str, str] = {}
+        owners: dict[str, str] = {}
+        for logical_id, function in self.functions.items():
+            for name, value in function.environment.items():
+                if name in environment and environment[name] != value:
+                    raise EnvironmentConflictError(
+                        f"environment variable {name} has different values in functions "
+                        f"{owners[name]} and {logical_id}; all functions share one process "
+                        "locally, so the template must give each name one meaning"
+                    )
+                environment[name] = value
+                owners.setdefault(name, logical_id)
+
+        environment.update(
+            {
+                "AWS_ENDPOINT_URL": self.stack.endpoint_url,
+                "AWS_ACCESS_KEY_ID": DUMMY_CREDENTIAL,
+                "AWS_SECRET_ACCESS_KEY": DUMMY_CREDENTIAL,
+                "AWS_DEFAULT_REGION": self.stack.region,
+                "AWS_REGION": self.stack.region,
+                "AWS_EC2_METADATA_DISABLED": "true",
+                "AWS_CONFIG_FILE": os.devnull,
+                "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            }
+        )
+        environment.update(extra)
+        return environment
+
+    def _apply_environment(self) -> None:
+        # A session token or profile from the caller's shell would override the dummy keys.
+        for name in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE"):
+            self._saved_environment[name] = os.environ.pop(name, None)
+        for name, value in self.environment.items():
+            self._saved_environment.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+
+    def _restore_environment(self) -> None:
+        for name, value in self._saved_environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_environment = {}
+
+    def _add_layer_paths(self) -> None:
+        for function in self.functions.values():
+            for layer_dir in function.layer_dirs:
+                path = str(layer_dir / "python")
+                if path not in sys.path:
+                    sys.path.insert(0, path)
+
+    # ------------------------------------------------------------------ invocation
+
+    def function_logical_id(self, name: str) -> str:
+        """Return the logical id for a logical id, function name or function ARN."""
+        if name in self.functions:
+            return name
+        return self.stack.function_logical_id(name)
+
+    def load_handler(self, function_logical_id: str) -> Handler:
+        """Import the function's handler module from its file (once) and return the handler."""
+        if function_logical_id in self._handlers:
+            return self._handlers[function_logical_id]
+        function = self.functions.get(function_logical_id)
+        if function is None:
+            raise LocalRuntimeError(f"function {function_logical_id} is not in the template")
+        if function.code_dir is None:
+            raise LocalRuntimeError(
+                f"function {function_logical_id} has no local CodeUri; the local runtime "
+                "runs only code from this repository"
+            )
+
+        module_path, dot, attribute = function.handler.rpartition(".")
+        if not dot or not module_path or not attribute:
+            raise LocalRuntimeError(
+                f"function {function_logical_id}: Handler {function.handler!r} must be "
+                "module.function"
+            )
+        file_path = (function.code_dir / (module_path.replace(".", "/") + ".py")).resolve()
+        if not file_path.is_file():
+            raise LocalRuntimeError(
+                f"function {function_logical_id}: handler file {file_path} does not exist"
+            )
+
+        with self._import_lock:
+            module = self._modules.get(file_path)
+            if module is None:
+                module = self._import_module(function, module_path, file_path)
+                self._modules[file_path] = module
+        handler = getattr(module, attribute, None)
+        if not callable(handler):
+            raise LocalRuntimeError(
+                f"function {function_logical_id}: {file_path.name} has no callable {attribute}"
+            )
+        self._handlers[function_logical_id] = handler
+        return handler
+
+    def _import_module(self, function: FunctionSpec, module_path: str, file_path: Path) -> ModuleType:
+        # Every function's module is app.py, so each gets a name of its own.
+        # NOTE: a function that imports sibling modules of app.py (import models) fails here,
+        # because the function's folder is not put on sys.path; keep shared code in the layer.
+        folder = function.code_dir.name if function.code_dir else function.logical_id
+        suffix = f"{folder}_{module_path}".replace(".", "_").replace("-", "_")
+        module_name = f"idsentry_local_fn_{suffix}"
+        spec = importlib.util.spec_from_file_location(module_name, file_path)
+        if spec is None or spec.loader is None:
+            raise LocalRuntimeError(f"function {function.logical_id}: cannot import {file_path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[module_name]
+            raise
+        return module
+
+    def invoke(self, function_logical_id: str, event: Any) -> Any:
+        """Invoke the function's handler with event, as a synchronous Lambda invocation.
+
+        The event and the result pass through JSON as they do in Lambda. A handler exception
+        propagates to the caller.
+        """
+        logical_id = self.function_logical_id(function_logical_id)
+        handler = self.load_handler(logical_id)
+        function = self.functions[logical_id]
+        try:
+            payload = json.loads(json.dumps(event))
+        except (TypeError, ValueError) as exc:
+            raise LocalRuntimeError(f"event for {logical_id} is not JSON serialisable") from exc
+
+        context = LambdaContext(function, self._log_streams[logical_id])
+        started = time.monotonic()
+        try:
+            result = handler(payload, context)
+        except Exception as exc:
+            LOG.warning(
+                "invocation failed",
+                extra={
+                    "function": logical_id,
+                    "request_id": context.aws_request_id,
+                    "error_type": type(exc).__name__,
+                },
+            )
+            raise
+        elapsed_s = time.monotonic() - started
+        if elapsed_s > function.timeout_s:
+            # NOTE: the local runtime does not stop a handler at its Timeout as Lambda does;
+            # it only reports the overrun here.
+            LOG.warning(
+                "invocation ran past the function timeout",
+                extra={"function": logical_id, "request_id": context.aws_request_id},
+            )
+
+        try:
+            return json.loads(json.dumps(result))
+        except (TypeError, ValueError) as exc:
+            raise LocalRuntimeError(
+                f"function {logical_id} returned a value that is not JSON serialisable"
+            ) from exc
+
+    # ------------------------------------------------------------------ SQS mappings
+
+    def _receive(self, mapping: EventSourceMappingSpec, wait_seconds: int) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = []
+        while len(messages) < mapping.batch_size:
+            response = self._sqs.receive_message(
+                QueueUrl=mapping.queue_url,
+                MaxNumberOfMessages=min(SQS_MAX_RECEIVE, mapping.batch_size - len(messages)),
+                WaitTimeSeconds=wait_seconds if not messages else 0,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            )
+            received = response.get("Messages", [])
+            if not received:
+                break
+            messages.extend(received)
+        return messages
+
+    def _sqs_record(self, mapping: EventSourceMappingSpec, message: dict[str, Any]) -> dict[str, Any]:
+        attributes = message.get("Attributes", {})
+        record: dict[str, Any] = {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": {
+                name: attributes[name] for name in SQS_RECORD_ATTRIBUTES if name in attributes
+            },
+            "messageAttributes": _record_message_attributes(message.get("MessageAttributes", {})),
+            "md5OfBody": message["MD5OfBody"],
+            "eventSource": "aws:sqs",
+            "eventSourceARN": mapping.event_source_arn,
+            "awsRegion": self.stack.region,
+        }
+        if "MD5OfMessageAttributes" in message:
+            record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
+        return record
+
+    def _delete(self, queue_url: str, messages: list[dict[str, Any]]) -> None:
+        for start in range(0, len(messages), SQS_MAX_RECEIVE):
+            chunk = messages[start : start + SQS_MAX_RECEIVE]
+            response = self._sqs.delete_message_batch(
+                QueueUrl=queue_url,
+                Entries=[
+                    {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}
+                    for index, message in enumerate(chunk)
+                ],
+            )
+            if response.get("Failed"):
+                raise LocalRuntimeError(
+                    f"deleting messages from {queue_url} failed: {response['Failed']}"
+                )
+
+    def _return_early(self, queue_url: str, messages: list[dict[str, Any]]) -> None:
+        if self.visibility_timeout_override is None or not messages:
+            return
+        for start in range(0, len(messages), SQS_MAX_RECEIVE):
+            chunk = messages[start : start + SQS_MAX_RECEIVE]
+            self._sqs.change_message_visibility_batch(
+                QueueUrl=queue_url,
+                Entries=[
+                    {
+                        "Id": str(index),
+                        "ReceiptHandle": message["ReceiptHandle"],
+                        "VisibilityTimeout": self.visibility_timeout_override,
+                    }
+                    for index, message in enumerate(chunk)
+                ],
+            )
+
+    def poll(self, mapping: EventSourceMappingSpec, wait_seconds: int = 0) -> BatchOutcome:
+        """Receive one batch from the mapping's queue, invoke its function and settle the batch.
+
+        Succeeded messages are deleted. Failed ones stay and come back after the visibility
+        timeout (or visibility_timeout_override), and moto's redrive policy moves them to the
+        DLQ after maxReceiveCount receives. s3:TestEvent messages are deleted unseen.
+        """
+        messages = self._receive(mapping, wait_seconds)
+        outcome = BatchOutcome(received=len(messages))
+        if not messages:
+            return outcome
+
+        test_events = [message for message in messages if _is_s3_test_event(message["Body"])]
+        if test_events:
+            self._delete(mapping.queue_url, test_events)
+            outcome.test_events = len(test_events)
+        batch = [message for message in messages if message not in test_events]
+        if not batch:
+            return outcome
+
+        message_ids = [message["MessageId"] for message in batch]
+        event = {"Records": [self._sqs_record(mapping, message) for message in batch]}
+        try:
+            response = self.invoke(mapping.function_logical_id, event)
+        except Exception:
+            failed_ids = set(message_ids)
+        else:
+            failed_ids = (
+                failed_message_ids(response, message_ids)
+                if mapping.report_batch_item_failures
+                else set()
+            )
+
+        succeeded = [message for message in batch if message["MessageId"] not in failed_ids]
+        failed = [message for message in batch if message["MessageId"] in failed_ids]
+        self._delete(mapping.queue_url, succeeded)
+        self._return_early(mapping.queue_url, failed)
+        outcome.succeeded = len(succeeded)
+        outcome.failed = len(failed)
+        LOG.info(
+            "sqs batch processed",
+            extra={
+                "function": mapping.function_logical_id,
+                "mapping": mapping.logical_id,
+                "message_ids": message_ids,
+                "succeeded": outcome.succeeded,
+                "failed": outcome.failed,
+            },
+        )
+        return outcome
+
+    def _enabled_mappings(self) -> list[EventSourceMappingSpec]:
+        return [mapping for mapping in self.mappings if mapping.enabled]
+
+    def run_until_idle(self, max_rounds: int = 100, deadline_s: float = 60.0) -> IdleReport:
+        """Poll every mapped queue in turn until a whole round receives nothing.
+
+        Raises NotIdleError when messages still arrive after max_rounds rounds or deadline_s
+        seconds. Messages hidden by their visibility timeout do not count as arrivals.
+        """
+        if self._threads:
+            raise LocalRuntimeError("run_until_idle cannot run while the pollers are started")
+        started = time.monotonic()
+        report = IdleReport(rounds=0, received=0, succeeded=0, failed=0, test_events=0)
+
+        while True:
+            if report.rounds >= max_rounds or time.monotonic() - started > deadline_s:
+                raise NotIdleError(
+                    f"queues still delivered messages after {report.rounds} rounds and "
+                    f"{time.monotonic() - started:.1f} s (max_rounds={max_rounds}, "
+                    f"deadline_s={deadline_s}); a handler may keep re-sending messages"
+                )
+            report.rounds += 1
+            round_received = 0
+            for mapping in self._enabled_mappings():
+                outcome = self.poll(mapping, wait_seconds=0)
+                round_received += outcome.received
+                report.received += outcome.received
+                report.succeeded += outcome.succeeded
+                report.failed += outcome.failed
+                report.test_events += outcome.test_events
+            if round_received == 0:
+                return report
+
+    def start(self) -> None:
+        """Start one background poller thread per enabled mapping (long polling)."""
+        if self._threads:
+            raise LocalRuntimeError("the pollers are already started")
+        self._stop.clear()
+        for mapping in self._enabled_mappings():
+            thread = threading.Thread(
+                target=self._poll_forever,
+                args=(mapping,),
+                name=f"sqs-poller-{mapping.logical_id}",
+                daemon=True,
+            )
+            thread.start()
+            self._threads.append(thread)
+        LOG.info("sqs pollers started", extra={"pollers": len(self._threads)})
+
+    def _poll_forever(self, mapping: EventSourceMappingSpec) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll(mapping, wait_seconds=self.poll_wait_seconds)
+            except Exception as exc:
+                LOG.error(
+                    "sqs poller failed; retrying in 1 s",
+                    extra={"mapping": mapping.logical_id, "error_type": type(exc).__name__},
+                )
+                self._stop.wait(1)
+
+    def stop(self) -> None:
+        """Stop the background pollers and wait for their current batch to finish."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+        if self._threads:
+            LOG.info("sqs pollers stopped", extra={"pollers": len(self._threads)})
+        self._threads = []
+
+    def close(self) -> None:
+        """Stop the pollers and restore the process environment."""
+        self.stop()
+        self._restore_environment()
+
+    # ------------------------------------------------------------------ schedules
+
+    def list_schedules(self) -> list[ScheduleSpec]:
+        return list(self.schedules)
+
+    def _schedule(self, name_or_logical_id: str) -> ScheduleSpec:
+        for schedule in self.schedules:
+            if name_or_logical_id in (schedule.logical_id, schedule.name):
+                return schedule
+        known = sorted(schedule.logical_id for schedule in self.schedules)
+        raise KeyError(f"no schedule is named {name_or_logical_id} (known: {known})")
+
+    def _schedule_event(self, schedule: ScheduleSpec, target: ScheduleTarget) -> tuple[Any, str]:
+        """Return the event a target receives, parsed and as the text the service sends."""
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if target.input is not None:
+            text = target.input
+            if schedule.kind == "scheduler":
+                context_values = {
+                    "<aws.scheduler.schedule-arn>": schedule.arn,
+                    "<aws.scheduler.scheduled-time>": now,
+                    "<aws.scheduler.execution-id>": str(uuid.uuid4()),
+                    "<aws.scheduler.attempt-number>": "1",
+                }
+                for placeholder, value in context_values.items():
+                    text = text.replace(placeholder, value)
+            try:
+                return json.loads(text), text
+            except json.JSONDecodeError:
+                return text, text
+
+        # Scheduler's default payload carries detail as the string "{}"; EventBridge
+        # scheduled rules send an empty object.
+        scheduler = schedule.kind == "scheduler"
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.scheduler" if scheduler else "aws.events",
+            "account": self.stack.pseudo.account_id,
+            "time": now,
+            "region": self.stack.region,
+            "resources": [schedule.arn],
+            "detail": "{}" if scheduler else {},
+        }
+        return event, json.dumps(event)
+
+    def fire_schedule(self, name_or_logical_id: str) -> list[Any]:
+        """Deliver the schedule's event to each target now; return the function results.
+
+        A function target is invoked in-process; a queue target gets the message in moto.
+        """
+        schedule = self._schedule(name_or_logical_id)
+        results = []
+        for target in schedule.targets:
+            event, text = self._schedule_event(schedule, target)
+            queue_logical_id = self.stack.queue_logical_id(target.arn)
+            if queue_logical_id is not None:
+                self._sqs.send_message(
+                    QueueUrl=self.stack.queue_url(queue_logical_id), MessageBody=text
+                )
+                results.append(None)
+                continue
+            try:
+                function_logical_id = self.stack.function_logical_id(target.arn)
+            except KeyError:
+                raise LocalRuntimeError(
+                    f"schedule {schedule.logical_id}: target {target.arn} is neither a function "
+                    "nor a queue of this template"
+                ) from None
+            LOG.info(
+                "schedule fired",
+                extra={"schedule": schedule.logical_id, "function": function_logical_id},
+            )
+            results.append(self.invoke(function_logical_id, event))
+        return results
+
+    # ------------------------------------------------------------------ clients
+
+    def client(self, service: str) -> BaseClient:
+        """Create a boto3 client for service against the local moto server."""
+        return self.stack.client(service)

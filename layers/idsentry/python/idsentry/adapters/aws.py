@@ -1,0 +1,27 @@
+"""Lazily created boto3 clients shared by the adapters of one function instance."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+# Standard retry mode backs off with jitter on throttling and 5xx; the short timeouts keep a
+# stuck dependency from using up the function's whole run time.
+_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 4},
+    connect_timeout=3,
+    read_timeout=10,
+)
+
+
+@cache
+def client(service: str) -> Any:
+    """Return the process-wide boto3 client for `service`, created on first use.
+
+    boto3 reads AWS_ENDPOINT_URL, so the local stack points every client at moto without
+    code changes.
+    """
+    return boto3.session.Session().client(service, config=_CONFIG)

@@ -1,0 +1,142 @@
+"""Keyed fingerprints, derived signing keys and AES-256-GCM field encryption."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from idsentry.errors import ConfigurationError
+
+NONCE_BYTES = 12
+CIPHERTEXT_PREFIX = "g1:"
+
+
+class DecryptionError(ValueError):
+    """A ciphertext failed authentication: wrong key, wrong owner id or tampered data."""
+
+
+class TokenError(ValueError):
+    """A signed token is malformed, has a bad signature or has expired."""
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """HMAC-SHA256 of a canonical identifier, tagged with the pepper version that keyed it."""
+
+    version: str
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.version}:{self.value}"
+
+
+@dataclass(frozen=True)
+class Pepper:
+    """The fingerprint pepper: every live version's key and the version new fingerprints use."""
+
+    versions: dict[str, bytes]
+    current: str
+
+    @classmethod
+    def from_secret(cls, secret: dict[str, Any]) -> Pepper:
+        """Parse the secret's JSON form: {"current": "1", "1": "<value>", "2": "<value>"}."""
+        current = secret.get("current")
+        versions = {
+            str(name): str(value).encode()
+            for name, value in secret.items()
+            if name != "current" and value
+        }
+        if not isinstance(current, str) or current not in versions:
+            raise ConfigurationError("pepper secret: 'current' must name a version it contains")
+        if any(len(value) < 32 for value in versions.values()):
+            raise ConfigurationError("pepper secret: every version needs at least 32 characters")
+        return cls(versions=versions, current=current)
+
+    def fingerprint(self, kind: str, canonical: str, version: str | None = None) -> Fingerprint:
+        """Fingerprint `canonical` under one pepper version (default: the current one)."""
+        name = version or self.current
+        key = self.versions[name]
+        # The kind is part of the message so equal strings of different kinds never collide.
+        digest = hmac.new(key, f"{kind}\x1f{canonical}".encode(), hashlib.sha256).hexdigest()
+        return Fingerprint(version=name, value=digest)
+
+    def fingerprints(self, kind: str, canonical: str) -> list[Fingerprint]:
+        """Fingerprint `canonical` under every live version, current first."""
+        ordered = [self.current, *sorted(v for v in self.versions if v != self.current)]
+        return [self.fingerprint(kind, canonical, version) for version in ordered]
+
+    def derive_key(self, purpose: str) -> bytes:
+        """Derive a 32-byte key for one purpose (code hashes, link signatures) from the current version."""
+        hkdf = HKDF(
+            algorithm=hashes.SHA256(),
+            length=32,
+            salt=None,
+            info=f"idsentry/{purpose}/{self.current}".encode(),
+        )
+        return hkdf.derive(self.versions[self.current])
+
+
+def keyed_hash(key: bytes, *parts: str) -> str:
+    """Return HMAC-SHA256 over the parts joined by a unit separator, as hex."""
+    return hmac.new(key, "\x1f".join(parts).encode(), hashlib.sha256).hexdigest()
+
+
+def encrypt_field(data_key: bytes, owner_id: str, plaintext: str) -> str:
+    """Encrypt `plaintext` with AES-256-GCM, binding it to `owner_id` as associated data."""
+    nonce = os.urandom(NONCE_BYTES)
+    sealed = AESGCM(data_key).encrypt(nonce, plaintext.encode(), owner_id.encode())
+    return CIPHERTEXT_PREFIX + base64.b64encode(nonce + sealed).decode()
+
+
+def decrypt_field(data_key: bytes, owner_id: str, ciphertext: str) -> str:
+    """Decrypt a value from `encrypt_field`; raises DecryptionError if it was not sealed for `owner_id`."""
+    if not ciphertext.startswith(CIPHERTEXT_PREFIX):
+        raise DecryptionError("unknown ciphertext format")
+    raw = base64.b64decode(ciphertext[len(CIPHERTEXT_PREFIX) :])
+    try:
+        plaintext = AESGCM(data_key).decrypt(
+            raw[:NONCE_BYTES], raw[NONCE_BYTES:], owner_id.encode()
+        )
+    except InvalidTag as exc:
+        raise DecryptionError("ciphertext failed authentication") from exc
+    return plaintext.decode()
+
+
+def sign_token(key: bytes, payload: dict[str, Any]) -> str:
+    """Return a URL-safe token: base64url(JSON payload) + "." + base64url(HMAC-SHA256)."""
+    body = base64.urlsafe_b64encode(
+        json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+    ).rstrip(b"=")
+    signature = base64.urlsafe_b64encode(hmac.new(key, body, hashlib.sha256).digest()).rstrip(b"=")
+    return f"{body.decode()}.{signature.decode()}"
+
+
+def verify_token(key: bytes, token: str, now_epoch: int) -> dict[str, Any]:
+    """Check a `sign_token` token's signature and its "exp" claim; return the payload."""
+    body, separator, signature = token.partition(".")
+    if not separator or not body or not signature:
+        raise TokenError("malformed token")
+
+    expected = base64.urlsafe_b64encode(hmac.new(key, body.encode(), hashlib.sha256).digest())
+    if not hmac.compare_digest(expected.rstrip(b"=").decode(), signature):
+        raise TokenError("bad signature")
+
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise TokenError("malformed payload") from exc
+    if not isinstance(payload, dict) or not isinstance(payload.get("exp"), int):
+        raise TokenError("payload has no expiry")
+    if payload["exp"] <= now_epoch:
+        raise TokenError("token expired")
+    return payload

@@ -1,0 +1,81 @@
+"""Domain errors: what a caller did wrong (mapped to 4xx) or a dependency that failed (5xx)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+
+
+class ConfigurationError(RuntimeError):
+    """A function's environment or secret is missing or invalid; raised at cold start."""
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One invalid request field with a stable code and message parameters (never the value)."""
+
+    field: str
+    code: str
+    params: dict[str, str] = dataclass_field(default_factory=dict)
+
+
+class DomainError(Exception):
+    """An error the caller can act on; `code` selects the localized message."""
+
+    status = 400
+
+    def __init__(self, code: str, params: dict[str, str] | None = None) -> None:
+        super().__init__(code)
+        self.code = code
+        self.params = params or {}
+
+
+class RequestValidationError(DomainError):
+    """The request has one or more invalid fields; all of them are listed."""
+
+    status = 422
+
+    def __init__(self, problems: list[FieldProblem]) -> None:
+        super().__init__("request.invalid")
+        self.problems = problems
+
+
+class NotFoundError(DomainError):
+    """The addressed resource does not exist or has expired."""
+
+    status = 404
+
+
+class ConflictError(DomainError):
+    """The request conflicts with the resource's current state."""
+
+    status = 409
+
+
+class RateLimitedError(DomainError):
+    """An abuse limit was reached; the caller may retry after `retry_after` seconds."""
+
+    status = 429
+
+    def __init__(self, code: str, retry_after: int) -> None:
+        super().__init__(code, {"retry_after": str(retry_after)})
+        self.retry_after = retry_after
+
+
+class ServiceUnavailableError(DomainError):
+    """The service cannot take the request now (a budget breaker or a provider outage)."""
+
+    status = 503
+
+    def __init__(self, code: str, retry_after: int | None = None) -> None:
+        super().__init__(code)
+        self.retry_after = retry_after
+
+
+class ProviderError(RuntimeError):
+    """A third-party provider failed; `transient` tells whether a retry may succeed."""
+
+    def __init__(self, provider: str, detail: str, *, transient: bool) -> None:
+        super().__init__(f"{provider}: {detail}")
+        self.provider = provider
+        self.transient = transient

@@ -1,0 +1,264 @@
+"""Subscriber-facing text in 简体中文 (the default) and English, chosen by locale."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final, Literal
+
+Locale = Literal["zh-CN", "en"]
+DEFAULT_LOCALE: Final[Locale] = "zh-CN"
+SUPPORTED_LOCALES: Final[tuple[Locale, ...]] = ("zh-CN", "en")
+
+# Message catalogue: code → text per locale. Parameters use str.format names; no text may
+# ever interpolate a raw identifier.
+MESSAGES: Final[dict[str, dict[Locale, str]]] = {
+    # Request validation
+    "request.invalid": {
+        "zh-CN": "请求中有字段无效，请按提示修改后重试。",
+        "en": "Some fields in the request are invalid. Correct them and try again.",
+    },
+    "request.invalid_json": {
+        "zh-CN": "请求正文不是有效的 JSON 对象。",
+        "en": "The request body is not a valid JSON object.",
+    },
+    "field.missing": {
+        "zh-CN": "缺少必填字段。",
+        "en": "This field is required.",
+    },
+    "field.invalid_type": {
+        "zh-CN": "字段类型不正确。",
+        "en": "This field has the wrong type.",
+    },
+    "field.too_long": {
+        "zh-CN": "字段过长，最多 {max_length} 个字符。",
+        "en": "This field is too long: at most {max_length} characters.",
+    },
+    "field.unknown": {
+        "zh-CN": "不支持该字段。",
+        "en": "This field is not accepted.",
+    },
+    "name.invalid": {
+        "zh-CN": "请填写与身份证一致的姓名。",
+        "en": "Enter your name exactly as it appears on your ID card.",
+    },
+    "locale.unsupported": {
+        "zh-CN": "语言只能是 zh-CN 或 en。",
+        "en": "The locale must be zh-CN or en.",
+    },
+    "plan.unknown": {
+        "zh-CN": "套餐无效，请选择 monthly（包月）或 annual（包年）。",
+        "en": "Unknown plan. Choose monthly or annual.",
+    },
+    "referral_code.invalid": {
+        "zh-CN": "邀请码格式无效。",
+        "en": "The referral code is not in a valid format.",
+    },
+    "code.format": {
+        "zh-CN": "验证码应为 6 位数字。",
+        "en": "The code must be 6 digits.",
+    },
+    # Consents
+    "consent.terms_required": {
+        "zh-CN": "请阅读并同意服务条款。",
+        "en": "Please read and accept the terms of service.",
+    },
+    "consent.sensitive_required": {
+        "zh-CN": "处理身份证号等敏感个人信息需要您的单独同意。",
+        "en": "We need your separate consent to process sensitive personal information such as your ID number.",
+    },
+    "consent.cross_border_required": {
+        "zh-CN": "本服务会向境外处理者提供个人信息，需要您的单独同意。",
+        "en": "This service provides personal information to processors outside mainland China and needs your separate consent.",
+    },
+    "consent.version_outdated": {
+        "zh-CN": "同意的文本版本已更新（当前版本 {current_version}），请重新阅读并同意。",
+        "en": "The consent text has changed (current version {current_version}). Please read and accept it again.",
+    },
+    # Identifiers
+    "id_number.invalid_length": {
+        "zh-CN": "身份证号应为 18 位。",
+        "en": "The ID number must have 18 characters.",
+    },
+    "id_number.legacy_15_digit": {
+        "zh-CN": "这是 15 位旧版身份证号，请填写 18 位身份证号。",
+        "en": "This is a legacy 15-digit ID number. Enter your 18-character ID number.",
+    },
+    "id_number.invalid_characters": {
+        "zh-CN": "身份证号前 17 位只能是数字，最后一位是数字或 X。",
+        "en": "The first 17 characters of the ID number must be digits and the last a digit or X.",
+    },
+    "id_number.invalid_checksum": {
+        "zh-CN": "身份证号校验位不正确，请检查是否填错。",
+        "en": "The ID number's check digit is wrong. Check it for typos.",
+    },
+    "id_number.invalid_birth_date": {
+        "zh-CN": "身份证号中的出生日期无效。",
+        "en": "The date of birth in the ID number is not a valid date.",
+    },
+    "id_number.birth_date_in_future": {
+        "zh-CN": "身份证号中的出生日期晚于今天。",
+        "en": "The date of birth in the ID number is in the future.",
+    },
+    "id_number.unknown_region": {
+        "zh-CN": "身份证号的地区代码无效。",
+        "en": "The ID number's region code is not valid.",
+    },
+    "id_number.under_minimum_age": {
+        "zh-CN": "未满 {minimum_age} 周岁不能自行注册，请由父母或其他监护人代为办理。",
+        "en": "People under {minimum_age} cannot sign up on their own. A parent or guardian must sign up for them.",
+    },
+    "mobile.invalid": {
+        "zh-CN": "手机号无效。",
+        "en": "The mobile number is not valid.",
+    },
+    "mobile.not_mobile": {
+        "zh-CN": "该号码不是手机号，请填写能接收短信的手机号。",
+        "en": "This is not a mobile number. Enter a number that can receive SMS.",
+    },
+    "mobile.country_not_allowed": {
+        "zh-CN": "暂不支持该国家或地区（{region}）的手机号。",
+        "en": "Mobile numbers from this country or region ({region}) are not supported yet.",
+    },
+    "email.invalid": {
+        "zh-CN": "电子邮箱地址无效。",
+        "en": "The e-mail address is not valid.",
+    },
+    "email.undeliverable_local_part": {
+        "zh-CN": "无法向该邮箱地址发送邮件：@ 前面只能使用英文字母、数字和常用符号。",
+        "en": "We cannot deliver to this address: the part before @ may only use ASCII letters, digits and common symbols.",
+    },
+    "email.invalid_domain": {
+        "zh-CN": "电子邮箱的域名无效。",
+        "en": "The e-mail address's domain is not valid.",
+    },
+    "bank_card.invalid_length": {
+        "zh-CN": "银行卡号应为 12 到 19 位数字。",
+        "en": "A bank card number has 12 to 19 digits.",
+    },
+    "bank_card.invalid_checksum": {
+        "zh-CN": "银行卡号校验不通过，请检查是否填错。",
+        "en": "The bank card number fails its check. Check it for typos.",
+    },
+    # Abuse limits and availability
+    "limit.ip": {
+        "zh-CN": "来自当前网络的请求过多，请 {retry_after} 秒后再试。",
+        "en": "Too many requests from your network. Try again in {retry_after} seconds.",
+    },
+    "limit.resend_interval": {
+        "zh-CN": "验证码发送过于频繁，请 {retry_after} 秒后再试。",
+        "en": "Codes are being requested too often. Try again in {retry_after} seconds.",
+    },
+    "limit.daily_sms_cap": {
+        "zh-CN": "该手机号今天收到的短信已达上限，请 {retry_after} 秒后再试。",
+        "en": "This number has received the maximum number of SMS for today. Try again in {retry_after} seconds.",
+    },
+    "limit.otp_budget_exhausted": {
+        "zh-CN": "验证码服务暂时繁忙，请稍后再试。",
+        "en": "The code service is busy. Please try again later.",
+    },
+    "human_check.failed": {
+        "zh-CN": "人机验证未通过，请重试。",
+        "en": "The human check failed. Please try again.",
+    },
+    # Signup and verification
+    "signup.code_sent": {
+        "zh-CN": "验证码已发送到您的手机，10 分钟内有效。",
+        "en": "We sent a code to your mobile. It is valid for 10 minutes.",
+    },
+    "signup.not_found": {
+        "zh-CN": "注册申请不存在或已过期，请重新注册。",
+        "en": "This signup does not exist or has expired. Please sign up again.",
+    },
+    "code.incorrect": {
+        "zh-CN": "验证码不正确，还可以再试 {attempts_left} 次。",
+        "en": "The code is incorrect. You have {attempts_left} attempts left.",
+    },
+    "code.expired": {
+        "zh-CN": "验证码已过期，请重新获取。",
+        "en": "The code has expired. Request a new one.",
+    },
+    "code.locked": {
+        "zh-CN": "验证码错误次数过多，已失效，请重新获取。",
+        "en": "Too many wrong attempts: this code no longer works. Request a new one.",
+    },
+    "code.not_sent": {
+        "zh-CN": "验证码尚未发出，请稍候片刻再试。",
+        "en": "The code has not been sent yet. Wait a moment and try again.",
+    },
+    "identity.verification_failed": {
+        "zh-CN": "实名核验未通过：姓名、身份证号和手机号需属于同一人。",
+        "en": "Identity verification failed: the name, ID number and mobile number must belong to the same person.",
+    },
+    "identity.provider_unavailable": {
+        "zh-CN": "实名核验服务暂时不可用，请稍后重试，您的验证码仍然有效。",
+        "en": "Identity verification is unavailable right now. Try again shortly; your code is still valid.",
+    },
+    "signup.retry": {
+        "zh-CN": "系统繁忙，未做任何更改，请重试。",
+        "en": "The service is busy and nothing was changed. Please try again.",
+    },
+    "signup.verified": {
+        "zh-CN": "手机号和身份已验证，账户已创建。",
+        "en": "Your mobile number and identity are verified and your account is created.",
+    },
+    "payment.not_available": {
+        "zh-CN": "在线支付尚未开放，开放后我们会通知您完成订阅。",
+        "en": "Online payment is not available yet. We will tell you when you can complete your subscription.",
+    },
+    "email.confirmation_sent": {
+        "zh-CN": "确认邮件已发送，请点击邮件中的链接确认邮箱。",
+        "en": "We sent a confirmation e-mail. Click the link in it to confirm your address.",
+    },
+    "email.confirmed": {
+        "zh-CN": "邮箱已确认，之后的泄露检查会包含该邮箱。",
+        "en": "Your e-mail address is confirmed and is now included in breach checks.",
+    },
+    "email.link_invalid": {
+        "zh-CN": "确认链接无效或已过期，请登录后重新发送确认邮件。",
+        "en": "This confirmation link is invalid or has expired. Sign in to send a new one.",
+    },
+    # Idempotency
+    "idempotency.key_reused": {
+        "zh-CN": "该 Idempotency-Key 已用于内容不同的请求。",
+        "en": "This Idempotency-Key was already used with a different request.",
+    },
+    "idempotency.in_progress": {
+        "zh-CN": "相同的请求正在处理中，请稍后再试。",
+        "en": "The same request is still being processed. Try again shortly.",
+    },
+    "idempotency.key_invalid": {
+        "zh-CN": "Idempotency-Key 应为 1 到 255 个可见 ASCII 字符。",
+        "en": "The Idempotency-Key must be 1 to 255 visible ASCII characters.",
+    },
+    "route.not_found": {
+        "zh-CN": "请求的地址不存在。",
+        "en": "Not found.",
+    },
+    "internal.error": {
+        "zh-CN": "服务出错了，请稍后重试。",
+        "en": "Something went wrong on our side. Please try again later.",
+    },
+}
+
+
+def negotiate_locale(preferred: Iterable[str], explicit: str | None = None) -> Locale:
+    """Pick the locale from an explicit choice, else the first supported language tag, else zh-CN."""
+    if explicit in SUPPORTED_LOCALES:
+        return "en" if explicit == "en" else "zh-CN"
+
+    for tag in preferred:
+        lowered = tag.lower()
+        if lowered.startswith("zh"):
+            return "zh-CN"
+        if lowered == "en" or lowered.startswith("en-"):
+            return "en"
+    return DEFAULT_LOCALE
+
+
+def message(code: str, locale: Locale, params: dict[str, str] | None = None) -> str:
+    """Return the catalogue text for `code` in `locale`, with parameters filled in."""
+    entry = MESSAGES.get(code)
+    if entry is None:
+        raise KeyError(f"no message for code {code!r}")
+    text = entry[locale]
+    return text.format(**params) if params else text

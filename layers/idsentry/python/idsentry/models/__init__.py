@@ -1,0 +1,1 @@
+"""Pydantic models for requests, bus events and queue jobs."""

@@ -1,0 +1,59 @@
+"""Bus event details. Every detail carries ids only: no personal data ever travels on the bus."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+
+class EventDetail(BaseModel):
+    """Common fields: the schema version and the event id consumers de-duplicate by."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: ClassVar[str]
+    detail_type: ClassVar[str]
+
+    schema_version: Literal[1] = 1
+    event_id: str
+
+
+class SubscriberRegistered(EventDetail):
+    """A verified signup became a subscriber awaiting payment."""
+
+    source: ClassVar[str] = "idsentry.signup"
+    detail_type: ClassVar[str] = "Subscriber.Registered"
+
+    subscriber_id: str
+    signup_id: str
+    plan: str
+    locale: str
+    referral_code: str | None = None
+
+
+class IdentifierReassigned(EventDetail):
+    """A verified owner took an ID number over from another account."""
+
+    source: ClassVar[str] = "idsentry.signup"
+    detail_type: ClassVar[str] = "Identifier.Reassigned"
+
+    kind: str
+    from_subscriber_id: str
+    to_subscriber_id: str
+
+
+class EmailConfirmed(EventDetail):
+    """A subscriber confirmed their e-mail address; breach checks may now use it."""
+
+    source: ClassVar[str] = "idsentry.signup"
+    detail_type: ClassVar[str] = "Email.Confirmed"
+
+    subscriber_id: str
+
+
+ALL_EVENT_TYPES: tuple[type[EventDetail], ...] = (
+    SubscriberRegistered,
+    IdentifierReassigned,
+    EmailConfirmed,
+)

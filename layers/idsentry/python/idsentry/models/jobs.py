@@ -1,0 +1,42 @@
+"""Notification jobs on SQS: ids and a kind only, never a code, a number or an address."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Job(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = 1
+    job_id: str
+
+
+class OtpJob(_Job):
+    """Send the one-time code `code_id` of a pending signup by SMS."""
+
+    kind: Literal["otp"] = "otp"
+    signup_id: str
+    code_id: str
+
+
+class EmailConfirmationJob(_Job):
+    """E-mail a subscriber the link that confirms their address."""
+
+    kind: Literal["email_confirmation"] = "email_confirmation"
+    subscriber_id: str
+
+
+class IdentifierReassignedJob(_Job):
+    """Tell a subscriber that a verified owner took over one of their identifiers."""
+
+    kind: Literal["identifier_reassigned"] = "identifier_reassigned"
+    subscriber_id: str
+    identifier_kind: str
+
+
+NotificationJob = Annotated[
+    OtpJob | EmailConfirmationJob | IdentifierReassignedJob, Field(discriminator="kind")
+]

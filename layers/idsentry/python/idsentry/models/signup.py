@@ -1,0 +1,183 @@
+"""Signup and verification requests, validated into canonical identifiers or a list of problems."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from idsentry import identifiers
+from idsentry.consents import CURRENT_VERSIONS, MISSING_CODES, ConsentKind, required_consents
+from idsentry.errors import FieldProblem, RequestValidationError
+from idsentry.i18n import SUPPORTED_LOCALES
+
+PLANS = ("monthly", "annual")
+MINIMUM_AGE = 14
+# Letters of any script, combining marks, the middle dot of transliterated minority names
+# (·, and its look-alikes after NFKC), spaces, apostrophes, periods and hyphens for Latin names.
+_NAME_PATTERN = re.compile(r"^[^\W\d_][\w\s·・.'\-]*$")
+_REFERRAL_PATTERN = re.compile(r"^[A-Za-z0-9]{4,32}$")
+_CODE_PATTERN = re.compile(r"^[0-9]{6}$")
+
+
+class ConsentInput(BaseModel):
+    """One consent as the client sends it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    accepted: bool
+    version: str = Field(max_length=32)
+
+
+class SignupBody(BaseModel):
+    """The JSON body of POST /v1/signups, before identifier validation."""
+
+    model_config = ConfigDict(extra="forbid", str_max_length=256)
+
+    name: str = Field(max_length=64)
+    id_number: str = Field(max_length=64)
+    mobile: str = Field(max_length=64)
+    email: str = Field(max_length=254)
+    locale: str | None = None
+    plan: str
+    consents: dict[str, ConsentInput]
+    referral_code: str | None = None
+    human_check_token: str | None = Field(default=None, max_length=4096)
+
+
+class VerifyBody(BaseModel):
+    """The JSON body of POST /v1/signups/{signup_id}/verify."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(max_length=16)
+
+
+@dataclass(frozen=True)
+class ValidSignup:
+    """A signup request whose every field passed validation, identifiers in canonical form."""
+
+    name: str
+    id_number: str
+    mobile: str
+    email: str
+    locale: str | None
+    plan: str
+    consent_versions: dict[str, str]
+    referral_code: str | None
+    human_check_token: str | None
+
+
+def _pydantic_problems(exc: ValidationError) -> list[FieldProblem]:
+    problems = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"]) or "body"
+        kind = error["type"]
+        if kind == "missing":
+            problems.append(FieldProblem(field, "field.missing"))
+        elif kind == "extra_forbidden":
+            problems.append(FieldProblem(field, "field.unknown"))
+        elif kind == "string_too_long":
+            limit = str(error.get("ctx", {}).get("max_length", ""))
+            problems.append(FieldProblem(field, "field.too_long", {"max_length": limit}))
+        else:
+            problems.append(FieldProblem(field, "field.invalid_type"))
+    return problems
+
+
+def _check_identifier(problems: list[FieldProblem], canonicalize: Any, raw: str) -> str | None:
+    try:
+        value: str = canonicalize(raw)
+    except identifiers.IdentifierError as exc:
+        problems.append(FieldProblem(exc.field, exc.code, dict(exc.params)))
+        return None
+    return value
+
+
+def parse_signup(
+    payload: dict[str, Any],
+    *,
+    allowed_regions: tuple[str, ...],
+    cross_border: bool,
+    today: date | None = None,
+) -> ValidSignup:
+    """Validate a signup body; raises RequestValidationError listing every invalid field."""
+    try:
+        body = SignupBody.model_validate(payload)
+    except ValidationError as exc:
+        raise RequestValidationError(_pydantic_problems(exc)) from None
+
+    problems: list[FieldProblem] = []
+
+    name = " ".join(unicodedata.normalize("NFKC", body.name).split())
+    if not name or not _NAME_PATTERN.match(name):
+        problems.append(FieldProblem("name", "name.invalid"))
+
+    id_number = _check_identifier(problems, identifiers.canonical_id_number, body.id_number)
+    if id_number is not None:
+        try:
+            identifiers.check_minimum_age(id_number, minimum_years=MINIMUM_AGE, today=today)
+        except identifiers.IdentifierError as exc:
+            problems.append(FieldProblem(exc.field, exc.code, dict(exc.params)))
+            id_number = None
+
+    mobile = _check_identifier(
+        problems,
+        lambda raw: identifiers.canonical_mobile(raw, allowed_regions=allowed_regions),
+        body.mobile,
+    )
+    email = _check_identifier(problems, identifiers.canonical_email, body.email)
+
+    if body.locale is not None and body.locale not in SUPPORTED_LOCALES:
+        problems.append(FieldProblem("locale", "locale.unsupported"))
+    if body.plan not in PLANS:
+        problems.append(FieldProblem("plan", "plan.unknown"))
+    if body.referral_code is not None and not _REFERRAL_PATTERN.match(body.referral_code):
+        problems.append(FieldProblem("referral_code", "referral_code.invalid"))
+
+    consent_versions: dict[str, str] = {}
+    for kind in required_consents(cross_border):
+        given = body.consents.get(kind.value)
+        field = f"consents.{kind.value}"
+        if given is None or not given.accepted:
+            problems.append(FieldProblem(field, MISSING_CODES[kind]))
+        elif given.version != CURRENT_VERSIONS[kind]:
+            current = CURRENT_VERSIONS[kind]
+            problems.append(
+                FieldProblem(field, "consent.version_outdated", {"current_version": current})
+            )
+        else:
+            consent_versions[kind.value] = given.version
+    for unknown in sorted(set(body.consents) - {kind.value for kind in ConsentKind}):
+        problems.append(FieldProblem(f"consents.{unknown}", "field.unknown"))
+
+    if problems or id_number is None or mobile is None or email is None:
+        raise RequestValidationError(problems)
+    return ValidSignup(
+        name=name,
+        id_number=id_number,
+        mobile=mobile,
+        email=email,
+        locale=body.locale,
+        plan=body.plan,
+        consent_versions=consent_versions,
+        referral_code=body.referral_code,
+        human_check_token=body.human_check_token,
+    )
+
+
+def parse_verify(payload: dict[str, Any]) -> str:
+    """Return the 6-digit code of a verify body (full-width digits accepted)."""
+    try:
+        body = VerifyBody.model_validate(payload)
+    except ValidationError as exc:
+        raise RequestValidationError(_pydantic_problems(exc)) from None
+
+    code = unicodedata.normalize("NFKC", body.code).strip()
+    if not _CODE_PATTERN.match(code):
+        raise RequestValidationError([FieldProblem("code", "code.format")])
+    return code

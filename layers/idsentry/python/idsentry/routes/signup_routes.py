@@ -1,0 +1,141 @@
+"""Routes of the signup function."""
+
+from __future__ import annotations
+
+import html
+import logging
+from typing import Any
+
+from idsentry.api import error_response, internal_error_response, ok_response
+from idsentry.clock import epoch, utc_now
+from idsentry.errors import DomainError, FieldProblem, NotFoundError, RequestValidationError
+from idsentry.http import HttpRequest, RequestBodyError, accept_language, parse_http_event
+from idsentry.i18n import Locale, message, negotiate_locale
+from idsentry.models.signup import parse_signup, parse_verify
+from idsentry.services import email_links, signup
+from idsentry.services.idempotency import (
+    IdempotencyGuard,
+    StoredResponse,
+    request_fingerprint,
+    validate_key,
+)
+from idsentry.wiring import main_table, pepper_loader, publisher, signup_deps
+
+logger = logging.getLogger(__name__)
+
+
+def handle(event: dict[str, Any]) -> dict[str, Any]:
+    """Dispatch one request by its route and map every outcome to a response."""
+    request = parse_http_event(event)
+    locale = negotiate_locale(accept_language(request.headers))
+
+    try:
+        if request.route_key == "POST /v1/signups":
+            return _idempotent(request, lambda: _create(request, locale))
+        if request.route_key == "POST /v1/signups/{signup_id}/verify":
+            return _idempotent(request, lambda: _verify(request, locale))
+        if request.route_key == "GET /v1/email-confirmations/{token}":
+            return _confirm_email(request, locale)
+        raise NotFoundError("route.not_found")
+    except DomainError as error:
+        logger.info(
+            "request rejected",
+            extra={
+                "route": request.route_key,
+                "code": error.code,
+                "request_id": request.request_id,
+            },
+        )
+        return error_response(error, locale)
+    except Exception:
+        logger.exception(
+            "request failed", extra={"route": request.route_key, "request_id": request.request_id}
+        )
+        return internal_error_response(locale)
+
+
+def _body(request: HttpRequest) -> dict[str, Any]:
+    try:
+        return request.json()
+    except RequestBodyError as exc:
+        raise RequestValidationError([FieldProblem("body", "request.invalid_json")]) from exc
+
+
+def _create(request: HttpRequest, header_locale: Locale) -> dict[str, Any]:
+    deps = signup_deps()
+    payload = _body(request)
+    explicit = payload.get("locale") if isinstance(payload.get("locale"), str) else None
+    locale = negotiate_locale(accept_language(request.headers), explicit)
+
+    try:
+        valid = parse_signup(
+            payload,
+            allowed_regions=deps.settings.allowed_sms_countries,
+            cross_border=deps.settings.cross_border,
+        )
+    except RequestValidationError as error:
+        # Field messages use the locale the body asked for, even though the body is invalid.
+        return error_response(error, locale)
+    result = signup.create_signup(deps, valid, request.source_ip, locale)
+    return ok_response(202, result, locale, "signup.code_sent")
+
+
+def _verify(request: HttpRequest, locale: Locale) -> dict[str, Any]:
+    deps = signup_deps()
+    code = parse_verify(_body(request))
+    result = signup.verify_signup(deps, request.path_parameters["signup_id"], code)
+    return ok_response(200, result, locale, "signup.verified")
+
+
+def _idempotent(request: HttpRequest, run: Any) -> dict[str, Any]:
+    raw_key = request.header("idempotency-key")
+    if raw_key is None:
+        response: dict[str, Any] = run()
+        return response
+
+    guard = IdempotencyGuard(main_table(), lambda: epoch(utc_now()))
+    fingerprint = request_fingerprint(request.method, request.path, request.body)
+
+    def attempt() -> StoredResponse:
+        response = run()
+        return StoredResponse(response["statusCode"], dict(response["headers"]), response["body"])
+
+    stored = guard.run(request.route_key, validate_key(raw_key), fingerprint, attempt)
+    return {
+        "statusCode": stored.status,
+        "headers": stored.headers,
+        "body": stored.body,
+        "isBase64Encoded": False,
+    }
+
+
+def _confirm_email(request: HttpRequest, locale: Locale) -> dict[str, Any]:
+    deps = signup_deps()
+    try:
+        result = email_links.confirm_email(
+            main_table(),
+            publisher(),
+            pepper_loader(deps.settings),
+            request.path_parameters["token"],
+            epoch(utc_now()),
+        )
+    except email_links.EmailLinkInvalidError:
+        return _html_page(400, message("email.link_invalid", locale), locale)
+    page_locale: Locale = "en" if result["locale"] == "en" else "zh-CN"
+    return _html_page(200, message("email.confirmed", page_locale), page_locale)
+
+
+def _html_page(status: int, text: str, locale: Locale) -> dict[str, Any]:
+    title = "身份哨兵 IDSentry"
+    body = (
+        f'<!doctype html><html lang="{locale}"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{title}</title></head><body><main><h1>{title}</h1>"
+        f"<p>{html.escape(text)}</p></main></body></html>"
+    )
+    return {
+        "statusCode": status,
+        "headers": {"content-type": "text/html; charset=utf-8", "cache-control": "no-store"},
+        "body": body,
+        "isBase64Encoded": False,
+    }

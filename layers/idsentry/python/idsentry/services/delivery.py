@@ -1,0 +1,47 @@
+"""SMS delivery states from Twilio status callbacks, applied in order whatever order they arrive in."""
+
+from __future__ import annotations
+
+import logging
+
+from idsentry.adapters.table import MainTable
+
+logger = logging.getLogger(__name__)
+
+# A later state never goes back to an earlier one, so a late "sent" cannot undo "delivered".
+STATUS_RANK = {
+    "accepted": 0,
+    "queued": 1,
+    "sending": 2,
+    "sent": 3,
+    "delivered": 4,
+    "undelivered": 4,
+    "failed": 4,
+}
+
+
+def apply_sms_status(
+    table: MainTable, message_sid: str, status: str, error_code: str | None, now: int
+) -> str:
+    """Record a callback's status on the ledger entry of `message_sid`; returns what happened."""
+    rank = STATUS_RANK.get(status)
+    if rank is None:
+        logger.warning("sms status unknown", extra={"message_sid": message_sid, "status": status})
+        return "ignored"
+
+    pointer = table.get(f"SMS#{message_sid}", "SMS")
+    if pointer is None:
+        logger.info("sms status for unknown message", extra={"message_sid": message_sid})
+        return "unknown_message"
+
+    updated = table.update(
+        pointer["ledger_pk"],
+        pointer["ledger_sk"],
+        "SET delivery = :status, delivery_rank = :rank, delivery_error = :error, delivery_updated_at = :now",
+        values={":status": status, ":rank": rank, ":error": error_code or "", ":now": now},
+        condition="attribute_exists(pk) AND (attribute_not_exists(delivery_rank) OR delivery_rank < :rank)",
+    )
+    if updated is None:
+        return "stale"
+    logger.info("sms status recorded", extra={"message_sid": message_sid, "status": status})
+    return "recorded"

@@ -1,0 +1,517 @@
+"""Signup: validate, apply abuse limits, store the pending signup, verify the code and owner."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from idsentry import identifiers
+from idsentry.adapters.bus import EventPublisher
+from idsentry.adapters.keys import DataKeyStore
+from idsentry.adapters.queue import JobQueue
+from idsentry.adapters.realname import IdentityVerifier, OwnershipResult
+from idsentry.adapters.table import (
+    ConditionFailedError,
+    MainTable,
+    TransactionConflictError,
+    Write,
+    counter_write,
+    delete_write,
+    put_write,
+    update_write,
+)
+from idsentry.clock import Clock, epoch
+from idsentry.crypto import Pepper, decrypt_field, encrypt_field, keyed_hash
+from idsentry.errors import (
+    ConflictError,
+    DomainError,
+    FieldProblem,
+    NotFoundError,
+    ProviderError,
+    RateLimitedError,
+    RequestValidationError,
+    ServiceUnavailableError,
+)
+from idsentry.ids import new_id
+from idsentry.models.events import EventDetail, IdentifierReassigned, SubscriberRegistered
+from idsentry.models.jobs import EmailConfirmationJob, IdentifierReassignedJob, OtpJob
+from idsentry.models.signup import ValidSignup
+from idsentry.services import limits, otp
+from idsentry.settings import SignupSettings
+
+logger = logging.getLogger(__name__)
+
+SIGNUP_TTL_SECONDS = 24 * 3600
+KEY_TTL_SECONDS = 2 * 24 * 3600
+OWNED_KINDS = ("id_number", "mobile", "email")
+
+
+class IdentityVerificationFailedError(DomainError):
+    """The provider did not confirm that name, ID number and mobile belong to one person."""
+
+    status = 422
+
+    def __init__(self) -> None:
+        super().__init__("identity.verification_failed")
+
+
+@dataclass
+class SignupDeps:
+    """Everything the signup service talks to, injected so tests can swap any of it."""
+
+    settings: SignupSettings
+    table: MainTable
+    keys: DataKeyStore
+    pepper: Callable[[], Pepper]
+    verifier: Callable[[], IdentityVerifier]
+    publisher: EventPublisher
+    queue: JobQueue
+    clock: Clock
+    on_otp_budget_exhausted: Callable[[], None]
+
+
+def signup_pk(signup_id: str) -> str:
+    """Return the partition key of a signup's items."""
+    return f"SIGNUP#{signup_id}"
+
+
+def subscriber_pk(subscriber_id: str) -> str:
+    """Return the partition key of a subscriber's items."""
+    return f"SUB#{subscriber_id}"
+
+
+def claim_pk(kind: str, version: str, fingerprint: str) -> str:
+    """Return the key of the item that says which subscriber holds an identifier."""
+    return f"CLAIM#{kind}#{version}#{fingerprint}"
+
+
+def _sms_window_pk(mobile_fingerprint: str) -> str:
+    return f"SMSWIN#{mobile_fingerprint}"
+
+
+def _parse_sends(raw: list[str]) -> list[limits.SmsSend]:
+    sends = []
+    for entry in raw:
+        kind, _, sent_at = entry.partition(":")
+        sends.append(limits.SmsSend(kind=kind, sent_at=int(sent_at)))
+    return sends
+
+
+def create_signup(
+    deps: SignupDeps, request: ValidSignup, source_ip: str, locale: str
+) -> dict[str, Any]:
+    """Apply the abuse limits, store an encrypted pending signup and queue its code SMS."""
+    settings = deps.settings
+    pepper = deps.pepper()
+    moment = deps.clock()
+    now = epoch(moment)
+
+    mobile_fp = pepper.fingerprint("mobile", request.mobile)
+    ip_hash = keyed_hash(pepper.derive_key("source-ip"), source_ip)
+    hour, hour_left = limits.hour_bucket(moment)
+    day, day_left = limits.day_bucket(moment)
+    ip_key = (f"RATE#ip#{ip_hash}", f"H#{hour}")
+    budget_key = ("BUDGET#otp-sms", f"D#{day}")
+    window_key = (_sms_window_pk(mobile_fp.value), "SMSWIN")
+
+    # Read every limit first, so a rejected request writes nothing and costs no KMS call.
+    current = deps.table.get_many([ip_key, budget_key, window_key])
+    if current.get(ip_key, {}).get("count", 0) >= settings.signups_per_ip_per_hour:
+        raise RateLimitedError("limit.ip", hour_left)
+    window = current.get(window_key, {})
+    sends = limits.live_sends(_parse_sends(window.get("sends", [])), now)
+    decision = limits.decide_code_send(
+        sends, now, settings.otp_resend_interval_seconds, settings.sms_per_number_daily_cap
+    )
+    if not decision.allowed:
+        raise RateLimitedError(decision.code or "limit.daily_sms_cap", decision.retry_after)
+    if current.get(budget_key, {}).get("count", 0) >= settings.sms_otp_daily_budget:
+        deps.on_otp_budget_exhausted()
+        raise ServiceUnavailableError("limit.otp_budget_exhausted", day_left)
+
+    signup_id = new_id("sgn")
+    code_id = new_id("code")
+    data_key = deps.keys.create(signup_id, expires_at=now + KEY_TTL_SECONDS)
+    consents = {
+        kind: {"version": version, "accepted_at": moment.isoformat()}
+        for kind, version in request.consent_versions.items()
+    }
+    signup_item = {
+        "pk": signup_pk(signup_id),
+        "sk": "SIGNUP",
+        "status": "pending",
+        "signup_id": signup_id,
+        "code_id": code_id,
+        "locale": locale,
+        "plan": request.plan,
+        "referral_code": request.referral_code,
+        "consents": consents,
+        "name_enc": encrypt_field(data_key, signup_id, request.name),
+        "id_number_enc": encrypt_field(data_key, signup_id, request.id_number),
+        "mobile_enc": encrypt_field(data_key, signup_id, request.mobile),
+        "email_enc": encrypt_field(data_key, signup_id, request.email),
+        "mobile_fp": str(mobile_fp),
+        "created_at": now,
+        "expires_at": now + SIGNUP_TTL_SECONDS,
+    }
+    new_sends = [f"{s.kind}:{s.sent_at}" for s in sends] + [f"otp:{now}"]
+    version = int(window.get("version", 0))
+
+    writes = [
+        counter_write("ip", *ip_key, settings.signups_per_ip_per_hour, now + hour_left + 60),
+        counter_write("budget", *budget_key, settings.sms_otp_daily_budget, now + day_left + 3600),
+        put_write(
+            "sms_window",
+            {
+                "pk": window_key[0],
+                "sk": "SMSWIN",
+                "sends": new_sends,
+                "version": version + 1,
+                "expires_at": now + limits.DAY_SECONDS + 60,
+            },
+            condition="attribute_not_exists(pk) OR version = :version",
+            values={":version": version},
+        ),
+        put_write("signup", signup_item, condition="attribute_not_exists(pk)"),
+    ]
+    try:
+        deps.table.transact(writes)
+    except ConditionFailedError as exc:
+        deps.keys.delete(signup_id)
+        if exc.name == "ip":
+            raise RateLimitedError("limit.ip", hour_left) from exc
+        if exc.name == "budget":
+            deps.on_otp_budget_exhausted()
+            raise ServiceUnavailableError("limit.otp_budget_exhausted", day_left) from exc
+        # A concurrent request to the same number changed its send window first.
+        raise RateLimitedError(
+            "limit.resend_interval", settings.otp_resend_interval_seconds
+        ) from exc
+    except TransactionConflictError as exc:
+        deps.keys.delete(signup_id)
+        raise ServiceUnavailableError("signup.retry", 1) from exc
+
+    deps.queue.send(OtpJob(job_id=f"job_{code_id}", signup_id=signup_id, code_id=code_id))
+    logger.info("signup created", extra={"signup_id": signup_id})
+    return {
+        "signup_id": signup_id,
+        "status": "code_sent",
+        "code_expires_in": otp.VALID_SECONDS,
+        "verify": {"method": "POST", "path": f"/v1/signups/{signup_id}/verify"},
+    }
+
+
+def _load_pending(deps: SignupDeps, signup_id: str, now: int) -> dict[str, Any]:
+    signup = deps.table.get(signup_pk(signup_id), "SIGNUP")
+    if signup is None:
+        raise NotFoundError("signup.not_found")
+    if signup["status"] == "pending" and now >= signup["expires_at"]:
+        raise NotFoundError("signup.not_found")
+    return signup
+
+
+def _code_record(item: dict[str, Any]) -> otp.CodeRecord:
+    return otp.CodeRecord(
+        code_id=item["code_id"],
+        code_hash=item["code_hash"],
+        expires_at=int(item["expires_at"]),
+        attempts=int(item.get("attempts", 0)),
+        used=bool(item.get("used", False)),
+    )
+
+
+def _burn_attempt(deps: SignupDeps, signup_id: str, record: otp.CodeRecord) -> int:
+    """Count one failed attempt; returns the attempts left (0 once the code is burned)."""
+    updated = deps.table.update(
+        signup_pk(signup_id),
+        "OTP",
+        "ADD attempts :one",
+        values={":one": 1, ":code_id": record.code_id, ":max": otp.MAX_ATTEMPTS},
+        condition="code_id = :code_id AND (attribute_not_exists(attempts) OR attempts < :max)",
+    )
+    if updated is None:
+        return 0
+    return max(otp.MAX_ATTEMPTS - int(updated["attempts"]), 0)
+
+
+def _verified_response(signup: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "signup_id": signup["signup_id"],
+        "subscriber_id": signup["subscriber_id"],
+        "status": "pending_payment",
+        "next_step": {"type": "payment", "available": False},
+        "email_confirmation": "sent",
+    }
+
+
+def verify_signup(deps: SignupDeps, signup_id: str, code: str) -> dict[str, Any]:
+    """Check the code and the owner, then create the subscriber and claim the ID in one transaction."""
+    pepper = deps.pepper()
+    now = epoch(deps.clock())
+    signup = _load_pending(deps, signup_id, now)
+    code_item = deps.table.get(signup_pk(signup_id), "OTP")
+    if code_item is None:
+        raise ConflictError("code.not_sent")
+    record = _code_record(code_item)
+    code_key = pepper.derive_key("otp")
+
+    if signup["status"] == "verified":
+        # A retry of a verification that succeeded: the same code gets the same answer, and
+        # events or jobs that a crash left unsent are sent now.
+        if not hmac.compare_digest(
+            otp.hash_code(code_key, signup_id, record.code_id, code), record.code_hash
+        ):
+            raise NotFoundError("signup.not_found")
+        if not signup.get("published"):
+            _announce(deps, signup, signup.get("reassigned_from"))
+        return _verified_response(signup)
+
+    outcome = otp.check_code(record, code_key, signup_id, code, now)
+    if outcome is otp.CodeCheck.INCORRECT:
+        left = _burn_attempt(deps, signup_id, record)
+        problem_code = "code.incorrect" if left else "code.locked"
+        raise RequestValidationError(
+            [FieldProblem("code", problem_code, {"attempts_left": str(left)})]
+        )
+    if outcome is not otp.CodeCheck.ACCEPTED:
+        raise RequestValidationError([FieldProblem("code", f"code.{outcome.value}")])
+
+    signup_key = deps.keys.get(signup_id)
+    plain = {
+        field: decrypt_field(signup_key, signup_id, signup[f"{field}_enc"])
+        for field in ("name", *OWNED_KINDS)
+    }
+
+    try:
+        verdict = deps.verifier().verify(plain["name"], plain["id_number"], plain["mobile"])
+    except ProviderError as exc:
+        if exc.transient:
+            raise ServiceUnavailableError("identity.provider_unavailable", 30) from exc
+        raise
+    if verdict is not OwnershipResult.MATCH:
+        # Each failed ownership check costs an attempt, so the code cannot be used to probe
+        # the provider with other people's identities.
+        _burn_attempt(deps, signup_id, record)
+        logger.info("ownership check failed", extra={"signup_id": signup_id})
+        raise IdentityVerificationFailedError()
+
+    subscriber_id = new_id("sub")
+    subscriber_key = deps.keys.create(subscriber_id)
+    try:
+        holder = _commit_subscriber(
+            deps, pepper, signup, record, subscriber_id, subscriber_key, plain, now
+        )
+    except BaseException:
+        deps.keys.delete(subscriber_id)
+        raise
+
+    deps.keys.delete(signup_id)
+    signup = {
+        **signup,
+        "status": "verified",
+        "subscriber_id": subscriber_id,
+        "reassigned_from": holder,
+    }
+    _announce(deps, signup, holder)
+    logger.info("signup verified", extra={"signup_id": signup_id, "subscriber_id": subscriber_id})
+    return _verified_response(signup)
+
+
+def _commit_subscriber(
+    deps: SignupDeps,
+    pepper: Pepper,
+    signup: dict[str, Any],
+    record: otp.CodeRecord,
+    subscriber_id: str,
+    data_key: bytes,
+    plain: dict[str, str],
+    now: int,
+) -> str | None:
+    """Write the subscriber, its identifiers and the ID claim in one transaction.
+
+    Returns the id of the account that lost the ID number to this verified owner, if any.
+    """
+    signup_id = signup["signup_id"]
+    id_fps = pepper.fingerprints("id_number", plain["id_number"])
+    claims = deps.table.get_many(
+        [(claim_pk("id_number", fp.version, fp.value), "CLAIM") for fp in id_fps]
+    )
+    holders = {item["subscriber_id"] for item in claims.values()}
+    holder = next(iter(holders), None)
+
+    writes: list[Write] = [
+        update_write(
+            "code",
+            signup_pk(signup_id),
+            "OTP",
+            "SET used = :true",
+            values={
+                ":true": True,
+                ":false": False,
+                ":code_id": record.code_id,
+                ":max": otp.MAX_ATTEMPTS,
+            },
+            condition="used = :false AND code_id = :code_id AND (attribute_not_exists(attempts) OR attempts < :max)",
+        ),
+        update_write(
+            "signup",
+            signup_pk(signup_id),
+            "SIGNUP",
+            "SET #status = :verified, subscriber_id = :subscriber_id, verified_at = :now, "
+            "reassigned_from = :holder REMOVE name_enc, id_number_enc, mobile_enc, email_enc",
+            values={
+                ":verified": "verified",
+                ":pending": "pending",
+                ":subscriber_id": subscriber_id,
+                ":now": now,
+                ":holder": holder or "",
+            },
+            condition="#status = :pending",
+            names={"#status": "status"},
+        ),
+        put_write(
+            "subscriber",
+            {
+                "pk": subscriber_pk(subscriber_id),
+                "sk": "PROFILE",
+                "subscriber_id": subscriber_id,
+                "status": "pending_payment",
+                "plan": signup["plan"],
+                "locale": signup["locale"],
+                "signup_id": signup_id,
+                "referral_code": signup.get("referral_code"),
+                "consents": signup["consents"],
+                "name_enc": encrypt_field(data_key, subscriber_id, plain["name"]),
+                "mobile_enc": encrypt_field(data_key, subscriber_id, plain["mobile"]),
+                "email_enc": encrypt_field(data_key, subscriber_id, plain["email"]),
+                "email_fp": str(pepper.fingerprint("email", plain["email"])),
+                "created_at": now,
+            },
+            condition="attribute_not_exists(pk)",
+        ),
+    ]
+    for kind in OWNED_KINDS:
+        canonical = plain[kind]
+        writes.append(
+            put_write(
+                f"identifier:{kind}",
+                {
+                    "pk": subscriber_pk(subscriber_id),
+                    "sk": f"IDENT#{kind}",
+                    "kind": kind,
+                    "fingerprints": {
+                        fp.version: fp.value for fp in pepper.fingerprints(kind, canonical)
+                    },
+                    "value_enc": encrypt_field(data_key, subscriber_id, canonical),
+                    "masked": identifiers.mask(identifiers.IdentifierKind(kind), canonical),
+                    "confirmed": kind != "email",
+                    "added_at": now,
+                },
+            )
+        )
+    for fp in id_fps:
+        item = {
+            "pk": claim_pk("id_number", fp.version, fp.value),
+            "sk": "CLAIM",
+            "subscriber_id": subscriber_id,
+            "claimed_at": now,
+        }
+        if holder is None:
+            writes.append(
+                put_write(f"claim:{fp.version}", item, condition="attribute_not_exists(pk)")
+            )
+        else:
+            writes.append(
+                put_write(
+                    f"claim:{fp.version}",
+                    item,
+                    condition="attribute_not_exists(pk) OR subscriber_id = :holder",
+                    values={":holder": holder},
+                )
+            )
+    if holder is not None:
+        writes.append(delete_write("holder_identifier", subscriber_pk(holder), "IDENT#id_number"))
+        writes.append(
+            put_write(
+                "holder_removed",
+                {
+                    "pk": subscriber_pk(holder),
+                    "sk": "IDENT_REMOVED#id_number",
+                    "masked": identifiers.mask(
+                        identifiers.IdentifierKind.ID_NUMBER, plain["id_number"]
+                    ),
+                    "removed_at": now,
+                    "taken_by": subscriber_id,
+                },
+            )
+        )
+        writes.append(
+            update_write(
+                "holder_profile",
+                subscriber_pk(holder),
+                "PROFILE",
+                "SET notices = list_append(if_not_exists(notices, :empty), :notice)",
+                values={
+                    ":empty": [],
+                    ":notice": [
+                        {"kind": "identifier_reassigned", "identifier_kind": "id_number", "at": now}
+                    ],
+                },
+                condition="attribute_exists(pk)",
+            )
+        )
+
+    try:
+        deps.table.transact(writes)
+    except ConditionFailedError as exc:
+        if exc.name == "code":
+            raise RequestValidationError([FieldProblem("code", "code.locked")]) from exc
+        # Another verification of this signup or of the same ID number committed first.
+        raise ServiceUnavailableError("signup.retry", 1) from exc
+    except TransactionConflictError as exc:
+        raise ServiceUnavailableError("signup.retry", 1) from exc
+    return holder
+
+
+def _announce(deps: SignupDeps, signup: dict[str, Any], holder: str | None) -> None:
+    """Publish the events and queue the jobs of a verified signup; safe to repeat."""
+    signup_id = signup["signup_id"]
+    subscriber_id = signup["subscriber_id"]
+    events: list[EventDetail] = [
+        SubscriberRegistered(
+            event_id=f"evt_registered_{signup_id}",
+            subscriber_id=subscriber_id,
+            signup_id=signup_id,
+            plan=signup["plan"],
+            locale=signup["locale"],
+            referral_code=signup.get("referral_code"),
+        )
+    ]
+    jobs: list[Any] = [
+        EmailConfirmationJob(job_id=f"job_emailconf_{subscriber_id}", subscriber_id=subscriber_id)
+    ]
+    if holder:
+        events.append(
+            IdentifierReassigned(
+                event_id=f"evt_reassigned_{signup_id}",
+                kind="id_number",
+                from_subscriber_id=holder,
+                to_subscriber_id=subscriber_id,
+            )
+        )
+        jobs.append(
+            IdentifierReassignedJob(
+                job_id=f"job_reassigned_{signup_id}",
+                subscriber_id=holder,
+                identifier_kind="id_number",
+            )
+        )
+
+    deps.publisher.publish(events)
+    deps.queue.send_many(jobs)
+    deps.table.update(
+        signup_pk(signup_id), "SIGNUP", "SET published = :true", values={":true": True}
+    )

@@ -1,0 +1,105 @@
+"""Function settings read from the environment and validated once per cold start."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import cache
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from idsentry.errors import ConfigurationError
+
+
+class CoreSettings(BaseModel):
+    """Settings every function needs; each field is read from the upper-cased variable name."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    stage: str
+    table_name: str
+    key_table_name: str
+    event_bus_name: str
+    data_key_arn: str
+    pepper_secret_id: str
+    notification_queue_url: str
+    public_base_url: str
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """Build the settings from `environ` (default: os.environ), naming every missing variable."""
+        source = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        missing: list[str] = []
+        for name, field in cls.model_fields.items():
+            variable = name.upper()
+            if variable in source:
+                values[name] = source[variable]
+            elif field.is_required():
+                missing.append(variable)
+        if missing:
+            raise ConfigurationError(f"missing environment variables: {', '.join(missing)}")
+
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            fields = ", ".join(str(error["loc"][0]).upper() for error in exc.errors())
+            raise ConfigurationError(f"invalid environment variables: {fields}") from exc
+
+
+class SignupSettings(CoreSettings):
+    """Settings of the signup function: abuse limits, consent rules and providers."""
+
+    realname_secret_id: str
+    allowed_sms_countries: tuple[str, ...] = ("CN",)
+    sms_otp_daily_budget: int = 2000
+    sms_per_number_daily_cap: int = 4
+    otp_resend_interval_seconds: int = 60
+    signups_per_ip_per_hour: int = 30
+    cross_border: bool = True
+    human_check_provider: str = "none"
+
+    @field_validator("allowed_sms_countries", mode="before")
+    @classmethod
+    def _split_countries(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip().upper() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("human_check_provider")
+    @classmethod
+    def _known_provider(cls, value: str) -> str:
+        if value != "none":
+            # NOTE: only the hook exists; no provider's server-side check is implemented yet.
+            raise ValueError("no human-check provider is implemented; use none")
+        return value
+
+
+class NotifierSettings(CoreSettings):
+    """Settings of the notifier function: providers, budgets and the sender address."""
+
+    twilio_secret_id: str
+    sms_per_number_daily_cap: int = 4
+    sms_alert_daily_budget: int = 20000
+    email_sender: str
+    # Local stack only: the Twilio emulator's base URL. Unset in AWS, where the SDK's default
+    # https://api.twilio.com is used.
+    twilio_base_url: str | None = None
+
+
+class TwilioWebhookSettings(CoreSettings):
+    """Settings of the Twilio status-callback function."""
+
+    twilio_secret_id: str
+
+
+@cache
+def load_settings[T: CoreSettings](settings_type: type[T]) -> T:
+    """Return the settings of `settings_type`, read from os.environ on first use."""
+    return settings_type.from_environ()

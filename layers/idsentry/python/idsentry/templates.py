@@ -1,0 +1,82 @@
+"""SMS and e-mail texts per message kind and locale; SMS variables stay short and masked."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import Final
+
+from idsentry.i18n import Locale
+
+# SMS text is fixed per kind and locale, as mainland carriers require pre-approved templates.
+# The code text stays within one UCS-2 segment (70 characters) with room for the carrier's
+# signature (【身份哨兵】, 6 characters) that Twilio adds for +86 numbers.
+SMS_TEMPLATES: Final[dict[str, dict[Locale, str]]] = {
+    "otp": {
+        "zh-CN": "身份哨兵验证码：{code}，10分钟内有效。请勿告诉他人，工作人员不会索要。",
+        "en": "IDSentry code: {code}. Valid for 10 minutes. Never share it; we will never ask for it.",
+    },
+}
+
+
+@dataclass(frozen=True)
+class Email:
+    """A rendered e-mail: subject, plain text and HTML."""
+
+    subject: str
+    text: str
+    html: str
+
+
+_EMAIL_TEXT: Final[dict[str, dict[Locale, tuple[str, str]]]] = {
+    "email_confirmation": {
+        "zh-CN": (
+            "请确认您的邮箱 - 身份哨兵",
+            "您好，\n\n请点击下面的链接确认邮箱 {masked_email}，确认后我们会在泄露检查中使用该邮箱：\n\n{link}\n\n"
+            "链接 72 小时内有效。如果不是您本人注册，请忽略本邮件。\n\n身份哨兵",
+        ),
+        "en": (
+            "Confirm your e-mail address - IDSentry",
+            "Hello,\n\nClick the link below to confirm {masked_email}. Once confirmed, we include it in breach checks:\n\n{link}\n\n"
+            "The link is valid for 72 hours. If you did not sign up, ignore this e-mail.\n\nIDSentry",
+        ),
+    },
+    "identifier_reassigned": {
+        "zh-CN": (
+            "您账户中的身份证号已移除 - 身份哨兵",
+            "您好，\n\n身份证号 {masked_identifier} 的持有人已通过实名核验（姓名、身份证号、手机号三项一致）在身份哨兵注册，"
+            "因此我们已将该身份证号从您的账户中移除，不再为您监控它。\n\n"
+            "如果这个身份证号确实属于您，请回复本邮件联系我们，我们会协助核实。\n\n身份哨兵",
+        ),
+        "en": (
+            "An ID number was removed from your account - IDSentry",
+            "Hello,\n\nThe holder of ID number {masked_identifier} passed identity verification (name, ID number and mobile "
+            "number match) and signed up with IDSentry, so we removed that ID number from your account and no longer "
+            "watch it for you.\n\nIf this ID number is yours, reply to this e-mail and we will help you check.\n\nIDSentry",
+        ),
+    },
+}
+
+
+def render_sms(kind: str, locale: Locale, **variables: str) -> str:
+    """Return the SMS text of `kind` in `locale`."""
+    return SMS_TEMPLATES[kind][locale].format(**variables)
+
+
+def render_email(kind: str, locale: Locale, **variables: str) -> Email:
+    """Return the e-mail of `kind` in `locale`, with an HTML part whose variables are escaped."""
+    subject, text = _EMAIL_TEXT[kind][locale]
+    body = text.format(**variables)
+    escaped = text.format(**{name: html.escape(value) for name, value in variables.items()})
+    paragraphs = "".join(
+        f"<p>{part.replace(chr(10), '<br>')}</p>" for part in escaped.split("\n\n")
+    )
+    link = variables.get("link")
+    if link:
+        safe = html.escape(link)
+        paragraphs = paragraphs.replace(safe, f'<a href="{safe}">{safe}</a>')
+    page = (
+        f'<!doctype html><html lang="{locale}"><head><meta charset="utf-8">'
+        f"<title>{html.escape(subject)}</title></head><body>{paragraphs}</body></html>"
+    )
+    return Email(subject=subject, text=body, html=page)
