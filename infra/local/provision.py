@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import secrets
 import string
 import uuid
@@ -62,8 +63,22 @@ def check_loopback(endpoint_url: str) -> str:
     return endpoint_url
 
 
+def bypass_proxies_for_loopback() -> None:
+    """Add the loopback hosts to NO_PROXY, so that a proxy set in the shell never relays
+    requests meant for the local servers."""
+    for name in ("NO_PROXY", "no_proxy"):
+        hosts = [host for host in os.environ.get(name, "").split(",") if host]
+        missing = [host for host in ("127.0.0.1", "localhost") if host not in hosts]
+        if missing or name not in os.environ:
+            os.environ[name] = ",".join(hosts + missing)
+
+
 def local_client(service: str, endpoint_url: str, region: str) -> BaseClient:
-    """Create a boto3 client for service that talks to the local moto server only."""
+    """Create a boto3 client for service that talks to the local moto server only.
+
+    It also adds the loopback hosts to NO_PROXY (see bypass_proxies_for_loopback).
+    """
+    bypass_proxies_for_loopback()
     session = boto3.session.Session(
         aws_access_key_id=DUMMY_CREDENTIAL,
         aws_secret_access_key=DUMMY_CREDENTIAL,

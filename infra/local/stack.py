@@ -1,0 +1,156 @@
+"""The local stack: moto on 127.0.0.1, provisioned from template.yaml, and the Lambda runtime."""
+
+from __future__ import annotations
+
+import logging
+import os
+import urllib.request
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from infra.local.provision import ProvisionedStack, check_loopback, provision_stack
+from infra.local.runtime import LocalRuntime
+from infra.local.template import PseudoParameters
+
+LOG = logging.getLogger(__name__)
+
+REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_TEMPLATE = REPOSITORY_ROOT / "template.yaml"
+LOOPBACK = "127.0.0.1"
+
+# These loggers write request URLs and parameters at INFO and below.
+QUIET_LOGGERS = ("werkzeug", "botocore", "urllib3", "stripe", "twilio")
+
+
+class LocalStack:
+    """Start moto, provision the template in it and build the in-process runtime.
+
+    Every started component is registered with `add_component` and `stop()` stops them in
+    reverse order, so later components (HTTP API server, emulators) can be added the same way.
+    moto keeps its state per process: `start()` resets it, so run one LocalStack at a time.
+    """
+
+    def __init__(
+        self,
+        template_path: str | Path = DEFAULT_TEMPLATE,
+        *,
+        port: int = 0,
+        parameter_overrides: Mapping[str, Any] | None = None,
+        secret_values: Mapping[str, str] | None = None,
+        attribute_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+        extra_environment: Mapping[str, str] | None = None,
+        visibility_timeout_override: int | None = None,
+        pseudo: PseudoParameters | None = None,
+    ) -> None:
+        self.template_path = Path(template_path)
+        self.port = port
+        self.parameter_overrides = dict(parameter_overrides or {})
+        self.secret_values = dict(secret_values or {})
+        self.attribute_overrides = dict(attribute_overrides or {})
+        self.extra_environment = dict(extra_environment or {})
+        self.visibility_timeout_override = visibility_timeout_override
+        self.pseudo = pseudo or PseudoParameters()
+        self.components: list[tuple[str, Callable[[], None]]] = []
+        self._endpoint_url: str | None = None
+        self._provisioned: ProvisionedStack | None = None
+        self._runtime: LocalRuntime | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        if self._endpoint_url is None:
+            raise RuntimeError("the local stack is not started")
+        return self._endpoint_url
+
+    @property
+    def provisioned(self) -> ProvisionedStack:
+        if self._provisioned is None:
+            raise RuntimeError("the local stack is not started")
+        return self._provisioned
+
+    @property
+    def runtime(self) -> LocalRuntime:
+        if self._runtime is None:
+            raise RuntimeError("the local stack is not started")
+        return self._runtime
+
+    def add_component(self, name: str, stop: Callable[[], None]) -> None:
+        """Register a started component; stop() calls its stop function in reverse order."""
+        self.components.append((name, stop))
+
+    def start(self) -> LocalStack:
+        """Start moto, provision the template and build the runtime; stop all on failure."""
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
+        # No AWS client of this process may look for credentials on the metadata endpoint.
+        os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+
+        try:
+            self._start_moto()
+            self._provisioned = provision_stack(
+                self.template_path,
+                self.endpoint_url,
+                parameter_overrides=self.parameter_overrides,
+                secret_values=self.secret_values,
+                attribute_overrides=self.attribute_overrides,
+                pseudo=self.pseudo,
+            )
+            self._runtime = LocalRuntime(
+                self._provisioned,
+                extra_environment=self.extra_environment,
+                visibility_timeout_override=self.visibility_timeout_override,
+            )
+            self.add_component("lambda runtime", self._runtime.close)
+        except BaseException:
+            self.stop()
+            raise
+        LOG.info("local stack started", extra={"endpoint_url": self.endpoint_url})
+        return self
+
+    def _start_moto(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        server = ThreadedMotoServer(ip_address=LOOPBACK, port=self.port, verbose=False)
+        server.start()
+        self.add_component("moto server", server.stop)
+        host, port = server.get_host_and_port()
+        self._endpoint_url = check_loopback(f"http://{host}:{port}")
+
+        # moto keeps every backend in module state, shared by all servers of this process.
+        request = urllib.request.Request(  # noqa: S310 (loopback URL checked above)
+            f"{self._endpoint_url}/moto-api/reset", method="POST"
+        )
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(request, timeout=10) as response:
+            response.read()
+
+    def stop(self) -> None:
+        """Stop every component in reverse start order; raise the first error afterwards."""
+        first_error: BaseException | None = None
+        while self.components:
+            name, stop = self.components.pop()
+            try:
+                stop()
+            except Exception as exc:
+                LOG.error(
+                    "component failed to stop",
+                    extra={"component": name, "error_type": type(exc).__name__},
+                )
+                first_error = first_error or exc
+        self._runtime = None
+        self._provisioned = None
+        self._endpoint_url = None
+        if first_error is not None:
+            raise first_error
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
