@@ -288,7 +288,7 @@ def test_auth_other_account_rejected(emulator: TwilioEmulator) -> None:
     client = sdk_client(emulator, new_account_sid(), AUTH_TOKEN)
 
     with pytest.raises(TwilioRestException) as caught:
-        client.messages.list()
+        client.messages.create(to=US_MOBILE, from_=SENDER, body="Hi")
 
     assert caught.value.status == 401
     assert caught.value.code == 20003

@@ -16,7 +16,6 @@ from idsentry.crypto import Pepper
 from idsentry.settings import CoreSettings, SignupSettings, load_settings
 
 if TYPE_CHECKING:
-    from idsentry.services.notify import NotifierDeps
     from idsentry.services.signup import SignupDeps
 
 
@@ -87,35 +86,4 @@ def signup_deps() -> SignupDeps:
         queue=notification_queue(),
         clock=utc_now,
         on_otp_budget_exhausted=record_budget_exhausted,
-    )
-
-
-@cache
-def notifier_deps() -> NotifierDeps:
-    """Return the notifier service's dependencies."""
-    from idsentry.adapters.email import SesEmail
-    from idsentry.adapters.sms import TwilioSms
-    from idsentry.services.notify import NotifierDeps
-    from idsentry.settings import NotifierSettings
-
-    settings = load_settings(NotifierSettings)
-
-    @cache
-    def sms() -> TwilioSms:
-        secret = secret_cache().get_json(settings.twilio_secret_id)
-        return TwilioSms(
-            str(secret.get("account_sid", "")),
-            str(secret.get("auth_token", "")),
-            str(secret.get("messaging_service_sid", "")),
-            base_url=settings.twilio_base_url,
-        )
-
-    return NotifierDeps(
-        table=main_table(),
-        keys=data_keys(),
-        pepper=lambda: pepper_loader(settings),
-        sms=sms,
-        email=cache(lambda: SesEmail(settings.email_sender)),
-        clock=utc_now,
-        public_base_url=settings.public_base_url,
     )
