@@ -345,7 +345,9 @@ class ProvisionedStack:
     def _typed(self, logical_id: str, resource_type: str) -> ResourceRecord:
         record = self.record(logical_id)
         if record.resource_type != resource_type:
-            raise KeyError(f"resource {logical_id} is a {record.resource_type}, not {resource_type}")
+            raise KeyError(
+                f"resource {logical_id} is a {record.resource_type}, not {resource_type}"
+            )
         if record.status == "excluded":
             raise KeyError(f"resource {logical_id} is excluded by condition {record.condition}")
         return record
@@ -601,13 +603,19 @@ class Provisioner:
         overrides = dict(attribute_overrides or {})
         unknown = sorted(set(overrides) - set(resources))
         if unknown:
-            raise TemplateError(f"attribute_overrides name resources not in the template: {unknown}")
+            raise TemplateError(
+                f"attribute_overrides name resources not in the template: {unknown}"
+            )
 
-        graph = {logical_id: resource_dependencies(template, logical_id) for logical_id in resources}
+        graph = {
+            logical_id: resource_dependencies(template, logical_id) for logical_id in resources
+        }
         try:
             order = list(TopologicalSorter(graph).static_order())
         except CycleError as exc:
-            raise TemplateError(f"resources depend on each other in a cycle: {exc.args[1]}") from exc
+            raise TemplateError(
+                f"resources depend on each other in a cycle: {exc.args[1]}"
+            ) from exc
 
         for logical_id in order:
             resource = resources[logical_id]
@@ -801,9 +809,9 @@ class Provisioner:
         if properties.get("Tags"):
             request["tags"] = _tag_dict(properties["Tags"])
         url = client.create_queue(**request)["QueueUrl"]
-        arn = client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
+        arn = client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
 
         applied = {*self._QUEUE_ATTRIBUTES, "QueueName", "Tags"}
         self._report_ignored(logical_id, "AWS::SQS::Queue", properties, applied)
@@ -956,7 +964,17 @@ class Provisioner:
                 VersioningConfiguration={"Status": properties["VersioningConfiguration"]["Status"]},
             )
         if "BucketEncryption" in properties:
-            rules = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+            rules = [
+                {
+                    "ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"],
+                    **(
+                        {"BucketKeyEnabled": rule["BucketKeyEnabled"]}
+                        if "BucketKeyEnabled" in rule
+                        else {}
+                    ),
+                }
+                for rule in properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+            ]
             client.put_bucket_encryption(
                 Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules}
             )
@@ -1018,9 +1036,25 @@ class Provisioner:
         return ResourceRecord(logical_id, "AWS::S3::Bucket", "created", name, attributes)
 
     def _bucket_policy(self, logical_id: str, properties: dict[str, Any]) -> ResourceRecord:
-        self._client("s3").put_bucket_policy(
-            Bucket=properties["Bucket"], Policy=json.dumps(properties["PolicyDocument"])
-        )
+        document = dict(properties["PolicyDocument"])
+        statements = document.get("Statement", [])
+        statements = statements if isinstance(statements, list) else [statements]
+        # NOTE: moto 5.2.5 treats any statement whose Condition does not match as an explicit
+        # deny (even an Allow), so a standard "deny unless aws:SecureTransport" statement would
+        # block every object request. Statements with a Condition are left out locally.
+        document["Statement"] = [
+            statement for statement in statements if "Condition" not in statement
+        ]
+        left_out = len(statements) - len(document["Statement"])
+        if left_out:
+            LOG.info(
+                "bucket policy statements with a condition not applied locally",
+                extra={"logical_id": logical_id, "statements": left_out},
+            )
+        if document["Statement"]:
+            self._client("s3").put_bucket_policy(
+                Bucket=properties["Bucket"], Policy=json.dumps(document)
+            )
         return ResourceRecord(
             logical_id, "AWS::S3::BucketPolicy", "created", str(properties["Bucket"])
         )
@@ -1273,7 +1307,11 @@ class Provisioner:
     def _event_source_mapping(self, logical_id: str, properties: dict[str, Any]) -> ResourceRecord:
         mapping_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.pseudo.stack_name}/{logical_id}"))
         return ResourceRecord(
-            logical_id, "AWS::Lambda::EventSourceMapping", "recorded", mapping_id, {"Id": mapping_id}
+            logical_id,
+            "AWS::Lambda::EventSourceMapping",
+            "recorded",
+            mapping_id,
+            {"Id": mapping_id},
         )
 
     def _permission(self, logical_id: str, properties: dict[str, Any]) -> ResourceRecord:
@@ -1350,14 +1388,21 @@ def _lifecycle_rule(rule: Mapping[str, Any], where: str) -> dict[str, Any]:
         api["Transitions"] = [
             {
                 "StorageClass": item["StorageClass"],
-                **({"Days": _int(item["TransitionInDays"], where)} if "TransitionInDays" in item else {}),
+                **(
+                    {"Days": _int(item["TransitionInDays"], where)}
+                    if "TransitionInDays" in item
+                    else {}
+                ),
                 **({"Date": item["TransitionDate"]} if "TransitionDate" in item else {}),
             }
             for item in transitions
         ]
     if rule.get("NoncurrentVersionTransitions"):
         api["NoncurrentVersionTransitions"] = [
-            {"StorageClass": item["StorageClass"], "NoncurrentDays": _int(item["TransitionInDays"], where)}
+            {
+                "StorageClass": item["StorageClass"],
+                "NoncurrentDays": _int(item["TransitionInDays"], where),
+            }
             for item in rule["NoncurrentVersionTransitions"]
         ]
     return api
@@ -1387,7 +1432,11 @@ def _notification_configuration(configuration: Mapping[str, Any], where: str) ->
         rules = ((item.get("Filter") or {}).get("S3Key") or {}).get("Rules")
         if rules:
             queue["Filter"] = {
-                "Key": {"FilterRules": [{"Name": rule["Name"], "Value": rule["Value"]} for rule in rules]}
+                "Key": {
+                    "FilterRules": [
+                        {"Name": rule["Name"], "Value": rule["Value"]} for rule in rules
+                    ]
+                }
             }
         queues.append(queue)
     if queues:

@@ -291,7 +291,9 @@ class LocalRuntime:
         self._handlers[function_logical_id] = handler
         return handler
 
-    def _import_module(self, function: FunctionSpec, module_path: str, file_path: Path) -> ModuleType:
+    def _import_module(
+        self, function: FunctionSpec, module_path: str, file_path: Path
+    ) -> ModuleType:
         # Every function's module is app.py, so each gets a name of its own.
         # NOTE: a function that imports sibling modules of app.py (import models) fails here,
         # because the function's folder is not put on sys.path; keep shared code in the layer.
@@ -372,7 +374,9 @@ class LocalRuntime:
             messages.extend(received)
         return messages
 
-    def _sqs_record(self, mapping: EventSourceMappingSpec, message: dict[str, Any]) -> dict[str, Any]:
+    def _sqs_record(
+        self, mapping: EventSourceMappingSpec, message: dict[str, Any]
+    ) -> dict[str, Any]:
         attributes = message.get("Attributes", {})
         record: dict[str, Any] = {
             "messageId": message["MessageId"],

@@ -29,7 +29,8 @@ class LocalStack:
 
     Every started component is registered with `add_component` and `stop()` stops them in
     reverse order, so later components (HTTP API server, emulators) can be added the same way.
-    moto keeps its state per process: `start()` resets it, so run one LocalStack at a time.
+    moto keeps its state per process, shared by every server in it: `start()` resets that
+    state unless reset_state is False, which lets stacks with distinct names run side by side.
     """
 
     def __init__(
@@ -43,8 +44,10 @@ class LocalStack:
         extra_environment: Mapping[str, str] | None = None,
         visibility_timeout_override: int | None = None,
         pseudo: PseudoParameters | None = None,
+        reset_state: bool = True,
     ) -> None:
         self.template_path = Path(template_path)
+        self.reset_state = reset_state
         self.port = port
         self.parameter_overrides = dict(parameter_overrides or {})
         self.secret_values = dict(secret_values or {})
@@ -117,7 +120,8 @@ class LocalStack:
         host, port = server.get_host_and_port()
         self._endpoint_url = check_loopback(f"http://{host}:{port}")
 
-        # moto keeps every backend in module state, shared by all servers of this process.
+        if not self.reset_state:
+            return
         request = urllib.request.Request(  # noqa: S310 (loopback URL checked above)
             f"{self._endpoint_url}/moto-api/reset", method="POST"
         )

@@ -20,7 +20,7 @@ MAX_BODY_BYTES = 1024 * 1024
 
 @dataclass(frozen=True)
 class Request:
-    """An HTTP request as an emulator sees it: the path without its query string, and raw body."""
+    """An HTTP request passed to an emulator: the path without its query string, and the body."""
 
     method: str
     path: str
@@ -103,7 +103,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "emulator request failed",
                 extra={
                     "method": request.method,
-                    "path": request.path,
+                    "path": self.server.emulator.loggable_path(request.path),
                     "error_type": type(exc).__name__,
                 },
             )
@@ -112,7 +112,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._write(response)
         logger.debug(
             "emulator request handled",
-            extra={"method": request.method, "path": request.path, "status": response.status},
+            extra={
+                "method": request.method,
+                "path": self.server.emulator.loggable_path(request.path),
+                "status": response.status,
+            },
         )
 
     def _write(self, response: Response) -> None:
@@ -142,6 +146,14 @@ class LoopbackHTTPServer:
         """Return the response to one request; called on the server's request threads."""
         raise NotImplementedError
 
+    def loggable_path(self, path: str) -> str:
+        """Return `path` as it may appear in logs; subclasses allow their known routes.
+
+        A client can put anything in a path, a phone number included, so unknown paths are
+        replaced by a placeholder.
+        """
+        return "<unmatched path>"
+
     @property
     def port(self) -> int:
         """The bound TCP port; raises RuntimeError before `start()`."""
@@ -160,8 +172,10 @@ class LoopbackHTTPServer:
             raise RuntimeError(f"{type(self).__name__} is already started")
 
         self._server = _EmulatorHTTPServer(self._requested_port, self)
+        # A short poll interval keeps stop() fast; serve_forever checks for shutdown this often.
         self._thread = threading.Thread(
             target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
             name=f"{type(self).__name__}-http",
             daemon=True,
         )

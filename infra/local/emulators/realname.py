@@ -18,7 +18,7 @@ belong to this name, and is this mobile registered to that person?
 
 Not part of the provider, under `/_emulator/`: `GET requests` (the number of verification
 requests and each one's request id and result, no personal data), `POST identities`,
-`POST faults` (`{"count": 2}` makes the next two verification requests answer 503) and
+`POST faults` (`{"count": 2}` makes the next two verification requests fail with 503) and
 `POST reset` (back to the population loaded from the file, with no request history or faults).
 
 Log lines carry request ids, results and counts, never a name, ID number or mobile.
@@ -52,6 +52,12 @@ ID_NUMBER_PATTERN = re.compile(r"[0-9]{17}[0-9X]")
 E164_PATTERN = re.compile(r"\+[1-9][0-9]{7,14}")
 MAX_NAME_CHARACTERS = 64
 FIELDS = ("name", "id_number", "mobile")
+CONTROL_PATHS = (
+    "/_emulator/requests",
+    "/_emulator/identities",
+    "/_emulator/faults",
+    "/_emulator/reset",
+)
 
 VerificationResult = Literal["match", "mismatch", "not_found"]
 
@@ -110,7 +116,7 @@ def load_identities(path: Path) -> list[Identity]:
 
 
 class RealNameEmulator(LoopbackHTTPServer):
-    """Real-name verification provider on 127.0.0.1, answering from a registered population."""
+    """Real-name verification provider on 127.0.0.1, checking requests against known people."""
 
     def __init__(
         self,
@@ -131,7 +137,7 @@ class RealNameEmulator(LoopbackHTTPServer):
         self._rejections: Counter[str] = Counter()
         self._faults_remaining = 0
 
-    # -- controls for tests and operators --------------------------------------------------
+    # Controls for tests and operators.
 
     def add_identity(self, name: str, id_number: str, mobile: str) -> None:
         """Register one person; raise InvalidIdentityError naming a malformed field."""
@@ -140,7 +146,7 @@ class RealNameEmulator(LoopbackHTTPServer):
             self._identities[identity.id_number] = identity
 
     def fail_next(self, count: int) -> None:
-        """Make the next `count` verification requests answer 503."""
+        """Make the next `count` verification requests fail with HTTP 503, before the key check."""
         if count < 0:
             raise ValueError("count must not be negative")
         with self._lock:
@@ -166,7 +172,13 @@ class RealNameEmulator(LoopbackHTTPServer):
             self._faults_remaining = 0
         logger.info("real-name emulator reset", extra={"identity_count": len(self._initial)})
 
-    # -- HTTP ------------------------------------------------------------------------------
+    # HTTP.
+
+    def loggable_path(self, path: str) -> str:
+        """Return `path` for logs when it is one of the fixed routes."""
+        if path in (VERIFY_PATH, *CONTROL_PATHS):
+            return path
+        return super().loggable_path(path)
 
     def handle(self, request: Request) -> Response:
         """Route one request to the verification API or the `/_emulator/` control API."""

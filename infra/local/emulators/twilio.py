@@ -10,26 +10,34 @@ Behaviour:
 
 - HTTP Basic auth with the account SID and auth token; anything else gets Twilio's 20003 error.
 - `POST .../Messages.json` validates `To`, `From` or `MessagingServiceSid`, `Body`,
-  `StatusCallback` and `ValidityPeriod` with Twilio's error codes, counts segments (GSM-7:
-  160 septets in one part, 153 per part of a longer message; UCS-2: 70 code units, 67 per
-  part) and queues the message. `GET .../Messages/{Sid}.json` and `GET .../Messages.json`
-  (newest first, filters `To` and `From`, `PageSize` and `Page`) return Twilio's shapes.
+  `StatusCallback` and `ValidityPeriod` with Twilio's error codes, then queues the message.
+  It reports `num_segments`: GSM-7 fits 160 septets in one segment and 153 in each part of a
+  longer message, and UCS-2 fits 70 UTF-16 code units, or 67 per part.
+- `GET .../Messages/{Sid}.json` returns one message. `GET .../Messages.json` lists them newest
+  first in Twilio's page shape, with the filters `To` and `From` and paging by `PageSize` and
+  `Page`.
 - Each sender (the messaging service SID, or else `From`) has its own FIFO queue. A worker
   thread drains every queue at `segments_per_second`, paced by the real monotonic clock.
   `pause()`, `resume()`, `drain_once()` and `drain_all()` let tests step it by hand.
 - Draining moves a message queued -> sending -> sent -> delivered, or to failed/undelivered.
   A message that waited longer than its ValidityPeriod on the emulator clock is `failed` with
-  error 30036 and is never sent. Each `sent` and final status is POSTed to `StatusCallback`,
-  form-encoded and signed with `X-Twilio-Signature` exactly as Twilio signs webhooks.
-- Mainland China (`+86` numbers), emulating the rules Twilio documents for China SMS, on the
-  emulator clock: a body identical to one already sent to the same number within 24 hours is
-  filtered (`sent`, then `undelivered` with error 30007 "Message filtered"), and the fifth and
-  later messages sent to one number within 24 hours are held for manual review (status stays
-  `sent` and `held_for_review` is true in the emulator's own record). Filtered and expired
-  messages do not count toward the five.
+  error 30036 and is never sent. `fail_deliveries_to()` makes a recipient's messages end
+  `undelivered` or `failed` with a carrier error such as 30003.
+- Each `sent` and final status is POSTed to `StatusCallback`, form-encoded and signed with
+  `X-Twilio-Signature` exactly as Twilio signs webhooks. A failed callback is retried
+  `callback_attempts` times in all, then dropped with a warning.
+- Mainland China (`+86` numbers) emulates Twilio's China SMS limits, timed by the emulator
+  clock. Twilio's support article "China SMS Template Whitelisting" states that three
+  identical messages to one number within 24 hours are rejected, and that five different ones
+  trigger a manual review with a 24-hour delivery delay. The emulator is stricter on repeats:
+  a body identical to one already sent to the same number within 24 hours is filtered, so the
+  message goes `sent`, then `undelivered` with error 30007 "Message filtered". The fifth and
+  later messages sent to one number within 24 hours are held for review: the status stays
+  `sent` (never released) and `held_for_review` is true in the emulator's own record.
+  Filtered and expired messages do not count toward the five.
 
 Safety and privacy: status callbacks go only to `http` URLs whose host is `127.0.0.1`,
-`localhost` or `[::1]`; any other callback is skipped with a warning naming the message SID,
+`localhost` or `[::1]`. Any other callback is skipped with a warning naming the message SID,
 and redirects are never followed. Log lines carry message SIDs, statuses and counts, never a
 phone number or a message body.
 
@@ -116,12 +124,10 @@ FAULT_ERRORS = {
     503: (20503, "Service Unavailable"),
 }
 
-CallbackStatus = Literal["sent", "delivered", "undelivered", "failed"]
-
 
 @dataclass(frozen=True)
 class Segments:
-    """How Twilio would encode and split a message body."""
+    """The encoding and segment count that Twilio would use for a message body."""
 
     encoding: Literal["GSM-7", "UCS-2"]
     count: int
@@ -130,9 +136,9 @@ class Segments:
 def count_segments(body: str) -> Segments:
     """Return the encoding and number of SMS segments for `body`.
 
-    GSM-7 applies when every character is in the GSM 7-bit alphabet or its extension table;
-    any other character (Chinese, most emoji) switches the whole message to UCS-2. A part
-    boundary never splits an escape pair or a UTF-16 surrogate pair, as handsets require.
+    GSM-7 applies when every character is in the GSM 7-bit alphabet or its extension table.
+    Any other character (Chinese, most emoji) switches the whole message to UCS-2. A part
+    boundary never splits an escape pair or a UTF-16 surrogate pair.
     """
     if all(char in GSM7_BASIC or char in GSM7_EXTENSION for char in body):
         units = [2 if char in GSM7_EXTENSION else 1 for char in body]
@@ -263,9 +269,10 @@ class TwilioError(Exception):
 class TwilioEmulator(LoopbackHTTPServer):
     """Twilio Messaging on 127.0.0.1: queues, paced draining, China rules and signed callbacks.
 
-    `clock` returns a timezone-aware datetime and drives every date, validity expiry and the
-    China 24-hour windows; pacing uses the real monotonic clock so that throughput is real.
-    Pass `paused=True` to start with draining stopped and step it with `drain_once()`.
+    `clock` returns a timezone-aware datetime. It drives every date, validity expiry and the
+    China 24-hour windows. Pacing uses the real monotonic clock, so throughput stays real when
+    a test freezes `clock`. Pass `paused=True` to start with draining stopped, then step it
+    with `drain_once()`.
     """
 
     def __init__(
@@ -318,7 +325,7 @@ class TwilioEmulator(LoopbackHTTPServer):
         self._callback_generation = 0
         self._callback_counts = {"delivered": 0, "dropped": 0, "skipped": 0}
 
-    # -- lifecycle -------------------------------------------------------------------------
+    # Lifecycle.
 
     def start(self) -> Self:
         """Start the HTTP server, the drain worker and the callback sender."""
@@ -352,7 +359,7 @@ class TwilioEmulator(LoopbackHTTPServer):
             self._callback_thread.join()
             self._callback_thread = None
 
-    # -- controls for tests and operators --------------------------------------------------
+    # Controls for tests and operators.
 
     def pause(self) -> None:
         """Stop the worker from draining; queued messages stay queued."""
@@ -438,7 +445,7 @@ class TwilioEmulator(LoopbackHTTPServer):
             self._callback_counts = dict.fromkeys(self._callback_counts, 0)
         logger.info("twilio emulator reset", extra={"message_count": count})
 
-    # -- HTTP ------------------------------------------------------------------------------
+    # HTTP.
 
     def handle(self, request: Request) -> Response:
         """Route one request to the Messages API or the `/_emulator/` control API."""
@@ -449,7 +456,31 @@ class TwilioEmulator(LoopbackHTTPServer):
             self._authenticate(request)
             return self._handle_api(request)
         except TwilioError as error:
+            logger.info(
+                "twilio request rejected", extra={"status": error.status, "code": error.code}
+            )
             return error.to_response()
+
+    def loggable_path(self, path: str) -> str:
+        """Return `path` for logs when it is a known route, whose only variables are SIDs."""
+        if path in (
+            "/_emulator/messages",
+            "/_emulator/reset",
+            "/_emulator/drain",
+            "/_emulator/faults",
+        ):
+            return path
+        if (match := MESSAGES_PATH.fullmatch(path)) and ACCOUNT_SID_PATTERN.fullmatch(
+            match["account"]
+        ):
+            return path
+        if (
+            (match := MESSAGE_PATH.fullmatch(path))
+            and ACCOUNT_SID_PATTERN.fullmatch(match["account"])
+            and MESSAGE_SID_PATTERN.fullmatch(match["sid"])
+        ):
+            return path
+        return super().loggable_path(path)
 
     def _handle_api(self, request: Request) -> Response:
         if match := MESSAGES_PATH.fullmatch(request.path):
@@ -636,7 +667,7 @@ class TwilioEmulator(LoopbackHTTPServer):
         }
         return json_response(200, payload)
 
-    # -- draining --------------------------------------------------------------------------
+    # Draining.
 
     def _drain_loop(self) -> None:
         with self._condition:
@@ -654,10 +685,17 @@ class TwilioEmulator(LoopbackHTTPServer):
                     continue
 
                 for key in ready:
-                    message = self._messages[self._queues[key].popleft()]
-                    sent_segments = self._send(message)
-                    start = max(self._next_send_at.get(key, now), now)
-                    self._next_send_at[key] = start + sent_segments / self._segments_per_second
+                    sid = self._queues[key].popleft()
+                    try:
+                        sent_segments = self._send(self._messages[sid])
+                    except Exception as exc:
+                        # One bad message (or a broken clock) must not stop the worker.
+                        logger.error(
+                            "message drain failed",
+                            extra={"message_sid": sid, "error_type": type(exc).__name__},
+                        )
+                        sent_segments = 0
+                    self._next_send_at[key] = now + sent_segments / self._segments_per_second
 
     def _send(self, message: _Message) -> int:
         """Move one dequeued message to its final status; return the segments it used.
@@ -723,7 +761,7 @@ class TwilioEmulator(LoopbackHTTPServer):
         ):
             self._enqueue_callback(message)
 
-    # -- status callbacks ------------------------------------------------------------------
+    # Status callbacks.
 
     def _enqueue_callback(self, message: _Message) -> None:
         params = {
@@ -831,24 +869,26 @@ class TwilioEmulator(LoopbackHTTPServer):
     def _post_callback(
         self, target: _CallbackTarget, body: bytes, headers: dict[str, str]
     ) -> str | None:
-        """POST once; return None on a 2xx answer, else a short error description."""
-        connection = _open_connection(
-            target.connect_host, target.port, self._callback_timeout_seconds
-        )
+        """POST once; return None on a 2xx response, else the error type or HTTP status."""
+        connection: http.client.HTTPConnection | None = None
         try:
+            connection = _open_connection(
+                target.connect_host, target.port, self._callback_timeout_seconds
+            )
             connection.request("POST", target.path, body=body, headers=headers)
             response = connection.getresponse()
             response.read()
         except (OSError, http.client.HTTPException) as exc:
             return type(exc).__name__
         finally:
-            connection.close()
+            if connection is not None:
+                connection.close()
 
         if 200 <= response.status < 300:
             return None
         return f"HTTP {response.status}"
 
-    # -- representations -------------------------------------------------------------------
+    # Representations.
 
     def _now(self) -> datetime:
         now = self._clock()

@@ -114,7 +114,7 @@ def parse_signup(
     problems: list[FieldProblem] = []
 
     name = " ".join(unicodedata.normalize("NFKC", body.name).split())
-    if not name or not _NAME_PATTERN.match(name):
+    if not name or not _NAME_PATTERN.match(name) or any(ch.isdigit() for ch in name):
         problems.append(FieldProblem("name", "name.invalid"))
 
     id_number = _check_identifier(problems, identifiers.canonical_id_number, body.id_number)

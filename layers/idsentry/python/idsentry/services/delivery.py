@@ -29,17 +29,21 @@ def apply_sms_status(
         logger.warning("sms status unknown", extra={"message_sid": message_sid, "status": status})
         return "ignored"
 
-    pointer = table.get(f"SMS#{message_sid}", "SMS")
-    if pointer is None:
-        logger.info("sms status for unknown message", extra={"message_sid": message_sid})
-        return "unknown_message"
-
+    # The status lives on the message's own item, which the notifier links to its ledger
+    # entry; a callback may arrive before the notifier has recorded the send.
     updated = table.update(
-        pointer["ledger_pk"],
-        pointer["ledger_sk"],
-        "SET delivery = :status, delivery_rank = :rank, delivery_error = :error, delivery_updated_at = :now",
-        values={":status": status, ":rank": rank, ":error": error_code or "", ":now": now},
-        condition="attribute_exists(pk) AND (attribute_not_exists(delivery_rank) OR delivery_rank < :rank)",
+        f"SMS#{message_sid}",
+        "SMS",
+        "SET delivery = :status, delivery_rank = :rank, delivery_error = :error, "
+        "delivery_updated_at = :now, expires_at = if_not_exists(expires_at, :expires)",
+        values={
+            ":status": status,
+            ":rank": rank,
+            ":error": error_code or "",
+            ":now": now,
+            ":expires": now + 90 * 24 * 3600,
+        },
+        condition="attribute_not_exists(delivery_rank) OR delivery_rank < :rank",
     )
     if updated is None:
         return "stale"

@@ -79,7 +79,7 @@ class Ledger:
         self._table.update(
             f"NOTIFY#{message_key}",
             channel,
-            "SET #state = :sent, provider_id = :provider_id, delivery = :queued, updated_at = :now",
+            "SET #state = :sent, provider_id = :provider_id, updated_at = :now",
             values={
                 ":sent": "sent",
                 ":provider_id": provider_id,
@@ -89,15 +89,18 @@ class Ledger:
             names={"#state": "state"},
         )
         if channel == "sms":
-            # Status callbacks carry only the message sid; this item leads back to the ledger.
-            self._table.put(
-                {
-                    "pk": f"SMS#{provider_id}",
-                    "sk": "SMS",
-                    "ledger_pk": f"NOTIFY#{message_key}",
-                    "ledger_sk": channel,
-                    "expires_at": self._now() + LEDGER_TTL_SECONDS,
-                }
+            # Status callbacks carry only the message sid; this item leads back to the ledger
+            # and holds the delivery state, even when a callback arrived first.
+            self._table.update(
+                f"SMS#{provider_id}",
+                "SMS",
+                "SET ledger_pk = :ledger_pk, ledger_sk = :ledger_sk, "
+                "expires_at = if_not_exists(expires_at, :expires)",
+                values={
+                    ":ledger_pk": f"NOTIFY#{message_key}",
+                    ":ledger_sk": channel,
+                    ":expires": self._now() + LEDGER_TTL_SECONDS,
+                },
             )
 
     def record_failed(self, message_key: str, channel: str, reason: str) -> None:

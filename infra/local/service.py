@@ -1,0 +1,201 @@
+"""The whole service on 127.0.0.1: moto, the HTTP API, the Lambda runtime and the emulators."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import socket
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from infra.local.emulators.realname import RealNameEmulator
+from infra.local.emulators.twilio import TwilioEmulator
+from infra.local.http_api import LocalHttpApi, extract_routes
+from infra.local.stack import DEFAULT_TEMPLATE, REPOSITORY_ROOT, LocalStack
+from infra.local.template import load_template
+
+LOG = logging.getLogger(__name__)
+LOOPBACK = "127.0.0.1"
+STATE_FILE = REPOSITORY_ROOT / ".local" / "stack.json"
+EMAIL_SENDER = "no-reply@idsentry.local"
+
+
+def free_port() -> int:
+    """Return a TCP port that is free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((LOOPBACK, 0))
+        return int(probe.getsockname()[1])
+
+
+class LocalService:
+    """Start every component of the local stack; `stop()` stops them in reverse order.
+
+    `background=True` polls the queues in threads (for `make run` and the demo); with False the
+    caller drives delivery with `runtime.run_until_idle()`, which tests use to stay deterministic.
+    `parameters` override template parameters, for example the abuse limits of a test run.
+    """
+
+    def __init__(
+        self,
+        *,
+        port: int = 3000,
+        stage: str = "$default",
+        parameters: dict[str, Any] | None = None,
+        identities_path: Path | None = None,
+        sms_segments_per_second: float = 10.0,
+        background: bool = True,
+        trust_forwarded_for: bool = False,
+        template_path: Path = DEFAULT_TEMPLATE,
+    ) -> None:
+        self.port = port or free_port()
+        self.stage = stage
+        self.parameters = dict(parameters or {})
+        self.identities_path = identities_path
+        self.sms_segments_per_second = sms_segments_per_second
+        self.background = background
+        self.trust_forwarded_for = trust_forwarded_for
+        self.template_path = template_path
+        self.public_base_url = f"http://{LOOPBACK}:{self.port}"
+
+        # Test-only secrets, new for every run.
+        self.twilio_account_sid = "AC" + secrets.token_hex(16)
+        self.twilio_auth_token = secrets.token_hex(16)
+        self.twilio_messaging_service_sid = "MG" + secrets.token_hex(16)
+        self.realname_api_key = secrets.token_urlsafe(24)
+        self.pepper = {"current": "1", "1": secrets.token_urlsafe(48)}
+
+        self.twilio: TwilioEmulator | None = None
+        self.realname: RealNameEmulator | None = None
+        self.stack: LocalStack | None = None
+        self.http_api: LocalHttpApi | None = None
+
+    def start(self) -> LocalService:
+        """Start the emulators, moto, the provisioned stack, the runtime and the HTTP API."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        self.realname = RealNameEmulator(
+            self.realname_api_key, identities_path=self.identities_path
+        )
+        self.realname.start()
+        self.twilio = TwilioEmulator(
+            self.twilio_account_sid,
+            self.twilio_auth_token,
+            segments_per_second=self.sms_segments_per_second,
+        )
+        self.twilio.start()
+
+        parameters = {
+            "Stage": "local",
+            "PublicBaseUrl": self.public_base_url,
+            "EmailSender": EMAIL_SENDER,
+            **self.parameters,
+        }
+        self.stack = LocalStack(
+            self.template_path,
+            parameter_overrides=parameters,
+            secret_values={
+                "PepperSecret": json.dumps(self.pepper),
+                "TwilioSecret": json.dumps(
+                    {
+                        "account_sid": self.twilio_account_sid,
+                        "auth_token": self.twilio_auth_token,
+                        "messaging_service_sid": self.twilio_messaging_service_sid,
+                    }
+                ),
+                "RealNameSecret": json.dumps(
+                    {"base_url": self.realname.base_url, "api_key": self.realname_api_key}
+                ),
+            },
+            extra_environment={"TWILIO_BASE_URL": self.twilio.base_url},
+            visibility_timeout_override=1,
+        )
+        self.stack.start()
+        self.stack.runtime.client("sesv2").create_email_identity(EmailIdentity=EMAIL_SENDER)
+
+        routes = extract_routes(load_template(self.template_path))
+        self.http_api = LocalHttpApi(
+            routes,
+            self.stack.runtime.invoke,
+            port=self.port,
+            stage=self.stage,
+            trust_forwarded_for=self.trust_forwarded_for,
+        )
+        self.http_api.start()
+        if self.background:
+            self.stack.runtime.start()
+        self._write_state_file()
+        LOG.info("local service started", extra={"base_url": self.base_url})
+
+    @property
+    def base_url(self) -> str:
+        """Return the HTTP API's invoke URL (with the stage prefix for a named stage)."""
+        if self.http_api is None:
+            raise RuntimeError("the local service is not started")
+        return self.http_api.base_url
+
+    def sent_emails(self) -> list[dict[str, Any]]:
+        """Return the e-mails SES accepted, oldest first: to, subject, text and HTML body."""
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.ses.models import ses_backends
+
+        backend = ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+        emails = []
+        for sent in backend.sent_messages:
+            body = getattr(sent, "body", None)
+            emails.append(
+                {
+                    "to": list(sent.destinations.get("ToAddresses", [])),
+                    "subject": getattr(sent, "subject", ""),
+                    "body": body,
+                }
+            )
+        return emails
+
+    def _write_state_file(self) -> None:
+        assert self.stack is not None and self.twilio is not None and self.realname is not None
+        STATE_FILE.parent.mkdir(exist_ok=True)
+        state = {
+            "base_url": self.base_url,
+            "aws_endpoint_url": self.stack.endpoint_url,
+            "aws_region": "us-east-1",
+            "twilio": {
+                "base_url": self.twilio.base_url,
+                "account_sid": self.twilio_account_sid,
+                "auth_token": self.twilio_auth_token,
+                "messaging_service_sid": self.twilio_messaging_service_sid,
+                "messages_url": self.twilio.base_url + "/_emulator/messages",
+            },
+            "realname": {"base_url": self.realname.base_url, "api_key": self.realname_api_key},
+            "note": "Test-only secrets of this local run; regenerated at every start.",
+        }
+        STATE_FILE.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+
+    def stop(self) -> None:
+        """Stop every started component, last started first."""
+        for component in (self.http_api, self.stack, self.twilio, self.realname):
+            if component is None:
+                continue
+            try:
+                component.stop()
+            except Exception as exc:
+                LOG.error("component failed to stop", extra={"error_type": type(exc).__name__})
+        self.http_api = self.stack = self.twilio = self.realname = None
+
+    def __enter__(self) -> LocalService:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
