@@ -110,7 +110,10 @@ def test_fingerprint_stable(pepper: Pepper) -> None:
 
 
 def test_fingerprint_differs_per_kind(pepper: Pepper) -> None:
-    values = {pepper.fingerprint(kind, "123456789012").value for kind in ("id_number", "mobile", "email", "bank_card")}
+    values = {
+        pepper.fingerprint(kind, "123456789012").value
+        for kind in ("id_number", "mobile", "email", "bank_card")
+    }
 
     assert len(values) == 4
 
@@ -260,7 +263,9 @@ def test_token_expiry_boundary() -> None:
 def test_token_tampered_payload() -> None:
     token = sign_token(TOKEN_KEY, {"sub": "sub_A", "exp": NOW + 60})
     _, signature = token.split(".")
-    forged_body = b64url(json.dumps({"exp": NOW + 60, "sub": "sub_B"}, separators=(",", ":")).encode())
+    forged_body = b64url(
+        json.dumps({"exp": NOW + 60, "sub": "sub_B"}, separators=(",", ":")).encode()
+    )
 
     with pytest.raises(TokenError, match="signature"):
         verify_token(TOKEN_KEY, f"{forged_body}.{signature}", NOW)

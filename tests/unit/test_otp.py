@@ -37,7 +37,9 @@ def record(*, attempts: int = 0, used: bool = False, code_id: str = CODE_ID) -> 
     )
 
 
-@pytest.mark.parametrize(("drawn", "expected"), [(0, "000000"), (42, "000042"), (999_999, "999999")])
+@pytest.mark.parametrize(
+    ("drawn", "expected"), [(0, "000000"), (42, "000042"), (999_999, "999999")]
+)
 def test_code_keeps_leading_zeros(
     monkeypatch: pytest.MonkeyPatch, drawn: int, expected: str
 ) -> None:

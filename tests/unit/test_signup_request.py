@@ -297,8 +297,14 @@ def test_unknown_consent_property() -> None:
         ({"consents": "yes"}, "consents"),
         ({"consents": ["terms"]}, "consents"),
         ({"consents": consents(terms="yes")}, "consents.terms"),
-        ({"consents": consents(terms={"accepted": "maybe", "version": "x"})}, "consents.terms.accepted"),
-        ({"consents": consents(terms={"accepted": True, "version": 20261201})}, "consents.terms.version"),
+        (
+            {"consents": consents(terms={"accepted": "maybe", "version": "x"})},
+            "consents.terms.accepted",
+        ),
+        (
+            {"consents": consents(terms={"accepted": True, "version": 20261201})},
+            "consents.terms.version",
+        ),
     ],
 )
 def test_invalid_type(overrides: dict[str, Any], field: str) -> None:
@@ -501,7 +507,9 @@ def test_under_minimum_age(birth: str, today: date) -> None:
 def test_minimum_age_reached(birth: str, today: date) -> None:
     number = make_id_number(birth=birth)
 
-    signup = parse_signup(body(id_number=number), allowed_regions=("CN",), cross_border=True, today=today)
+    signup = parse_signup(
+        body(id_number=number), allowed_regions=("CN",), cross_border=True, today=today
+    )
 
     assert signup.id_number == number
 

@@ -105,7 +105,7 @@ def test_email_link_is_anchor(locale: Locale) -> None:
 
 @pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
 def test_email_escapes_variables(locale: Locale) -> None:
-    hostile = 'a<b>&"c\'@example.com'
+    hostile = "a<b>&\"c'@example.com"
     hostile_link = 'https://idsentry.example/x"><script>alert(1)</script>'
 
     email = render_email("email_confirmation", locale, masked_email=hostile, link=hostile_link)

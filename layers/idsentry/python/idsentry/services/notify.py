@@ -83,7 +83,6 @@ class Ledger:
             values={
                 ":sent": "sent",
                 ":provider_id": provider_id,
-                ":queued": "queued",
                 ":now": self._now(),
             },
             names={"#state": "state"},
