@@ -84,7 +84,7 @@ def local_client(service: str, endpoint_url: str, region: str) -> BaseClient:
         aws_secret_access_key=DUMMY_CREDENTIAL,
         region_name=region,
     )
-    return session.client(service, endpoint_url=check_loopback(endpoint_url))  # type: ignore[call-overload,no-any-return]
+    return session.client(service, endpoint_url=check_loopback(endpoint_url))
 
 
 # ---------------------------------------------------------------------------- records
@@ -92,7 +92,7 @@ def local_client(service: str, endpoint_url: str, region: str) -> BaseClient:
 
 @dataclass
 class ResourceRecord:
-    """What the local stack did with one resource, and the values Ref and GetAtt return.
+    """Outcome of provisioning one resource, with the values Ref and GetAtt return.
 
     status is "created" (exists in moto), "recorded" (kept for the runtime only), "skipped"
     (type not provisioned locally) or "excluded" (its Condition is false).
@@ -287,7 +287,7 @@ class _RecordLookup:
         record = self._record(logical_id)
         if record.physical_id is None:
             raise TemplateError(
-                f"Ref {logical_id}: {record.resource_type} has no local value; pass one in "
+                f"Ref {logical_id}: {record.resource_type} has no local value. Pass one in "
                 "attribute_overrides"
             )
         return record.physical_id
@@ -297,7 +297,7 @@ class _RecordLookup:
         if attribute not in record.attributes:
             raise TemplateError(
                 f"Fn::GetAtt {logical_id}.{attribute}: {record.resource_type} has no local "
-                f"value for it (known: {sorted(record.attributes)}); pass one in "
+                f"value for it (known: {sorted(record.attributes)}). Pass one in "
                 "attribute_overrides"
             )
         return record.attributes[attribute]
@@ -404,7 +404,11 @@ class ProvisionedStack:
 
         code_path = local_code_path(properties.get("Code"))
         code_dir = self.template_dir / code_path if code_path is not None else None
-        layer_dirs = tuple(self._layer_dir(arn, where) for arn in properties.get("Layers", []))
+        layer_dirs = tuple(
+            layer_dir
+            for arn in properties.get("Layers", [])
+            if (layer_dir := self._layer_dir(logical_id, arn)) is not None
+        )
         variables = (properties.get("Environment") or {}).get("Variables") or {}
         environment = {str(name): _attribute_string(value) for name, value in variables.items()}
 
@@ -427,15 +431,25 @@ class ProvisionedStack:
             for logical_id in self.logical_ids("AWS::Lambda::Function")
         }
 
-    def _layer_dir(self, layer_arn: Any, where: str) -> Path:
+    def _layer_dir(self, function_logical_id: str, layer_arn: Any) -> Path | None:
+        """Return the local folder of a layer of this template, or None for another layer."""
         for logical_id in self.logical_ids("AWS::Lambda::LayerVersion"):
             record = self.records[logical_id]
             if record.physical_id == layer_arn:
                 content_path = local_code_path(record.properties.get("Content"))
                 if content_path is None:
-                    break
+                    raise TemplateError(
+                        f"resource {logical_id}: layer content is not a local ContentUri"
+                    )
                 return self.template_dir / content_path
-        raise TemplateError(f"{where}: layer {layer_arn} has no local ContentUri")
+
+        # A published layer (for example Powertools) cannot be downloaded here, so its
+        # packages must be installed in the local environment instead.
+        LOG.info(
+            "layer outside the template not loaded locally",
+            extra={"function": function_logical_id, "layer_arn": layer_arn},
+        )
+        return None
 
     def function_logical_id(self, name_or_arn: str) -> str:
         """Return the logical id of the function named by a name, ARN or qualified ARN."""
@@ -453,7 +467,7 @@ class ProvisionedStack:
         return None
 
     def event_source_mappings(self) -> list[EventSourceMappingSpec]:
-        """Return the SQS event source mappings; other event sources raise TemplateError."""
+        """Return the SQS event source mappings. Other event sources raise TemplateError."""
         mappings = []
         for logical_id in self.logical_ids("AWS::Lambda::EventSourceMapping"):
             properties = self.records[logical_id].properties
@@ -462,7 +476,7 @@ class ProvisionedStack:
             queue_logical_id = self.queue_logical_id(source_arn)
             if queue_logical_id is None:
                 raise TemplateError(
-                    f"{where}: EventSourceArn {source_arn} is not a queue of this template; "
+                    f"{where}: EventSourceArn {source_arn} is not a queue of this template, and "
                     "the local runtime polls SQS queues only"
                 )
             if properties.get("FilterCriteria"):
@@ -509,6 +523,13 @@ class ProvisionedStack:
             properties = record.properties
             if "ScheduleExpression" not in properties:
                 continue
+            for target in properties.get("Targets", []):
+                unsupported = sorted({"InputPath", "InputTransformer"} & set(target))
+                if unsupported:
+                    raise TemplateError(
+                        f"resource {logical_id}: target {target.get('Id')} uses {unsupported}, "
+                        "which fire_schedule does not apply. Use Input"
+                    )
             found.append(
                 ScheduleSpec(
                     logical_id=logical_id,
@@ -796,8 +817,10 @@ class Provisioner:
     def _queue(self, logical_id: str, properties: dict[str, Any]) -> ResourceRecord:
         fifo = _bool(properties.get("FifoQueue", False), f"resource {logical_id}.FifoQueue")
         name = properties.get("QueueName")
-        if not name:
-            name = self._name(logical_id, 75 if fifo else 80) + (".fifo" if fifo else "")
+        if not name and fifo:
+            name = self._name(logical_id, 75) + ".fifo"
+        elif not name:
+            name = self._name(logical_id, 80)
         attributes = {
             key: _attribute_string(properties[key])
             for key in self._QUEUE_ATTRIBUTES
@@ -833,9 +856,11 @@ class Provisioner:
 
     def _topic(self, logical_id: str, properties: dict[str, Any]) -> ResourceRecord:
         fifo = _bool(properties.get("FifoTopic", False), f"resource {logical_id}.FifoTopic")
-        name = properties.get("TopicName") or (
-            self._name(logical_id, 251 if fifo else 256) + (".fifo" if fifo else "")
-        )
+        name = properties.get("TopicName")
+        if not name and fifo:
+            name = self._name(logical_id, 251) + ".fifo"
+        elif not name:
+            name = self._name(logical_id, 256)
         attributes = {
             key: _attribute_string(properties[key])
             for key in ("DisplayName", "KmsMasterKeyId", "FifoTopic", "ContentBasedDeduplication")
@@ -916,18 +941,18 @@ class Provisioner:
         for target in properties.get("Targets", []):
             arn = str(target["Arn"])
             if self._is_function_arn(arn):
-                # The local runtime invokes functions; moto would try to run them itself.
+                # The local runtime invokes functions, because moto would try to run them itself.
                 if "EventPattern" in properties:
                     raise TemplateError(
                         f"{where}: target {target.get('Id')} sends matched events to a function "
-                        "directly; locally only SQS targets receive them, so route the rule "
+                        "directly, but locally only SQS targets receive them, so route the rule "
                         "through a queue"
                     )
                 continue
             if ":sqs:" in arn and ("Input" in target or "InputPath" in target):
                 raise TemplateError(
                     f"{where}: target {target.get('Id')} uses Input or InputPath, which moto "
-                    "5.2.5 ignores for SQS targets; use InputTransformer"
+                    "5.2.5 ignores for SQS targets. Use InputTransformer"
                 )
             moto_targets.append(target)
 
@@ -1218,7 +1243,7 @@ class Provisioner:
         except ClientError as exc:
             status = "recorded"
             LOG.info(
-                "schedule group recorded only; moto rejected it",
+                "schedule group recorded only because moto rejected it",
                 extra={"logical_id": logical_id, "error": exc.response["Error"]["Code"]},
             )
         return ResourceRecord(
@@ -1248,7 +1273,7 @@ class Provisioner:
         except ClientError as exc:
             status = "recorded"
             LOG.info(
-                "schedule recorded only; moto rejected it",
+                "schedule recorded only because moto rejected it",
                 extra={"logical_id": logical_id, "error": exc.response["Error"]["Code"]},
             )
         return ResourceRecord(logical_id, "AWS::Scheduler::Schedule", status, name, {"Arn": arn})
@@ -1421,7 +1446,7 @@ def _notification_configuration(configuration: Mapping[str, Any], where: str) ->
     unsupported = sorted(set(configuration) - {"QueueConfigurations", "EventBridgeConfiguration"})
     if unsupported:
         raise TemplateError(
-            f"{where}.NotificationConfiguration: {unsupported} are not delivered locally; "
+            f"{where}.NotificationConfiguration: {unsupported} are not delivered locally, so "
             "send bucket notifications to a queue"
         )
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 from botocore.client import BaseClient
 
@@ -49,7 +49,7 @@ SQS_MAX_RECEIVE = 10
 
 
 class LocalRuntimeError(Exception):
-    """The local runtime cannot run a function, mapping or schedule as the template asks."""
+    """The local runtime cannot run a function, mapping or schedule as the template defines it."""
 
 
 class EnvironmentConflictError(LocalRuntimeError):
@@ -130,9 +130,9 @@ def _record_message_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
 def failed_message_ids(response: Any, message_ids: list[str]) -> set[str]:
     """Return the message ids that a ReportBatchItemFailures response marks as failed.
 
-    As Lambda documents for SQS: no response, an empty response or an empty or null
-    batchItemFailures list is a full success; an item without a valid itemIdentifier of this
-    batch, or a response that is not an object, fails the whole batch.
+    The rules follow Lambda's documentation for SQS. No response, an empty response or an
+    empty or null batchItemFailures list is a full success. An item without a valid
+    itemIdentifier of this batch, or a response that is not an object, fails the whole batch.
     """
     if response is None or response == {}:
         return set()
@@ -201,7 +201,7 @@ class LocalRuntime:
                 if name in environment and environment[name] != value:
                     raise EnvironmentConflictError(
                         f"environment variable {name} has different values in functions "
-                        f"{owners[name]} and {logical_id}; all functions share one process "
+                        f"{owners[name]} and {logical_id}. All functions share one process "
                         "locally, so the template must give each name one meaning"
                     )
                 environment[name] = value
@@ -262,7 +262,7 @@ class LocalRuntime:
             raise LocalRuntimeError(f"function {function_logical_id} is not in the template")
         if function.code_dir is None:
             raise LocalRuntimeError(
-                f"function {function_logical_id} has no local CodeUri; the local runtime "
+                f"function {function_logical_id} has no local CodeUri, and the local runtime "
                 "runs only code from this repository"
             )
 
@@ -288,15 +288,15 @@ class LocalRuntime:
             raise LocalRuntimeError(
                 f"function {function_logical_id}: {file_path.name} has no callable {attribute}"
             )
-        self._handlers[function_logical_id] = handler
-        return handler
+        self._handlers[function_logical_id] = cast(Handler, handler)
+        return self._handlers[function_logical_id]
 
     def _import_module(
         self, function: FunctionSpec, module_path: str, file_path: Path
     ) -> ModuleType:
         # Every function's module is app.py, so each gets a name of its own.
-        # NOTE: a function that imports sibling modules of app.py (import models) fails here,
-        # because the function's folder is not put on sys.path; keep shared code in the layer.
+        # NOTE: the function's folder is not put on sys.path, so an app.py that imports a
+        # sibling module (import models) fails here. Shared code belongs in the layer.
         folder = function.code_dir.name if function.code_dir else function.logical_id
         suffix = f"{folder}_{module_path}".replace(".", "_").replace("-", "_")
         module_name = f"idsentry_local_fn_{suffix}"
@@ -493,12 +493,6 @@ class LocalRuntime:
         report = IdleReport(rounds=0, received=0, succeeded=0, failed=0, test_events=0)
 
         while True:
-            if report.rounds >= max_rounds or time.monotonic() - started > deadline_s:
-                raise NotIdleError(
-                    f"queues still delivered messages after {report.rounds} rounds and "
-                    f"{time.monotonic() - started:.1f} s (max_rounds={max_rounds}, "
-                    f"deadline_s={deadline_s}); a handler may keep re-sending messages"
-                )
             report.rounds += 1
             round_received = 0
             for mapping in self._enabled_mappings():
@@ -510,6 +504,14 @@ class LocalRuntime:
                 report.test_events += outcome.test_events
             if round_received == 0:
                 return report
+
+            elapsed_s = time.monotonic() - started
+            if report.rounds >= max_rounds or elapsed_s > deadline_s:
+                raise NotIdleError(
+                    f"queues still delivered messages after {report.rounds} rounds and "
+                    f"{elapsed_s:.1f} s (max_rounds={max_rounds}, deadline_s={deadline_s}). "
+                    "A handler may keep re-sending messages"
+                )
 
     def start(self) -> None:
         """Start one background poller thread per enabled mapping (long polling)."""
@@ -533,7 +535,7 @@ class LocalRuntime:
                 self.poll(mapping, wait_seconds=self.poll_wait_seconds)
             except Exception as exc:
                 LOG.error(
-                    "sqs poller failed; retrying in 1 s",
+                    "sqs poller failed, retrying in 1 s",
                     extra={"mapping": mapping.logical_id, "error_type": type(exc).__name__},
                 )
                 self._stop.wait(1)
@@ -583,7 +585,7 @@ class LocalRuntime:
             except json.JSONDecodeError:
                 return text, text
 
-        # Scheduler's default payload carries detail as the string "{}"; EventBridge
+        # Scheduler's default payload carries detail as the string "{}", while EventBridge
         # scheduled rules send an empty object.
         scheduler = schedule.kind == "scheduler"
         event = {
@@ -600,12 +602,13 @@ class LocalRuntime:
         return event, json.dumps(event)
 
     def fire_schedule(self, name_or_logical_id: str) -> list[Any]:
-        """Deliver the schedule's event to each target now; return the function results.
+        """Deliver the schedule's event to each target now and return the function results.
 
-        A function target is invoked in-process; a queue target gets the message in moto.
+        A function target is invoked in-process. A queue target gets the message in moto, and
+        its result is None.
         """
         schedule = self._schedule(name_or_logical_id)
-        results = []
+        results: list[Any] = []
         for target in schedule.targets:
             event, text = self._schedule_event(schedule, target)
             queue_logical_id = self.stack.queue_logical_id(target.arn)

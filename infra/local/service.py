@@ -57,7 +57,8 @@ class LocalService:
         self.background = background
         self.trust_forwarded_for = trust_forwarded_for
         self.template_path = template_path
-        self.public_base_url = f"http://{LOOPBACK}:{self.port}"
+        # Callback URLs are rebuilt from this, so a named stage is part of it.
+        self.public_base_url = f"http://{LOOPBACK}:{self.port}" + ("" if stage == "$default" else f"/{stage}")
 
         # Test-only secrets, new for every run.
         self.twilio_account_sid = "AC" + secrets.token_hex(16)
@@ -118,6 +119,10 @@ class LocalService:
             visibility_timeout_override=1,
         )
         self.stack.start()
+        # Handlers cache clients and secrets per process; a new stack has new endpoints.
+        from idsentry.wiring import clear_cached_dependencies
+
+        clear_cached_dependencies()
         self.stack.runtime.client("sesv2").create_email_identity(EmailIdentity=EMAIL_SENDER)
 
         routes = extract_routes(load_template(self.template_path))

@@ -79,11 +79,11 @@ class LocalStack:
         return self._runtime
 
     def add_component(self, name: str, stop: Callable[[], None]) -> None:
-        """Register a started component; stop() calls its stop function in reverse order."""
+        """Register a started component whose stop function stop() calls in reverse order."""
         self.components.append((name, stop))
 
     def start(self) -> LocalStack:
-        """Start moto, provision the template and build the runtime; stop all on failure."""
+        """Start moto, provision the template and build the runtime. Stop all on failure."""
         for name in QUIET_LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)
         # No AWS client of this process may look for credentials on the metadata endpoint.
@@ -130,7 +130,7 @@ class LocalStack:
             response.read()
 
     def stop(self) -> None:
-        """Stop every component in reverse start order; raise the first error afterwards."""
+        """Stop every component in reverse start order, then raise the first error if any."""
         first_error: BaseException | None = None
         while self.components:
             name, stop = self.components.pop()

@@ -61,7 +61,7 @@ _SUB_VARIABLE = re.compile(r"\$\{([^}]*)\}")
 
 
 class TemplateError(Exception):
-    """Invalid template, parameter or intrinsic function; the message names the field."""
+    """Invalid template, parameter or intrinsic function. The message names the field."""
 
 
 class _NoValue:
@@ -149,7 +149,7 @@ def _reject_unknown_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -
 
 CloudFormationLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping_without_duplicates,  # type: ignore[arg-type]
+    _construct_mapping_without_duplicates,
 )
 CloudFormationLoader.add_constructor("!Ref", _construct_ref)
 CloudFormationLoader.add_constructor("!Condition", _construct_condition)
@@ -183,8 +183,8 @@ class LocalManagedPolicyLoader:
     """Managed-policy name to ARN map for the SAM transform, built without calling IAM.
 
     samtranslator 1.115 looks names up in its bundled map first and calls `load()` only for
-    names missing there. AWS publishes a few Lambda policies under `service-role/`; every
-    other name is assumed to sit at the root path.
+    names missing there. AWS publishes a few Lambda policies under `service-role/`, and
+    every other name is assumed to sit at the root path.
     """
 
     def __init__(self, policy_names: set[str], partition: str = "aws") -> None:
@@ -275,7 +275,7 @@ def expand_sam(
     parameter_values: Mapping[str, Any],
     pseudo: PseudoParameters,
 ) -> dict[str, Any]:
-    """Expand the SAM transform into plain CloudFormation; a template without it is copied.
+    """Expand the SAM transform into plain CloudFormation. A template without it is copied.
 
     Local CodeUri and ContentUri paths come back as `Code: {S3Bucket: LOCAL_CODE_BUCKET,
     S3Key: <path>}`, see `local_code_path`. No AWS request is made: the region comes from a
@@ -300,7 +300,7 @@ def expand_sam(
     values = {**parameter_values, **pseudo.as_parameter_values()}
     translator = Translator(None, Parser(), boto_session=session)
     try:
-        expanded = translator.translate(
+        expanded: dict[str, Any] = translator.translate(
             document,
             parameter_values=values,
             get_managed_policy_map=policy_loader.load,
@@ -409,7 +409,7 @@ def resolve_parameters(
         ):
             raise TemplateError(
                 f"parameter {name} reads SSM Parameter Store, which the local stack does not "
-                "reach; pass its value in the parameter overrides"
+                "reach, so pass its value in the parameter overrides"
             )
         if isinstance(raw, list):
             raw = ",".join(_to_string(item, f"parameter {name}") for item in raw)
@@ -440,7 +440,7 @@ def _to_string(value: Any, where: str) -> str:
 class IntrinsicResolver:
     """Resolve intrinsic functions against parameters, pseudo parameters and resources.
 
-    `resolve(value, resource=...)` returns a copy of value with every intrinsic replaced; an
+    `resolve(value, resource=...)` returns a copy of value with every intrinsic replaced. An
     error names the function and the resource or section it sits in.
     """
 
@@ -485,7 +485,7 @@ class IntrinsicResolver:
     # ------------------------------------------------------------------ resolution
 
     def resolve(self, value: Any, resource: str = "template") -> Any:
-        """Return value with every intrinsic function resolved; AWS::NoValue entries removed."""
+        """Return value with every intrinsic function resolved and AWS::NoValue entries removed."""
         result = self._resolve(value, resource)
         return None if result is NO_VALUE else result
 
@@ -667,7 +667,7 @@ class IntrinsicResolver:
         name = self._resolve(argument, where)
         if name not in self.imports:
             raise TemplateError(
-                f"{where}: Fn::ImportValue {name} has no local value; pass it in imports"
+                f"{where}: Fn::ImportValue {name} has no local value, so pass it in imports"
             )
         return self.imports[name]
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-
 from infra.local.provision import ProvisionedStack, ResourceRecord, provision_stack
+from infra.local.runtime import LocalRuntime, LocalRuntimeError
 from infra.local.stack import DEFAULT_TEMPLATE, LocalStack
 from infra.local.template import PseudoParameters, TemplateError, load_template
 
@@ -97,9 +97,7 @@ def test_queue_policy_applied(mini: ProvisionedStack) -> None:
 
     statement = json.loads(attributes["Policy"])["Statement"][0]
     assert statement["Principal"] == {"Service": "events.amazonaws.com"}
-    assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == mini.get_att(
-        "OrdersRule", "Arn"
-    )
+    assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == mini.get_att("OrdersRule", "Arn")
 
 
 def test_rule_delivers_matching_event_only(mini: ProvisionedStack) -> None:
@@ -169,9 +167,7 @@ def test_secrets_given_and_generated(mini: ProvisionedStack) -> None:
     secrets = mini.client("secretsmanager")
 
     given = secrets.get_secret_value(SecretId=mini.secret_arn("ApiSecret"))["SecretString"]
-    pepper = json.loads(
-        secrets.get_secret_value(SecretId="mini-provision/pepper")["SecretString"]
-    )
+    pepper = json.loads(secrets.get_secret_value(SecretId="mini-provision/pepper")["SecretString"])
 
     assert given == GIVEN_API_SECRET
     assert pepper["current"] == "1"
@@ -239,7 +235,11 @@ def test_functions_and_mappings_recorded(mini: ProvisionedStack) -> None:
     assert functions["FlakyFunction"].timeout_s == 20
     assert functions["PlannerFunction"].memory_mb == 128
     assert functions["PlannerFunction"].environment["PLANNER_MODE"] == "fixture"
-    assert set(mappings) == {"RecorderFunctionOrders", "RecorderFunctionIntake", "FlakyFunctionWork"}
+    assert set(mappings) == {
+        "RecorderFunctionOrders",
+        "RecorderFunctionIntake",
+        "FlakyFunctionWork",
+    }
     work = mappings["FlakyFunctionWork"]
     assert work.batch_size == 5
     assert work.report_batch_item_failures is True
@@ -302,8 +302,44 @@ Resources:
 """,
     )
 
-    with pytest.raises(TemplateError, match="resource Direct.*route the rule through a queue"):
+    with pytest.raises(TemplateError, match=r"resource Direct.*route the rule through a queue"):
         provision_stack(path, mini.endpoint_url)
+
+
+def test_function_outside_repository_recorded(
+    mini: ProvisionedStack, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    layer_arn = "arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV3:7"
+    path = write_template(
+        tmp_path,
+        f"""
+Resources:
+  Inline:
+    Type: AWS::Lambda::Function
+    Properties:
+      FunctionName: inline-code-check
+      Handler: index.handler
+      Runtime: python3.12
+      Role: arn:aws:iam::123456789012:role/r
+      Code: {{ZipFile: "def handler(event, context): pass"}}
+      Layers: ["{layer_arn}"]
+""",
+    )
+    stack = provision_stack(path, mini.endpoint_url)
+
+    with caplog.at_level(logging.INFO, logger="infra.local.provision"):
+        function = stack.function("Inline")
+    runtime = LocalRuntime(stack)
+    try:
+        with pytest.raises(LocalRuntimeError, match="Inline has no local CodeUri"):
+            runtime.invoke("Inline", {})
+    finally:
+        runtime.close()
+
+    assert function.code_dir is None
+    assert function.layer_dirs == ()
+    logged = [r for r in caplog.records if r.getMessage().startswith("layer outside")]
+    assert [r.__dict__["layer_arn"] for r in logged] == [layer_arn]
 
 
 def test_unknown_type_skipped_with_log(
@@ -319,7 +355,9 @@ def test_unknown_type_skipped_with_log(
         stack = provision_stack(path, mini.endpoint_url)
 
     assert stack.record("Param").status == "skipped"
-    skipped = [r for r in caplog.records if r.getMessage() == "resource type not provisioned locally"]
+    skipped = [
+        r for r in caplog.records if r.getMessage() == "resource type not provisioned locally"
+    ]
     assert [r.__dict__["resource_type"] for r in skipped] == ["AWS::SSM::Parameter"]
 
 
@@ -344,7 +382,7 @@ Resources:
 def test_endpoint_must_be_loopback(tmp_path: Path) -> None:
     path = write_template(tmp_path, "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n")
 
-    with pytest.raises(ValueError, match="must point at 127.0.0.1"):
+    with pytest.raises(ValueError, match=r"must point at 127.0.0.1"):
         provision_stack(path, "http://192.0.2.1:5000")
 
 
@@ -366,8 +404,8 @@ def real_function_ids() -> list[str]:
 def real(mini: ProvisionedStack) -> Iterator[LocalStack]:
     if not DEFAULT_TEMPLATE.exists():
         pytest.skip("template.yaml does not exist yet")
-    # Depends on mini so that it stops first; both share this process's moto state, which is
-    # why the Stage and the stack name differ and start() must not reset it.
+    # It depends on mini so that it stops first. Both stacks share this process's moto state,
+    # so their names differ (Stage, stack name) and this start() must not reset it.
     stack = LocalStack(
         DEFAULT_TEMPLATE,
         parameter_overrides={"Stage": "provtest"},
@@ -393,7 +431,8 @@ def check_exists(stack: ProvisionedStack, record: ResourceRecord) -> None:
             Name=physical_id
         ),
         "AWS::Events::Rule": lambda: stack.client("events").describe_rule(
-            Name=record.attributes["Name"], EventBusName=record.properties.get("EventBusName", "default").split("/")[-1]
+            Name=record.attributes["Name"],
+            EventBusName=record.properties.get("EventBusName", "default").split("/")[-1],
         ),
         "AWS::S3::Bucket": lambda: stack.client("s3").head_bucket(Bucket=physical_id),
         "AWS::KMS::Key": lambda: stack.client("kms").describe_key(KeyId=physical_id),
@@ -425,15 +464,23 @@ def test_real_template_provisions(real: LocalStack) -> None:
         assert required in types
     for required in ("AWS::Events::EventBus", "AWS::SecretsManager::Secret"):
         assert required in types
-    assert all(record.status != "skipped" or record.resource_type.startswith("AWS::ApiGatewayV2::") for record in records), [
-        (record.logical_id, record.resource_type) for record in records if record.status == "skipped"
+    assert all(
+        record.status != "skipped" or record.resource_type.startswith("AWS::ApiGatewayV2::")
+        for record in records
+    ), [
+        (record.logical_id, record.resource_type)
+        for record in records
+        if record.status == "skipped"
     ]
 
 
 def test_real_queues_have_dead_letter_queues(real: LocalStack) -> None:
     stack = real.provisioned
     sqs = stack.client("sqs")
-    queue_arns = {stack.queue_arn(logical_id): logical_id for logical_id in stack.logical_ids("AWS::SQS::Queue")}
+    queue_arns = {
+        stack.queue_arn(logical_id): logical_id
+        for logical_id in stack.logical_ids("AWS::SQS::Queue")
+    }
     redrive = {}
     for arn, logical_id in queue_arns.items():
         attributes = sqs.get_queue_attributes(

@@ -29,7 +29,7 @@ def test_required_with_cross_border() -> None:
 
 @pytest.mark.parametrize("kind", list(ConsentKind))
 def test_kind_has_version(kind: ConsentKind) -> None:
-    # Versions are dates, so that they sort and say when the text changed.
+    # Versions are dates, so that they sort and show when the text changed.
     assert date.fromisoformat(CURRENT_VERSIONS[kind])
     assert len(CURRENT_VERSIONS[kind]) <= 32
 

@@ -30,7 +30,7 @@ CODE_SOURCES = (
     "routes/signup_routes.py",
 )
 _CODE_LITERAL = re.compile(r"""["']([a-z_]+\.[a-z_]+)["']""")
-# Parameters that messages may use: none of them can carry an identifier's value.
+# Parameters that messages may use. None of them can carry the value of an identifier.
 SAFE_PLACEHOLDERS = {
     "max_length",
     "current_version",
@@ -57,7 +57,7 @@ SOURCE_CODES = sorted(source_codes(CODE_SOURCES))
 
 
 def test_source_scan_finds_codes() -> None:
-    # Guards the scan itself: a broken pattern would make the coverage test below vacuous.
+    # A broken pattern would make the coverage test below pass vacuously, so check the scan.
     assert len(SOURCE_CODES) >= 30
     for expected in ("field.missing", "code.incorrect", "idempotency.key_invalid", "limit.ip"):
         assert expected in SOURCE_CODES
@@ -160,7 +160,7 @@ def test_message_without_params() -> None:
 
 
 def test_message_unknown_code() -> None:
-    with pytest.raises(KeyError, match="no.such_code"):
+    with pytest.raises(KeyError, match=r"no\.such_code"):
         message("no.such_code", "en")
 
 
@@ -187,7 +187,7 @@ def test_message_unknown_code() -> None:
         # The first supported tag wins.
         (["fr-FR", "en", "zh"], None, "en"),
         (["de", "zh-CN", "en"], None, "zh-CN"),
-        # Nothing supported: the default.
+        # With nothing supported, the default applies.
         ([], None, "zh-CN"),
         (["fr", "de"], None, "zh-CN"),
         (["*"], None, "zh-CN"),

@@ -6,7 +6,6 @@ import re
 
 import pytest
 
-from idsentry import ids
 from idsentry.ids import new_id
 
 pytestmark = pytest.mark.unit
@@ -23,8 +22,8 @@ def decode(text: str) -> int:
 
 
 def fixed_clock(monkeypatch: pytest.MonkeyPatch, milliseconds: int, random: bytes) -> None:
-    monkeypatch.setattr(ids.time, "time_ns", lambda: milliseconds * 1_000_000 + 999_999)
-    monkeypatch.setattr(ids.os, "urandom", lambda size: random[:size])
+    monkeypatch.setattr("idsentry.ids.time.time_ns", lambda: milliseconds * 1_000_000 + 999_999)
+    monkeypatch.setattr("idsentry.ids.os.urandom", lambda size: random[:size])
 
 
 def test_id_shape() -> None:
@@ -58,7 +57,7 @@ def test_ids_sort_by_time(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_ids_same_millisecond_differ(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ids.time, "time_ns", lambda: MILLISECONDS * 1_000_000)
+    monkeypatch.setattr("idsentry.ids.time.time_ns", lambda: MILLISECONDS * 1_000_000)
 
     values = {new_id("sgn") for _ in range(100)}
 

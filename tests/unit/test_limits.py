@@ -86,14 +86,14 @@ def test_code_send_allowed(sends: list[SmsSend]) -> None:
 @pytest.mark.parametrize(
     ("sends", "retry_after"),
     [
-        # Four codes: the oldest leaves the window 24 h after it was sent.
+        # With four codes, the oldest leaves the window 24 h after it was sent.
         ([otp(7200), otp(5400), otp(3600), otp(1800)], DAY_SECONDS - 7200),
         # Codes and notices share the cap.
         ([notice(7200), otp(5400), notice(3600), otp(1800)], DAY_SECONDS - 7200),
         ([notice(400), notice(300), notice(200), notice(100)], DAY_SECONDS - 400),
         # The oldest send leaves the window in one second.
         ([otp(DAY_SECONDS - 1), otp(5000), otp(4000), otp(3000)], 1),
-        # Five live sends (two requests raced): one slot frees when the second oldest leaves.
+        # Two requests raced to five live sends, so a slot frees when the second oldest leaves.
         ([otp(9000), otp(8000), otp(7000), otp(6000), otp(5000)], DAY_SECONDS - 8000),
     ],
 )
@@ -141,7 +141,7 @@ def test_notice_allowed(sends: list[SmsSend]) -> None:
         ([notice(300), notice(200), notice(100)], DAY_SECONDS - 300),
         ([otp(300), notice(200), notice(100)], DAY_SECONDS - 300),
         ([otp(DAY_SECONDS - 1), notice(200), notice(100)], 1),
-        # Four live sends: two must leave before a notice fits again.
+        # With four live sends, two must leave before a notice fits again.
         ([otp(400), otp(300), notice(200), notice(100)], DAY_SECONDS - 300),
     ],
 )
@@ -225,8 +225,8 @@ def test_day_bucket(moment: datetime, label: str, seconds_left: int) -> None:
     strict=True,
     reason=(
         "hour_bucket truncates the seconds left (int(1799.5) == 1799), so a client that "
-        "waits retry_after seconds retries at 10:59:59.5, still inside the full hour; "
-        "it should round up"
+        "waits retry_after seconds retries at 10:59:59.5, still inside the full hour, "
+        "so it should round up"
     ),
 )
 def test_hour_bucket_rounds_up() -> None:

@@ -6,7 +6,6 @@ import base64
 from typing import Any
 
 import pytest
-
 from infra.local.template import (
     LOCAL_CODE_BUCKET,
     IntrinsicResolver,
@@ -64,7 +63,9 @@ Resources:
 """
 
 
-def make_resolver(text: str = TEMPLATE_TEXT, overrides: dict[str, Any] | None = None) -> IntrinsicResolver:
+def make_resolver(
+    text: str = TEMPLATE_TEXT, overrides: dict[str, Any] | None = None
+) -> IntrinsicResolver:
     template = loads_template(text)
     parameters = resolve_parameters(template, overrides)
     return IntrinsicResolver(template, parameters, PseudoParameters(), FakeResources())
@@ -91,7 +92,10 @@ def load_value(yaml_text: str) -> Any:
         ("!If [IsDev, 1, 2]", {"Fn::If": ["IsDev", 1, 2]}),
         ("!Equals [a, b]", {"Fn::Equals": ["a", "b"]}),
         ("!Not [!Condition IsDev]", {"Fn::Not": [{"Condition": "IsDev"}]}),
-        ("!And [!Condition A, !Condition B]", {"Fn::And": [{"Condition": "A"}, {"Condition": "B"}]}),
+        (
+            "!And [!Condition A, !Condition B]",
+            {"Fn::And": [{"Condition": "A"}, {"Condition": "B"}]},
+        ),
         ("!Or [!Condition A, !Condition B]", {"Fn::Or": [{"Condition": "A"}, {"Condition": "B"}]}),
         ("!FindInMap [M, a, b]", {"Fn::FindInMap": ["M", "a", "b"]}),
         ("!ImportValue shared-vpc", {"Fn::ImportValue": "shared-vpc"}),
@@ -121,7 +125,7 @@ def test_loader_rejects_unknown_tag() -> None:
 
 
 def test_loader_rejects_getatt_without_attribute() -> None:
-    with pytest.raises(TemplateError, match="Resource.Attribute"):
+    with pytest.raises(TemplateError, match=r"Resource.Attribute"):
         load_value("!GetAtt Queue")
 
 
@@ -402,7 +406,8 @@ Resources:
     role = expanded["Resources"]["FnRole"]["Properties"]
     assert "arn:aws:iam::aws:policy/AWSXRayDaemonWriteAccess" in role["ManagedPolicyArns"]
     layers = [
-        resource for resource in expanded["Resources"].values()
+        resource
+        for resource in expanded["Resources"].values()
         if resource["Type"] == "AWS::Lambda::LayerVersion"
     ]
     assert local_code_path(layers[0]["Properties"]["Content"]) == "layers/shared/"
@@ -424,7 +429,7 @@ def test_expand_sam_reports_invalid_function() -> None:
         "Resources": {"Fn": {"Type": "AWS::Serverless::Function", "Properties": {"Handler": 5}}},
     }
 
-    with pytest.raises(TemplateError, match="SAM transform failed: .*Fn"):
+    with pytest.raises(TemplateError, match=r"SAM transform failed: .*Fn"):
         expand_sam(template, {}, PseudoParameters())
 
 

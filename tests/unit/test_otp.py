@@ -6,7 +6,6 @@ import re
 
 import pytest
 
-from idsentry.services import otp
 from idsentry.services.otp import (
     MAX_ATTEMPTS,
     CodeCheck,
@@ -49,7 +48,7 @@ def test_code_keeps_leading_zeros(
         bounds.append(bound)
         return drawn
 
-    monkeypatch.setattr(otp.secrets, "randbelow", fake_randbelow)
+    monkeypatch.setattr("idsentry.services.otp.secrets.randbelow", fake_randbelow)
 
     assert generate_code() == expected
     assert bounds == [1_000_000]
@@ -117,7 +116,7 @@ def test_check_other_signup_incorrect() -> None:
 
 
 def test_check_other_code_id_incorrect() -> None:
-    # The stored hash was made for CODE_ID; a record naming another code id must not match it.
+    # The stored hash was made for CODE_ID, so a record naming another code id must not match it.
     stored = record()
     moved = CodeRecord(
         code_id="code_01JOTHERCODE0000000000000",

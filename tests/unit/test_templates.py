@@ -12,7 +12,7 @@ from idsentry.templates import _EMAIL_TEXT, SMS_TEMPLATES, render_email, render_
 
 pytestmark = pytest.mark.unit
 
-# One UCS-2 segment holds 70 characters; Twilio adds this carrier signature for +86 numbers.
+# One UCS-2 segment contains 70 characters. Twilio adds this carrier signature for +86 numbers.
 UCS2_SEGMENT = 70
 SIGNATURE = "【身份哨兵】"
 GSM7_SEGMENT = 160

@@ -86,6 +86,7 @@ class MainTable:
         item: dict[str, Any],
         condition: str | None = None,
         values: dict[str, Any] | None = None,
+        names: dict[str, str] | None = None,
     ) -> bool:
         """Put an item; returns False when `condition` failed."""
         request: dict[str, Any] = {"TableName": self.name, "Item": to_item(item)}
@@ -93,6 +94,8 @@ class MainTable:
             request["ConditionExpression"] = condition
         if values:
             request["ExpressionAttributeValues"] = to_item(values)
+        if names:
+            request["ExpressionAttributeNames"] = names
         try:
             self.client().put_item(**request)
         except ClientError as exc:

@@ -107,6 +107,7 @@ class IdempotencyGuard:
             condition="attribute_not_exists(pk) OR expires_at < :now OR "
             "(#state = :in_progress AND locked_until < :now)",
             values={":now": now, ":in_progress": "in_progress"},
+            names={"#state": "state"},
         )
 
     def _existing(self, pk: str, fingerprint: str, now: int) -> StoredResponse:
