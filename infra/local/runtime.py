@@ -27,6 +27,7 @@ from infra.local.provision import (
     ProvisionedStack,
     ScheduleSpec,
     ScheduleTarget,
+    check_loopback,
 )
 
 LOG = logging.getLogger(__name__)
@@ -220,6 +221,9 @@ class LocalRuntime:
             }
         )
         environment.update(extra)
+        for name, value in environment.items():
+            if name.startswith("AWS_ENDPOINT_URL"):
+                check_loopback(value)
         return environment
 
     def _apply_environment(self) -> None:

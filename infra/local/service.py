@@ -58,7 +58,9 @@ class LocalService:
         self.trust_forwarded_for = trust_forwarded_for
         self.template_path = template_path
         # Callback URLs are rebuilt from this, so a named stage is part of it.
-        self.public_base_url = f"http://{LOOPBACK}:{self.port}" + ("" if stage == "$default" else f"/{stage}")
+        self.public_base_url = f"http://{LOOPBACK}:{self.port}" + (
+            "" if stage == "$default" else f"/{stage}"
+        )
 
         # Test-only secrets, new for every run.
         self.twilio_account_sid = "AC" + secrets.token_hex(16)

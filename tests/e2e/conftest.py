@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 import requests
-
 from infra.local.service import LocalService
 
 IDENTITIES = Path(__file__).resolve().parents[2] / "events" / "demo" / "identities.json"
@@ -24,9 +23,9 @@ CONSENTS = {
 class RecordCollector(logging.Handler):
     """Keeps every log record's message and extra fields as one string."""
 
-    def __init__(self) -> None:
+    def __init__(self, lines: list[str] | None = None) -> None:
         super().__init__(level=logging.DEBUG)
-        self.lines: list[str] = []
+        self.lines: list[str] = [] if lines is None else lines
 
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append(f"{record.getMessage()} {record.__dict__}")
@@ -40,21 +39,25 @@ def log_records() -> Iterator[RecordCollector]:
     logging.getLogger().addHandler(collector)
     yield collector
     for logger in watched:
-        logger.removeHandler(collector)
+        for handler in list(logger.handlers):
+            if isinstance(handler, RecordCollector):
+                logger.removeHandler(handler)
 
 
 def watch_handler_logs(service: LocalService, collector: RecordCollector) -> None:
     """Also collect the handlers' own log records.
 
-    Powertools Logger formats with the first handler of the `idsentry` logger, so the collector
-    is appended only after every handler module (and its Logger) is loaded.
+    Powertools Logger formats with the first handler of the `idsentry` logger, so a collector
+    is appended only after every handler module (and its Logger) is loaded. It is a second
+    handler sharing the lines, because Powertools filters the package's records out of every
+    handler on the root logger.
     """
     assert service.stack is not None
     for function_id in service.stack.runtime.functions:
         service.stack.runtime.load_handler(function_id)
     package_logger = logging.getLogger("idsentry")
-    if collector not in package_logger.handlers:
-        package_logger.addHandler(collector)
+    if not any(isinstance(handler, RecordCollector) for handler in package_logger.handlers):
+        package_logger.addHandler(RecordCollector(collector.lines))
 
 
 def signup_body(**overrides: Any) -> dict[str, Any]:
@@ -71,7 +74,9 @@ def signup_body(**overrides: Any) -> dict[str, Any]:
     return body
 
 
-def wait_for_sms(service: LocalService, to: str, count: int = 1, deadline_s: float = 20.0) -> list[dict[str, Any]]:
+def wait_for_sms(
+    service: LocalService, to: str, count: int = 1, deadline_s: float = 20.0
+) -> list[dict[str, Any]]:
     """Return the SMS to `to` once there are `count` of them, or fail after the deadline."""
     assert service.twilio is not None
     give_up = time.monotonic() + deadline_s
@@ -83,7 +88,9 @@ def wait_for_sms(service: LocalService, to: str, count: int = 1, deadline_s: flo
     raise AssertionError(f"expected {count} SMS to the test number within {deadline_s} s")
 
 
-def wait_for_emails(service: LocalService, count: int, deadline_s: float = 20.0) -> list[dict[str, Any]]:
+def wait_for_emails(
+    service: LocalService, count: int, deadline_s: float = 20.0
+) -> list[dict[str, Any]]:
     """Return the sent e-mails once there are at least `count`, or fail after the deadline."""
     give_up = time.monotonic() + deadline_s
     while time.monotonic() < give_up:
@@ -101,7 +108,9 @@ def code_from(message: dict[str, Any]) -> str:
     return match.group(0)
 
 
-def sign_up_and_verify(service: LocalService, body: dict[str, Any], sms_count: int = 1) -> dict[str, Any]:
+def sign_up_and_verify(
+    service: LocalService, body: dict[str, Any], sms_count: int = 1
+) -> dict[str, Any]:
     """Sign up, read the code from the Twilio emulator and verify; return the verify response."""
     created = requests.post(f"{service.base_url}/v1/signups", json=body, timeout=30)
     assert created.status_code == 202, created.text

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-
 from infra.local.service import LocalService
+
 from tests.e2e.conftest import (
     IDENTITIES,
     RecordCollector,
@@ -60,7 +60,11 @@ def test_named_stage_prefix_served(strict_service: LocalService) -> None:
 def test_ip_limit_stops_sms(strict_service: LocalService) -> None:
     before = _sms_count(strict_service)
     responses = [
-        _post(strict_service, signup_body(mobile=f"+86138001381{index:02d}", email=f"ip{index}@example.com"), "203.0.113.7")
+        _post(
+            strict_service,
+            signup_body(mobile=f"+86138001381{index:02d}", email=f"ip{index}@example.com"),
+            "203.0.113.7",
+        )
         for index in range(5)
     ]
 
@@ -90,7 +94,11 @@ def test_daily_cap_per_number(strict_service: LocalService) -> None:
 def test_otp_budget_breaker_trips(strict_service: LocalService) -> None:
     # The budget of 6 code SMS a day is shared by every earlier test of this module.
     outcomes = [
-        _post(strict_service, signup_body(mobile=f"+86138001383{index:02d}", email=f"b{index}@example.com"), f"192.0.2.{index}")
+        _post(
+            strict_service,
+            signup_body(mobile=f"+86138001383{index:02d}", email=f"b{index}@example.com"),
+            f"192.0.2.{index}",
+        )
         for index in range(8)
     ]
 
@@ -102,7 +110,9 @@ def test_otp_budget_breaker_trips(strict_service: LocalService) -> None:
     assert all(status == 503 for status in statuses[statuses.index(503) :])
 
 
-def test_logs_hold_no_personal_data(strict_service: LocalService, log_records: RecordCollector) -> None:
+def test_logs_hold_no_personal_data(
+    strict_service: LocalService, log_records: RecordCollector
+) -> None:
     raw_values = [
         "110105199003071239",
         "310104198512120023",

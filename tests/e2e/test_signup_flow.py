@@ -6,8 +6,8 @@ import re
 
 import pytest
 import requests
-
 from infra.local.service import LocalService
+
 from tests.e2e.conftest import (
     CONSENTS,
     code_from,
@@ -61,10 +61,17 @@ def test_signup_verify_and_confirm_email(service: LocalService) -> None:
 
 
 def test_invalid_fields_listed_in_english(service: LocalService) -> None:
-    body = signup_body(id_number="110105199002301234", mobile="010 6552 9988", email="张@example.com")
+    body = signup_body(
+        id_number="110105199002301234", mobile="010 6552 9988", email="张@example.com"
+    )
     body["consents"] = {"terms": CONSENTS["terms"]}
 
-    response = requests.post(f"{service.base_url}/v1/signups", json=body, headers={"Accept-Language": "en-US,en;q=0.9"}, timeout=30)
+    response = requests.post(
+        f"{service.base_url}/v1/signups",
+        json=body,
+        headers={"Accept-Language": "en-US,en;q=0.9"},
+        timeout=30,
+    )
 
     assert response.status_code == 422
     fields = {entry["field"]: entry["code"] for entry in response.json()["error"]["fields"]}
@@ -89,7 +96,9 @@ def test_invalid_fields_default_to_chinese(service: LocalService) -> None:
 
 def test_under_fourteen_rejected(service: LocalService) -> None:
     response = requests.post(
-        f"{service.base_url}/v1/signups", json=signup_body(id_number="110104201505053210"), timeout=30
+        f"{service.base_url}/v1/signups",
+        json=signup_body(id_number="110104201505053210"),
+        timeout=30,
     )
 
     assert response.status_code == 422
@@ -97,7 +106,13 @@ def test_under_fourteen_rejected(service: LocalService) -> None:
 
 
 def test_wrong_code_then_lockout(service: LocalService) -> None:
-    body = signup_body(name="Alice Li", id_number="310104198512120023", mobile="+8613900139002", email="alice.li@example.com", locale="en")
+    body = signup_body(
+        name="Alice Li",
+        id_number="310104198512120023",
+        mobile="+8613900139002",
+        email="alice.li@example.com",
+        locale="en",
+    )
     created = requests.post(f"{service.base_url}/v1/signups", json=body, timeout=30)
     signup_id = created.json()["signup_id"]
     right = code_from(wait_for_sms(service, body["mobile"])[0])
@@ -118,14 +133,26 @@ def test_wrong_code_then_lockout(service: LocalService) -> None:
 
 
 def test_failed_ownership_changes_nothing(service: LocalService) -> None:
-    owner = signup_body(name="陈静", id_number="320103197506187775", mobile="+8613600136006", email="chenjing@example.com")
+    owner = signup_body(
+        name="陈静",
+        id_number="320103197506187775",
+        mobile="+8613600136006",
+        email="chenjing@example.com",
+    )
     owner_result = sign_up_and_verify(service, owner)
-    impostor = signup_body(name="赵六", id_number=owner["id_number"], mobile="+8615800158005", email="zhaoliu@example.com")
+    impostor = signup_body(
+        name="赵六",
+        id_number=owner["id_number"],
+        mobile="+8615800158005",
+        email="zhaoliu@example.com",
+    )
 
     created = requests.post(f"{service.base_url}/v1/signups", json=impostor, timeout=30)
     code = code_from(wait_for_sms(service, impostor["mobile"])[0])
     verified = requests.post(
-        f"{service.base_url}/v1/signups/{created.json()['signup_id']}/verify", json={"code": code}, timeout=30
+        f"{service.base_url}/v1/signups/{created.json()['signup_id']}/verify",
+        json={"code": code},
+        timeout=30,
     )
 
     assert verified.status_code == 422
@@ -137,7 +164,12 @@ def test_failed_ownership_changes_nothing(service: LocalService) -> None:
 
 def test_verified_owner_takes_over_id(service: LocalService) -> None:
     assert service.realname is not None
-    old = signup_body(name="李娜", id_number="440304199208154565", mobile="+8613700137003", email="li.na@example.cn")
+    old = signup_body(
+        name="李娜",
+        id_number="440304199208154565",
+        mobile="+8613700137003",
+        email="li.na@example.cn",
+    )
     old_result = sign_up_and_verify(service, old)
     emails_before = len(wait_for_emails(service, 1))
     service.realname.add_identity("李娜", "440304199208154565", "+8618600186004")
@@ -156,7 +188,12 @@ def test_verified_owner_takes_over_id(service: LocalService) -> None:
 
 def test_no_enumeration_at_signup(service: LocalService) -> None:
     registered = signup_body(mobile="+8613800138011", email="again@example.com")
-    fresh = signup_body(name="周八", id_number="110108198801010099", mobile="+8613800138012", email="zhouba@example.com")
+    fresh = signup_body(
+        name="周八",
+        id_number="110108198801010099",
+        mobile="+8613800138012",
+        email="zhouba@example.com",
+    )
 
     first = requests.post(f"{service.base_url}/v1/signups", json=registered, timeout=30)
     second = requests.post(f"{service.base_url}/v1/signups", json=fresh, timeout=30)

@@ -347,6 +347,15 @@ def test_environment_restored_on_close(stack: LocalStack) -> None:
     assert os.environ["FIXTURE_EXTRA"] == "from-caller"
 
 
+def test_environment_rejects_remote_endpoint(stack: LocalStack) -> None:
+    remote = {"AWS_ENDPOINT_URL_SQS": "https://sqs.us-east-1.amazonaws.com"}
+
+    with pytest.raises(ValueError, match=r"must point at 127\.0\.0\.1"):
+        LocalRuntime(stack.provisioned, extra_environment=remote)
+
+    assert "AWS_ENDPOINT_URL_SQS" not in os.environ
+
+
 # ---------------------------------------------------------------------------- schedules
 
 
