@@ -93,21 +93,12 @@ def test_source_code_in_catalogue(code: str) -> None:
     assert code in MESSAGES
 
 
-MISSING_BANK_CARD_CODE = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "identifiers.py raises bank_card.invalid_characters, but MESSAGES has no entry, "
-        "so message() raises KeyError for it"
-    ),
-)
 
 
 @pytest.mark.parametrize(
     "code",
     [
-        pytest.param(code, marks=MISSING_BANK_CARD_CODE)
-        if code == "bank_card.invalid_characters"
-        else code
+        code
         for code in sorted(ERROR_MESSAGES)
     ],
 )
@@ -124,19 +115,7 @@ def test_identifier_params_cover_placeholders(code: str) -> None:
 @pytest.mark.parametrize(
     "outcome",
     [
-        pytest.param(
-            outcome,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "services/signup.py raises FieldProblem('code', f'code.{outcome.value}') "
-                    "for every failed check other than INCORRECT, but MESSAGES has no "
-                    "'code.used', so error_response would raise KeyError (a 500)"
-                ),
-            ),
-        )
-        if outcome is CodeCheck.USED
-        else outcome
+        outcome
         for outcome in CodeCheck
         if outcome not in (CodeCheck.ACCEPTED, CodeCheck.INCORRECT)
     ],

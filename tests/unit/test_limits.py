@@ -168,14 +168,6 @@ def test_notice_cap_one_empty_window() -> None:
     assert decision.code == "limit.daily_sms_cap"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=IndexError,
-    reason=(
-        "decide_notice_send with daily_cap=1 has notice_cap 0 and indexes "
-        "window[len(window) - 0], past the end, as soon as the window holds a send"
-    ),
-)
 def test_notice_cap_one_with_send() -> None:
     decision = decide_notice_send([otp(100)], NOW, daily_cap=1)
 
@@ -221,14 +213,6 @@ def test_day_bucket(moment: datetime, label: str, seconds_left: int) -> None:
     assert day_bucket(moment) == (label, seconds_left)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "hour_bucket truncates the seconds left (int(1799.5) == 1799), so a client that "
-        "waits retry_after seconds retries at 10:59:59.5, still inside the full hour, "
-        "so it should round up"
-    ),
-)
 def test_hour_bucket_rounds_up() -> None:
     moment = datetime(2026, 3, 1, 10, 30, 0, 500_000, tzinfo=UTC)
 

@@ -102,7 +102,12 @@ def decrypt_field(data_key: bytes, owner_id: str, ciphertext: str) -> str:
     """Decrypt a value from `encrypt_field`; raises DecryptionError if it was not sealed for `owner_id`."""
     if not ciphertext.startswith(CIPHERTEXT_PREFIX):
         raise DecryptionError("unknown ciphertext format")
-    raw = base64.b64decode(ciphertext[len(CIPHERTEXT_PREFIX) :])
+    try:
+        raw = base64.b64decode(ciphertext[len(CIPHERTEXT_PREFIX) :], validate=True)
+    except ValueError as exc:
+        raise DecryptionError("ciphertext is not base64") from exc
+    if len(raw) <= NONCE_BYTES:
+        raise DecryptionError("ciphertext is truncated")
     try:
         plaintext = AESGCM(data_key).decrypt(
             raw[:NONCE_BYTES], raw[NONCE_BYTES:], owner_id.encode()
@@ -124,7 +129,7 @@ def sign_token(key: bytes, payload: dict[str, Any]) -> str:
 def verify_token(key: bytes, token: str, now_epoch: int) -> dict[str, Any]:
     """Check a `sign_token` token's signature and its "exp" claim; return the payload."""
     body, separator, signature = token.partition(".")
-    if not separator or not body or not signature:
+    if not separator or not body or not signature or not token.isascii():
         raise TokenError("malformed token")
 
     expected = base64.urlsafe_b64encode(hmac.new(key, body.encode(), hashlib.sha256).digest())

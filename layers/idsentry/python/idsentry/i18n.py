@@ -181,6 +181,14 @@ MESSAGES: Final[dict[str, dict[Locale, str]]] = {
         "zh-CN": "验证码错误次数过多，已失效，请重新获取。",
         "en": "Too many wrong attempts: this code no longer works. Request a new one.",
     },
+    "code.used": {
+        "zh-CN": "该验证码已使用过，请重新获取。",
+        "en": "This code was already used. Request a new one.",
+    },
+    "bank_card.invalid_characters": {
+        "zh-CN": "银行卡号只能包含数字。",
+        "en": "A bank card number may only contain digits.",
+    },
     "code.not_sent": {
         "zh-CN": "验证码尚未发出，请稍候片刻再试。",
         "en": "The code has not been sent yet. Wait a moment and try again.",

@@ -20,7 +20,7 @@ MINIMUM_AGE = 14
 # Letters of any script, combining marks, the middle dot of transliterated minority names
 # (·, and its look-alikes after NFKC), spaces, apostrophes, periods and hyphens for Latin names.
 _NAME_PATTERN = re.compile(r"^[^\W\d_][\w\s·・.'\-]*$")
-_REFERRAL_PATTERN = re.compile(r"^[A-Za-z0-9]{4,32}$")
+_REFERRAL_PATTERN = re.compile(r"[A-Za-z0-9]{4,32}")
 _CODE_PATTERN = re.compile(r"^[0-9]{6}$")
 
 
@@ -106,18 +106,30 @@ def parse_signup(
     today: date | None = None,
 ) -> ValidSignup:
     """Validate a signup body; raises RequestValidationError listing every invalid field."""
+    canonicalizers: dict[str, Any] = {
+        "id_number": lambda raw: identifiers.canonical_id_number(raw, today=today),
+        "mobile": lambda raw: identifiers.canonical_mobile(raw, allowed_regions=allowed_regions),
+        "email": identifiers.canonical_email,
+    }
     try:
         body = SignupBody.model_validate(payload)
     except ValidationError as exc:
-        raise RequestValidationError(_pydantic_problems(exc)) from None
+        # Report the identifiers' own problems too, so one correction round is enough.
+        structural = _pydantic_problems(exc)
+        flagged = {problem.field for problem in structural}
+        for field, canonicalize in canonicalizers.items():
+            raw = payload.get(field) if isinstance(payload, dict) else None
+            if isinstance(raw, str) and field not in flagged:
+                _check_identifier(structural, canonicalize, raw)
+        raise RequestValidationError(structural) from None
 
     problems: list[FieldProblem] = []
 
     name = " ".join(unicodedata.normalize("NFKC", body.name).split())
-    if not name or not _NAME_PATTERN.match(name) or any(ch.isdigit() for ch in name):
+    if not name or not _NAME_PATTERN.match(name) or any(ch.isdigit() or ch == "_" for ch in name):
         problems.append(FieldProblem("name", "name.invalid"))
 
-    id_number = _check_identifier(problems, identifiers.canonical_id_number, body.id_number)
+    id_number = _check_identifier(problems, canonicalizers["id_number"], body.id_number)
     if id_number is not None:
         try:
             identifiers.check_minimum_age(id_number, minimum_years=MINIMUM_AGE, today=today)
@@ -125,18 +137,14 @@ def parse_signup(
             problems.append(FieldProblem(exc.field, exc.code, dict(exc.params)))
             id_number = None
 
-    mobile = _check_identifier(
-        problems,
-        lambda raw: identifiers.canonical_mobile(raw, allowed_regions=allowed_regions),
-        body.mobile,
-    )
-    email = _check_identifier(problems, identifiers.canonical_email, body.email)
+    mobile = _check_identifier(problems, canonicalizers["mobile"], body.mobile)
+    email = _check_identifier(problems, canonicalizers["email"], body.email)
 
     if body.locale is not None and body.locale not in SUPPORTED_LOCALES:
         problems.append(FieldProblem("locale", "locale.unsupported"))
     if body.plan not in PLANS:
         problems.append(FieldProblem("plan", "plan.unknown"))
-    if body.referral_code is not None and not _REFERRAL_PATTERN.match(body.referral_code):
+    if body.referral_code is not None and not _REFERRAL_PATTERN.fullmatch(body.referral_code):
         problems.append(FieldProblem("referral_code", "referral_code.invalid"))
 
     consent_versions: dict[str, str] = {}

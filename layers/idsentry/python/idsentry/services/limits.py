@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -58,9 +59,10 @@ def decide_notice_send(sends: list[SmsSend], now: int, daily_cap: int) -> LimitD
     window = live_sends(sends, now)
     notice_cap = max(daily_cap - SLOTS_RESERVED_FOR_CODES, 0)
     if len(window) >= notice_cap:
-        if not window:
+        if notice_cap == 0 or not window:
+            # Every slot is kept for codes: notices never go out by SMS with this cap.
             return LimitDecision(False, "limit.daily_sms_cap", DAY_SECONDS)
-        oldest = window[max(len(window) - notice_cap, 0)]
+        oldest = window[len(window) - notice_cap]
         return LimitDecision(False, "limit.daily_sms_cap", oldest.sent_at + DAY_SECONDS - now)
     return ALLOWED
 
@@ -69,11 +71,11 @@ def hour_bucket(moment: datetime) -> tuple[str, int]:
     """Return the fixed one-hour window label of `moment` and the seconds until it ends."""
     start = moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     end = start + timedelta(hours=1)
-    return start.strftime("%Y%m%d%H"), max(int((end - moment).total_seconds()), 1)
+    return start.strftime("%Y%m%d%H"), max(math.ceil((end - moment).total_seconds()), 1)
 
 
 def day_bucket(moment: datetime) -> tuple[str, int]:
     """Return the UTC day label of `moment` and the seconds until that day ends."""
     start = moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     end = start + timedelta(days=1)
-    return start.strftime("%Y%m%d"), max(int((end - moment).total_seconds()), 1)
+    return start.strftime("%Y%m%d"), max(math.ceil((end - moment).total_seconds()), 1)

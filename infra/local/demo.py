@@ -1,0 +1,1307 @@
+"""`make demo`: play the story in events/demo/story.json against the local stack and check each step.
+
+The story file lists steps in order. Every step has an `id`, a `stage` (the part of the product
+it exercises, such as "signup"; later stages add their own steps and actions), a `scene` (a key
+of the file's `scenes`, whose title is printed when the scene changes), a `title` in zh-CN and
+en, and an `action` from ACTIONS below with that action's fields:
+
+- `signup`: POST /v1/signups with `body` (laid over `defaults.signup`), optional `source_ip`
+  (sent as X-Forwarded-For) and `idempotency_key`, or `replay_of` (a signup step to resend).
+- `signup_burst`: the same body sent `count` times, or once per entry of `mobiles`.
+- `receive_sms`: wait for the code SMS of a signup step and read the code from it.
+- `verify`: POST .../verify with the code from the SMS (`"code": "from_sms"`) or a wrong one
+  (`"code": "wrong"`).
+- `receive_email`: wait for the e-mail of `kind` (a template of idsentry.templates) to the
+  address of a signup step; `open_email_link` opens the link in a received e-mail.
+- `register_identity`: change the real-name verification emulator's registry.
+- `check_account`: read whether a verified signup's account still holds its ID number.
+- `summary`: print and check the counts of the whole run.
+
+`expect` states what the step must observe. The demo exits 0 when every step met its
+expectations, 1 at the first step that did not (naming the step and what was expected), 2 for
+an invalid story file and 130 when interrupted. It always stops the local stack it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import html.parser
+import json
+import logging
+import re
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, Literal, TextIO
+from urllib.parse import urlsplit
+
+import phonenumbers
+import requests
+
+from idsentry import identifiers
+from idsentry.identifiers import IdentifierKind
+from idsentry.templates import render_email
+from idsentry.wiring import main_table
+from infra.local.emulators.realname import RealNameEmulator
+from infra.local.emulators.twilio import TwilioEmulator
+from infra.local.service import LocalService
+from infra.local.stack import DEFAULT_TEMPLATE, REPOSITORY_ROOT
+from infra.local.template import load_template
+
+LOG = logging.getLogger(__name__)
+
+Lang = Literal["zh-CN", "en"]
+LANGS: tuple[Lang, ...] = ("zh-CN", "en")
+DEFAULT_STORY = REPOSITORY_ROOT / "events" / "demo" / "story.json"
+LOG_FILE = REPOSITORY_ROOT / ".local" / "demo.log"
+# Upper bound for each wait on an SMS or e-mail; the notifier usually delivers within a second.
+WAIT_SECONDS = 15.0
+POLL_SECONDS = 0.1
+HTTP_TIMEOUT_SECONDS = 30.0
+FINAL_SMS_STATUSES = frozenset({"delivered", "undelivered", "failed"})
+CODE_PATTERN = re.compile(r"(?<!\d)(\d{6})(?!\d)")
+LINK_PATTERN = re.compile(r"https?://\S+")
+
+EXIT_OK = 0
+EXIT_STEP_FAILED = 1
+EXIT_INVALID_STORY = 2
+EXIT_INTERRUPTED = 130
+
+# Text the demo prints itself. API responses, SMS and e-mails keep the subscriber's locale.
+UI_TEXT: dict[str, dict[Lang, str]] = {
+    "banner": {"zh-CN": "身份哨兵 IDSentry 本地演示", "en": "IDSentry local demo"},
+    "starting": {
+        "zh-CN": "正在启动本地服务（moto、Twilio 模拟器、实名核验模拟器、HTTP API）……",
+        "en": "Starting the local service (moto, the Twilio and real-name verification emulators, the HTTP API)...",
+    },
+    "started": {"zh-CN": "本地服务已启动：{base_url}", "en": "Local service started at {base_url}"},
+    "parameter": {
+        "zh-CN": "注意：本次演示把模板参数 {name} 调为 {value}（模板默认 {default}），以便演示该限制。",
+        "en": "Note: this demo sets the template parameter {name} to {value} (template default {default}) to show that limit.",
+    },
+    "forwarded": {
+        "zh-CN": "注意：演示让本地 HTTP API 信任 X-Forwarded-For 请求头，由演示为每个请求指定来源 IP（文档保留地址），代表不同网络的用户和来自同一地址的批量请求。",
+        "en": "Note: the demo makes the local HTTP API trust the X-Forwarded-For header and sets each request's source IP (documentation addresses) to stand for users on different networks and a burst from one address.",
+    },
+    "logs": {
+        "zh-CN": "服务自身的日志写入 {path}。",
+        "en": "The service's own log lines go to {path}.",
+    },
+    "masked": {
+        "zh-CN": "演示输出中的身份证号、手机号和邮箱地址均已脱敏。",
+        "en": "ID numbers, mobile numbers and e-mail addresses in this output are masked.",
+    },
+    "step": {"zh-CN": "[{stage}] {step_id}：{title}", "en": "[{stage}] {step_id}: {title}"},
+    "signup_request": {
+        "zh-CN": "POST /v1/signups：姓名 {name}，身份证号 {id_number}，手机 {mobile}，邮箱 {email}，语言 {locale}，来源 IP {source_ip}",
+        "en": "POST /v1/signups: name {name}, ID number {id_number}, mobile {mobile}, e-mail {email}, locale {locale}, source IP {source_ip}",
+    },
+    "consents_sent": {
+        "zh-CN": "同意项：{consents}",
+        "en": "Consents: {consents}",
+    },
+    "no_consents": {"zh-CN": "（无）", "en": "(none)"},
+    "idempotency_key": {"zh-CN": "Idempotency-Key：{key}", "en": "Idempotency-Key: {key}"},
+    "response": {"zh-CN": "→ HTTP {status} {code}", "en": "→ HTTP {status} {code}"},
+    "field_problem": {"zh-CN": "· {field}：{message}", "en": "· {field}: {message}"},
+    "retry_after": {"zh-CN": "Retry-After：{seconds} 秒", "en": "Retry-After: {seconds} s"},
+    "signup_id": {"zh-CN": "signup_id：{signup_id}", "en": "signup_id: {signup_id}"},
+    "subscriber_id": {
+        "zh-CN": "subscriber_id：{subscriber_id}，状态 {status}，下一步 {next_step}",
+        "en": "subscriber_id: {subscriber_id}, status {status}, next step {next_step}",
+    },
+    "same_signup": {
+        "zh-CN": "与 {step} 的 signup_id 相同，服务返回了保存的响应",
+        "en": "Same signup_id as {step}: the service returned the stored response",
+    },
+    "sms_header": {
+        "zh-CN": "短信 → {mobile}（Twilio 状态 {status}，{segments} 段）",
+        "en": "SMS → {mobile} (Twilio status {status}, {segments} segment(s))",
+    },
+    "email_header": {"zh-CN": "邮件 → {email}", "en": "E-mail → {email}"},
+    "email_subject": {"zh-CN": "主题：{subject}", "en": "Subject: {subject}"},
+    "verify_request": {
+        "zh-CN": "POST /v1/signups/{signup_id}/verify：验证码 {code}",
+        "en": "POST /v1/signups/{signup_id}/verify: code {code}",
+    },
+    "wrong_code": {
+        "zh-CN": "（故意输错一位，短信里的是 {right}）",
+        "en": "(one digit mistyped on purpose; the SMS says {right})",
+    },
+    "verification": {
+        "zh-CN": "实名核验模拟器的结果：{result}",
+        "en": "Real-name verification emulator result: {result}",
+    },
+    "open_link": {"zh-CN": "GET {path}", "en": "GET {path}"},
+    "page": {"zh-CN": "页面内容：", "en": "Page text:"},
+    "identity_registered": {
+        "zh-CN": "实名核验模拟器登记：{name}，身份证号 {id_number}，手机 {mobile}",
+        "en": "Real-name verification emulator now registers: {name}, ID number {id_number}, mobile {mobile}",
+    },
+    "account_held": {
+        "zh-CN": "账户 {subscriber_id} 持有身份证号 {masked}；账户通知 {notices} 条",
+        "en": "Account {subscriber_id} holds ID number {masked}; {notices} account notice(s)",
+    },
+    "account_removed": {
+        "zh-CN": "账户 {subscriber_id} 的身份证号 {masked} 已移除，由账户 {taken_by} 接管；账户通知 {notices} 条",
+        "en": "Account {subscriber_id} no longer holds ID number {masked}; account {taken_by} took it over; {notices} account notice(s)",
+    },
+    "account_missing": {
+        "zh-CN": "账户 {subscriber_id} 没有身份证号记录；账户通知 {notices} 条",
+        "en": "Account {subscriber_id} has no ID number record; {notices} account notice(s)",
+    },
+    "burst_request": {
+        "zh-CN": "请求 {index}：手机 {mobile} → HTTP {status} {detail}",
+        "en": "Request {index}: mobile {mobile} → HTTP {status} {detail}",
+    },
+    "burst_sms": {
+        "zh-CN": "Twilio 模拟器为这些号码收到的短信：{count} 条",
+        "en": "SMS the Twilio emulator received for these numbers: {count}",
+    },
+    "summary_created": {"zh-CN": "创建的注册申请：{count}", "en": "Signups created: {count}"},
+    "summary_verified": {"zh-CN": "验证通过：{count}", "en": "Signups verified: {count}"},
+    "summary_rejected": {
+        "zh-CN": "被拒绝的请求：{count}（按原因，一个请求可能有多个原因）",
+        "en": "Requests rejected: {count} (by reason; one request can have several)",
+    },
+    "summary_reason": {"zh-CN": "· {reason}：{count}", "en": "· {reason}: {count}"},
+    "summary_sms": {
+        "zh-CN": "Twilio 模拟器收到的短信：{count}",
+        "en": "SMS received by the Twilio emulator: {count}",
+    },
+    "summary_emails": {"zh-CN": "SES 接受的邮件：{count}", "en": "E-mails accepted by SES: {count}"},
+    "passed": {
+        "zh-CN": "全部 {count} 个步骤都符合预期。",
+        "en": "All {count} steps behaved as expected.",
+    },
+    "stopped": {"zh-CN": "本地服务已停止。", "en": "Local service stopped."},
+    "failed": {"zh-CN": "✗ 步骤 {step_id} 失败：{detail}", "en": "✗ Step {step_id} failed: {detail}"},
+    "interrupted": {
+        "zh-CN": "已中断，本地服务已停止。",
+        "en": "Interrupted; the local service is stopped.",
+    },
+    "service_failed": {
+        "zh-CN": "✗ 本地服务出错：{error_type}：{error}",
+        "en": "✗ The local service failed: {error_type}: {error}",
+    },
+    # Failure details: what the step expected and what it observed.
+    "expected_status": {
+        "zh-CN": "期望 HTTP {expected}，实际 HTTP {actual}（{code}）",
+        "en": "expected HTTP {expected}, got HTTP {actual} ({code})",
+    },
+    "expected_error": {
+        "zh-CN": "期望错误码 {expected}，实际 {actual}",
+        "en": "expected error code {expected}, got {actual}",
+    },
+    "expected_fields": {
+        "zh-CN": "期望字段错误 {expected}，实际 {actual}",
+        "en": "expected field errors {expected}, got {actual}",
+    },
+    "expected_body": {
+        "zh-CN": "期望响应中 {path} 为 {expected}，实际 {actual}",
+        "en": "expected {path} = {expected} in the response, got {actual}",
+    },
+    "missing_retry_after": {
+        "zh-CN": "期望 429 响应带正整数的 Retry-After 头，实际为 {actual}",
+        "en": "expected a positive integer Retry-After header on the 429, got {actual}",
+    },
+    "expected_same_signup": {
+        "zh-CN": "期望与 {step} 相同的 signup_id，实际是 {actual}",
+        "en": "expected the signup_id of {step}, got {actual}",
+    },
+    "sms_timeout": {
+        "zh-CN": "{seconds} 秒内没有收到发给 {mobile} 的短信（期望 {expected} 条，已有 {actual} 条）",
+        "en": "no SMS to {mobile} within {seconds} s (expected {expected}, got {actual})",
+    },
+    "sms_not_delivered": {
+        "zh-CN": "期望短信状态 delivered，实际 {status}（错误码 {error_code}）",
+        "en": "expected SMS status delivered, got {status} (error code {error_code})",
+    },
+    "sms_count": {
+        "zh-CN": "期望 Twilio 模拟器收到 {expected} 条短信，实际 {actual} 条",
+        "en": "expected {expected} SMS at the Twilio emulator, got {actual}",
+    },
+    "no_code": {
+        "zh-CN": "短信中没有 6 位验证码",
+        "en": "the SMS contains no 6-digit code",
+    },
+    "no_sms_code": {
+        "zh-CN": "{step} 还没有读到短信验证码，先加一个 receive_sms 步骤",
+        "en": "no SMS code was read for {step}; add a receive_sms step before this one",
+    },
+    "email_timeout": {
+        "zh-CN": "{seconds} 秒内没有收到发给 {email} 的邮件《{subject}》",
+        "en": "no e-mail “{subject}” to {email} within {seconds} s",
+    },
+    "email_count": {
+        "zh-CN": "期望 1 封发给 {email} 的邮件《{subject}》，实际 {actual} 封",
+        "en": "expected 1 e-mail “{subject}” to {email}, got {actual}",
+    },
+    "no_link": {
+        "zh-CN": "邮件中没有指向本地服务 {base_url} 的链接",
+        "en": "the e-mail has no link to the local service at {base_url}",
+    },
+    "page_missing_text": {
+        "zh-CN": "页面中没有“{text}”",
+        "en": "the page does not contain “{text}”",
+    },
+    "expected_verification": {
+        "zh-CN": "期望实名核验结果 {expected}，实际 {actual}",
+        "en": "expected identity verification result {expected}, got {actual}",
+    },
+    "burst_order": {
+        "zh-CN": "期望先有 {accepted} 个 HTTP 202，再有 {rejected} 个 HTTP {status} {code}，实际依次为 {actual}",
+        "en": "expected {accepted} HTTP 202 then {rejected} HTTP {status} {code}, got in order {actual}",
+    },
+    "not_verified": {
+        "zh-CN": "{step} 没有得到 subscriber_id，无法检查账户",
+        "en": "{step} has no subscriber_id, so there is no account to check",
+    },
+    "account_state": {
+        "zh-CN": "期望身份证号状态 {expected}，实际 {actual}",
+        "en": "expected ID number state {expected}, got {actual}",
+    },
+    "notice_count": {
+        "zh-CN": "期望账户通知 {expected} 条，实际 {actual} 条",
+        "en": "expected {expected} account notice(s), got {actual}",
+    },
+    "summary_count": {
+        "zh-CN": "期望 {name} 为 {expected}，实际 {actual}",
+        "en": "expected {name} = {expected}, got {actual}",
+    },
+    "unexpected_error": {
+        "zh-CN": "意外错误 {error_type}：{error}（详见 {path}）",
+        "en": "unexpected error {error_type}: {error} (see {path})",
+    },
+}
+
+
+def text(key: str, lang: Lang, **params: object) -> str:
+    """Return the demo's own text for `key` in `lang`, with parameters filled in."""
+    return UI_TEXT[key][lang].format(**params)
+
+
+class StoryError(ValueError):
+    """The story file is malformed or a step refers to a step that did not run."""
+
+
+class StepFailedError(Exception):
+    """A step observed something other than what its `expect` states."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+# ---------------------------------------------------------------------------- masking
+
+
+def _mask_middle(value: str, keep_start: int, keep_end: int) -> str:
+    if len(value) <= keep_start + keep_end:
+        return "*" * len(value)
+    return value[:keep_start] + "*" * (len(value) - keep_start - keep_end) + value[-keep_end:]
+
+
+def mask_id_number(raw: str) -> str:
+    """Return the masked form of an ID number, also for input that is not a valid one."""
+    try:
+        return identifiers.mask(IdentifierKind.ID_NUMBER, identifiers.canonical_id_number(raw))
+    except identifiers.IdentifierError:
+        return _mask_middle(raw.strip(), 4, 4)
+
+
+def mask_mobile(raw: str) -> str:
+    """Return the masked form of a mobile number, also for input that is not a valid one."""
+    try:
+        canonical = identifiers.canonical_mobile(
+            raw, allowed_regions=phonenumbers.SUPPORTED_REGIONS
+        )
+    except identifiers.IdentifierError:
+        return _mask_middle(re.sub(r"[^0-9+]", "", raw), 3, 4)
+    return identifiers.mask(IdentifierKind.MOBILE, canonical)
+
+
+def mask_email(raw: str) -> str:
+    """Return the masked form of an e-mail address, also for input that is not a valid one."""
+    try:
+        return identifiers.mask(IdentifierKind.EMAIL, identifiers.canonical_email(raw))
+    except identifiers.IdentifierError:
+        local_part, at_sign, domain = raw.strip().rpartition("@")
+        if not at_sign:
+            return "***"
+        return f"{local_part[:1]}***@{domain}"
+
+
+def canonical_mobile(raw: str) -> str:
+    """Return a mobile in E.164 form, the form the Twilio emulator records as `to`."""
+    return identifiers.canonical_mobile(raw, allowed_regions=phonenumbers.SUPPORTED_REGIONS)
+
+
+# ---------------------------------------------------------------------------- story file
+
+
+@dataclass(frozen=True)
+class Story:
+    """A parsed story file: stack settings, signup defaults, scene titles and steps."""
+
+    path: Path
+    identities_path: Path
+    parameters: dict[str, Any]
+    trust_forwarded_for: bool
+    signup_defaults: dict[str, Any]
+    scenes: dict[str, dict[str, str]]
+    steps: list[dict[str, Any]]
+
+
+def _titles(value: Any, where: str) -> dict[str, str]:
+    if not isinstance(value, dict) or any(
+        not isinstance(value.get(lang), str) or not value[lang] for lang in LANGS
+    ):
+        raise StoryError(f"{where} must be an object with non-empty zh-CN and en strings")
+    return {lang: value[lang] for lang in LANGS}
+
+
+def load_story(path: Path) -> Story:
+    """Read and check a story file; raise StoryError naming the first invalid entry."""
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise StoryError(f"{path}: cannot read a JSON object ({type(exc).__name__})") from exc
+    if not isinstance(payload, dict):
+        raise StoryError(f"{path}: the top level must be a JSON object")
+    if payload.get("format_version") != 1:
+        raise StoryError(f"{path}: format_version must be 1")
+
+    scenes_raw = payload.get("scenes")
+    if not isinstance(scenes_raw, dict):
+        raise StoryError(f"{path}: scenes must be an object of scene id to titles")
+    scenes = {name: _titles(value, f"scene {name}") for name, value in scenes_raw.items()}
+
+    steps = payload.get("steps")
+    if not isinstance(steps, list) or not steps:
+        raise StoryError(f"{path}: steps must be a non-empty list")
+    seen: set[str] = set()
+    for index, step in enumerate(steps):
+        if not isinstance(step, dict):
+            raise StoryError(f"{path}: step {index} must be an object")
+        step_id = step.get("id")
+        if not isinstance(step_id, str) or not step_id or step_id in seen:
+            raise StoryError(f"{path}: step {index} needs a unique non-empty string id")
+        seen.add(step_id)
+        if not isinstance(step.get("stage"), str) or not step["stage"]:
+            raise StoryError(f"step {step_id}: stage must be a non-empty string")
+        if step.get("scene") not in scenes:
+            raise StoryError(f"step {step_id}: scene must be one of {sorted(scenes)}")
+        _titles(step.get("title"), f"step {step_id}: title")
+        if step.get("action") not in ACTIONS:
+            raise StoryError(f"step {step_id}: action must be one of {sorted(ACTIONS)}")
+
+    parameters = payload.get("parameters", {})
+    defaults = payload.get("defaults", {})
+    if not isinstance(parameters, dict) or not isinstance(defaults, dict):
+        raise StoryError(f"{path}: parameters and defaults must be objects")
+    signup_defaults = defaults.get("signup", {})
+    if not isinstance(signup_defaults, dict):
+        raise StoryError(f"{path}: defaults.signup must be an object")
+
+    identities = payload.get("identities")
+    if not isinstance(identities, str):
+        raise StoryError(f"{path}: identities must name the identities file next to the story")
+    return Story(
+        path=path,
+        identities_path=path.parent / identities,
+        parameters=parameters,
+        trust_forwarded_for=payload.get("trust_forwarded_for") is True,
+        signup_defaults=signup_defaults,
+        scenes=scenes,
+        steps=steps,
+    )
+
+
+# ---------------------------------------------------------------------------- observations
+
+
+@dataclass
+class ApiResponse:
+    """One HTTP response of the local API, with the JSON body when there is one."""
+
+    status: int
+    headers: dict[str, str]
+    text: str
+    body: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def error(self) -> dict[str, Any]:
+        """The `error` object of an error response, or an empty dict."""
+        error = self.body.get("error")
+        return error if isinstance(error, dict) else {}
+
+    @property
+    def code(self) -> str:
+        """The error code, or the `status` field of a success body."""
+        return str(self.error.get("code") or self.body.get("status") or "")
+
+    def fields(self) -> dict[str, str]:
+        """Map each invalid field to its problem code."""
+        return {entry["field"]: entry["code"] for entry in self.error.get("fields", [])}
+
+
+@dataclass
+class SignupRecord:
+    """What the demo knows about one accepted signup, for the steps that follow it."""
+
+    step_id: str
+    body: dict[str, Any]
+    source_ip: str | None
+    idempotency_key: str | None
+    signup_id: str
+    mobile: str
+    email: str
+    locale: str
+    sms_mark: int
+    code: str | None = None
+    subscriber_id: str | None = None
+
+
+@dataclass
+class EmailRecord:
+    """A received e-mail as its reader sees it."""
+
+    subject: str
+    text: str
+
+
+@dataclass
+class Tally:
+    """Counts for the summary."""
+
+    signup_ids: set[str] = field(default_factory=set)
+    verified: int = 0
+    rejected: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    def record_rejection(self, response: ApiResponse) -> None:
+        """Count one rejected request under each reason it gives."""
+        self.rejected += 1
+        codes = list(response.fields().values()) or [response.code or f"http.{response.status}"]
+        self.reasons.update(codes)
+
+
+class _HtmlText(html.parser.HTMLParser):
+    """Plain text of an HTML page or e-mail: paragraphs and line breaks kept, head dropped."""
+
+    _HIDDEN = frozenset({"head", "title", "style", "script"})
+    _BLOCKS = frozenset({"p", "h1", "h2", "h3", "div", "li"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self._hidden_depth = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._HIDDEN:
+            self._hidden_depth += 1
+        elif tag == "br":
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._HIDDEN:
+            self._hidden_depth = max(self._hidden_depth - 1, 0)
+        elif tag in self._BLOCKS:
+            self.parts.append("\n\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden_depth:
+            self.parts.append(data)
+
+
+def html_to_text(document: str) -> str:
+    """Return the text a reader sees in an HTML document."""
+    parser = _HtmlText()
+    parser.feed(document)
+    parser.close()
+    return re.sub(r"\n{3,}", "\n\n", "".join(parser.parts)).strip()
+
+
+def retry_after(response: ApiResponse) -> str:
+    """Return the Retry-After header of a response, or an empty string."""
+    for name, value in response.headers.items():
+        if name.lower() == "retry-after":
+            return value
+    return ""
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _subset_mismatch(expected: Any, actual: Any, path: str) -> tuple[str, Any, Any] | None:
+    """Return the first (path, expected, actual) where `actual` does not contain `expected`."""
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict):
+            return path, expected, actual
+        for name, value in expected.items():
+            mismatch = _subset_mismatch(value, actual.get(name), f"{path}.{name}")
+            if mismatch:
+                return mismatch
+        return None
+    return None if expected == actual else (path, expected, actual)
+
+
+# ---------------------------------------------------------------------------- the run
+
+
+class Demo:
+    """Plays a story against a running LocalService and prints what each person sees."""
+
+    def __init__(self, story: Story, lang: Lang, out: TextIO) -> None:
+        self.story = story
+        self.lang = lang
+        self.out = out
+        self.tally = Tally()
+        self._service: LocalService | None = None
+        # Accepted signups and received e-mails, by the id of the step that produced them.
+        self.signups: dict[str, SignupRecord] = {}
+        self.emails: dict[str, EmailRecord] = {}
+        self._http = requests.Session()
+        # Proxy settings from the environment must never route a request off 127.0.0.1.
+        self._http.trust_env = False
+
+    # Output.
+
+    def say(self, key: str, indent: int = 0, **params: object) -> None:
+        """Print one line of the demo's own text."""
+        self.write(text(key, self.lang, **params), indent)
+
+    def write(self, line: str, indent: int = 0) -> None:
+        """Print `line` (possibly several lines) indented by `indent` levels."""
+        prefix = "  " * indent
+        for part in line.split("\n"):
+            self.out.write(f"{prefix}{part}".rstrip() + "\n")
+        self.out.flush()
+
+    def fail(self, key: str, **params: object) -> StepFailedError:
+        """Return the failure of the current step, described in the demo's language."""
+        return StepFailedError(text(key, self.lang, **params))
+
+    # Components of the running service.
+
+    @property
+    def service(self) -> LocalService:
+        """The running local service."""
+        if self._service is None:
+            raise RuntimeError("the local service is not started")
+        return self._service
+
+    @property
+    def twilio(self) -> TwilioEmulator:
+        """The running Twilio emulator."""
+        if self.service.twilio is None:
+            raise RuntimeError("the Twilio emulator is not started")
+        return self.service.twilio
+
+    @property
+    def realname(self) -> RealNameEmulator:
+        """The running real-name verification emulator."""
+        if self.service.realname is None:
+            raise RuntimeError("the real-name verification emulator is not started")
+        return self.service.realname
+
+    # Run.
+
+    def run(self) -> int:
+        """Start the local service, play every step, stop the service; return the exit status."""
+        self.say("banner")
+        self.say("starting")
+        with LocalService(
+            port=0,
+            identities_path=self.story.identities_path,
+            parameters=self.story.parameters,
+            trust_forwarded_for=self.story.trust_forwarded_for,
+        ) as service:
+            self._service = service
+            self._print_setup()
+            status = self._play()
+            self._service = None
+        self.say("stopped")
+        return status
+
+    def _print_setup(self) -> None:
+        self.say("started", base_url=self.service.base_url)
+        defaults = load_template(DEFAULT_TEMPLATE).get("Parameters", {})
+        for name, value in self.story.parameters.items():
+            default = defaults.get(name, {}).get("Default", "-")
+            self.say("parameter", name=name, value=value, default=default)
+        if self.story.trust_forwarded_for:
+            self.say("forwarded")
+        self.say("logs", path=LOG_FILE.relative_to(REPOSITORY_ROOT))
+        self.say("masked")
+
+    def _play(self) -> int:
+        scene = None
+        for step in self.story.steps:
+            if step["scene"] != scene:
+                scene = step["scene"]
+                self.write("")
+                self.write(f"== {self.story.scenes[scene][self.lang]} ==")
+            self.say("step", stage=step["stage"], step_id=step["id"], title=step["title"][self.lang])
+
+            try:
+                ACTIONS[step["action"]](self, step)
+            except StepFailedError as exc:
+                self.say("failed", indent=1, step_id=step["id"], detail=exc.detail)
+                return EXIT_STEP_FAILED
+            except StoryError as exc:
+                self.say("failed", indent=1, step_id=step["id"], detail=str(exc))
+                return EXIT_STEP_FAILED
+            except Exception as exc:
+                LOG.exception("demo step raised", extra={"step_id": step["id"]})
+                detail = text(
+                    "unexpected_error",
+                    self.lang,
+                    error_type=type(exc).__name__,
+                    error=exc,
+                    path=LOG_FILE.relative_to(REPOSITORY_ROOT),
+                )
+                self.say("failed", indent=1, step_id=step["id"], detail=detail)
+                return EXIT_STEP_FAILED
+
+        self.write("")
+        self.say("passed", count=len(self.story.steps))
+        return EXIT_OK
+
+    # HTTP.
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: dict[str, Any] | None = None,
+        source_ip: str | None = None,
+        idempotency_key: str | None = None,
+        locale: str | None = None,
+    ) -> ApiResponse:
+        """Send one request to the local API and return its status, headers and JSON body."""
+        headers: dict[str, str] = {}
+        if source_ip:
+            headers["X-Forwarded-For"] = source_ip
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        if locale:
+            headers["Accept-Language"] = locale
+
+        response = self._http.request(
+            method,
+            self.service.base_url + path,
+            json=body,
+            headers=headers,
+            timeout=HTTP_TIMEOUT_SECONDS,
+            allow_redirects=False,
+        )
+        parsed = ApiResponse(response.status_code, dict(response.headers), response.text)
+        if response.headers.get("content-type", "").startswith("application/json"):
+            payload = response.json()
+            if isinstance(payload, dict):
+                parsed.body = payload
+        return parsed
+
+    def print_response(self, response: ApiResponse, indent: int = 1) -> None:
+        """Print the status, the localized message and every field problem of a response."""
+        self.say("response", indent=indent, status=response.status, code=response.code)
+        message = response.error.get("message") or response.body.get("message")
+        if message:
+            self.write(str(message), indent + 1)
+        for entry in response.error.get("fields", []):
+            self.say(
+                "field_problem", indent=indent + 1, field=entry["field"], message=entry["message"]
+            )
+        if retry_after(response):
+            self.say("retry_after", indent=indent + 1, seconds=retry_after(response))
+
+    def check_response(self, expect: dict[str, Any], response: ApiResponse) -> None:
+        """Raise StepFailedError unless the response matches `expect`."""
+        if "status" in expect and response.status != expect["status"]:
+            raise self.fail(
+                "expected_status",
+                expected=expect["status"],
+                actual=response.status,
+                code=response.code or "-",
+            )
+        if "error" in expect and response.error.get("code") != expect["error"]:
+            raise self.fail(
+                "expected_error", expected=expect["error"], actual=response.error.get("code")
+            )
+        if "fields" in expect and response.fields() != expect["fields"]:
+            raise self.fail(
+                "expected_fields",
+                expected=_compact(expect["fields"]),
+                actual=_compact(response.fields()),
+            )
+        if "body" in expect:
+            mismatch = _subset_mismatch(expect["body"], response.body, "body")
+            if mismatch:
+                path, wanted, got = mismatch
+                raise self.fail(
+                    "expected_body", path=path, expected=_compact(wanted), actual=_compact(got)
+                )
+        if response.status == 429:
+            seconds = retry_after(response)
+            if not seconds.isdigit() or int(seconds) < 1:
+                raise self.fail("missing_retry_after", actual=seconds or "-")
+
+    def record_outcome(self, response: ApiResponse) -> None:
+        """Count a response for the summary."""
+        if response.status >= 400:
+            self.tally.record_rejection(response)
+
+    # Waiting for what the notifier sends.
+
+    def wait_for_sms(self, mobiles: set[str], after: int, count: int) -> list[dict[str, Any]]:
+        """Wait until `count` SMS to `mobiles`, created after message `after`, reach a final status."""
+        deadline = time.monotonic() + WAIT_SECONDS
+        while True:
+            messages = [m for m in self.twilio.messages()[after:] if m["to"] in mobiles]
+            settled = [m for m in messages if m["status"] in FINAL_SMS_STATUSES]
+            if len(settled) >= count:
+                return messages
+            if time.monotonic() >= deadline:
+                raise self.fail(
+                    "sms_timeout",
+                    seconds=int(WAIT_SECONDS),
+                    mobile=", ".join(sorted(mask_mobile(mobile) for mobile in mobiles)),
+                    expected=count,
+                    actual=len(settled),
+                )
+            time.sleep(POLL_SECONDS)
+
+    def wait_for_email(self, address: str, subject: str) -> list[dict[str, Any]]:
+        """Wait until at least one e-mail with `subject` to `address` was accepted by SES."""
+        deadline = time.monotonic() + WAIT_SECONDS
+        while True:
+            matching = [
+                email
+                for email in self.service.sent_emails()
+                if email["to"] == [address] and email["subject"] == subject
+            ]
+            if matching:
+                return matching
+            if time.monotonic() >= deadline:
+                raise self.fail(
+                    "email_timeout",
+                    seconds=int(WAIT_SECONDS),
+                    email=mask_email(address),
+                    subject=subject,
+                )
+            time.sleep(POLL_SECONDS)
+
+    def wait_for_count(self, read: Callable[[], int], expected: int | None) -> int:
+        """Return read() once it reaches `expected`, or its value when the wait runs out."""
+        deadline = time.monotonic() + WAIT_SECONDS
+        while True:
+            value = read()
+            if expected is None or value >= expected or time.monotonic() >= deadline:
+                return value
+            time.sleep(POLL_SECONDS)
+
+    # Shared lookups.
+
+    def signup_record(self, step: dict[str, Any], name: str = "signup") -> SignupRecord:
+        """Return the accepted signup that `step[name]` refers to."""
+        reference = step.get(name)
+        record = self.signups.get(str(reference))
+        if record is None:
+            raise StoryError(
+                f"step {step['id']}: {name} must name an earlier signup step that returned 202, "
+                f"got {reference!r}"
+            )
+        return record
+
+    def signup_body(self, step: dict[str, Any]) -> dict[str, Any]:
+        """Return the step's signup body laid over the story's signup defaults."""
+        body = step.get("body")
+        if not isinstance(body, dict):
+            raise StoryError(f"step {step['id']}: body must be an object")
+        return {**self.story.signup_defaults, **body}
+
+    def print_signup_request(self, body: dict[str, Any], source_ip: str | None) -> None:
+        """Print a signup request as the demo may show it: identifiers masked."""
+        self.say(
+            "signup_request",
+            indent=1,
+            name=body.get("name", "-"),
+            id_number=mask_id_number(str(body.get("id_number", ""))),
+            mobile=mask_mobile(str(body.get("mobile", ""))),
+            email=mask_email(str(body.get("email", ""))),
+            locale=body.get("locale", "-"),
+            source_ip=source_ip or "127.0.0.1",
+        )
+        consents = body.get("consents") or {}
+        accepted = [kind for kind, given in consents.items() if given.get("accepted")]
+        self.say(
+            "consents_sent",
+            indent=2,
+            consents=", ".join(accepted) or text("no_consents", self.lang),
+        )
+
+
+# ---------------------------------------------------------------------------- actions
+
+
+def act_signup(demo: Demo, step: dict[str, Any]) -> None:
+    """POST /v1/signups with the step's body, or resend an earlier signup step's request."""
+    replay_of = step.get("replay_of")
+    if replay_of is not None:
+        original = demo.signup_record(step, "replay_of")
+        body, source_ip, key = original.body, original.source_ip, original.idempotency_key
+    else:
+        body = demo.signup_body(step)
+        source_ip, key = step.get("source_ip"), step.get("idempotency_key")
+
+    demo.print_signup_request(body, source_ip)
+    if key:
+        demo.say("idempotency_key", indent=2, key=key)
+    sms_mark = len(demo.twilio.messages())
+    response = demo.request(
+        "POST",
+        "/v1/signups",
+        body=body,
+        source_ip=source_ip,
+        idempotency_key=key,
+        locale=body.get("locale"),
+    )
+    demo.print_response(response)
+    if response.status == 202:
+        demo.say("signup_id", indent=2, signup_id=response.body.get("signup_id"))
+
+    expect = step.get("expect", {})
+    demo.check_response(expect, response)
+    if "same_signup_as" in expect:
+        same = demo.signups.get(expect["same_signup_as"])
+        if same is None or response.body.get("signup_id") != same.signup_id:
+            raise demo.fail(
+                "expected_same_signup",
+                step=expect["same_signup_as"],
+                actual=response.body.get("signup_id"),
+            )
+        demo.say("same_signup", indent=2, step=expect["same_signup_as"])
+
+    demo.record_outcome(response)
+    signup_id = response.body.get("signup_id")
+    if response.status != 202 or not isinstance(signup_id, str):
+        return
+    if signup_id in demo.tally.signup_ids:
+        return
+    demo.tally.signup_ids.add(signup_id)
+    demo.signups[step["id"]] = SignupRecord(
+        step_id=step["id"],
+        body=body,
+        source_ip=source_ip,
+        idempotency_key=key,
+        signup_id=signup_id,
+        mobile=canonical_mobile(body["mobile"]),
+        email=identifiers.canonical_email(body["email"]),
+        locale=str(body.get("locale") or "zh-CN"),
+        sms_mark=sms_mark,
+    )
+
+
+def act_signup_burst(demo: Demo, step: dict[str, Any]) -> None:
+    """Send one signup body repeatedly, or once per mobile, and check which were rate-limited."""
+    body = demo.signup_body(step)
+    mobiles = step.get("mobiles")
+    if mobiles is None:
+        count = step.get("count")
+        if not isinstance(count, int) or count < 1:
+            raise StoryError(f"step {step['id']}: give count (a positive integer) or mobiles")
+        bodies = [body] * count
+    elif isinstance(mobiles, list) and mobiles:
+        bodies = [{**body, "mobile": mobile} for mobile in mobiles]
+    else:
+        raise StoryError(f"step {step['id']}: mobiles must be a non-empty list")
+    source_ip = step.get("source_ip")
+
+    demo.print_signup_request(bodies[0], source_ip)
+    sms_mark = len(demo.twilio.messages())
+    responses = []
+    for index, request_body in enumerate(bodies, start=1):
+        response = demo.request(
+            "POST",
+            "/v1/signups",
+            body=request_body,
+            source_ip=source_ip,
+            locale=request_body.get("locale"),
+        )
+        responses.append(response)
+        detail = response.code
+        if response.status == 429:
+            detail += " · " + text("retry_after", demo.lang, seconds=retry_after(response))
+        demo.say(
+            "burst_request",
+            indent=2,
+            index=index,
+            mobile=mask_mobile(request_body["mobile"]),
+            status=response.status,
+            detail=detail,
+        )
+        demo.record_outcome(response)
+        signup_id = response.body.get("signup_id")
+        if response.status == 202 and isinstance(signup_id, str):
+            demo.tally.signup_ids.add(signup_id)
+    first_rejection = next((r for r in responses if r.status >= 400), None)
+    if first_rejection is not None and first_rejection.error.get("message"):
+        demo.write(str(first_rejection.error["message"]), 3)
+
+    expect = step.get("expect", {})
+    accepted = int(expect.get("accepted", 0))
+    rejected = expect.get("rejected", {})
+    rejected_count = int(rejected.get("count", 0))
+    in_order = [f"{r.status} {r.code}" for r in responses]
+    ordered = len(responses) == accepted + rejected_count and all(
+        r.status == 202 for r in responses[:accepted]
+    )
+    for response in responses[accepted:]:
+        ordered = ordered and response.status == rejected.get("status")
+        ordered = ordered and response.error.get("code") == rejected.get("error")
+    if not ordered:
+        raise demo.fail(
+            "burst_order",
+            accepted=accepted,
+            rejected=rejected_count,
+            status=rejected.get("status"),
+            code=rejected.get("error"),
+            actual=", ".join(in_order),
+        )
+    for response in responses[accepted:]:
+        demo.check_response({}, response)
+
+    if "sms" in expect:
+        numbers = {canonical_mobile(b["mobile"]) for b in bodies}
+        expected_sms = int(expect["sms"])
+        messages = (
+            demo.wait_for_sms(numbers, sms_mark, expected_sms) if expected_sms else []
+        )
+        demo.say("burst_sms", indent=2, count=len(messages))
+        if len(messages) != expected_sms:
+            raise demo.fail("sms_count", expected=expected_sms, actual=len(messages))
+
+
+def act_receive_sms(demo: Demo, step: dict[str, Any]) -> None:
+    """Wait for the code SMS of a signup, print it as the phone shows it and keep the code."""
+    record = demo.signup_record(step)
+    message = demo.wait_for_sms({record.mobile}, record.sms_mark, 1)[0]
+    demo.say(
+        "sms_header",
+        indent=1,
+        mobile=mask_mobile(record.mobile),
+        status=message["status"],
+        segments=message["num_segments"],
+    )
+    for line in str(message["body"]).split("\n"):
+        demo.write(f"│ {line}", 2)
+
+    if message["status"] != "delivered":
+        raise demo.fail(
+            "sms_not_delivered", status=message["status"], error_code=message["error_code"]
+        )
+    match = CODE_PATTERN.search(str(message["body"]))
+    if match is None:
+        raise demo.fail("no_code")
+    record.code = match.group(1)
+
+
+def act_verify(demo: Demo, step: dict[str, Any]) -> None:
+    """POST the code from the SMS, or a mistyped one, to the signup's verify route."""
+    record = demo.signup_record(step)
+    if record.code is None:
+        raise demo.fail("no_sms_code", step=record.step_id)
+    mode = step.get("code", "from_sms")
+    if mode == "from_sms":
+        code = record.code
+    elif mode == "wrong":
+        # Change only the last digit, like a typing slip.
+        code = record.code[:-1] + str((int(record.code[-1]) + 1) % 10)
+    else:
+        raise StoryError(f"step {step['id']}: code must be from_sms or wrong")
+
+    demo.say("verify_request", indent=1, signup_id=record.signup_id, code=code)
+    if mode == "wrong":
+        demo.say("wrong_code", indent=2, right=record.code)
+    checks_before = demo.realname.requests()["count"]
+    response = demo.request(
+        "POST",
+        f"/v1/signups/{record.signup_id}/verify",
+        body={"code": code},
+        locale=record.locale,
+    )
+    demo.print_response(response)
+    if response.status == 200:
+        demo.say(
+            "subscriber_id",
+            indent=2,
+            subscriber_id=response.body.get("subscriber_id"),
+            status=response.body.get("status"),
+            next_step=_compact(response.body.get("next_step")),
+        )
+    checks = demo.realname.requests()
+    result = checks["requests"][-1]["result"] if checks["count"] > checks_before else "none"
+    if result != "none":
+        demo.say("verification", indent=2, result=result)
+
+    expect = step.get("expect", {})
+    demo.check_response(expect, response)
+    if "verification" in expect and result != expect["verification"]:
+        raise demo.fail("expected_verification", expected=expect["verification"], actual=result)
+
+    demo.record_outcome(response)
+    if response.status == 200:
+        demo.tally.verified += 1
+        record.subscriber_id = str(response.body["subscriber_id"])
+
+
+def act_receive_email(demo: Demo, step: dict[str, Any]) -> None:
+    """Wait for the e-mail of `kind` to a signup's address and print it as the reader sees it."""
+    record = demo.signup_record(step)
+    kind = step.get("kind")
+    locale: Literal["zh-CN", "en"] = "en" if record.locale == "en" else "zh-CN"
+    try:
+        subject = render_email(
+            str(kind), locale, masked_email="", masked_identifier="", link=""
+        ).subject
+    except KeyError as exc:
+        raise StoryError(f"step {step['id']}: unknown e-mail kind {kind!r}") from exc
+
+    matching = demo.wait_for_email(record.email, subject)
+    email = matching[0]
+    body = html_to_text(str(email["body"] or ""))
+    demo.say("email_header", indent=1, email=mask_email(record.email))
+    demo.write("│ " + text("email_subject", demo.lang, subject=email["subject"]), 2)
+    demo.write("│", 2)
+    for line in body.split("\n"):
+        demo.write(f"│ {line}", 2)
+
+    if len(matching) != 1:
+        raise demo.fail(
+            "email_count", email=mask_email(record.email), subject=subject, actual=len(matching)
+        )
+    demo.emails[step["id"]] = EmailRecord(subject=str(email["subject"]), text=body)
+
+
+def act_open_email_link(demo: Demo, step: dict[str, Any]) -> None:
+    """Open the link of a received e-mail, as its reader would, and print the page text."""
+    email = demo.emails.get(str(step.get("email")))
+    if email is None:
+        raise StoryError(f"step {step['id']}: email must name an earlier receive_email step")
+    base = demo.service.public_base_url
+    links = [link for link in LINK_PATTERN.findall(email.text) if link.startswith(base + "/")]
+    if not links or urlsplit(links[0]).hostname != "127.0.0.1":
+        raise demo.fail("no_link", base_url=base)
+
+    path = links[0][len(base) :]
+    demo.say("open_link", indent=1, path=path)
+    response = demo.request("GET", path)
+    demo.say("response", indent=1, status=response.status, code="")
+    page = html_to_text(response.text)
+    demo.say("page", indent=2)
+    for line in page.split("\n"):
+        demo.write(f"│ {line}", 2)
+
+    expect = step.get("expect", {})
+    demo.check_response({key: expect[key] for key in ("status",) if key in expect}, response)
+    wanted = expect.get("page_contains")
+    if wanted and wanted not in page:
+        raise demo.fail("page_missing_text", text=wanted)
+
+
+def act_register_identity(demo: Demo, step: dict[str, Any]) -> None:
+    """Register one person (name, ID number, mobile) with the real-name verification emulator."""
+    identity = step.get("identity")
+    if not isinstance(identity, dict):
+        raise StoryError(f"step {step['id']}: identity must be an object")
+    demo.realname.add_identity(identity["name"], identity["id_number"], identity["mobile"])
+    demo.say(
+        "identity_registered",
+        indent=1,
+        name=identity["name"],
+        id_number=mask_id_number(identity["id_number"]),
+        mobile=mask_mobile(identity["mobile"]),
+    )
+
+
+def act_check_account(demo: Demo, step: dict[str, Any]) -> None:
+    """Read whether a verified signup's account still holds its ID number, and its notices."""
+    record = demo.signup_record(step)
+    if record.subscriber_id is None:
+        raise demo.fail("not_verified", step=record.step_id)
+
+    # NOTE: reads the table directly because no account API exists yet; use the account
+    # status route once it does.
+    table = main_table()
+    partition = f"SUB#{record.subscriber_id}"
+    held = table.get(partition, "IDENT#id_number")
+    removed = table.get(partition, "IDENT_REMOVED#id_number")
+    profile = table.get(partition, "PROFILE") or {}
+    notices = len(profile.get("notices") or [])
+
+    if held is not None:
+        state = "held"
+        demo.say(
+            "account_held",
+            indent=1,
+            subscriber_id=record.subscriber_id,
+            masked=held.get("masked"),
+            notices=notices,
+        )
+    elif removed is not None:
+        state = "removed"
+        demo.say(
+            "account_removed",
+            indent=1,
+            subscriber_id=record.subscriber_id,
+            masked=removed.get("masked"),
+            taken_by=removed.get("taken_by"),
+            notices=notices,
+        )
+    else:
+        state = "missing"
+        demo.say("account_missing", indent=1, subscriber_id=record.subscriber_id, notices=notices)
+
+    expect = step.get("expect", {})
+    if "id_number" in expect and state != expect["id_number"]:
+        raise demo.fail("account_state", expected=expect["id_number"], actual=state)
+    if "notices" in expect and notices != expect["notices"]:
+        raise demo.fail("notice_count", expected=expect["notices"], actual=notices)
+
+
+def act_summary(demo: Demo, step: dict[str, Any]) -> None:
+    """Print the run's counts and check them against the step's `expect`."""
+    expect = step.get("expect", {})
+    sms_sent = demo.wait_for_count(lambda: len(demo.twilio.messages()), expect.get("sms_sent"))
+    emails_sent = demo.wait_for_count(
+        lambda: len(demo.service.sent_emails()), expect.get("emails_sent")
+    )
+    counts = {
+        "signups_created": len(demo.tally.signup_ids),
+        "verified": demo.tally.verified,
+        "rejected": demo.tally.rejected,
+        "sms_sent": sms_sent,
+        "emails_sent": emails_sent,
+    }
+
+    demo.say("summary_created", indent=1, count=counts["signups_created"])
+    demo.say("summary_verified", indent=1, count=counts["verified"])
+    demo.say("summary_rejected", indent=1, count=counts["rejected"])
+    for reason, count in sorted(demo.tally.reasons.items(), key=lambda item: (-item[1], item[0])):
+        demo.say("summary_reason", indent=2, reason=reason, count=count)
+    demo.say("summary_sms", indent=1, count=counts["sms_sent"])
+    demo.say("summary_emails", indent=1, count=counts["emails_sent"])
+
+    for name, expected in expect.items():
+        if name not in counts:
+            raise StoryError(f"step {step['id']}: expect has no count named {name!r}")
+        if counts[name] != expected:
+            raise demo.fail("summary_count", name=name, expected=expected, actual=counts[name])
+
+
+ACTIONS: dict[str, Callable[[Demo, dict[str, Any]], None]] = {
+    "signup": act_signup,
+    "signup_burst": act_signup_burst,
+    "receive_sms": act_receive_sms,
+    "verify": act_verify,
+    "receive_email": act_receive_email,
+    "open_email_link": act_open_email_link,
+    "register_identity": act_register_identity,
+    "check_account": act_check_account,
+    "summary": act_summary,
+}
+
+
+# ---------------------------------------------------------------------------- entry point
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Parse the command line: the output language and the story file."""
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.local.demo",
+        description="Play the demo story against a fresh local stack and check every step.",
+    )
+    parser.add_argument(
+        "--lang",
+        choices=LANGS,
+        default="zh-CN",
+        help="language of the demo's own output (default zh-CN); API responses, SMS and "
+        "e-mails keep each person's locale",
+    )
+    parser.add_argument(
+        "--story",
+        type=Path,
+        default=DEFAULT_STORY,
+        help="story file to play (default events/demo/story.json)",
+    )
+    return parser.parse_args(argv)
+
+
+@contextlib.contextmanager
+def _service_logs_to(stream: TextIO) -> Iterator[None]:
+    """Send log records and anything written to sys.stdout (Powertools' JSON lines) to `stream`.
+
+    Powertools binds its handler to sys.stdout when a handler module is first imported, which
+    happens inside the local service, so the redirect catches it in a fresh process.
+    """
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    previous_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        with contextlib.redirect_stdout(stream):
+            yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous_level)
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the demo; return 0 when every step behaved as expected."""
+    args = parse_args(argv)
+    lang: Lang = args.lang
+    out = sys.stdout
+    try:
+        story = load_story(args.story)
+    except StoryError as exc:
+        print(f"invalid story file: {exc}", file=sys.stderr)
+        return EXIT_INVALID_STORY
+
+    # SIGTERM stops the stack the same way Ctrl-C does.
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous_handler = signal.signal(signal.SIGTERM, _raise_interrupt) if in_main_thread else None
+    LOG_FILE.parent.mkdir(exist_ok=True)
+    demo = Demo(story, lang, out)
+    try:
+        with LOG_FILE.open("w", encoding="utf-8") as log_stream, _service_logs_to(log_stream):
+            return demo.run()
+    except KeyboardInterrupt:
+        demo.say("interrupted")
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        demo.say("service_failed", error_type=type(exc).__name__, error=exc)
+        return EXIT_STEP_FAILED
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous_handler)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
