@@ -11,7 +11,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # SAM CLI telemetry would reach beyond this machine.
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: setup demo run test lint typecheck template-lint unit integration e2e build bench requirements clean
+.PHONY: setup demo run test lint typecheck template-lint unit integration e2e build requirements clean
 
 setup: $(VENV)/.synced
 
@@ -65,8 +65,6 @@ build: setup $(SAM_VENV)/.synced
 	$(PY) -m infra.build.requirements --check
 	PATH="$(abspath $(SAM_VENV))/bin:$$PATH" $(SAM) build --parallel
 
-bench: setup
-	$(PY) -m infra.bench
 
 clean:
 	rm -rf .aws-sam .local .pytest_cache .mypy_cache .ruff_cache
