@@ -176,13 +176,19 @@ UI_TEXT: dict[str, dict[Lang, str]] = {
         "zh-CN": "Twilio 模拟器收到的短信：{count}",
         "en": "SMS received by the Twilio emulator: {count}",
     },
-    "summary_emails": {"zh-CN": "SES 接受的邮件：{count}", "en": "E-mails accepted by SES: {count}"},
+    "summary_emails": {
+        "zh-CN": "SES 接受的邮件：{count}",
+        "en": "E-mails accepted by SES: {count}",
+    },
     "passed": {
         "zh-CN": "全部 {count} 个步骤都符合预期。",
         "en": "All {count} steps behaved as expected.",
     },
     "stopped": {"zh-CN": "本地服务已停止。", "en": "Local service stopped."},
-    "failed": {"zh-CN": "✗ 步骤 {step_id} 失败：{detail}", "en": "✗ Step {step_id} failed: {detail}"},
+    "failed": {
+        "zh-CN": "✗ 步骤 {step_id} 失败：{detail}",
+        "en": "✗ Step {step_id} failed: {detail}",
+    },
     "interrupted": {
         "zh-CN": "已中断，本地服务已停止。",
         "en": "Interrupted; the local service is stopped.",
@@ -283,7 +289,7 @@ UI_TEXT: dict[str, dict[Lang, str]] = {
 }
 
 
-def text(key: str, lang: Lang, **params: object) -> str:
+def text(key: str, lang: Lang, /, **params: object) -> str:
     """Return the demo's own text for `key` in `lang`, with parameters filled in."""
     return UI_TEXT[key][lang].format(**params)
 
@@ -576,7 +582,7 @@ class Demo:
 
     # Output.
 
-    def say(self, key: str, indent: int = 0, **params: object) -> None:
+    def say(self, key: str, /, indent: int = 0, **params: object) -> None:
         """Print one line of the demo's own text."""
         self.write(text(key, self.lang, **params), indent)
 
@@ -587,7 +593,7 @@ class Demo:
             self.out.write(f"{prefix}{part}".rstrip() + "\n")
         self.out.flush()
 
-    def fail(self, key: str, **params: object) -> StepFailedError:
+    def fail(self, key: str, /, **params: object) -> StepFailedError:
         """Return the failure of the current step, described in the demo's language."""
         return StepFailedError(text(key, self.lang, **params))
 
@@ -651,7 +657,9 @@ class Demo:
                 scene = step["scene"]
                 self.write("")
                 self.write(f"== {self.story.scenes[scene][self.lang]} ==")
-            self.say("step", stage=step["stage"], step_id=step["id"], title=step["title"][self.lang])
+            self.say(
+                "step", stage=step["stage"], step_id=step["id"], title=step["title"][self.lang]
+            )
 
             try:
                 ACTIONS[step["action"]](self, step)
@@ -985,9 +993,7 @@ def act_signup_burst(demo: Demo, step: dict[str, Any]) -> None:
     if "sms" in expect:
         numbers = {canonical_mobile(b["mobile"]) for b in bodies}
         expected_sms = int(expect["sms"])
-        messages = (
-            demo.wait_for_sms(numbers, sms_mark, expected_sms) if expected_sms else []
-        )
+        messages = demo.wait_for_sms(numbers, sms_mark, expected_sms) if expected_sms else []
         demo.say("burst_sms", indent=2, count=len(messages))
         if len(messages) != expected_sms:
             raise demo.fail("sms_count", expected=expected_sms, actual=len(messages))

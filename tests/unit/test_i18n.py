@@ -93,14 +93,9 @@ def test_source_code_in_catalogue(code: str) -> None:
     assert code in MESSAGES
 
 
-
-
 @pytest.mark.parametrize(
     "code",
-    [
-        code
-        for code in sorted(ERROR_MESSAGES)
-    ],
+    [code for code in sorted(ERROR_MESSAGES)],
 )
 def test_identifier_code_in_catalogue(code: str) -> None:
     assert code in MESSAGES
@@ -114,11 +109,7 @@ def test_identifier_params_cover_placeholders(code: str) -> None:
 
 @pytest.mark.parametrize(
     "outcome",
-    [
-        outcome
-        for outcome in CodeCheck
-        if outcome not in (CodeCheck.ACCEPTED, CodeCheck.INCORRECT)
-    ],
+    [outcome for outcome in CodeCheck if outcome not in (CodeCheck.ACCEPTED, CodeCheck.INCORRECT)],
 )
 def test_code_check_outcome_in_catalogue(outcome: CodeCheck) -> None:
     assert f"code.{outcome.value}" in MESSAGES

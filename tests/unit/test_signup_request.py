@@ -414,9 +414,7 @@ UNDERSCORE_NAME_REASON = (
         "<script>",
         "张\u200b三",
         pytest.param("张_三"),
-        pytest.param(
-            "Zhang_San"
-        ),
+        pytest.param("Zhang_San"),
     ],
 )
 def test_name_rejected(raw: str) -> None:
