@@ -1,9 +1,9 @@
-"""`make demo`: play the story in events/demo/story.json against the local stack and check each step.
+"""`make demo`: play the story in events/demo/story.json on the local stack and check each step.
 
-The story file lists steps in order. Every step has an `id`, a `stage` (the part of the product
-it exercises, such as "signup"; later stages add their own steps and actions), a `scene` (a key
-of the file's `scenes`, whose title is printed when the scene changes), a `title` in zh-CN and
-en, and an `action` from ACTIONS below with that action's fields:
+The story file lists steps in order. Each step has an `id`, a `stage`, a `scene`, a `title` in
+zh-CN and en, and an `action` with that action's fields. The stage names the part of the product
+that the step exercises, such as "signup", and later stages add their own steps and actions. The
+scene is a key of the file's `scenes`, whose title is printed when the scene changes. Actions:
 
 - `signup`: POST /v1/signups with `body` (laid over `defaults.signup`), optional `source_ip`
   (sent as X-Forwarded-For) and `idempotency_key`, or `replay_of` (a signup step to resend).
@@ -12,14 +12,16 @@ en, and an `action` from ACTIONS below with that action's fields:
 - `verify`: POST .../verify with the code from the SMS (`"code": "from_sms"`) or a wrong one
   (`"code": "wrong"`).
 - `receive_email`: wait for the e-mail of `kind` (a template of idsentry.templates) to the
-  address of a signup step; `open_email_link` opens the link in a received e-mail.
+  address of a signup step.
+- `open_email_link`: open the link in the e-mail that the step named by `email_step` received.
 - `register_identity`: change the real-name verification emulator's registry.
-- `check_account`: read whether a verified signup's account still holds its ID number.
+- `check_account`: read whether a verified signup's account still has its ID number.
 - `summary`: print and check the counts of the whole run.
 
 `expect` states what the step must observe. The demo exits 0 when every step met its
 expectations, 1 at the first step that did not (naming the step and what was expected), 2 for
-an invalid story file and 130 when interrupted. It always stops the local stack it started.
+an invalid story file and 130 on Ctrl-C or SIGTERM. It stops the local stack it started in
+each of these cases, though not when the process is killed with SIGKILL.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ Lang = Literal["zh-CN", "en"]
 LANGS: tuple[Lang, ...] = ("zh-CN", "en")
 DEFAULT_STORY = REPOSITORY_ROOT / "events" / "demo" / "story.json"
 LOG_FILE = REPOSITORY_ROOT / ".local" / "demo.log"
-# Upper bound for each wait on an SMS or e-mail; the notifier usually delivers within a second.
+# Upper bound for each wait on an SMS or e-mail. In local runs the notifier sends within a second.
 WAIT_SECONDS = 15.0
 POLL_SECONDS = 0.1
 HTTP_TIMEOUT_SECONDS = 30.0
@@ -146,16 +148,16 @@ UI_TEXT: dict[str, dict[Lang, str]] = {
         "en": "Real-name verification emulator now registers: {name}, ID number {id_number}, mobile {mobile}",
     },
     "account_held": {
-        "zh-CN": "账户 {subscriber_id} 持有身份证号 {masked}；账户通知 {notices} 条",
-        "en": "Account {subscriber_id} holds ID number {masked}; {notices} account notice(s)",
+        "zh-CN": "账户 {subscriber_id} 持有身份证号 {masked}。账户通知：{notices} 条",
+        "en": "Account {subscriber_id} holds ID number {masked}. Account notices: {notices}",
     },
     "account_removed": {
-        "zh-CN": "账户 {subscriber_id} 的身份证号 {masked} 已移除，由账户 {taken_by} 接管；账户通知 {notices} 条",
-        "en": "Account {subscriber_id} no longer holds ID number {masked}; account {taken_by} took it over; {notices} account notice(s)",
+        "zh-CN": "账户 {subscriber_id} 的身份证号 {masked} 已移除，由账户 {taken_by} 接管。账户通知：{notices} 条",
+        "en": "Account {subscriber_id} no longer holds ID number {masked}, because account {taken_by} took it over. Account notices: {notices}",
     },
     "account_missing": {
-        "zh-CN": "账户 {subscriber_id} 没有身份证号记录；账户通知 {notices} 条",
-        "en": "Account {subscriber_id} has no ID number record; {notices} account notice(s)",
+        "zh-CN": "账户 {subscriber_id} 没有身份证号记录。账户通知：{notices} 条",
+        "en": "Account {subscriber_id} has no ID number record. Account notices: {notices}",
     },
     "burst_request": {
         "zh-CN": "请求 {index}：手机 {mobile} → HTTP {status} {detail}",
@@ -191,7 +193,7 @@ UI_TEXT: dict[str, dict[Lang, str]] = {
     },
     "interrupted": {
         "zh-CN": "已中断，本地服务已停止。",
-        "en": "Interrupted; the local service is stopped.",
+        "en": "Interrupted. The local service is stopped.",
     },
     "service_failed": {
         "zh-CN": "✗ 本地服务出错：{error_type}：{error}",
@@ -263,8 +265,8 @@ UI_TEXT: dict[str, dict[Lang, str]] = {
         "en": "expected identity verification result {expected}, got {actual}",
     },
     "burst_order": {
-        "zh-CN": "期望先有 {accepted} 个 HTTP 202，再有 {rejected} 个 HTTP {status} {code}，实际依次为 {actual}",
-        "en": "expected {accepted} HTTP 202 then {rejected} HTTP {status} {code}, got in order {actual}",
+        "zh-CN": "期望各请求依次返回 {expected}，实际为 {actual}",
+        "en": "expected the requests to return {expected} in this order, got {actual}",
     },
     "not_verified": {
         "zh-CN": "{step} 没有得到 subscriber_id，无法检查账户",
@@ -379,7 +381,7 @@ def load_story(path: Path) -> Story:
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise StoryError(f"{path}: cannot read a JSON object ({type(exc).__name__})") from exc
+        raise StoryError(f"{path} is not a readable JSON file ({type(exc).__name__})") from exc
     if not isinstance(payload, dict):
         raise StoryError(f"{path}: the top level must be a JSON object")
     if payload.get("format_version") != 1:
@@ -461,7 +463,7 @@ class ApiResponse:
 
 @dataclass
 class SignupRecord:
-    """What the demo knows about one accepted signup, for the steps that follow it."""
+    """State of one accepted signup that later steps use: ids, canonical contacts and the code."""
 
     step_id: str
     body: dict[str, Any]
@@ -501,7 +503,7 @@ class Tally:
 
 
 class _HtmlText(html.parser.HTMLParser):
-    """Plain text of an HTML page or e-mail: paragraphs and line breaks kept, head dropped."""
+    """Parser that extracts the visible text of an HTML page or e-mail, keeping paragraphs."""
 
     _HIDDEN = frozenset({"head", "title", "style", "script"})
     _BLOCKS = frozenset({"p", "h1", "h2", "h3", "div", "li"})
@@ -565,7 +567,7 @@ def _subset_mismatch(expected: Any, actual: Any, path: str) -> tuple[str, Any, A
 
 
 class Demo:
-    """Plays a story against a running LocalService and prints what each person sees."""
+    """Story player: runs each step on a LocalService and prints each response, SMS and e-mail."""
 
     def __init__(self, story: Story, lang: Lang, out: TextIO) -> None:
         self.story = story
@@ -623,7 +625,7 @@ class Demo:
     # Run.
 
     def run(self) -> int:
-        """Start the local service, play every step, stop the service; return the exit status."""
+        """Start the local service, play every step and stop it. Returns the exit status."""
         self.say("banner")
         self.say("starting")
         with LocalService(
@@ -756,9 +758,12 @@ class Demo:
         if "body" in expect:
             mismatch = _subset_mismatch(expect["body"], response.body, "body")
             if mismatch:
-                path, wanted, got = mismatch
+                path, expected_value, actual_value = mismatch
                 raise self.fail(
-                    "expected_body", path=path, expected=_compact(wanted), actual=_compact(got)
+                    "expected_body",
+                    path=path,
+                    expected=_compact(expected_value),
+                    actual=_compact(actual_value),
                 )
         if response.status == 429:
             seconds = retry_after(response)
@@ -773,7 +778,7 @@ class Demo:
     # Waiting for what the notifier sends.
 
     def wait_for_sms(self, mobiles: set[str], after: int, count: int) -> list[dict[str, Any]]:
-        """Wait until `count` SMS to `mobiles`, created after message `after`, reach a final status."""
+        """Wait until `count` SMS to `mobiles`, created after message `after`, are final."""
         deadline = time.monotonic() + WAIT_SECONDS
         while True:
             messages = [m for m in self.twilio.messages()[after:] if m["to"] in mobiles]
@@ -840,7 +845,7 @@ class Demo:
         return {**self.story.signup_defaults, **body}
 
     def print_signup_request(self, body: dict[str, Any], source_ip: str | None) -> None:
-        """Print a signup request as the demo may show it: identifiers masked."""
+        """Print a signup request with its identifiers masked."""
         self.say(
             "signup_request",
             indent=1,
@@ -928,7 +933,7 @@ def act_signup_burst(demo: Demo, step: dict[str, Any]) -> None:
     if mobiles is None:
         count = step.get("count")
         if not isinstance(count, int) or count < 1:
-            raise StoryError(f"step {step['id']}: give count (a positive integer) or mobiles")
+            raise StoryError(f"step {step['id']}: needs count (a positive integer) or mobiles")
         bodies = [body] * count
     elif isinstance(mobiles, list) and mobiles:
         bodies = [{**body, "mobile": mobile} for mobile in mobiles]
@@ -968,32 +973,28 @@ def act_signup_burst(demo: Demo, step: dict[str, Any]) -> None:
         demo.write(str(first_rejection.error["message"]), 3)
 
     expect = step.get("expect", {})
-    accepted = int(expect.get("accepted", 0))
     rejected = expect.get("rejected", {})
-    rejected_count = int(rejected.get("count", 0))
-    in_order = [f"{r.status} {r.code}" for r in responses]
-    ordered = len(responses) == accepted + rejected_count and all(
-        r.status == 202 for r in responses[:accepted]
-    )
-    for response in responses[accepted:]:
-        ordered = ordered and response.status == rejected.get("status")
-        ordered = ordered and response.error.get("code") == rejected.get("error")
-    if not ordered:
+    rejection = f"{rejected.get('status')} {rejected.get('error')}"
+    expected_order = ["202"] * int(expect.get("accepted", 0))
+    expected_order += [rejection] * int(rejected.get("count", 0))
+    actual_order = [
+        "202" if r.status == 202 else f"{r.status} {r.error.get('code')}" for r in responses
+    ]
+    # NOTE: the per-IP counter counts per clock hour, so a burst that straddles the hour
+    # boundary gets more 202 responses than the limit and fails here. Run the demo again.
+    if actual_order != expected_order:
         raise demo.fail(
-            "burst_order",
-            accepted=accepted,
-            rejected=rejected_count,
-            status=rejected.get("status"),
-            code=rejected.get("error"),
-            actual=", ".join(in_order),
+            "burst_order", expected=", ".join(expected_order), actual=", ".join(actual_order)
         )
-    for response in responses[accepted:]:
+    for response in responses:
         demo.check_response({}, response)
 
     if "sms" in expect:
         numbers = {canonical_mobile(b["mobile"]) for b in bodies}
         expected_sms = int(expect["sms"])
-        messages = demo.wait_for_sms(numbers, sms_mark, expected_sms) if expected_sms else []
+        if expected_sms:
+            demo.wait_for_sms(numbers, sms_mark, expected_sms)
+        messages = [m for m in demo.twilio.messages()[sms_mark:] if m["to"] in numbers]
         demo.say("burst_sms", indent=2, count=len(messages))
         if len(messages) != expected_sms:
             raise demo.fail("sms_count", expected=expected_sms, actual=len(messages))
@@ -1102,9 +1103,9 @@ def act_receive_email(demo: Demo, step: dict[str, Any]) -> None:
 
 def act_open_email_link(demo: Demo, step: dict[str, Any]) -> None:
     """Open the link of a received e-mail, as its reader would, and print the page text."""
-    email = demo.emails.get(str(step.get("email")))
+    email = demo.emails.get(str(step.get("email_step")))
     if email is None:
-        raise StoryError(f"step {step['id']}: email must name an earlier receive_email step")
+        raise StoryError(f"step {step['id']}: email_step must name an earlier receive_email step")
     base = demo.service.public_base_url
     links = [link for link in LINK_PATTERN.findall(email.text) if link.startswith(base + "/")]
     if not links or urlsplit(links[0]).hostname != "127.0.0.1":
@@ -1121,9 +1122,9 @@ def act_open_email_link(demo: Demo, step: dict[str, Any]) -> None:
 
     expect = step.get("expect", {})
     demo.check_response({key: expect[key] for key in ("status",) if key in expect}, response)
-    wanted = expect.get("page_contains")
-    if wanted and wanted not in page:
-        raise demo.fail("page_missing_text", text=wanted)
+    expected_text = expect.get("page_contains")
+    if expected_text and expected_text not in page:
+        raise demo.fail("page_missing_text", text=expected_text)
 
 
 def act_register_identity(demo: Demo, step: dict[str, Any]) -> None:
@@ -1142,27 +1143,27 @@ def act_register_identity(demo: Demo, step: dict[str, Any]) -> None:
 
 
 def act_check_account(demo: Demo, step: dict[str, Any]) -> None:
-    """Read whether a verified signup's account still holds its ID number, and its notices."""
+    """Check whether a verified signup's account still has its ID number, and count its notices."""
     record = demo.signup_record(step)
     if record.subscriber_id is None:
         raise demo.fail("not_verified", step=record.step_id)
 
-    # NOTE: reads the table directly because no account API exists yet; use the account
-    # status route once it does.
+    # NOTE: reads the table directly because no account API exists yet. Use the account status
+    # route once it does.
     table = main_table()
     partition = f"SUB#{record.subscriber_id}"
-    held = table.get(partition, "IDENT#id_number")
+    identifier = table.get(partition, "IDENT#id_number")
     removed = table.get(partition, "IDENT_REMOVED#id_number")
     profile = table.get(partition, "PROFILE") or {}
     notices = len(profile.get("notices") or [])
 
-    if held is not None:
+    if identifier is not None:
         state = "held"
         demo.say(
             "account_held",
             indent=1,
             subscriber_id=record.subscriber_id,
-            masked=held.get("masked"),
+            masked=identifier.get("masked"),
             notices=notices,
         )
     elif removed is not None:
@@ -1242,7 +1243,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--lang",
         choices=LANGS,
         default="zh-CN",
-        help="language of the demo's own output (default zh-CN); API responses, SMS and "
+        help="language of the demo's own output (default zh-CN). API responses, SMS and "
         "e-mails keep each person's locale",
     )
     parser.add_argument(

@@ -1,0 +1,113 @@
+"""The `make demo` story as a smoke test: it passes, masks identifiers and fails loudly."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
+STORY_DIR = REPOSITORY_ROOT / "events" / "demo"
+IDENTIFIER_KEYS = ("id_number", "mobile", "mobiles", "email")
+TIMEOUT_SECONDS = 300
+
+
+def run_demo(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the demo in a fresh process, as `make demo` does, and capture its output."""
+    # The command is this interpreter with fixed arguments, so S603 does not apply.
+    return subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "infra.local.demo", *args],
+        cwd=REPOSITORY_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_SECONDS,
+        check=False,
+    )
+
+
+def raw_identifiers(node: Any) -> Iterator[str]:
+    """Yield every ID number, mobile and e-mail address written in a story or identities file.
+
+    `expect` objects are skipped, because their `fields` map field names to error codes.
+    """
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "expect":
+                continue
+            if key in IDENTIFIER_KEYS:
+                yield from (value if isinstance(value, list) else [value])
+            else:
+                yield from raw_identifiers(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from raw_identifiers(item)
+
+
+def forms_of(raw: str) -> set[str]:
+    """Return the raw value and, for +86 mobiles, the 11-digit national number."""
+    forms = {raw}
+    if raw.startswith("+86"):
+        forms.add(raw[3:])
+    return forms
+
+
+@pytest.fixture(scope="module")
+def demo_run() -> subprocess.CompletedProcess[str]:
+    """One English run of the demo story, shared by the tests of this module."""
+    return run_demo("--lang", "en")
+
+
+def test_demo_exits_zero(demo_run: subprocess.CompletedProcess[str]) -> None:
+    assert demo_run.returncode == 0, demo_run.stdout[-3000:] + demo_run.stderr[-3000:]
+    assert "steps behaved as expected" in demo_run.stdout
+    assert "Local service stopped." in demo_run.stdout
+
+
+def test_demo_shows_masked_identifiers(demo_run: subprocess.CompletedProcess[str]) -> None:
+    assert "1101**********1239" in demo_run.stdout
+    assert "138****8001" in demo_run.stdout
+    assert "w***@example.com" in demo_run.stdout
+
+
+def test_demo_output_has_no_raw_identifier(demo_run: subprocess.CompletedProcess[str]) -> None:
+    story = json.loads((STORY_DIR / "story.json").read_text(encoding="utf-8"))
+    identities = json.loads((STORY_DIR / "identities.json").read_text(encoding="utf-8"))
+    values = set(raw_identifiers(story)) | set(raw_identifiers(identities))
+    output = demo_run.stdout + demo_run.stderr
+
+    assert len(values) > 20
+    for raw in sorted(values):
+        for form in sorted(forms_of(raw)):
+            assert form not in output, f"the demo printed the raw identifier {form}"
+
+
+def test_demo_failed_step_exits_nonzero(tmp_path: Path) -> None:
+    story = json.loads((STORY_DIR / "story.json").read_text(encoding="utf-8"))
+    first = dict(story["steps"][0])
+    first["expect"] = {"status": 422}
+    story["steps"] = [first]
+    shutil.copy(STORY_DIR / "identities.json", tmp_path / "identities.json")
+    (tmp_path / "story.json").write_text(json.dumps(story, ensure_ascii=False), encoding="utf-8")
+
+    result = run_demo("--lang", "en", "--story", str(tmp_path / "story.json"))
+
+    assert result.returncode == 1
+    assert f"Step {first['id']} failed: expected HTTP 422, got HTTP 202" in result.stdout
+    assert "Local service stopped." in result.stdout
+
+
+def test_demo_invalid_story_exits_two(tmp_path: Path) -> None:
+    (tmp_path / "story.json").write_text('{"format_version": 1, "steps": []}', encoding="utf-8")
+
+    result = run_demo("--story", str(tmp_path / "story.json"))
+
+    assert result.returncode == 2
+    assert "invalid story file" in result.stderr
