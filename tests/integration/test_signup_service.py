@@ -293,7 +293,7 @@ def test_cancelled_signup_transaction_counts_nothing(
     assert local_service.stack is not None
     flaky = FlakyTransactions(local_service.stack.runtime.client("dynamodb"), failures=1)
     harness = Harness(local_service, clock, dynamodb=flaky)
-    name, id_number, mobile = PEOPLE["wang"]
+    mobile = PEOPLE["wang"][2]
 
     with pytest.raises(ServiceUnavailableError):
         harness.create("wang")
