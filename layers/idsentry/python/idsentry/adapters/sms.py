@@ -49,6 +49,9 @@ class TwilioSms:
             self._client = Client(self._account_sid, self._auth_token)
             if self._base_url:
                 self._client.api.base_url = self._base_url.rstrip("/")
+                # A region or edge (for example from TWILIO_REGION) would rewrite the host.
+                self._client.region = None
+                self._client.edge = None
         return self._client
 
     def send(self, to: str, body: str, status_callback: str | None) -> str:

@@ -84,6 +84,9 @@ def _verify(request: HttpRequest, locale: Locale) -> dict[str, Any]:
     deps = signup_deps()
     code = parse_verify(_body(request))
     result = signup.verify_signup(deps, request.path_parameters["signup_id"], code)
+    if request.header("accept-language") is None:
+        # Without a language preference, answer in the language chosen at signup.
+        locale = negotiate_locale([], result["locale"])
     return ok_response(200, result, locale, "signup.verified")
 
 

@@ -244,6 +244,7 @@ def _verified_response(signup: dict[str, Any]) -> dict[str, Any]:
         "status": "pending_payment",
         "next_step": {"type": "payment", "available": False},
         "email_confirmation": "sent",
+        "locale": signup["locale"],
     }
 
 
