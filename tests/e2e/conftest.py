@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import requests
+
 from infra.local.service import LocalService
 
 IDENTITIES = Path(__file__).resolve().parents[2] / "events" / "demo" / "identities.json"

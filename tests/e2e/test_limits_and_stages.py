@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from infra.local.service import LocalService
 
+from infra.local.service import LocalService
 from tests.e2e.conftest import (
     IDENTITIES,
     RecordCollector,

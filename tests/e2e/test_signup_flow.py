@@ -6,8 +6,8 @@ import re
 
 import pytest
 import requests
-from infra.local.service import LocalService
 
+from infra.local.service import LocalService
 from tests.e2e.conftest import (
     CONSENTS,
     code_from,

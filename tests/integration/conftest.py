@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from infra.local.service import LocalService
 
 IDENTITIES = Path(__file__).resolve().parents[2] / "events" / "demo" / "identities.json"

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 import requests
+
+from idsentry.http import json_response, parse_http_event
 from infra.local.http_api import (
     MAX_BODY_BYTES,
     LocalHttpApi,
@@ -23,8 +25,6 @@ from infra.local.http_api import (
     extract_routes,
     local_api_id,
 )
-
-from idsentry.http import json_response, parse_http_event
 
 pytestmark = pytest.mark.integration
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+
 from infra.local.provision import ProvisionedStack, ResourceRecord, provision_stack
 from infra.local.runtime import LocalRuntime, LocalRuntimeError
 from infra.local.stack import DEFAULT_TEMPLATE, LocalStack

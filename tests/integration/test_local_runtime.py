@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from infra.local.provision import ProvisionedStack
 from infra.local.runtime import (
     EnvironmentConflictError,

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import requests
+
 from infra.local.emulators.realname import InvalidIdentityError, RealNameEmulator
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from infra.local.service import LocalService
 
 from idsentry.adapters.bus import EventPublisher
 from idsentry.adapters.email import SesEmail
@@ -30,6 +29,7 @@ from idsentry.models.signup import parse_signup
 from idsentry.services import limits, notify, signup
 from idsentry.services.notify import NotifierDeps
 from idsentry.settings import SignupSettings
+from infra.local.service import LocalService
 from tests.integration.conftest import MovableClock, table_item
 
 pytestmark = pytest.mark.integration

@@ -14,6 +14,10 @@ from urllib.parse import parse_qsl
 
 import pytest
 import requests
+from twilio.base.exceptions import TwilioRestException
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
+
 from infra.local.emulators import twilio as twilio_emulator
 from infra.local.emulators.twilio import (
     MESSAGE_SID_PATTERN,
@@ -22,9 +26,6 @@ from infra.local.emulators.twilio import (
     new_account_sid,
     new_messaging_service_sid,
 )
-from twilio.base.exceptions import TwilioRestException
-from twilio.request_validator import RequestValidator
-from twilio.rest import Client
 
 pytestmark = pytest.mark.integration
 
