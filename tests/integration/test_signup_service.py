@@ -335,3 +335,28 @@ def test_events_reach_the_bus(harness: Harness) -> None:
     messages = harness.sqs.receive_message(QueueUrl=harness.queue_url, MaxNumberOfMessages=10)
     kinds = sorted(json.loads(m["Body"])["kind"] for m in messages.get("Messages", []))
     assert "email_confirmation" in kinds
+
+
+class RecordingHumanCheck:
+    """A human check that accepts only the token "human" and records what it saw."""
+
+    def __init__(self) -> None:
+        self.tokens: list[str | None] = []
+
+    def verify(self, token: str | None, source_ip: str) -> bool:
+        self.tokens.append(token)
+        return token == "human"
+
+
+def test_human_check_runs_before_limits(harness: Harness) -> None:
+    check = RecordingHumanCheck()
+    harness.deps = replace(harness.deps, human_check=check)
+    mobile = PEOPLE["wang"][2]
+
+    with pytest.raises(signup.HumanCheckFailedError):
+        harness.create("wang", human_check_token="robot")
+
+    window_pk = f"SMSWIN#{harness.pepper.fingerprint('mobile', mobile).value}"
+    assert harness.table.get(window_pk, "SMSWIN") is None
+    assert harness.create("wang", human_check_token="human")
+    assert check.tokens == ["robot", "human"]

@@ -10,6 +10,7 @@ from typing import Any
 
 from idsentry import identifiers
 from idsentry.adapters.bus import EventPublisher
+from idsentry.adapters.human_check import HumanCheck
 from idsentry.adapters.keys import DataKeyStore
 from idsentry.adapters.queue import JobQueue
 from idsentry.adapters.realname import IdentityVerifier, OwnershipResult
@@ -49,6 +50,15 @@ KEY_TTL_SECONDS = 2 * 24 * 3600
 OWNED_KINDS = ("id_number", "mobile", "email")
 
 
+class HumanCheckFailedError(DomainError):
+    """The human-check provider did not accept the request's token."""
+
+    status = 403
+
+    def __init__(self) -> None:
+        super().__init__("human_check.failed")
+
+
 class IdentityVerificationFailedError(DomainError):
     """The provider did not confirm that name, ID number and mobile belong to one person."""
 
@@ -71,6 +81,8 @@ class SignupDeps:
     queue: JobQueue
     clock: Clock
     on_otp_budget_exhausted: Callable[[], None]
+    # None when the deployment's HumanCheckProvider is "none" (the default).
+    human_check: HumanCheck | None = None
 
 
 def signup_pk(signup_id: str) -> str:
@@ -105,6 +117,11 @@ def create_signup(
 ) -> dict[str, Any]:
     """Apply the abuse limits, store an encrypted pending signup and queue its code SMS."""
     settings = deps.settings
+    if deps.human_check is not None and not deps.human_check.verify(
+        request.human_check_token, source_ip
+    ):
+        raise HumanCheckFailedError()
+
     pepper = deps.pepper()
     moment = deps.clock()
     now = epoch(moment)
