@@ -11,7 +11,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # SAM CLI telemetry would reach beyond this machine.
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: setup demo run test lint typecheck template-lint unit integration e2e build requirements clean
+.PHONY: setup demo run test lint typecheck template-lint unit integration e2e bench build requirements clean
 
 setup: $(VENV)/.synced
 
@@ -55,7 +55,11 @@ integration: setup
 e2e: setup
 	$(PY) -m pytest tests/e2e -q
 
+bench: setup
+	$(PY) -m infra.bench
+
 test: lint typecheck template-lint
+	$(PY) -m infra.build.requirements --check
 	$(PY) -m pytest tests -q -p no:cacheprovider
 
 requirements: setup

@@ -29,6 +29,31 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def clear_cached_dependencies() -> None:
+    """Forget the package's cached clients, settings, secrets and dependency sets.
+
+    A Lambda process never needs this; the local stack does when it starts a new moto server
+    and emulators in a process that already served another stack.
+    """
+    from idsentry import wiring
+    from idsentry.adapters import aws
+    from idsentry.routes import jobs
+
+    for cached in (
+        aws.client,
+        aws._session,
+        wiring.load_settings,
+        wiring.secret_cache,
+        wiring.main_table,
+        wiring.data_keys,
+        wiring.publisher,
+        wiring.notification_queue,
+        wiring.signup_deps,
+        jobs.notifier_deps,
+    ):
+        cached.cache_clear()
+
+
 class LocalService:
     """Start every component of the local stack; `stop()` stops them in reverse order.
 
@@ -122,8 +147,6 @@ class LocalService:
         )
         self.stack.start()
         # Handlers cache clients and secrets per process; a new stack has new endpoints.
-        from idsentry.wiring import clear_cached_dependencies
-
         clear_cached_dependencies()
         self.stack.runtime.client("sesv2").create_email_identity(EmailIdentity=EMAIL_SENDER)
 

@@ -88,25 +88,3 @@ def signup_deps() -> SignupDeps:
         on_otp_budget_exhausted=record_budget_exhausted,
     )
 
-
-def clear_cached_dependencies() -> None:
-    """Forget every cached client, setting, secret and dependency set.
-
-    A Lambda process never needs this; the local stack calls it when it starts a new moto
-    server and emulators in a process that already served another stack.
-    """
-    from idsentry.adapters import aws
-    from idsentry.routes import jobs
-
-    for cached in (
-        aws.client,
-        load_settings,
-        secret_cache,
-        main_table,
-        data_keys,
-        publisher,
-        notification_queue,
-        signup_deps,
-        jobs.notifier_deps,
-    ):
-        cached.cache_clear()
