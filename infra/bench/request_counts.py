@@ -58,7 +58,7 @@ SIGNUP_MINIMUM = {
     ),
     "kms:GenerateDataKey": Minimum(1, 1, "a data key for the pending signup"),
     "dynamodb:PutItem": Minimum(
-        0, 0, "the wrapped key could be one more item of the transaction, which spans tables"
+        0, 0, "the wrapped key is an item of the transaction, which spans tables"
     ),
     "dynamodb:TransactWriteItems": Minimum(
         1, 1, "counters, send window and pending signup in one transaction"
@@ -69,23 +69,21 @@ VERIFY_MINIMUM = {
     "secretsmanager:GetSecretValue": Minimum(
         2, 0, "the pepper and the real-name provider secret, once per instance"
     ),
+    "dynamodb:Query": Minimum(1, 1, "the signup and its code, which share a partition key"),
     "dynamodb:GetItem": Minimum(
-        2,
-        1,
-        "the signup and its code share a partition key (one Query); cold also reads the "
-        "signup's wrapped data key",
+        1, 0, "the signup's wrapped data key, unless this instance made it"
     ),
     "kms:Decrypt": Minimum(1, 0, "unwrap the signup's data key unless this instance made it"),
     "dynamodb:BatchGetItem": Minimum(1, 1, "the current holder of the ID number, if any"),
     "kms:GenerateDataKey": Minimum(1, 1, "a data key for the new subscriber"),
     "dynamodb:PutItem": Minimum(
-        0, 0, "the wrapped key could be one more item of the transaction, which spans tables"
+        0, 0, "the wrapped key is an item of the transaction, which spans tables"
     ),
     "dynamodb:TransactWriteItems": Minimum(
         1, 1, "code, signup, subscriber, identifiers and ID claim in one transaction"
     ),
     "dynamodb:DeleteItem": Minimum(
-        0, 0, "deleting the signup's data key could be one more item of the transaction"
+        0, 0, "deleting the signup's data key is an item of the transaction"
     ),
     "events:PutEvents": Minimum(1, 1, "Subscriber.Registered"),
     "sqs:SendMessageBatch": Minimum(1, 1, "the e-mail confirmation job"),

@@ -133,7 +133,8 @@ def test_replay_keys_are_bench_only(service: LocalService, units: dict[str, Unit
     for item in transaction["params"]["TransactItems"]:
         body = next(iter(item.values()))
         key = body.get("Item") or body["Key"]
-        assert key["pk"]["S"].startswith(BENCH_KEY_PREFIX)
+        hash_name = targets.tables[body["TableName"]].hash_name
+        assert key[hash_name]["S"].startswith(BENCH_KEY_PREFIX)
 
 
 def _queued(sqs: Any, queue_url: str) -> int:

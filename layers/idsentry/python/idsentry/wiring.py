@@ -87,4 +87,3 @@ def signup_deps() -> SignupDeps:
         clock=utc_now,
         on_otp_budget_exhausted=record_budget_exhausted,
     )
-

@@ -9,6 +9,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from idsentry.adapters.table import Write
+
 
 class DataKeyNotFoundError(LookupError):
     """The owner has no data key: never created, or deleted so its ciphertext is unreadable."""
@@ -47,6 +49,48 @@ class DataKeyStore:
             self._dynamodb = self._dynamodb or client("dynamodb")
             self._kms = self._kms or client("kms")
         return self._dynamodb, self._kms
+
+    def prepare(self, owner_id: str, expires_at: int | None = None) -> tuple[bytes, Write]:
+        """Generate a data key for `owner_id` and return it with the write that stores it wrapped.
+
+        The caller puts the write into its own transaction, so the key exists exactly when the
+        data it encrypts does. Call `forget` if that transaction fails.
+        """
+        _, kms = self._clients()
+        generated = kms.generate_data_key(
+            KeyId=self._kms_key,
+            KeySpec="AES_256",
+            EncryptionContext={"owner_id": owner_id},
+        )
+        item: dict[str, Any] = {
+            "owner_id": {"S": owner_id},
+            "wrapped_key": {"B": generated["CiphertextBlob"]},
+        }
+        if expires_at is not None:
+            item["expires_at"] = {"N": str(expires_at)}
+        write = Write(
+            name=f"data_key:{owner_id}",
+            operation="Put",
+            body={"Item": item, "ConditionExpression": "attribute_not_exists(owner_id)"},
+            table=self._table,
+        )
+
+        key: bytes = generated["Plaintext"]
+        self._remember(owner_id, key)
+        return key, write
+
+    def delete_write(self, owner_id: str) -> Write:
+        """Return a transaction write that deletes the owner's wrapped key."""
+        return Write(
+            name=f"data_key_delete:{owner_id}",
+            operation="Delete",
+            body={"Key": {"owner_id": {"S": owner_id}}},
+            table=self._table,
+        )
+
+    def forget(self, owner_id: str) -> None:
+        """Drop an unwrapped key from the cache (after a transaction that stored it failed)."""
+        self._cache.pop(owner_id, None)
 
     def create(self, owner_id: str, expires_at: int | None = None) -> bytes:
         """Generate, wrap and store a new data key for `owner_id`; return it unwrapped."""

@@ -41,6 +41,8 @@ class Write:
     operation: str  # "Put", "Update", "Delete" or "ConditionCheck"
     body: dict[str, Any]
     values: dict[str, Any] = field(default_factory=dict)
+    # Another table of the same account; None is the main table.
+    table: str | None = None
 
 
 class MainTable:
@@ -63,6 +65,24 @@ class MainTable:
         response = self.client().get_item(TableName=self.name, Key=key(pk, sk), ConsistentRead=True)
         item = response.get("Item")
         return from_item(item) if item else None
+
+    def get_partition(self, pk: str) -> dict[str, dict[str, Any]]:
+        """Read every item of one partition with a consistent Query; returns them by sort key."""
+        items: dict[str, dict[str, Any]] = {}
+        request: dict[str, Any] = {
+            "TableName": self.name,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": pk}},
+            "ConsistentRead": True,
+        }
+        while True:
+            response = self.client().query(**request)
+            for raw in response.get("Items", []):
+                item = from_item(raw)
+                items[item["sk"]] = item
+            if "LastEvaluatedKey" not in response:
+                return items
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def get_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
         """Read up to 100 distinct items in one BatchGetItem, retrying unprocessed keys."""
@@ -147,7 +167,7 @@ class MainTable:
         """
         items = []
         for write in writes:
-            body = {"TableName": self.name, **write.body}
+            body = {"TableName": write.table or self.name, **write.body}
             if write.values:
                 body["ExpressionAttributeValues"] = to_item(write.values)
             items.append({write.operation: body})

@@ -151,7 +151,7 @@ def create_signup(
 
     signup_id = new_id("sgn")
     code_id = new_id("code")
-    data_key = deps.keys.create(signup_id, expires_at=now + KEY_TTL_SECONDS)
+    data_key, key_write = deps.keys.prepare(signup_id, expires_at=now + KEY_TTL_SECONDS)
     consents = {
         kind: {"version": version, "accepted_at": moment.isoformat()}
         for kind, version in request.consent_versions.items()
@@ -193,11 +193,12 @@ def create_signup(
             values={":version": version},
         ),
         put_write("signup", signup_item, condition="attribute_not_exists(pk)"),
+        key_write,
     ]
     try:
         deps.table.transact(writes)
     except ConditionFailedError as exc:
-        deps.keys.delete(signup_id)
+        deps.keys.forget(signup_id)
         if exc.name == "ip":
             raise RateLimitedError("limit.ip", hour_left) from exc
         if exc.name == "budget":
@@ -208,7 +209,7 @@ def create_signup(
             "limit.resend_interval", settings.otp_resend_interval_seconds
         ) from exc
     except TransactionConflictError as exc:
-        deps.keys.delete(signup_id)
+        deps.keys.forget(signup_id)
         raise ServiceUnavailableError("signup.retry", 1) from exc
 
     deps.queue.send(OtpJob(job_id=f"job_{code_id}", signup_id=signup_id, code_id=code_id))
@@ -221,13 +222,17 @@ def create_signup(
     }
 
 
-def _load_pending(deps: SignupDeps, signup_id: str, now: int) -> dict[str, Any]:
-    signup = deps.table.get(signup_pk(signup_id), "SIGNUP")
+def _load_pending(
+    deps: SignupDeps, signup_id: str, now: int
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Return the signup and its code item (None before the notifier stored a code)."""
+    items = deps.table.get_partition(signup_pk(signup_id))
+    signup = items.get("SIGNUP")
     if signup is None:
         raise NotFoundError("signup.not_found")
     if signup["status"] == "pending" and now >= signup["expires_at"]:
         raise NotFoundError("signup.not_found")
-    return signup
+    return signup, items.get("OTP")
 
 
 def _code_record(item: dict[str, Any]) -> otp.CodeRecord:
@@ -269,8 +274,7 @@ def verify_signup(deps: SignupDeps, signup_id: str, code: str) -> dict[str, Any]
     """Check the code and the owner, then create the subscriber and claim the ID in one transaction."""
     pepper = deps.pepper()
     now = epoch(deps.clock())
-    signup = _load_pending(deps, signup_id, now)
-    code_item = deps.table.get(signup_pk(signup_id), "OTP")
+    signup, code_item = _load_pending(deps, signup_id, now)
     if code_item is None:
         raise ConflictError("code.not_sent")
     record = _code_record(code_item)
@@ -317,16 +321,13 @@ def verify_signup(deps: SignupDeps, signup_id: str, code: str) -> dict[str, Any]
         raise IdentityVerificationFailedError()
 
     subscriber_id = new_id("sub")
-    subscriber_key = deps.keys.create(subscriber_id)
     try:
-        holder = _commit_subscriber(
-            deps, pepper, signup, record, subscriber_id, subscriber_key, plain, now
-        )
+        holder = _commit_subscriber(deps, pepper, signup, record, subscriber_id, plain, now)
     except BaseException:
-        deps.keys.delete(subscriber_id)
+        deps.keys.forget(subscriber_id)
         raise
 
-    deps.keys.delete(signup_id)
+    deps.keys.forget(signup_id)
     signup = {
         **signup,
         "status": "verified",
@@ -344,11 +345,12 @@ def _commit_subscriber(
     signup: dict[str, Any],
     record: otp.CodeRecord,
     subscriber_id: str,
-    data_key: bytes,
     plain: dict[str, str],
     now: int,
 ) -> str | None:
-    """Write the subscriber, its identifiers and the ID claim in one transaction.
+    """Write the subscriber, its data key, identifiers and ID claim in one transaction.
+
+    The same transaction deletes the signup's data key, whose ciphertext it removes.
 
     Returns the id of the account that lost the ID number to this verified owner, if any.
     """
@@ -359,8 +361,11 @@ def _commit_subscriber(
     )
     holders = {item["subscriber_id"] for item in claims.values()}
     holder = next(iter(holders), None)
+    data_key, key_write = deps.keys.prepare(subscriber_id)
 
     writes: list[Write] = [
+        key_write,
+        deps.keys.delete_write(signup_id),
         update_write(
             "code",
             signup_pk(signup_id),
