@@ -88,8 +88,8 @@ class Ledger:
             names={"#state": "state"},
         )
         if channel == "sms":
-            # Status callbacks carry only the message sid; this item leads back to the ledger
-            # and holds the delivery state, even when a callback arrived first.
+            # Status callbacks carry only the message sid; this item points back to the ledger
+            # and stores the delivery state, even when a callback arrived first.
             self._table.update(
                 f"SMS#{provider_id}",
                 "SMS",

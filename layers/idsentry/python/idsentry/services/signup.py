@@ -96,7 +96,7 @@ def subscriber_pk(subscriber_id: str) -> str:
 
 
 def claim_pk(kind: str, version: str, fingerprint: str) -> str:
-    """Return the key of the item that says which subscriber holds an identifier."""
+    """Return the key of the item that records which subscriber has claimed an identifier."""
     return f"CLAIM#{kind}#{version}#{fingerprint}"
 
 
@@ -281,7 +281,7 @@ def verify_signup(deps: SignupDeps, signup_id: str, code: str) -> dict[str, Any]
     code_key = pepper.derive_key("otp")
 
     if signup["status"] == "verified":
-        # A retry of a verification that succeeded: the same code gets the same answer, and
+        # A retry of a verification that succeeded: the same code gets the same response, and
         # events or jobs that a crash left unsent are sent now.
         if not hmac.compare_digest(
             otp.hash_code(code_key, signup_id, record.code_id, code), record.code_hash
