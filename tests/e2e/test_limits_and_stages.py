@@ -91,7 +91,9 @@ def test_daily_cap_per_number(strict_service: LocalService) -> None:
     assert int(third.headers["retry-after"]) > 23 * 3600
 
 
-def test_otp_budget_breaker_trips(strict_service: LocalService) -> None:
+def test_otp_budget_breaker_trips(
+    strict_service: LocalService, capfd: pytest.CaptureFixture[str]
+) -> None:
     # The budget of 6 code SMS a day is shared by every earlier test of this module.
     outcomes = [
         _post(
@@ -108,6 +110,10 @@ def test_otp_budget_breaker_trips(strict_service: LocalService) -> None:
     assert breaker.json()["error"]["code"] == "limit.otp_budget_exhausted"
     assert "retry-after" in breaker.headers
     assert all(status == 503 for status in statuses[statuses.index(503) :])
+    # The alarm watches this CloudWatch embedded-metric record, which Powertools prints.
+    printed = capfd.readouterr().out
+    assert '"OtpBudgetExhausted"' in printed
+    assert '"Namespace": "IDSentry"' in printed or '"Namespace":"IDSentry"' in printed
 
 
 def test_logs_hold_no_personal_data(
