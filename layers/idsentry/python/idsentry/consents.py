@@ -16,7 +16,8 @@ class ConsentKind(StrEnum):
     CROSS_BORDER_TRANSFER = "cross_border_transfer"
 
 
-# The version a consent must name to count; bump it when the text in docs/consents/ changes.
+# The version a consent must name to count. The texts are in docs/consents/; a changed text
+# gets a new file and a new version here.
 CURRENT_VERSIONS: Final[dict[ConsentKind, str]] = {
     ConsentKind.TERMS: "2026-12-01",
     ConsentKind.SENSITIVE_PERSONAL_INFORMATION: "2026-12-01",
