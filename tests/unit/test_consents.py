@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -41,3 +42,21 @@ def test_kind_has_missing_message(kind: ConsentKind) -> None:
 
 def test_missing_codes_distinct() -> None:
     assert len(set(MISSING_CODES.values())) == len(ConsentKind)
+
+
+CONSENT_FILES = {
+    ConsentKind.TERMS: "terms",
+    ConsentKind.SENSITIVE_PERSONAL_INFORMATION: "sensitive",
+    ConsentKind.CROSS_BORDER_TRANSFER: "cross-border",
+}
+
+
+@pytest.mark.parametrize("kind", list(ConsentKind))
+def test_current_version_has_text(kind: ConsentKind) -> None:
+    root = Path(__file__).resolve().parents[2] / "docs" / "consents"
+    text_file = root / f"{CONSENT_FILES[kind]}-{CURRENT_VERSIONS[kind]}.md"
+
+    text = text_file.read_text(encoding="utf-8")
+
+    assert "## 简体中文" in text
+    assert "## English" in text
