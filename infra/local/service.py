@@ -218,6 +218,8 @@ class LocalService:
             except Exception as exc:
                 LOG.error("component failed to stop", extra={"error_type": type(exc).__name__})
         self.http_api = self.stack = self.twilio = self.realname = None
+        # The endpoints and secrets in the state file die with this run.
+        STATE_FILE.unlink(missing_ok=True)
 
     def __enter__(self) -> LocalService:
         return self.start()

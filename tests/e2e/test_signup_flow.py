@@ -33,7 +33,7 @@ def test_signup_verify_and_confirm_email(service: LocalService) -> None:
 
     assert created.status_code == 202
     assert created.json()["status"] == "code_sent"
-    assert "验证码已发送" in created.json()["message"]
+    assert "验证码正在发送" in created.json()["message"]
     assert body["id_number"] not in created.text
 
     sms = wait_for_sms(service, body["mobile"])[0]
@@ -46,7 +46,9 @@ def test_signup_verify_and_confirm_email(service: LocalService) -> None:
     assert verified.status_code == 200
     subscriber_id = verified.json()["subscriber_id"]
     assert verified.json()["status"] == "pending_payment"
-    assert verified.json()["next_step"] == {"type": "payment", "available": False}
+    assert verified.json()["next_step"]["type"] == "payment"
+    assert verified.json()["next_step"]["available"] is False
+    assert "支付尚未开放" in verified.json()["next_step"]["message"]
     assert "url" not in verified.text
 
     email = wait_for_emails(service, 1)[-1]

@@ -162,8 +162,8 @@ MESSAGES: Final[dict[str, dict[Locale, str]]] = {
     },
     # Signup and verification
     "signup.code_sent": {
-        "zh-CN": "验证码已发送到您的手机，10 分钟内有效。",
-        "en": "We sent a code to your mobile. It is valid for 10 minutes.",
+        "zh-CN": "验证码正在发送到您的手机，通常几秒内送达，10 分钟内有效。",
+        "en": "We are sending a code to your mobile. It usually arrives within seconds and is valid for 10 minutes.",
     },
     "signup.not_found": {
         "zh-CN": "注册申请不存在或已过期，请重新注册。",

@@ -117,10 +117,17 @@ def parse_signup(
         # Report the identifiers' own problems too, so one correction round is enough.
         structural = _pydantic_problems(exc)
         flagged = {problem.field for problem in structural}
+        raw_values = payload if isinstance(payload, dict) else {}
         for field, canonicalize in canonicalizers.items():
-            raw = payload.get(field) if isinstance(payload, dict) else None
+            raw = raw_values.get(field)
             if isinstance(raw, str) and field not in flagged:
                 _check_identifier(structural, canonicalize, raw)
+        plan = raw_values.get("plan")
+        if isinstance(plan, str) and "plan" not in flagged and plan not in PLANS:
+            structural.append(FieldProblem("plan", "plan.unknown"))
+        locale = raw_values.get("locale")
+        if isinstance(locale, str) and "locale" not in flagged and locale not in SUPPORTED_LOCALES:
+            structural.append(FieldProblem("locale", "locale.unsupported"))
         raise RequestValidationError(structural) from None
 
     problems: list[FieldProblem] = []

@@ -87,6 +87,10 @@ def _verify(request: HttpRequest, locale: Locale) -> dict[str, Any]:
     if request.header("accept-language") is None:
         # Without a language preference, answer in the language chosen at signup.
         locale = negotiate_locale([], result["locale"])
+    result["next_step"] = {
+        **result["next_step"],
+        "message": message("payment.not_available", locale),
+    }
     return ok_response(200, result, locale, "signup.verified")
 
 
