@@ -640,3 +640,15 @@ def test_verify_body_problems(payload: Any, field: str, code: str) -> None:
 
     assert list(problems) == [field]
     assert problems[field].code == code
+
+
+def test_missing_field_keeps_plan_and_locale() -> None:
+    payload = without("name")
+    payload["plan"] = "weekly"
+    payload["locale"] = "fr"
+
+    problems = rejected(payload)
+
+    assert problems["name"].code == "field.missing"
+    assert problems["plan"].code == "plan.unknown"
+    assert problems["locale"].code == "locale.unsupported"
