@@ -92,30 +92,6 @@ class DataKeyStore:
         """Drop an unwrapped key from the cache (after a transaction that stored it failed)."""
         self._cache.pop(owner_id, None)
 
-    def create(self, owner_id: str, expires_at: int | None = None) -> bytes:
-        """Generate, wrap and store a new data key for `owner_id`; return it unwrapped."""
-        dynamodb, kms = self._clients()
-        generated = kms.generate_data_key(
-            KeyId=self._kms_key,
-            KeySpec="AES_256",
-            EncryptionContext={"owner_id": owner_id},
-        )
-        item: dict[str, Any] = {
-            "owner_id": {"S": owner_id},
-            "wrapped_key": {"B": generated["CiphertextBlob"]},
-        }
-        if expires_at is not None:
-            item["expires_at"] = {"N": str(expires_at)}
-        dynamodb.put_item(
-            TableName=self._table,
-            Item=item,
-            ConditionExpression="attribute_not_exists(owner_id)",
-        )
-
-        key: bytes = generated["Plaintext"]
-        self._remember(owner_id, key)
-        return key
-
     def get(self, owner_id: str) -> bytes:
         """Return the owner's unwrapped data key; raises DataKeyNotFoundError if it is gone."""
         cached = self._cache.get(owner_id)
