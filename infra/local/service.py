@@ -93,6 +93,7 @@ class LocalService:
         self.twilio_messaging_service_sid = "MG" + secrets.token_hex(16)
         self.realname_api_key = secrets.token_urlsafe(24)
         self.pepper = {"current": "1", "1": secrets.token_urlsafe(48)}
+        self.stripe_webhook_secret = "whsec_" + secrets.token_urlsafe(24)
 
         self.twilio: TwilioEmulator | None = None
         self.realname: RealNameEmulator | None = None
@@ -137,6 +138,9 @@ class LocalService:
                         "auth_token": self.twilio_auth_token,
                         "messaging_service_sid": self.twilio_messaging_service_sid,
                     }
+                ),
+                "StripeSecret": json.dumps(
+                    {"api_key": "sk_test_local", "webhook_secret": self.stripe_webhook_secret}
                 ),
                 "RealNameSecret": json.dumps(
                     {"base_url": self.realname.base_url, "api_key": self.realname_api_key}
@@ -204,6 +208,7 @@ class LocalService:
                 "messages_url": self.twilio.base_url + "/_emulator/messages",
             },
             "realname": {"base_url": self.realname.base_url, "api_key": self.realname_api_key},
+            "stripe": {"webhook_secret": self.stripe_webhook_secret},
             "note": "Test-only secrets of this local run; regenerated at every start.",
         }
         STATE_FILE.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")

@@ -93,6 +93,14 @@ class NotifierSettings(CoreSettings):
     twilio_base_url: str | None = None
 
 
+class StripeWebhookSettings(CoreSettings):
+    """Settings of the Stripe webhook function."""
+
+    stripe_secret_id: str
+    stripe_events_queue_url: str
+    live_mode: bool = False
+
+
 class TwilioWebhookSettings(CoreSettings):
     """Settings of the Twilio status-callback function."""
 

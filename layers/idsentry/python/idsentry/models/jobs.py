@@ -40,3 +40,13 @@ class IdentifierReassignedJob(_Job):
 NotificationJob = Annotated[
     OtpJob | EmailConfirmationJob | IdentifierReassignedJob, Field(discriminator="kind")
 ]
+
+
+class StripeEventJob(BaseModel):
+    """Apply one Stripe event, fetched again from Stripe by its id; the body is never trusted."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = 1
+    kind: Literal["stripe_event"] = "stripe_event"
+    event_id: str

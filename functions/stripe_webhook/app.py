@@ -1,0 +1,20 @@
+"""Stripe webhooks: verify the signature over the exact bytes, enqueue the event id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from idsentry.logs import configure_logging
+from idsentry.routes import stripe_routes
+
+logger = Logger()
+configure_logging()
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Handle one Stripe delivery."""
+    return stripe_routes.handle(event)
