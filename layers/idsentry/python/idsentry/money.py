@@ -10,24 +10,25 @@ from typing import Final
 from idsentry.i18n import SUPPORTED_LOCALES, Locale
 
 # Source: Stripe, "Supported currencies", https://docs.stripe.com/currencies, read 2026-12-04
-# from stored copies of the page. The current copy has the "Special cases" table, but the page
-# renders its zero-decimal and three-decimal lists at view time, so those lists and the
-# presentment list come from an older rendered copy of the same page (from 2023, when ISK's
-# change was still announced for 2023-04-14). For ISK also see
-# https://support.stripe.com/questions/deprecation-of-fractional-isk-charges-and-refunds
+# from stored copies of the page. The current copy contains the "Special cases" table. The page
+# renders its zero-decimal, three-decimal and presentment lists at view time, so these lists come
+# from an older rendered copy of the same page, which still announced ISK's change for 2023-04-14.
+# For ISK also see https://support.stripe.com/questions/deprecation-of-fractional-isk-charges-and-refunds
 # ("ISK will remain a two-decimal currency in the Stripe API"), read 2026-12-04.
 #
 # Stripe's rules differ from ISO 4217 here:
 # - ISK and UGX have no minor unit in ISO 4217, but Stripe keeps them two-decimal for backwards
 #   compatibility: 5 ISK is amount 500, and a charge amount must be divisible by 100. Stripe's
-#   zero-decimal list still names UGX, but its Special cases entry (and the API's error "Currency
-#   UGX has become effectively zero-decimal and charged amounts must be evenly divisible by 100")
-#   say UGX amounts are two-decimal, so this table follows the special case.
+#   zero-decimal list still names UGX, but its Special cases entry gives the charge of 5 UGX as
+#   amount 500, so this table follows the special case.
 # - MGA is two-decimal in ISO 4217 but zero-decimal at Stripe.
-# - HUF and TWD are two-decimal at Stripe for charges. Only payouts must be whole units, and the
-#   service creates no payouts, so no rule here checks that.
+# - HUF and TWD are two-decimal at Stripe for charges. Only payouts must be whole units, and this
+#   module has no payout rule because the service creates no payouts.
 # - Three-decimal currencies are charged only in multiples of 10 minor units (the last digit
 #   must be 0).
+#
+# NOTE: A currency that Stripe added after that older copy raises UnknownCurrencyError until it
+# is added here with its Stripe exponent.
 
 _ZERO_DECIMAL: Final = frozenset(
     {
@@ -212,10 +213,13 @@ def to_decimal(money: Money) -> Decimal:
 def from_decimal(value: Decimal | str, currency: str) -> Money:
     """Convert an amount in major units to Money that Stripe accepts as a charge.
 
-    Raises `AmountPrecisionError` when `value` has more decimals than Stripe's minor unit
-    (0.5 JPY), `NotChargeableError` when Stripe would reject the amount (5.50 ISK, 1.234 KWD),
-    `TypeError` for a float or another type, and `ValueError` for text that is not a finite
-    decimal. Amounts that Stripe reports are stored as received: use `parse_stripe_amount`.
+    Raises:
+        AmountPrecisionError: `value` has more decimals than Stripe's minor unit (0.5 JPY).
+        NotChargeableError: Stripe would reject the amount (5.50 ISK, 1.234 KWD).
+        TypeError: `value` is a float or another type that is not Decimal or str.
+        ValueError: `value` is not a finite decimal number.
+
+    Amounts that Stripe reports are stored as received: use `parse_stripe_amount` for them.
     """
     decimal_value = _parse_decimal(value)
     normalized = _normalize_currency(currency)
@@ -276,9 +280,7 @@ def parse_stripe_amount(amount: object, currency: object) -> Money:
     fees that need not follow them.
     """
     if isinstance(amount, bool) or not isinstance(amount, int):
-        raise TypeError(
-            f"Stripe amount must be an int in minor units, got {type(amount).__name__}"
-        )
+        raise TypeError(f"Stripe amount must be an int in minor units, got {type(amount).__name__}")
     if not isinstance(currency, str):
         raise TypeError(f"Stripe currency must be a string, got {type(currency).__name__}")
 
@@ -329,6 +331,7 @@ def _to_minor_units(value: Decimal, currency_exponent: int, currency: str) -> in
             f"value {value} {currency} has more than {_MAX_MINOR_DIGITS} digits in minor units"
         )
 
+    magnitude: int
     if shift >= 0:
         magnitude = int(coefficient) * 10**shift
     else:
