@@ -1,0 +1,110 @@
+"""Stripe reads for the billing consumer, behind an interface that returns plain dicts."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from idsentry.errors import ProviderError
+
+PROVIDER = "stripe"
+# The API version of the stripe SDK pinned in uv.lock. The deployment's webhook endpoint must
+# be created with the same version, because event payloads follow the endpoint's version.
+API_VERSION = "2026-10-28.endive"
+
+
+class StripeGateway(Protocol):
+    """The Stripe objects the billing consumer reads, always fetched fresh."""
+
+    def event(self, event_id: str) -> dict[str, Any]: ...
+
+    def subscription(self, subscription_id: str) -> dict[str, Any]: ...
+
+    def invoice(self, invoice_id: str) -> dict[str, Any]: ...
+
+    def checkout_session(self, session_id: str) -> dict[str, Any]: ...
+
+    def charge(self, charge_id: str) -> dict[str, Any]: ...
+
+    def dispute(self, dispute_id: str) -> dict[str, Any]: ...
+
+    def customer(self, customer_id: str) -> dict[str, Any]: ...
+
+
+class StripeSdkGateway:
+    """The official SDK's client, created on first use; `base_url` is set only locally."""
+
+    def __init__(self, api_key: str, base_url: str | None = None) -> None:
+        if not api_key:
+            raise ProviderError(PROVIDER, "api_key must be configured", transient=False)
+        self._api_key = api_key
+        self._base_url = base_url
+        self._client: Any = None
+
+    def _v1(self) -> Any:
+        if self._client is None:
+            import stripe
+
+            options: dict[str, Any] = {"stripe_version": API_VERSION, "max_network_retries": 2}
+            if self._base_url:
+                options["base_addresses"] = {"api": self._base_url.rstrip("/")}
+            self._client = stripe.StripeClient(self._api_key, **options)
+        return self._client.v1
+
+    def _call(
+        self, service: str, object_id: str, expand: list[str] | None = None
+    ) -> dict[str, Any]:
+        import stripe
+
+        params = {"expand": expand} if expand else None
+        try:
+            found = getattr(self._v1(), service).retrieve(object_id, params)
+        except stripe.RateLimitError as exc:
+            raise ProviderError(PROVIDER, "rate limited", transient=True) from exc
+        except (stripe.APIConnectionError, stripe.APIError) as exc:
+            raise ProviderError(PROVIDER, type(exc).__name__, transient=True) from exc
+        except stripe.StripeError as exc:
+            raise ProviderError(
+                PROVIDER, f"{type(exc).__name__} {exc.code}", transient=False
+            ) from exc
+        result: dict[str, Any] = found.to_dict()
+        return result
+
+    def event(self, event_id: str) -> dict[str, Any]:
+        """Fetch an event by id."""
+        return self._call("events", event_id)
+
+    def subscription(self, subscription_id: str) -> dict[str, Any]:
+        """Fetch a subscription with its items."""
+        return self._call("subscriptions", subscription_id)
+
+    def invoice(self, invoice_id: str) -> dict[str, Any]:
+        """Fetch an invoice with its payments' charges and balance transactions."""
+        return self._call(
+            "invoices", invoice_id, ["payments.data.payment.charge.balance_transaction"]
+        )
+
+    def checkout_session(self, session_id: str) -> dict[str, Any]:
+        """Fetch a Checkout Session."""
+        import stripe
+
+        try:
+            found = self._v1().checkout.sessions.retrieve(session_id)
+        except stripe.StripeError as exc:
+            transient = isinstance(
+                exc, (stripe.RateLimitError, stripe.APIConnectionError, stripe.APIError)
+            )
+            raise ProviderError(PROVIDER, type(exc).__name__, transient=transient) from exc
+        result: dict[str, Any] = found.to_dict()
+        return result
+
+    def charge(self, charge_id: str) -> dict[str, Any]:
+        """Fetch a charge with its refunds and balance transaction."""
+        return self._call("charges", charge_id, ["refunds", "balance_transaction"])
+
+    def dispute(self, dispute_id: str) -> dict[str, Any]:
+        """Fetch a dispute with its balance transactions."""
+        return self._call("disputes", dispute_id)
+
+    def customer(self, customer_id: str) -> dict[str, Any]:
+        """Fetch a customer (a deleted one has `deleted: true`)."""
+        return self._call("customers", customer_id)

@@ -1,0 +1,382 @@
+"""Apply Stripe events: fetch the current objects, update entitlements and write the ledger.
+
+Every handler reads the objects from Stripe again instead of trusting the event body, so the
+order in which events arrive does not matter: each one applies whatever is current. An event
+is marked applied only after its work is done, with a conditional write, so a redelivery or a
+concurrent consumer repeats idempotent work at worst and never skips it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from idsentry.adapters.bus import EventPublisher
+from idsentry.adapters.stripe_gateway import StripeGateway
+from idsentry.adapters.table import MainTable
+from idsentry.clock import Clock, epoch
+from idsentry.models.events import PaymentFailed, SubscriptionChanged
+from idsentry.money import parse_stripe_amount
+from idsentry.services import entitlements
+
+logger = logging.getLogger(__name__)
+
+APPLIED_TTL_SECONDS = 35 * 24 * 3600  # longer than Stripe's 3 days of retries
+ENTITLED_INDEX_KEY = "ENTITLED"
+
+
+class NotLinkedYetError(RuntimeError):
+    """The event refers to a customer not linked to a subscriber yet; retry it later."""
+
+
+@dataclass
+class BillingDeps:
+    """Everything the billing consumer talks to, injected so tests can swap any of it."""
+
+    table: MainTable
+    stripe: Callable[[], StripeGateway]
+    publisher: EventPublisher
+    clock: Clock
+    grace_seconds: int = entitlements.DEFAULT_GRACE_SECONDS
+
+
+def _id(value: Any) -> str | None:
+    """Return the id of an expandable Stripe field (a string id or an expanded object)."""
+    if isinstance(value, dict):
+        return str(value["id"])
+    return str(value) if value else None
+
+
+def apply_event(deps: BillingDeps, event_id: str) -> str:
+    """Apply one Stripe event once; returns "applied", "ignored" or "duplicate"."""
+    marker = deps.table.get(f"STRIPE_EVENT#{event_id}", "APPLIED")
+    if marker is not None:
+        return "duplicate"
+
+    gateway = deps.stripe()
+    event = gateway.event(event_id)
+    handler = HANDLERS.get(str(event["type"]))
+    outcome = "ignored"
+    if handler is not None:
+        handler(deps, gateway, event)
+        outcome = "applied"
+
+    now = epoch(deps.clock())
+    deps.table.put(
+        {
+            "pk": f"STRIPE_EVENT#{event_id}",
+            "sk": "APPLIED",
+            "type": event["type"],
+            "outcome": outcome,
+            "applied_at": now,
+            "expires_at": now + APPLIED_TTL_SECONDS,
+        },
+        condition="attribute_not_exists(pk)",
+    )
+    logger.info(
+        "stripe event processed",
+        extra={"event_id": event_id, "type": event["type"], "outcome": outcome},
+    )
+    return outcome
+
+
+def link_customer(deps: BillingDeps, customer_id: str, subscriber_id: str) -> None:
+    """Record which subscriber a Stripe customer belongs to (idempotent)."""
+    deps.table.put({"pk": f"STRIPECUS#{customer_id}", "sk": "LINK", "subscriber_id": subscriber_id})
+    deps.table.update(
+        f"SUB#{subscriber_id}",
+        "PROFILE",
+        "SET stripe_customer_id = :customer",
+        values={":customer": customer_id},
+        condition="attribute_exists(pk)",
+    )
+
+
+def subscriber_for(
+    deps: BillingDeps, customer_id: str | None, metadata: dict[str, Any] | None = None
+) -> str:
+    """Return the subscriber of a customer, linking it from `metadata` if the object carries it."""
+    if customer_id:
+        link = deps.table.get(f"STRIPECUS#{customer_id}", "LINK")
+        if link is not None:
+            return str(link["subscriber_id"])
+    candidate = (metadata or {}).get("subscriber_id")
+    if customer_id and candidate and deps.table.get(f"SUB#{candidate}", "PROFILE") is not None:
+        link_customer(deps, customer_id, str(candidate))
+        return str(candidate)
+    raise NotLinkedYetError(f"customer {customer_id} is not linked to a subscriber yet")
+
+
+def sync_subscription(
+    deps: BillingDeps, gateway: StripeGateway, subscription_id: str, stripe_event_id: str
+) -> None:
+    """Apply a subscription's current status to its subscriber's entitlement."""
+    subscription = gateway.subscription(subscription_id)
+    subscriber_id = subscriber_for(
+        deps, _id(subscription.get("customer")), subscription.get("metadata")
+    )
+    profile = deps.table.get(f"SUB#{subscriber_id}", "PROFILE") or {}
+    now = epoch(deps.clock())
+    status = str(subscription["status"])
+    past_due_since = profile.get("past_due_since") if status == "past_due" else None
+    entitlement = entitlements.decide(status, now, past_due_since, deps.grace_seconds)
+    items = subscription.get("items", {}).get("data", [])
+    period_end = max((int(item.get("current_period_end") or 0) for item in items), default=0)
+
+    expression = (
+        "SET #status = :status, subscription_id = :subscription, monitored = :monitored, "
+        "entitlement_reason = :reason, current_period_end = :period_end, billing_synced_at = :now"
+    )
+    values: dict[str, Any] = {
+        ":status": status,
+        ":subscription": subscription_id,
+        ":monitored": entitlement.monitored,
+        ":reason": entitlement.reason,
+        ":period_end": period_end,
+        ":now": now,
+    }
+    if status == "past_due":
+        expression += ", past_due_since = if_not_exists(past_due_since, :now)"
+    if entitlement.monitored:
+        expression += ", gsi1pk = :entitled, gsi1sk = :subscriber"
+        values[":entitled"] = ENTITLED_INDEX_KEY
+        values[":subscriber"] = subscriber_id
+    removals = [
+        name
+        for name, keep in (
+            ("past_due_since", status == "past_due"),
+            ("gsi1pk", entitlement.monitored),
+            ("gsi1sk", entitlement.monitored),
+        )
+        if not keep
+    ]
+    if removals:
+        expression += " REMOVE " + ", ".join(removals)
+    deps.table.update(
+        f"SUB#{subscriber_id}", "PROFILE", expression, values=values, names={"#status": "status"}
+    )
+
+    previous = profile.get("status")
+    if previous != status or profile.get("monitored") != entitlement.monitored:
+        deps.publisher.publish(
+            [
+                SubscriptionChanged(
+                    event_id=f"evt_subscription_{stripe_event_id}",
+                    subscriber_id=subscriber_id,
+                    subscription_id=subscription_id,
+                    status=status,
+                    previous_status=previous,
+                    monitored=entitlement.monitored,
+                )
+            ]
+        )
+
+
+def _ledger_item(
+    subscriber_id: str,
+    created: int,
+    kind: str,
+    object_id: str,
+    amount: int,
+    currency: str,
+    stripe_ids: dict[str, str | None],
+    settlement: dict[str, Any] | None,
+) -> dict[str, Any]:
+    money = parse_stripe_amount(amount, currency)
+    day = _utc_day(created)
+    item: dict[str, Any] = {
+        "pk": f"SUB#{subscriber_id}",
+        "sk": f"LEDGER#{created:010d}#{kind}#{object_id}",
+        "kind": kind,
+        "amount": money.amount,
+        "currency": money.currency,
+        "created": created,
+        "stripe_ids": {key: value for key, value in stripe_ids.items() if value},
+        "gsi1pk": f"LEDGER#{day}",
+        "gsi1sk": f"{created:010d}#{kind}#{object_id}",
+    }
+    if settlement:
+        settled = parse_stripe_amount(settlement["amount"], settlement["currency"])
+        item["settlement_amount"] = settled.amount
+        item["settlement_currency"] = settled.currency
+        fee = settlement.get("fee")
+        if isinstance(fee, int):
+            item["fee_amount"] = fee
+        item["stripe_ids"]["balance_transaction"] = settlement["id"]
+    return item
+
+
+def _utc_day(epoch_seconds: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(epoch_seconds, UTC).strftime("%Y%m%d")
+
+
+def write_ledger(deps: BillingDeps, item: dict[str, Any]) -> None:
+    """Write one ledger item; the same money movement always has the same key, so it is written once."""
+    deps.table.put(item, condition="attribute_not_exists(pk)")
+
+
+def _balance(value: Any) -> dict[str, Any] | None:
+    return value if isinstance(value, dict) and "amount" in value else None
+
+
+def on_checkout_completed(deps: BillingDeps, gateway: StripeGateway, event: dict[str, Any]) -> None:
+    """Link the customer to the subscriber who checked out, then apply the subscription."""
+    session = gateway.checkout_session(str(event["data"]["object"]["id"]))
+    subscriber_id = session.get("client_reference_id") or (session.get("metadata") or {}).get(
+        "subscriber_id"
+    )
+    customer_id = _id(session.get("customer"))
+    if not subscriber_id or not customer_id:
+        raise NotLinkedYetError(f"checkout session {session['id']} has no subscriber or customer")
+    link_customer(deps, customer_id, str(subscriber_id))
+    subscription_id = _id(session.get("subscription"))
+    if subscription_id:
+        sync_subscription(deps, gateway, subscription_id, str(event["id"]))
+
+
+def on_subscription_event(deps: BillingDeps, gateway: StripeGateway, event: dict[str, Any]) -> None:
+    """Apply the subscription's current state, whichever of its events arrived."""
+    sync_subscription(deps, gateway, str(event["data"]["object"]["id"]), str(event["id"]))
+
+
+def _invoice_subscription(invoice: dict[str, Any]) -> str | None:
+    details = ((invoice.get("parent") or {}).get("subscription_details")) or {}
+    return _id(details.get("subscription")) or _id(invoice.get("subscription"))
+
+
+def on_invoice_paid(deps: BillingDeps, gateway: StripeGateway, event: dict[str, Any]) -> None:
+    """Write the payment to the ledger and re-apply the subscription it paid for."""
+    invoice = gateway.invoice(str(event["data"]["object"]["id"]))
+    subscriber_id = subscriber_for(deps, _id(invoice.get("customer")))
+    charge: dict[str, Any] = {}
+    for payment in (invoice.get("payments") or {}).get("data", []):
+        candidate = (payment.get("payment") or {}).get("charge")
+        if isinstance(candidate, dict):
+            charge = candidate
+    write_ledger(
+        deps,
+        _ledger_item(
+            subscriber_id,
+            int(invoice.get("status_transitions", {}).get("paid_at") or invoice["created"]),
+            "invoice_paid",
+            str(invoice["id"]),
+            int(invoice["amount_paid"]),
+            str(invoice["currency"]),
+            {"invoice": str(invoice["id"]), "charge": _id(charge) if charge else None},
+            _balance(charge.get("balance_transaction")) if charge else None,
+        ),
+    )
+    subscription_id = _invoice_subscription(invoice)
+    if subscription_id:
+        sync_subscription(deps, gateway, subscription_id, str(event["id"]))
+
+
+def on_invoice_payment_failed(
+    deps: BillingDeps, gateway: StripeGateway, event: dict[str, Any]
+) -> None:
+    """Announce the failed payment and re-apply the subscription (it may now be past due)."""
+    invoice = gateway.invoice(str(event["data"]["object"]["id"]))
+    subscriber_id = subscriber_for(deps, _id(invoice.get("customer")))
+    subscription_id = _invoice_subscription(invoice)
+    if subscription_id:
+        sync_subscription(deps, gateway, subscription_id, str(event["id"]))
+    if invoice.get("status") == "paid":
+        return  # paid since the failure: nothing to tell the subscriber
+    deps.publisher.publish(
+        [
+            PaymentFailed(
+                event_id=f"evt_payment_failed_{event['id']}",
+                subscriber_id=subscriber_id,
+                invoice_id=str(invoice["id"]),
+                attempt_count=int(invoice.get("attempt_count") or 1),
+            )
+        ]
+    )
+
+
+def on_invoice_finalized(deps: BillingDeps, gateway: StripeGateway, event: dict[str, Any]) -> None:
+    """Check that the invoice's customer is linked; finalizing moves no money."""
+    invoice = gateway.invoice(str(event["data"]["object"]["id"]))
+    subscriber_for(deps, _id(invoice.get("customer")))
+
+
+def on_charge_refunded(deps: BillingDeps, gateway: StripeGateway, event: dict[str, Any]) -> None:
+    """Write each refund of the charge to the ledger as a negative amount."""
+    charge = gateway.charge(str(event["data"]["object"]["id"]))
+    subscriber_id = subscriber_for(deps, _id(charge.get("customer")))
+    for refund in (charge.get("refunds") or {}).get("data", []):
+        if refund.get("status") not in ("succeeded", "pending"):
+            continue
+        write_ledger(
+            deps,
+            _ledger_item(
+                subscriber_id,
+                int(refund["created"]),
+                "refund",
+                str(refund["id"]),
+                -int(refund["amount"]),
+                str(refund["currency"]),
+                {"charge": str(charge["id"]), "refund": str(refund["id"])},
+                None,
+            ),
+        )
+
+
+def on_dispute(deps: BillingDeps, gateway: StripeGateway, event: dict[str, Any]) -> None:
+    """Write each balance movement of the dispute (withdrawal, reinstatement) to the ledger."""
+    dispute = gateway.dispute(str(event["data"]["object"]["id"]))
+    charge_id = _id(dispute.get("charge"))
+    charge = gateway.charge(charge_id) if charge_id else {}
+    subscriber_id = subscriber_for(deps, _id(charge.get("customer")))
+    movements = dispute.get("balance_transactions") or []
+    for movement in movements:
+        write_ledger(
+            deps,
+            _ledger_item(
+                subscriber_id,
+                int(movement["created"]),
+                "dispute",
+                f"{dispute['id']}#{movement['id']}",
+                int(movement["amount"]),
+                str(movement["currency"]),
+                {"dispute": str(dispute["id"]), "charge": charge_id},
+                None,
+            ),
+        )
+
+
+def on_customer_deleted(deps: BillingDeps, gateway: StripeGateway, event: dict[str, Any]) -> None:
+    """Mark the subscriber's Stripe customer as deleted; their subscriptions end with it."""
+    customer_id = str(event["data"]["object"]["id"])
+    link = deps.table.get(f"STRIPECUS#{customer_id}", "LINK")
+    if link is None:
+        return  # never linked: nothing of ours refers to it
+    deps.table.update(
+        f"SUB#{link['subscriber_id']}",
+        "PROFILE",
+        "SET stripe_customer_deleted = :true",
+        values={":true": True},
+    )
+
+
+Handler = Callable[[BillingDeps, StripeGateway, dict[str, Any]], None]
+HANDLERS: dict[str, Handler] = {
+    "checkout.session.completed": on_checkout_completed,
+    "customer.subscription.created": on_subscription_event,
+    "customer.subscription.updated": on_subscription_event,
+    "customer.subscription.deleted": on_subscription_event,
+    "customer.subscription.paused": on_subscription_event,
+    "customer.subscription.resumed": on_subscription_event,
+    "customer.subscription.trial_will_end": on_subscription_event,
+    "invoice.paid": on_invoice_paid,
+    "invoice.payment_failed": on_invoice_payment_failed,
+    "invoice.finalized": on_invoice_finalized,
+    "charge.refunded": on_charge_refunded,
+    "charge.dispute.created": on_dispute,
+    "charge.dispute.closed": on_dispute,
+    "customer.deleted": on_customer_deleted,
+}
