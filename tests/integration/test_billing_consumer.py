@@ -17,7 +17,7 @@ from tests.integration.conftest import MovableClock
 
 pytestmark = pytest.mark.integration
 
-SUBSCRIBER = "sub_01M91EZZZZZZZZZZZZZZZZZZZ1"
+SUBSCRIBER = "sbr_01M91EZZZZZZZZZZZZZZZZZZZ1"
 CUSTOMER = "cus_Billing0001"
 SUBSCRIPTION = "sub_StripeBilling0001"
 

@@ -63,9 +63,9 @@ SQS_RECORD_FIELDS = {
     "awsRegion",
 }
 
-PROJECT_ID = re.compile(r"(?:sgn|sub|code)_[0-9A-HJKMNP-TV-Z]{26}")
+PROJECT_ID = re.compile(r"(?:sgn|sbr|code)_[0-9A-HJKMNP-TV-Z]{26}")
 # Field names such as `code_id` are not ids.
-PROJECT_ID_CANDIDATE = re.compile(r"(?<![0-9A-Za-z])(?:sgn|sub|code)_(?!id\b)[0-9A-Za-z]+")
+PROJECT_ID_CANDIDATE = re.compile(r"(?<![0-9A-Za-z])(?:sgn|sbr|code)_(?!id\b)[0-9A-Za-z]+")
 
 # What a phone number, an e-mail address or a resident ID number looks like in text. Digit
 # boundaries keep 13-digit millisecond timestamps from matching the 11-digit mobile pattern.
@@ -342,7 +342,7 @@ def test_sample_no_personal_data(path: Path) -> None:
         ('{"email": "zhangsan@example.com"}', ["e-mail address"]),
         ('{"id": "11010519491231002X"}', ["18-character ID number"]),
         ('{"SentTimestamp": "1796415218000"}', []),
-        ('{"subscriber_id": "sub_01M91B4ABG36G2R8D4PV2HM6CG"}', []),
+        ('{"subscriber_id": "sbr_01M91B4ABG36G2R8D4PV2HM6CG"}', []),
     ],
 )
 def test_personal_data_patterns(text: str, expected: list[str]) -> None:

@@ -12,7 +12,7 @@ change, then loads that file at the next start. `LocalStripe` runs the same rout
   pickle file, and emptied at `start()` and `stop()` together with the webhook endpoints.
 
 localstripe keeps its objects and webhook endpoints in module-level globals, so one process
-runs at most one `LocalStripe` at a time; `start()` raises RuntimeError while another runs.
+runs at most one `LocalStripe` at a time. `start()` raises RuntimeError while another runs.
 
 Clients authenticate with any secret key that starts with `sk_` (for example `TEST_API_KEY`).
 Point the official SDK at `base_url`:
@@ -37,15 +37,21 @@ import json
 import logging
 import re
 import threading
+import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from localstripe import resources, server, webhooks
 
 from infra.local.emulators.base import LOOPBACK_HOST
+
+# localstripe registers plain functions as aiohttp handlers when its server module is
+# imported, and aiohttp 3.x warns once per route (59 warnings with localstripe 1.15.10).
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", "Bare functions are deprecated", DeprecationWarning)
+    from localstripe import resources, server, webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +60,8 @@ WEBHOOK_CONFIG_PREFIX = "/_config/webhooks/"
 ENDPOINT_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 STARTUP_TIMEOUT_SECONDS = 10.0
 SHUTDOWN_TIMEOUT_SECONDS = 10.0
+# How long stop() lets requests in flight finish before aiohttp closes their connections.
+SHUTDOWN_GRACE_SECONDS = 2.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -69,7 +77,7 @@ class _InMemoryStore(resources.Store):  # type: ignore[misc]
 
 
 def _use_in_memory_store() -> None:
-    """Switch localstripe's single store object to `_InMemoryStore`; repeating it is harmless.
+    """Switch localstripe's single store object to `_InMemoryStore`. Calling it again is harmless.
 
     `resources.store` is the dict every localstripe resource writes through, and `Store` calls
     `dump_to_disk()` from `__setitem__`, `__delitem__` and a server middleware. Swapping the
@@ -98,10 +106,13 @@ async def _reject_remote_webhook_urls(request: web.Request, handler: Handler) ->
     """Reject a webhook endpoint whose URL is not loopback, before localstripe registers it."""
     if request.method == "POST" and request.path.startswith(WEBHOOK_CONFIG_PREFIX):
         # aiohttp caches the body, so localstripe's handler can read it again afterwards.
-        data = await server.get_post_data(request) or {}
-        url = data.get("url")
-        if isinstance(url, str) and not is_loopback_http_url(url):
-            logger.warning("localstripe webhook endpoint rejected: URL is not loopback")
+        data = await server.get_post_data(request)
+        url = data.get("url") if isinstance(data, dict) else None
+        if url is not None and not (isinstance(url, str) and is_loopback_http_url(url)):
+            logger.warning(
+                "localstripe webhook endpoint rejected: URL is not loopback",
+                extra={"endpoint_id": request.match_info.get("id")},
+            )
             body = {
                 "error": {
                     "type": "invalid_request_error",
@@ -141,8 +152,8 @@ def _clear_localstripe_state() -> None:
 class LocalStripe:
     """localstripe served on 127.0.0.1 from a thread with its own event loop.
 
-    Port 0 (the default) lets the operating system pick a free port; `base_url` gives the
-    chosen one after `start()`.
+    Port 0 (the default) lets the operating system pick a free port, and `base_url` contains
+    the chosen one after `start()`.
     """
 
     _slot_lock: ClassVar[threading.Lock] = threading.Lock()
@@ -159,7 +170,7 @@ class LocalStripe:
 
     @property
     def port(self) -> int:
-        """The bound TCP port; raises RuntimeError before `start()`."""
+        """The bound TCP port. Reading it before `start()` raises RuntimeError."""
         if self._port is None:
             raise RuntimeError("LocalStripe is not started: call start() first")
         return self._port
@@ -170,7 +181,7 @@ class LocalStripe:
         return f"http://{LOOPBACK_HOST}:{self.port}"
 
     def start(self) -> Self:
-        """Empty localstripe's state, bind 127.0.0.1 and serve from a new thread; return self."""
+        """Empty localstripe's state, bind 127.0.0.1 and serve from a new thread, then return self."""
         with LocalStripe._slot_lock:
             if LocalStripe._running is self:
                 raise RuntimeError("LocalStripe is already started")
@@ -321,7 +332,9 @@ class LocalStripe:
                 LocalStripe._running = None
 
     async def _serve(self) -> int:
-        runner = web.AppRunner(_build_application(), access_log=None)
+        runner = web.AppRunner(
+            _build_application(), access_log=None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS
+        )
         await runner.setup()
         try:
             site = web.TCPSite(runner, LOOPBACK_HOST, self._requested_port)

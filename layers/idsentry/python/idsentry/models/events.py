@@ -52,8 +52,34 @@ class EmailConfirmed(EventDetail):
     subscriber_id: str
 
 
+class SubscriptionChanged(EventDetail):
+    """A subscriber's subscription status or entitlement changed."""
+
+    source: ClassVar[str] = "idsentry.billing"
+    detail_type: ClassVar[str] = "Subscription.Changed"
+
+    subscriber_id: str
+    subscription_id: str
+    status: str
+    previous_status: str | None
+    monitored: bool
+
+
+class PaymentFailed(EventDetail):
+    """A subscriber's invoice payment failed; the notifier tells them what to do."""
+
+    source: ClassVar[str] = "idsentry.billing"
+    detail_type: ClassVar[str] = "Payment.Failed"
+
+    subscriber_id: str
+    invoice_id: str
+    attempt_count: int
+
+
 ALL_EVENT_TYPES: tuple[type[EventDetail], ...] = (
     SubscriberRegistered,
     IdentifierReassigned,
     EmailConfirmed,
+    SubscriptionChanged,
+    PaymentFailed,
 )

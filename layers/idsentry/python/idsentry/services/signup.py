@@ -320,7 +320,7 @@ def verify_signup(deps: SignupDeps, signup_id: str, code: str) -> dict[str, Any]
         logger.info("ownership check failed", extra={"signup_id": signup_id})
         raise IdentityVerificationFailedError()
 
-    subscriber_id = new_id("sub")
+    subscriber_id = new_id("sbr")
     try:
         holder = _commit_subscriber(deps, pepper, signup, record, subscriber_id, plain, now)
     except BaseException:
