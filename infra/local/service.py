@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import Any
 
 from infra.local.emulators.realname import RealNameEmulator
+from infra.local.emulators.stripe import TEST_API_KEY, LocalStripe
 from infra.local.emulators.twilio import TwilioEmulator
 from infra.local.http_api import LocalHttpApi, extract_routes
 from infra.local.stack import DEFAULT_TEMPLATE, REPOSITORY_ROOT, LocalStack
@@ -37,7 +38,7 @@ def clear_cached_dependencies() -> None:
     """
     from idsentry import wiring
     from idsentry.adapters import aws
-    from idsentry.routes import jobs
+    from idsentry.routes import billing_jobs, jobs
 
     for cached in (
         aws.client,
@@ -50,6 +51,7 @@ def clear_cached_dependencies() -> None:
         wiring.notification_queue,
         wiring.signup_deps,
         jobs.notifier_deps,
+        billing_jobs.billing_deps,
     ):
         cached.cache_clear()
 
@@ -95,6 +97,7 @@ class LocalService:
         self.pepper = {"current": "1", "1": secrets.token_urlsafe(48)}
         self.stripe_webhook_secret = "whsec_" + secrets.token_urlsafe(24)
 
+        self.stripe: LocalStripe | None = None
         self.twilio: TwilioEmulator | None = None
         self.realname: RealNameEmulator | None = None
         self.stack: LocalStack | None = None
@@ -120,6 +123,8 @@ class LocalService:
             segments_per_second=self.sms_segments_per_second,
         )
         self.twilio.start()
+        self.stripe = LocalStripe()
+        self.stripe.start()
 
         parameters = {
             "Stage": "local",
@@ -140,13 +145,17 @@ class LocalService:
                     }
                 ),
                 "StripeSecret": json.dumps(
-                    {"api_key": "sk_test_local", "webhook_secret": self.stripe_webhook_secret}
+                    {"api_key": TEST_API_KEY, "webhook_secret": self.stripe_webhook_secret}
                 ),
                 "RealNameSecret": json.dumps(
                     {"base_url": self.realname.base_url, "api_key": self.realname_api_key}
                 ),
             },
-            extra_environment={"TWILIO_BASE_URL": self.twilio.base_url},
+            extra_environment={
+                "TWILIO_BASE_URL": self.twilio.base_url,
+                # Every Stripe call of the handlers goes to the local Stripe server.
+                "STRIPE_BASE_URL": self.stripe.base_url,
+            },
             visibility_timeout_override=1,
         )
         self.stack.start()
@@ -195,6 +204,7 @@ class LocalService:
 
     def _write_state_file(self) -> None:
         assert self.stack is not None and self.twilio is not None and self.realname is not None
+        assert self.stripe is not None
         STATE_FILE.parent.mkdir(exist_ok=True)
         state = {
             "base_url": self.base_url,
@@ -208,21 +218,25 @@ class LocalService:
                 "messages_url": self.twilio.base_url + "/_emulator/messages",
             },
             "realname": {"base_url": self.realname.base_url, "api_key": self.realname_api_key},
-            "stripe": {"webhook_secret": self.stripe_webhook_secret},
+            "stripe": {
+                "base_url": self.stripe.base_url,
+                "api_key": TEST_API_KEY,
+                "webhook_secret": self.stripe_webhook_secret,
+            },
             "note": "Test-only secrets of this local run; regenerated at every start.",
         }
         STATE_FILE.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
 
     def stop(self) -> None:
         """Stop every started component, last started first."""
-        for component in (self.http_api, self.stack, self.twilio, self.realname):
+        for component in (self.http_api, self.stack, self.stripe, self.twilio, self.realname):
             if component is None:
                 continue
             try:
                 component.stop()
             except Exception as exc:
                 LOG.error("component failed to stop", extra={"error_type": type(exc).__name__})
-        self.http_api = self.stack = self.twilio = self.realname = None
+        self.http_api = self.stack = self.stripe = self.twilio = self.realname = None
         # The endpoints and secrets in the state file die with this run.
         STATE_FILE.unlink(missing_ok=True)
 

@@ -79,3 +79,7 @@ class ProviderError(RuntimeError):
         super().__init__(f"{provider}: {detail}")
         self.provider = provider
         self.transient = transient
+
+
+class PoisonMessageError(ValueError):
+    """A queue message that can never be processed; it goes to the DLQ after its retries."""

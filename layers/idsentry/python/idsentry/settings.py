@@ -101,6 +101,16 @@ class StripeWebhookSettings(CoreSettings):
     live_mode: bool = False
 
 
+class StripeEventsSettings(CoreSettings):
+    """Settings of the billing consumer."""
+
+    stripe_secret_id: str
+    past_due_grace_seconds: int = 7 * 24 * 3600
+    # Local stack only: the local Stripe server's base URL. Unset in AWS, where the SDK's
+    # default https://api.stripe.com is used.
+    stripe_base_url: str | None = None
+
+
 class TwilioWebhookSettings(CoreSettings):
     """Settings of the Twilio status-callback function."""
 

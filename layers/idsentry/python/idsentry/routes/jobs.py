@@ -10,6 +10,7 @@ from pydantic import TypeAdapter, ValidationError
 from idsentry.adapters.email import SesEmail
 from idsentry.adapters.sms import TwilioSms
 from idsentry.clock import utc_now
+from idsentry.errors import PoisonMessageError
 from idsentry.models.jobs import NotificationJob
 from idsentry.services.notify import NotifierDeps, process_job
 from idsentry.settings import NotifierSettings, load_settings
@@ -43,10 +44,6 @@ def notifier_deps() -> NotifierDeps:
         clock=utc_now,
         public_base_url=settings.public_base_url,
     )
-
-
-class PoisonMessageError(ValueError):
-    """A message that can never be processed; it goes to the DLQ after its retries."""
 
 
 def process_notification_record(message_id: str, body: str) -> str:

@@ -1,0 +1,74 @@
+"""Queue-record entry point of the billing consumer."""
+
+from __future__ import annotations
+
+import logging
+from functools import cache
+from typing import Any
+
+from pydantic import ValidationError
+
+from idsentry.adapters.stripe_gateway import StripeSdkGateway
+from idsentry.clock import utc_now
+from idsentry.errors import PoisonMessageError
+from idsentry.models.jobs import StripeEventJob
+from idsentry.services.billing import BillingDeps, NotLinkedYetError, apply_event
+from idsentry.settings import StripeEventsSettings, load_settings
+from idsentry.wiring import main_table, publisher, secret_cache
+
+logger = logging.getLogger(__name__)
+
+# Retries of an event whose customer is not linked yet wait 30 s, 60 s, 120 s … up to 15 min
+# (the SQS maximum for one visibility change); the queue's redrive sends it to the DLQ after
+# its maximum receive count, never drops it.
+FIRST_RETRY_SECONDS = 30
+MAX_RETRY_SECONDS = 900
+
+
+@cache
+def billing_deps() -> BillingDeps:
+    """Return the billing consumer's dependencies."""
+    settings = load_settings(StripeEventsSettings)
+
+    @cache
+    def gateway() -> StripeSdkGateway:
+        secret = secret_cache().get_json(settings.stripe_secret_id)
+        return StripeSdkGateway(str(secret.get("api_key", "")), base_url=settings.stripe_base_url)
+
+    return BillingDeps(
+        table=main_table(),
+        stripe=gateway,
+        publisher=publisher(),
+        clock=utc_now,
+        grace_seconds=settings.past_due_grace_seconds,
+    )
+
+
+def retry_delay(receive_count: int) -> int:
+    """Return the visibility timeout for the next attempt after `receive_count` receives."""
+    delay: int = FIRST_RETRY_SECONDS * 2 ** max(receive_count - 1, 0)
+    return min(delay, MAX_RETRY_SECONDS)
+
+
+def process_stripe_record(message_id: str, body: str, receive_count: int, defer: Any) -> str:
+    """Apply one Stripe event job; raises so SQS retries it, after `defer(seconds)` when early."""
+    try:
+        job = StripeEventJob.model_validate_json(body)
+    except ValidationError as exc:
+        logger.error("stripe event job invalid", extra={"message_id": message_id})
+        raise PoisonMessageError(message_id) from exc
+
+    try:
+        return apply_event(billing_deps(), job.event_id)
+    except NotLinkedYetError:
+        delay = retry_delay(receive_count)
+        logger.info(
+            "stripe event waits for its customer link",
+            extra={
+                "event_id": job.event_id,
+                "retry_in_seconds": delay,
+                "receive_count": receive_count,
+            },
+        )
+        defer(delay)
+        raise
