@@ -38,7 +38,7 @@ def clear_cached_dependencies() -> None:
     """
     from idsentry import wiring
     from idsentry.adapters import aws
-    from idsentry.routes import billing_jobs, jobs
+    from idsentry.routes import billing_jobs, jobs, signup_wiring
 
     for cached in (
         aws.client,
@@ -49,7 +49,7 @@ def clear_cached_dependencies() -> None:
         wiring.data_keys,
         wiring.publisher,
         wiring.notification_queue,
-        wiring.signup_deps,
+        signup_wiring.signup_deps,
         jobs.notifier_deps,
         billing_jobs.billing_deps,
     ):
@@ -130,6 +130,9 @@ class LocalService:
             "Stage": "local",
             "PublicBaseUrl": self.public_base_url,
             "EmailSender": EMAIL_SENDER,
+            # NOTE: Checkout is off locally until the Stripe shim (prices, Checkout Sessions)
+            # runs in front of localstripe, which has neither.
+            "BillingPlans": "",
             **self.parameters,
         }
         self.stack = LocalStack(

@@ -21,12 +21,15 @@ from idsentry.adapters.table import MainTable
 from idsentry.crypto import Pepper
 from idsentry.errors import (
     NotFoundError,
+    ProviderError,
     RequestValidationError,
     ServiceUnavailableError,
 )
 from idsentry.models.jobs import OtpJob
+from idsentry.models.plans import PlansConfig
 from idsentry.models.signup import parse_signup
 from idsentry.services import limits, notify, signup
+from idsentry.services.checkout import CheckoutDeps, start_checkout
 from idsentry.services.notify import NotifierDeps
 from idsentry.settings import SignupSettings
 from infra.local.service import LocalService
@@ -360,3 +363,97 @@ def test_human_check_runs_before_limits(harness: Harness) -> None:
     assert harness.table.get(window_pk, "SMSWIN") is None
     assert harness.create("wang", human_check_token="human")
     assert check.tokens == ["robot", "human"]
+
+
+class FakeCheckout:
+    """Stripe's checkout writes in memory, keyed by idempotency key as Stripe does."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.failures = failures
+        self.customers: dict[str, dict[str, Any]] = {}
+        self.sessions: dict[str, dict[str, Any]] = {}
+
+    def price_id(self, lookup_key: str) -> str:
+        return f"price_{lookup_key}"
+
+    def create_customer(self, params: dict[str, Any], idempotency_key: str) -> str:
+        self.customers.setdefault(idempotency_key, {"id": f"cus_{len(self.customers)}", **params})
+        return str(self.customers[idempotency_key]["id"])
+
+    def create_checkout_session(
+        self, params: dict[str, Any], idempotency_key: str
+    ) -> dict[str, Any]:
+        if self.failures:
+            self.failures -= 1
+            raise ProviderError("stripe", "APIConnectionError", transient=True)
+        session = {
+            "id": f"cs_{len(self.sessions)}",
+            "url": f"https://checkout.test/{len(self.sessions)}",
+            **params,
+        }
+        return self.sessions.setdefault(idempotency_key, session)
+
+
+def _with_checkout(harness: Harness, fake: FakeCheckout) -> None:
+    plans = PlansConfig.model_validate(
+        {
+            "plans": {
+                "monthly": {"mode": "subscription", "prices": {"cny": "idsentry_monthly_cny"}},
+                "annual": {"mode": "subscription", "prices": {"cny": "idsentry_annual_cny"}},
+            }
+        }
+    )
+    deps = CheckoutDeps(
+        table=harness.table,
+        stripe=fake,
+        plans=plans,
+        success_url="http://127.0.0.1/v1/checkout/success",
+        cancel_url="http://127.0.0.1/v1/checkout/cancel",
+    )
+    harness.deps = replace(
+        harness.deps,
+        checkout=lambda subscriber, signup_id, plan, locale: start_checkout(
+            deps, subscriber, signup_id, plan, locale
+        ),
+    )
+
+
+def test_verify_returns_checkout_url(harness: Harness) -> None:
+    fake = FakeCheckout()
+    _with_checkout(harness, fake)
+    signup_id = harness.create("wang")
+    code = harness.send_code(signup_id)
+
+    result = signup.verify_signup(harness.deps, signup_id, code)
+
+    assert result["next_step"] == {
+        "type": "payment",
+        "available": True,
+        "checkout_url": "https://checkout.test/0",
+    }
+    session = fake.sessions[f"checkout-{signup_id}"]
+    assert session["client_reference_id"] == result["subscriber_id"]
+    assert session["subscription_data"]["metadata"]["subscriber_id"] == result["subscriber_id"]
+    assert session["line_items"] == [{"price": "price_idsentry_monthly_cny", "quantity": 1}]
+    assert session["locale"] == "zh"
+    profile = harness.table.get(f"SUB#{result['subscriber_id']}", "PROFILE")
+    assert profile is not None and profile["checkout_session_id"] == "cs_0"
+    link = harness.table.get(f"STRIPECUS#{profile['stripe_customer_id']}", "LINK")
+    assert link is not None and link["subscriber_id"] == result["subscriber_id"]
+
+
+def test_checkout_outage_retried_with_code(harness: Harness) -> None:
+    fake = FakeCheckout(failures=1)
+    _with_checkout(harness, fake)
+    signup_id = harness.create("wang")
+    code = harness.send_code(signup_id)
+
+    with pytest.raises(ServiceUnavailableError) as raised:
+        signup.verify_signup(harness.deps, signup_id, code)
+    retried = signup.verify_signup(harness.deps, signup_id, code)
+    replayed = signup.verify_signup(harness.deps, signup_id, code)
+
+    assert raised.value.code == "payment.retry"
+    assert retried["next_step"]["checkout_url"] == replayed["next_step"]["checkout_url"]
+    assert len(fake.customers) == 1
+    assert len(fake.sessions) == 1

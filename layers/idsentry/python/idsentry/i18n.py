@@ -213,6 +213,22 @@ MESSAGES: Final[dict[str, dict[Locale, str]]] = {
         "zh-CN": "在线支付尚未开放，开放后我们会通知您完成订阅。",
         "en": "Online payment is not available yet. We will tell you when you can complete your subscription.",
     },
+    "payment.retry": {
+        "zh-CN": "账户已创建，但支付页面暂时无法打开，请用同一个验证码重试。",
+        "en": "Your account is created, but the payment page cannot be opened right now. Retry with the same code.",
+    },
+    "payment.ready": {
+        "zh-CN": "请打开支付链接完成订阅，付款后即开始监控。",
+        "en": "Open the payment link to complete your subscription; monitoring starts once you have paid.",
+    },
+    "checkout.success": {
+        "zh-CN": "支付成功，正在为您开通监控，稍后会收到确认。",
+        "en": "Payment received. We are starting your monitoring and will confirm shortly.",
+    },
+    "checkout.cancel": {
+        "zh-CN": "支付已取消。您可以随时通过账户中的支付链接重新订阅。",
+        "en": "Payment cancelled. You can subscribe at any time from the payment link in your account.",
+    },
     "email.confirmation_sent": {
         "zh-CN": "确认邮件已发送，请点击邮件中的链接确认邮箱。",
         "en": "We sent a confirmation e-mail. Click the link in it to confirm your address.",

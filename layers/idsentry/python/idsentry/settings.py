@@ -64,6 +64,10 @@ class SignupSettings(CoreSettings):
     signups_per_ip_per_hour: int = 30
     cross_border: bool = True
     human_check_provider: str = "none"
+    # Billing: both set, or neither (then verification says payment is not available yet).
+    stripe_secret_id: str | None = None
+    billing_plans: str | None = None
+    stripe_base_url: str | None = None
 
     @field_validator("allowed_sms_countries", mode="before")
     @classmethod

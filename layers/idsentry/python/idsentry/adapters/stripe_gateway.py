@@ -30,6 +30,18 @@ class StripeGateway(Protocol):
     def customer(self, customer_id: str) -> dict[str, Any]: ...
 
 
+class StripeCheckout(Protocol):
+    """The Stripe writes that start a purchase; each takes an idempotency key."""
+
+    def price_id(self, lookup_key: str) -> str: ...
+
+    def create_customer(self, params: dict[str, Any], idempotency_key: str) -> str: ...
+
+    def create_checkout_session(
+        self, params: dict[str, Any], idempotency_key: str
+    ) -> dict[str, Any]: ...
+
+
 class StripeSdkGateway:
     """The official SDK's client, created on first use; `base_url` is set only locally."""
 
@@ -108,3 +120,42 @@ class StripeSdkGateway:
     def customer(self, customer_id: str) -> dict[str, Any]:
         """Fetch a customer (a deleted one has `deleted: true`)."""
         return self._call("customers", customer_id)
+
+    def _write(self, call: Any, params: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+        import stripe
+
+        try:
+            created = call(params=params, options={"idempotency_key": idempotency_key})
+        except stripe.StripeError as exc:
+            transient = isinstance(
+                exc, (stripe.RateLimitError, stripe.APIConnectionError, stripe.APIError)
+            )
+            raise ProviderError(PROVIDER, type(exc).__name__, transient=transient) from exc
+        result: dict[str, Any] = created.to_dict()
+        return result
+
+    def price_id(self, lookup_key: str) -> str:
+        """Return the id of the active price with this lookup key."""
+        import stripe
+
+        try:
+            found = self._v1().prices.list(
+                params={"lookup_keys": [lookup_key], "active": True, "limit": 1}
+            )
+        except stripe.StripeError as exc:
+            raise ProviderError(PROVIDER, type(exc).__name__, transient=True) from exc
+        if not found.data:
+            raise ProviderError(
+                PROVIDER, f"no active price with lookup key {lookup_key}", transient=False
+            )
+        return str(found.data[0].id)
+
+    def create_customer(self, params: dict[str, Any], idempotency_key: str) -> str:
+        """Create a customer; the same idempotency key returns the same customer for 24 hours."""
+        return str(self._write(self._v1().customers.create, params, idempotency_key)["id"])
+
+    def create_checkout_session(
+        self, params: dict[str, Any], idempotency_key: str
+    ) -> dict[str, Any]:
+        """Create a Checkout Session."""
+        return self._write(self._v1().checkout.sessions.create, params, idempotency_key)

@@ -12,6 +12,7 @@ from idsentry.errors import DomainError, FieldProblem, NotFoundError, RequestVal
 from idsentry.http import HttpRequest, RequestBodyError, accept_language, parse_http_event
 from idsentry.i18n import Locale, message, negotiate_locale
 from idsentry.models.signup import parse_signup, parse_verify
+from idsentry.routes.signup_wiring import signup_deps
 from idsentry.services import email_links, signup
 from idsentry.services.idempotency import (
     IdempotencyGuard,
@@ -19,7 +20,7 @@ from idsentry.services.idempotency import (
     request_fingerprint,
     validate_key,
 )
-from idsentry.wiring import main_table, pepper_loader, publisher, signup_deps
+from idsentry.wiring import main_table, pepper_loader, publisher
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ def handle(event: dict[str, Any]) -> dict[str, Any]:
             return _idempotent(request, lambda: _verify(request, locale))
         if request.route_key == "GET /v1/email-confirmations/{token}":
             return _confirm_email(request, locale)
+        if request.route_key == "GET /v1/checkout/{result}":
+            return _checkout_result(request, locale)
         raise NotFoundError("route.not_found")
     except DomainError as error:
         logger.info(
@@ -87,9 +90,10 @@ def _verify(request: HttpRequest, locale: Locale) -> dict[str, Any]:
     if request.header("accept-language") is None:
         # Without a language preference, answer in the language chosen at signup.
         locale = negotiate_locale([], result["locale"])
+    ready = result["next_step"]["available"]
     result["next_step"] = {
         **result["next_step"],
-        "message": message("payment.not_available", locale),
+        "message": message("payment.ready" if ready else "payment.not_available", locale),
     }
     return ok_response(200, result, locale, "signup.verified")
 
@@ -146,3 +150,11 @@ def _html_page(status: int, text: str, locale: Locale) -> dict[str, Any]:
         "body": body,
         "isBase64Encoded": False,
     }
+
+
+def _checkout_result(request: HttpRequest, locale: Locale) -> dict[str, Any]:
+    result = request.path_parameters.get("result")
+    if result not in ("success", "cancel"):
+        raise NotFoundError("route.not_found")
+    # The page only informs: entitlements follow Stripe's events, never this redirect.
+    return _html_page(200, message(f"checkout.{result}", locale), locale)

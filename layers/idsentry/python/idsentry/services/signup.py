@@ -83,6 +83,9 @@ class SignupDeps:
     on_otp_budget_exhausted: Callable[[], None]
     # None when the deployment's HumanCheckProvider is "none" (the default).
     human_check: HumanCheck | None = None
+    # Returns the Checkout URL for (subscriber_id, signup_id, plan, locale); None when the
+    # deployment has no billing configured.
+    checkout: Callable[[str, str, str, str], str] | None = None
 
 
 def signup_pk(signup_id: str) -> str:
@@ -259,12 +262,24 @@ def _burn_attempt(deps: SignupDeps, signup_id: str, record: otp.CodeRecord) -> i
     return max(otp.MAX_ATTEMPTS - int(updated["attempts"]), 0)
 
 
-def _verified_response(signup: dict[str, Any]) -> dict[str, Any]:
+def _verified_response(deps: SignupDeps, signup: dict[str, Any]) -> dict[str, Any]:
+    next_step: dict[str, Any] = {"type": "payment", "available": False}
+    if deps.checkout is not None:
+        try:
+            url = deps.checkout(
+                signup["subscriber_id"], signup["signup_id"], signup["plan"], signup["locale"]
+            )
+        except ProviderError as exc:
+            if exc.transient:
+                # The subscriber exists; retrying with the same code returns the same session.
+                raise ServiceUnavailableError("payment.retry", 5) from exc
+            raise
+        next_step = {"type": "payment", "available": True, "checkout_url": url}
     return {
         "signup_id": signup["signup_id"],
         "subscriber_id": signup["subscriber_id"],
         "status": "pending_payment",
-        "next_step": {"type": "payment", "available": False},
+        "next_step": next_step,
         "email_confirmation": "sent",
         "locale": signup["locale"],
     }
@@ -289,7 +304,7 @@ def verify_signup(deps: SignupDeps, signup_id: str, code: str) -> dict[str, Any]
             raise NotFoundError("signup.not_found")
         if not signup.get("published"):
             _announce(deps, signup, signup.get("reassigned_from"))
-        return _verified_response(signup)
+        return _verified_response(deps, signup)
 
     outcome = otp.check_code(record, code_key, signup_id, code, now)
     if outcome is otp.CodeCheck.INCORRECT:
@@ -336,7 +351,7 @@ def verify_signup(deps: SignupDeps, signup_id: str, code: str) -> dict[str, Any]
     }
     _announce(deps, signup, holder)
     logger.info("signup verified", extra={"signup_id": signup_id, "subscriber_id": subscriber_id})
-    return _verified_response(signup)
+    return _verified_response(deps, signup)
 
 
 def _commit_subscriber(

@@ -1,0 +1,45 @@
+"""Plans as configuration: which Stripe prices (by lookup key) each plan uses, per currency."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from idsentry.money import exponent
+
+
+class Plan(BaseModel):
+    """One purchasable plan: a Checkout mode, its price per currency and payment methods."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mode: Literal["subscription", "payment"]
+    # Currency (lower-case ISO code) → the Stripe price's lookup key.
+    prices: dict[str, str] = Field(min_length=1)
+    payment_method_types: tuple[str, ...] = ("card",)
+
+    @model_validator(mode="after")
+    def _check(self) -> Plan:
+        for currency in self.prices:
+            exponent(currency)  # raises UnknownCurrencyError for a currency Stripe does not use
+        if self.mode == "subscription" and set(self.payment_method_types) - {"card"}:
+            # Stripe Checkout offers Alipay and WeChat Pay in payment mode only.
+            raise ValueError("subscription plans accept only the card payment method")
+        return self
+
+
+class PlansConfig(BaseModel):
+    """Every plan by name, and the currency used when a request names none."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    plans: dict[str, Plan]
+    default_currency: str = "cny"
+
+    @model_validator(mode="after")
+    def _check_default(self) -> PlansConfig:
+        for name, plan in self.plans.items():
+            if self.default_currency not in plan.prices:
+                raise ValueError(f"plan {name} has no price in the default currency")
+        return self

@@ -1,0 +1,88 @@
+"""Checkout: a Stripe customer and Checkout Session for a subscriber's plan, created idempotently."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from idsentry.adapters.stripe_gateway import StripeCheckout
+from idsentry.adapters.table import MainTable
+from idsentry.models.plans import PlansConfig
+
+logger = logging.getLogger(__name__)
+
+# Stripe Checkout's locale codes for the service's locales.
+CHECKOUT_LOCALES = {"zh-CN": "zh", "en": "en"}
+
+
+@dataclass
+class CheckoutDeps:
+    """What starting a checkout needs."""
+
+    table: MainTable
+    stripe: StripeCheckout
+    plans: PlansConfig
+    success_url: str
+    cancel_url: str
+
+
+def start_checkout(
+    deps: CheckoutDeps, subscriber_id: str, signup_id: str, plan_name: str, locale: str
+) -> str:
+    """Return the Checkout URL for the subscriber's plan, creating the customer first if needed.
+
+    The idempotency keys derive from the signup, so a retried verification gets the same
+    customer and the same session (Stripe keeps keys for 24 hours).
+    """
+    plan = deps.plans.plans[plan_name]
+    currency = deps.plans.default_currency
+    profile = deps.table.get(f"SUB#{subscriber_id}", "PROFILE") or {}
+
+    customer_id = profile.get("stripe_customer_id")
+    if not customer_id:
+        customer_id = deps.stripe.create_customer(
+            {
+                "metadata": {"subscriber_id": subscriber_id},
+                "preferred_locales": [CHECKOUT_LOCALES.get(locale, "zh")],
+            },
+            idempotency_key=f"customer-{signup_id}",
+        )
+        deps.table.put(
+            {"pk": f"STRIPECUS#{customer_id}", "sk": "LINK", "subscriber_id": subscriber_id}
+        )
+        deps.table.update(
+            f"SUB#{subscriber_id}",
+            "PROFILE",
+            "SET stripe_customer_id = :customer",
+            values={":customer": customer_id},
+        )
+
+    params: dict[str, Any] = {
+        "mode": plan.mode,
+        "customer": customer_id,
+        "client_reference_id": subscriber_id,
+        "line_items": [{"price": deps.stripe.price_id(plan.prices[currency]), "quantity": 1}],
+        "payment_method_types": list(plan.payment_method_types),
+        "success_url": deps.success_url,
+        "cancel_url": deps.cancel_url,
+        "locale": CHECKOUT_LOCALES.get(locale, "zh"),
+        "metadata": {"subscriber_id": subscriber_id, "plan": plan_name},
+    }
+    if plan.mode == "subscription":
+        params["subscription_data"] = {
+            "metadata": {"subscriber_id": subscriber_id, "plan": plan_name}
+        }
+    session = deps.stripe.create_checkout_session(params, idempotency_key=f"checkout-{signup_id}")
+
+    deps.table.update(
+        f"SUB#{subscriber_id}",
+        "PROFILE",
+        "SET checkout_session_id = :session",
+        values={":session": session["id"]},
+    )
+    logger.info(
+        "checkout session created",
+        extra={"subscriber_id": subscriber_id, "checkout_session_id": session["id"]},
+    )
+    return str(session["url"])
