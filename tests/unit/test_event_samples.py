@@ -19,7 +19,7 @@ from twilio.request_validator import RequestValidator
 from idsentry.crypto import Pepper, verify_token
 from idsentry.http import parse_http_event
 from idsentry.models.events import ALL_EVENT_TYPES
-from idsentry.models.jobs import NotificationJob
+from idsentry.models.jobs import NotificationJob, StripeEventJob
 from infra.local.http_api import Route, extract_routes
 from infra.local.template import IntrinsicResolver, PseudoParameters, load_template
 
@@ -40,6 +40,7 @@ TWILIO_CALLBACK_URL = "https://idsentry.example.com/v1/webhooks/twilio/status"
 SAMPLE_PEPPER = "sample-pepper-for-event-fixtures-only-0001"
 
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:idsentry-dev-notifications"
+STRIPE_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:idsentry-dev-stripe-events"
 ENVELOPE_FIELDS = {
     "version",
     "id",
@@ -79,6 +80,13 @@ PERSONAL_DATA_PATTERNS = {
 _job_adapter: TypeAdapter[NotificationJob] = TypeAdapter(NotificationJob)
 
 
+def validate_job(body: str) -> tuple[str, str]:
+    """Validate a queue message body as the job of its queue; return its kind and queue ARN."""
+    if '"kind":"stripe_event"' in body.replace(" ", ""):
+        return StripeEventJob.model_validate_json(body).kind, STRIPE_QUEUE_ARN
+    return _job_adapter.validate_json(body).kind, QUEUE_ARN
+
+
 def load_sample(path: Path) -> dict[str, Any]:
     with path.open(encoding="utf-8") as file:
         sample: dict[str, Any] = json.load(file)
@@ -92,7 +100,8 @@ def sample_id(path: Path) -> str:
 def job_kinds() -> set[str]:
     """Return the `kind` of every job class in the NotificationJob union."""
     union = typing.get_args(NotificationJob)[0]
-    return {str(job_class.model_fields["kind"].default) for job_class in typing.get_args(union)}
+    kinds = {str(job_class.model_fields["kind"].default) for job_class in typing.get_args(union)}
+    return kinds | {str(StripeEventJob.model_fields["kind"].default)}
 
 
 def personal_data_found(text: str) -> list[str]:
@@ -177,11 +186,11 @@ def test_sqs_sample_records(path: Path) -> None:
     for record in records:
         assert set(record) == SQS_RECORD_FIELDS
         assert record["eventSource"] == "aws:sqs"
-        assert record["eventSourceARN"] == QUEUE_ARN
-        assert record["awsRegion"] == QUEUE_ARN.split(":")[3]
+        _, queue_arn = validate_job(record["body"])
+        assert record["eventSourceARN"] == queue_arn
+        assert record["awsRegion"] == queue_arn.split(":")[3]
         assert uuid.UUID(record["messageId"]).version == 4
         assert record["md5OfBody"] == hashlib.md5(record["body"].encode()).hexdigest()  # noqa: S324
-        _job_adapter.validate_json(record["body"])
 
 
 @pytest.mark.parametrize("path", SQS_SAMPLES, ids=sample_id)
@@ -196,7 +205,7 @@ def test_sqs_sample_timestamps(path: Path) -> None:
 
 def test_sqs_samples_cover_job_kinds() -> None:
     sampled = {
-        _job_adapter.validate_json(record["body"]).kind
+        validate_job(record["body"])[0]
         for path in SQS_SAMPLES
         for record in load_sample(path)["Records"]
     }
@@ -213,11 +222,12 @@ def test_sqs_queue_matches_template(template: dict[str, Any]) -> None:
         pseudo=pseudo,
         resources=_NoResources(),
     )
-    queue_name = resolver.resolve(
-        template["Resources"]["NotificationQueue"]["Properties"]["QueueName"]
-    )
-
-    assert QUEUE_ARN == f"arn:aws:sqs:{pseudo.region}:{pseudo.account_id}:{queue_name}"
+    for logical_id, arn in (
+        ("NotificationQueue", QUEUE_ARN),
+        ("StripeEventsQueue", STRIPE_QUEUE_ARN),
+    ):
+        queue_name = resolver.resolve(template["Resources"][logical_id]["Properties"]["QueueName"])
+        assert arn == f"arn:aws:sqs:{pseudo.region}:{pseudo.account_id}:{queue_name}"
 
 
 # ---------------------------------------------------------------------------- HTTP requests
