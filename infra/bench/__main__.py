@@ -10,7 +10,11 @@ from pathlib import Path
 
 from infra.bench.coldstart import ColdStartBench
 from infra.bench.report import command_line, render
-from infra.bench.request_counts import BenchFailedError, measure_request_counts
+from infra.bench.request_counts import (
+    BenchFailedError,
+    measure_request_counts,
+    measure_webhook_counts,
+)
 from infra.bench.service import quiet_handler_logs, start_service
 from infra.local.stack import REPOSITORY_ROOT
 
@@ -32,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         "--runs",
         type=positive,
         default=7,
-        help="timed cold-start runs per process kind; each figure is their median (default 7)",
+        help="timed cold-start runs per process kind and function; each figure is their median "
+        "(default 7)",
     )
     parser.add_argument(
         "--output",
@@ -46,16 +51,16 @@ def main(argv: list[str] | None = None) -> int:
     service = start_service()
     try:
         quiet_handler_logs(service)
-        units = measure_request_counts(service)
+        units = [*measure_request_counts(service), measure_webhook_counts(service)]
         with tempfile.TemporaryDirectory(prefix="idsentry-bench-") as workdir:
-            cold_start = ColdStartBench(service, Path(workdir), args.runs).run()
+            cold_starts = ColdStartBench(service, Path(workdir), args.runs).run()
     except BenchFailedError as exc:
         print(f"bench failed: {exc}", file=sys.stderr)
         return 1
     finally:
         service.stop()
 
-    page = render(command_line(), units, cold_start)
+    page = render(command_line(), units, cold_starts)
     args.output.write_text(page, encoding="utf-8")
     print(page)
     print(f"wrote {args.output}", file=sys.stderr)

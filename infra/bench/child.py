@@ -1,4 +1,4 @@
-"""One cold-start measurement in a fresh process: the signup function, its baseline or boto3 alone.
+"""One cold-start measurement in a fresh process: a Lambda function, its baseline or boto3 alone.
 
 Run as `python -P child.py SPEC_PATH RESULT_PATH`. The spec (JSON) names the mode and its
 inputs, and the result (JSON) contains the elapsed time, the AWS calls made and the
@@ -194,7 +194,7 @@ def _start_timer() -> float:
     return time.perf_counter()
 
 
-def run_signup(spec: dict[str, Any]) -> dict[str, Any]:
+def run_function(spec: dict[str, Any]) -> dict[str, Any]:
     """Import the function from its directory as Lambda does and serve one event."""
     started = _start_timer()
     recorder = CallRecorder()
@@ -281,7 +281,7 @@ def run_boto3_only(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 MODES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    "signup": run_signup,
+    "function": run_function,
     "baseline": run_baseline,
     "boto3": run_boto3_only,
 }

@@ -1,21 +1,27 @@
-"""Signup cold start through its first request, against two baselines, each in a fresh process.
+"""Cold start of each measured function through its first request, against baselines.
 
-- "signup": `child.py` imports `functions/signup/app.py` as Lambda does (its directory and
-  the layer on sys.path, the function's template environment) and serves one
-  `POST /v1/signups` event with a new mobile number.
-- "same work": a process that imports the same third-party modules that the signup process
-  had loaded after its response, creates the same boto3 clients on one session and replays
-  the same AWS operations with bench-only keys and targets (see `infra.bench.replay`).
-- "same work, a session per client": the same, with a new boto3 session for each client as
-  `idsentry.adapters.aws.client` creates them, to show what the extra sessions cost.
+Every run is a fresh process. For the signup function and the Stripe webhook function:
+
+- "function": `child.py` imports the function's `app.py` as Lambda does, with its directory
+  and the layer on sys.path, in the function's template environment. It serves one event: a
+  `POST /v1/signups` with a new mobile number, or a `POST /v1/webhooks/stripe` delivery
+  with a new event id, signed just before the process starts.
+- "same work": a process that imports the same third-party modules that the function's
+  process had loaded after its response, creates the same boto3 clients on one session and
+  replays the same AWS operations with bench-only keys and targets (see `infra.bench.replay`).
+- "same work, a session per client" (signup only): the same, with a new boto3 session for
+  each client as `idsentry.adapters.aws.client` created them, to show what sessions cost.
 - "boto3 only": a process that imports boto3 and creates one client, with no request.
 
 Bytecode is cached under a fresh PYTHONPYCACHEPREFIX for each bench run. The project's
 Makefile sets PYTHONDONTWRITEBYTECODE, so without that cache every run would compile every
 imported module from source. The first run of each kind fills the cache and is reported
-separately. The timed runs are interleaved (one of each kind in turn), so that drift of the
-machine's load affects every kind alike. The queue pollers of the local service are paused
-meanwhile, so that the notifier's work on earlier signups does not compete for CPU.
+separately. The timed runs of one function are interleaved (one of each kind in turn), so
+that drift of the machine's load affects every kind alike. The queue pollers of the local
+service are paused meanwhile, so that the consumers' work on earlier requests does not
+compete for CPU. Before they restart, the bench purges the code SMS jobs of the measured
+signups, and receives, checks and deletes the webhook's messages, so that the billing
+consumer never looks up their made-up event ids in the local Stripe server.
 """
 
 from __future__ import annotations
@@ -35,16 +41,25 @@ from pathlib import Path
 from typing import Any
 
 from infra.bench.child import TIMER_STARTED
-from infra.bench.replay import build_plan, prepare_targets, recorded_tables
-from infra.bench.request_counts import SIGNUP_FUNCTION, BenchFailedError, operation_name
-from infra.bench.workload import IdentityFactory, signup_event
-from infra.local.provision import DUMMY_CREDENTIAL
+from infra.bench.replay import ReplayTargets, build_plan, prepare_targets, recorded_tables
+from infra.bench.request_counts import (
+    SIGNUP_FUNCTION,
+    STRIPE_WEBHOOK_FUNCTION,
+    BenchFailedError,
+    check_one_message_per_delivery,
+    drain_stripe_events,
+    operation_name,
+    stripe_events_queue_url,
+)
+from infra.bench.workload import IdentityFactory, new_stripe_event_id, signup_event, stripe_delivery
+from infra.local.provision import DUMMY_CREDENTIAL, FunctionSpec
 from infra.local.service import LocalService
 from infra.local.stack import REPOSITORY_ROOT
 
 CHILD = Path(__file__).resolve().with_name("child.py")
 PYTHON = REPOSITORY_ROOT / ".venv" / "bin" / "python"
-# Modules that the signup function must not load: only other functions need these SDKs.
+# SDKs that no measured first request may load: the notifier and the Twilio webhook function
+# use twilio, and the billing consumer and Checkout (at verification) use stripe.
 MUST_NOT_LOAD = ("twilio", "stripe")
 CHILD_TIMEOUT_S = 120
 SETTLE_DEADLINE_S = 30.0
@@ -57,6 +72,24 @@ CLIENT_CONFIG = {
 }
 # Summary fields that name the replay's own targets, so they differ from the function's.
 TARGET_FIELDS = ("queue_url", "buses")
+
+
+@dataclass(frozen=True)
+class MeasuredFunction:
+    """A function whose cold start the bench measures, and the status its first request needs."""
+
+    unit: str
+    logical_id: str
+    expected_status: int
+    session_baseline: bool
+
+
+# The session-per-client baseline shows what sharing one boto3 session saves. The signup, with
+# four clients, shows it best, so the webhook skips it and the bench stays shorter.
+FUNCTIONS = (
+    MeasuredFunction("signup", SIGNUP_FUNCTION, 202, session_baseline=True),
+    MeasuredFunction("webhook", STRIPE_WEBHOOK_FUNCTION, 200, session_baseline=False),
+)
 
 
 @dataclass
@@ -73,8 +106,13 @@ class ChildRun:
 
 @dataclass
 class ColdStartResult:
-    """Every run of the cold-start bench, and what the first signup run recorded."""
+    """Every run of one function's cold-start bench, keyed by process kind.
 
+    The kinds are "function", "baseline", "sessions" (with session_baseline only) and "boto3".
+    """
+
+    unit: str
+    expected_status: int
     runs: int
     first: dict[str, ChildRun]
     timed: dict[str, list[ChildRun]] = field(default_factory=lambda: defaultdict(list))
@@ -104,17 +142,28 @@ def call_shapes(calls: list[dict[str, Any]]) -> list[tuple[str, str]]:
 class ColdStartBench:
     """Spawn the child processes against a started LocalService and collect their results."""
 
-    def __init__(self, service: LocalService, workdir: Path, runs: int) -> None:
+    def __init__(
+        self,
+        service: LocalService,
+        workdir: Path,
+        runs: int,
+        functions: tuple[MeasuredFunction, ...] = FUNCTIONS,
+    ) -> None:
         if service.stack is None:
             raise BenchFailedError("the local service is not started")
         self.service = service
         self.runtime = service.stack.runtime
-        self.function = self.runtime.functions[SIGNUP_FUNCTION]
         self.workdir = workdir
         self.runs = runs
+        self.functions = functions
         self.identities = IdentityFactory()
+        self.stripe_queue_url = stripe_events_queue_url(service)
+        self.stripe_event_ids: list[str] = []
         self._clients: dict[str, Any] = {}
-        self.environment = self._child_environment(service)
+        self._environments = {
+            target.logical_id: self._child_environment(self.runtime.functions[target.logical_id])
+            for target in functions
+        }
 
     def client(self, service_name: str) -> Any:
         """Return a cached client of the bench process for service_name."""
@@ -122,21 +171,21 @@ class ColdStartBench:
             self._clients[service_name] = self.runtime.client(service_name)
         return self._clients[service_name]
 
-    def _child_environment(self, service: LocalService) -> dict[str, str]:
-        """Return the signup function's environment from the template, pointed at moto.
+    def _child_environment(self, function: FunctionSpec) -> dict[str, str]:
+        """Return the function's environment from the template, pointed at moto.
 
         Nothing is inherited from the bench process, so no credential, proxy or profile
         of the caller's shell reaches the children.
         """
-        assert service.stack is not None
-        environment = dict(self.function.environment)
+        assert self.service.stack is not None
+        environment = dict(function.environment)
         environment.update(
             {
-                "AWS_ENDPOINT_URL": service.stack.endpoint_url,
+                "AWS_ENDPOINT_URL": self.service.stack.endpoint_url,
                 "AWS_ACCESS_KEY_ID": DUMMY_CREDENTIAL,
                 "AWS_SECRET_ACCESS_KEY": DUMMY_CREDENTIAL,
-                "AWS_DEFAULT_REGION": service.stack.provisioned.region,
-                "AWS_REGION": service.stack.provisioned.region,
+                "AWS_DEFAULT_REGION": self.service.stack.provisioned.region,
+                "AWS_REGION": self.service.stack.provisioned.region,
                 "AWS_EC2_METADATA_DISABLED": "true",
                 "AWS_CONFIG_FILE": os.devnull,
                 "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
@@ -148,7 +197,12 @@ class ColdStartBench:
         )
         return environment
 
-    def _spawn(self, spec: dict[str, Any], python_options: tuple[str, ...] = ()) -> ChildRun:
+    def _spawn(
+        self,
+        target: MeasuredFunction,
+        spec: dict[str, Any],
+        python_options: tuple[str, ...] = (),
+    ) -> ChildRun:
         """Run child.py with spec and return its result; raise BenchFailedError on failure."""
         name = uuid.uuid4().hex
         spec_path = self.workdir / f"{name}.spec.json"
@@ -159,7 +213,7 @@ class ColdStartBench:
         started = time.perf_counter()
         completed = subprocess.run(  # noqa: S603 (fixed interpreter and script of this repository)
             command,
-            env=self.environment,
+            env=self._environments[target.logical_id],
             cwd=self.workdir,
             capture_output=True,
             text=True,
@@ -176,42 +230,59 @@ class ColdStartBench:
         result["stderr"] = completed.stderr
         return ChildRun(result, wall_s)
 
-    def _signup_spec(self) -> dict[str, Any]:
-        from idsentry.consents import CURRENT_VERSIONS
+    def _event(self, target: MeasuredFunction) -> dict[str, Any]:
+        """Return a new first-request event for target; a webhook delivery is signed now."""
+        if target.unit == "signup":
+            from idsentry.consents import CURRENT_VERSIONS
 
-        module, _, function_name = self.function.handler.rpartition(".")
-        if self.function.code_dir is None:
-            raise BenchFailedError(f"{SIGNUP_FUNCTION} has no local CodeUri")
-        layers = [str(layer / "python") for layer in self.function.layer_dirs]
-        consents = {str(kind): version for kind, version in CURRENT_VERSIONS.items()}
+            consents = {str(kind): version for kind, version in CURRENT_VERSIONS.items()}
+            return signup_event(self.identities.new(), consents)
+        if target.unit == "webhook":
+            event_id = new_stripe_event_id()
+            self.stripe_event_ids.append(event_id)
+            return stripe_delivery(event_id, self.service.stripe_webhook_secret)
+        raise BenchFailedError(f"no first-request event is defined for unit {target.unit}")
+
+    def _function_spec(self, target: MeasuredFunction) -> dict[str, Any]:
+        function = self.runtime.functions[target.logical_id]
+        module, _, function_name = function.handler.rpartition(".")
+        if function.code_dir is None:
+            raise BenchFailedError(f"{target.logical_id} has no local CodeUri")
+        layers = [str(layer / "python") for layer in function.layer_dirs]
         return {
-            "mode": "signup",
-            "sys_path": [str(self.function.code_dir), *layers],
+            "mode": "function",
+            "sys_path": [str(function.code_dir), *layers],
             "handler_module": module,
             "handler_function": function_name,
-            "event": signup_event(self.identities.new(), consents),
+            "event": self._event(target),
             "function": {
-                "name": self.function.name,
-                "arn": self.function.arn,
-                "memory_mb": self.function.memory_mb,
-                "timeout_s": self.function.timeout_s,
+                "name": function.name,
+                "arn": function.arn,
+                "memory_mb": function.memory_mb,
+                "timeout_s": function.timeout_s,
                 "request_id": str(uuid.uuid4()),
             },
             "check_loaded": list(MUST_NOT_LOAD),
         }
 
-    def run_signup(self, python_options: tuple[str, ...] = ()) -> ChildRun:
-        """Serve one signup in a fresh process; raise unless it returned 202."""
-        run = self._spawn(self._signup_spec(), python_options)
-        if run.result["status"] != 202:
+    def run_function(
+        self, target: MeasuredFunction, python_options: tuple[str, ...] = ()
+    ) -> ChildRun:
+        """Serve one first request in a fresh process; raise unless it got the expected status."""
+        run = self._spawn(target, self._function_spec(target), python_options)
+        if run.result["status"] != target.expected_status:
             raise BenchFailedError(
-                f"the signup child got HTTP {run.result['status']}, expected 202; its output:\n"
-                + run.result["stderr"][-4000:]
+                f"the {target.unit} child got HTTP {run.result['status']}, expected "
+                f"{target.expected_status}; its output:\n" + run.result["stderr"][-4000:]
             )
         return run
 
     def run_baseline(
-        self, recorded: dict[str, Any], targets: Any, session_per_client: bool = False
+        self,
+        target: MeasuredFunction,
+        recorded: dict[str, Any],
+        replay_targets: ReplayTargets,
+        session_per_client: bool = False,
     ) -> ChildRun:
         """Import the recorded modules, create the recorded clients and replay the calls."""
         spec = {
@@ -221,21 +292,27 @@ class ColdStartBench:
             "clients": list(dict.fromkeys(recorded["clients"])),
             "session_per_client": session_per_client,
             "client_config": CLIENT_CONFIG,
-            "calls": build_plan(recorded["calls"], targets, self.client),
+            "calls": build_plan(recorded["calls"], replay_targets, self.client),
         }
-        return self._spawn(spec)
+        return self._spawn(target, spec)
 
-    def run_boto3_only(self, service_name: str) -> ChildRun:
+    def run_boto3_only(self, target: MeasuredFunction, service_name: str) -> ChildRun:
         """Import boto3 and create one client in a fresh process."""
-        return self._spawn({"mode": "boto3", "service": service_name})
+        return self._spawn(target, {"mode": "boto3", "service": service_name})
 
-    def _check_calls(self, kind: str, run: ChildRun, expected: list[tuple[str, str]]) -> None:
+    def _check_calls(
+        self,
+        target: MeasuredFunction,
+        kind: str,
+        run: ChildRun,
+        expected: list[tuple[str, str]],
+    ) -> None:
         calls = run.result["calls"]
         if call_shapes(calls) != expected:
             raise BenchFailedError(
-                f"the {kind} run made {[operation_name(c) for c in calls]}, but the first signup "
-                f"run made {[name for name, _ in expected]}; the baseline would not do the "
-                "same work"
+                f"the {kind} run made {[operation_name(c) for c in calls]}, but the first "
+                f"{target.unit} run made {[name for name, _ in expected]}; the baseline would "
+                "not do the same work"
             )
         failed = [operation_name(call) for call in calls if call["status"] != 200]
         if failed:
@@ -265,7 +342,8 @@ class ColdStartBench:
         """Wait until earlier work has settled, stop the queue pollers, and restart them after.
 
         The code SMS jobs of the measured signups are purged before the restart, because no
-        one reads those codes.
+        one reads those codes. The Stripe events queue is purged too, which matters only
+        after a failed run: a finished run has already received and deleted its messages.
         """
         give_up = time.monotonic() + SETTLE_DEADLINE_S
         while not self._settled():
@@ -278,58 +356,70 @@ class ColdStartBench:
         try:
             yield
         finally:
-            self.client("sqs").purge_queue(
-                QueueUrl=self.function.environment["NOTIFICATION_QUEUE_URL"]
-            )
+            signup = self.runtime.functions[SIGNUP_FUNCTION]
+            sqs = self.client("sqs")
+            sqs.purge_queue(QueueUrl=signup.environment["NOTIFICATION_QUEUE_URL"])
+            sqs.purge_queue(QueueUrl=self.stripe_queue_url)
             self.runtime.start()
 
-    def run(self) -> ColdStartResult:
-        """Run the first (bytecode-compiling) runs, then the interleaved timed runs."""
+    def run(self) -> list[ColdStartResult]:
+        """Measure each function, then check that each delivery enqueued one message."""
         with self._pollers_paused():
-            return self._run()
+            results = [self._measure(target) for target in self.functions]
+            received = drain_stripe_events(self.client("sqs"), self.stripe_queue_url)
+            check_one_message_per_delivery(self.stripe_event_ids, received)
+        return results
 
-    def _run(self) -> ColdStartResult:
-        first_signup = self.run_signup()
-        recorded = first_signup.result
+    def _measure(self, target: MeasuredFunction) -> ColdStartResult:
+        """Run the first (bytecode-compiling) runs, then the interleaved timed runs."""
+        first_run = self.run_function(target)
+        recorded = first_run.result
         expected = call_shapes(recorded["calls"])
-        self._check_calls("signup", first_signup, expected)
+        self._check_calls(target, target.unit, first_run, expected)
         if not recorded["clients"]:
-            raise BenchFailedError("the signup child created no AWS client")
+            raise BenchFailedError(f"the {target.unit} child created no AWS client")
 
-        targets = prepare_targets(
+        replay_targets = prepare_targets(
             self.client("dynamodb"),
             self.client("sqs"),
             self.client("events"),
             recorded_tables(recorded["calls"]),
         )
         first_client = recorded["clients"][0]
+        first = {
+            "function": first_run,
+            "baseline": self.run_baseline(target, recorded, replay_targets),
+        }
+        if target.session_baseline:
+            first["sessions"] = self.run_baseline(
+                target, recorded, replay_targets, session_per_client=True
+            )
+        first["boto3"] = self.run_boto3_only(target, first_client)
         result = ColdStartResult(
-            runs=self.runs,
-            first={
-                "signup": first_signup,
-                "baseline": self.run_baseline(recorded, targets),
-                "sessions": self.run_baseline(recorded, targets, session_per_client=True),
-                "boto3": self.run_boto3_only(first_client),
-            },
+            unit=target.unit, expected_status=target.expected_status, runs=self.runs, first=first
         )
-        self._check_calls("same-work", result.first["baseline"], expected)
-        self._check_calls("same-work", result.first["sessions"], expected)
+        self._check_calls(target, "same-work", first["baseline"], expected)
+        if target.session_baseline:
+            self._check_calls(target, "same-work", first["sessions"], expected)
 
         for _ in range(self.runs):
-            signup = self.run_signup()
-            self._check_calls("signup", signup, expected)
-            baseline = self.run_baseline(recorded, targets)
-            self._check_calls("same-work", baseline, expected)
-            sessions = self.run_baseline(recorded, targets, session_per_client=True)
-            self._check_calls("same-work", sessions, expected)
-            boto3_only = self.run_boto3_only(first_client)
-            self._check_calls("boto3-only", boto3_only, [])
-            result.timed["signup"].append(signup)
+            run = self.run_function(target)
+            self._check_calls(target, target.unit, run, expected)
+            result.timed["function"].append(run)
+            baseline = self.run_baseline(target, recorded, replay_targets)
+            self._check_calls(target, "same-work", baseline, expected)
             result.timed["baseline"].append(baseline)
-            result.timed["sessions"].append(sessions)
+            if target.session_baseline:
+                sessions = self.run_baseline(
+                    target, recorded, replay_targets, session_per_client=True
+                )
+                self._check_calls(target, "same-work", sessions, expected)
+                result.timed["sessions"].append(sessions)
+            boto3_only = self.run_boto3_only(target, first_client)
+            self._check_calls(target, "boto3-only", boto3_only, [])
             result.timed["boto3"].append(boto3_only)
 
-        profiled = self.run_signup(("-X", "importtime"))
+        profiled = self.run_function(target, ("-X", "importtime"))
         costs = import_costs(profiled.result["stderr"])
         result.import_costs, result.module_costs, result.import_total_us = costs
         return result

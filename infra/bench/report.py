@@ -6,9 +6,11 @@ import os
 import platform
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 from infra.bench.coldstart import MUST_NOT_LOAD, ColdStartResult
 from infra.bench.request_counts import (
@@ -19,13 +21,69 @@ from infra.bench.request_counts import (
     count_operations,
 )
 
-# Our own overhead (signup over the same-work baseline) that the cold-start figure aims for.
+# Our own overhead (a function over its same-work baseline) that each cold-start figure aims for.
 OVERHEAD_TARGET = 1.15
 IMPORT_ROWS = 12
 SINGULAR = {"keys": "key", "items": "item", "entries": "entry"}
 UNIT_TITLES = {
     "signup": "Signup (`POST /v1/signups`)",
     "verify": "Verification (`POST /v1/signups/{signup_id}/verify`)",
+    "webhook": "Stripe webhook delivery (`POST /v1/webhooks/stripe`)",
+}
+# Paragraphs under a unit's heading in the request-count section.
+UNIT_NOTES = {
+    "webhook": (
+        "The design's minimum is one enqueue per delivery: the function reads no DynamoDB item and "
+        "makes no Stripe request, because the billing consumer fetches the event from Stripe "
+        "later. The project calls Stripe only through the `stripe` SDK, and the cold-start section "
+        "checks that the webhook process has not loaded it after its request. The two deliveries "
+        "run with the queue pollers stopped. The bench checks that each left exactly one message "
+        "with its event id on the Stripe events queue, and it deletes both messages before the "
+        "pollers restart, so that the billing consumer never looks up the made-up ids."
+    ),
+}
+
+
+@dataclass(frozen=True)
+class FunctionText:
+    """The name, source file and first request of one function in the cold-start section."""
+
+    title: str
+    name: str
+    source: str
+    request: str
+    note: str = ""
+
+
+_STRIPE_QUEUE_NOTE = (
+    "Each delivery's message goes to the Stripe events queue that the template defines, with its "
+    "settings, because the child keeps `STRIPE_EVENTS_QUEUE_URL` from the template. The billing "
+    "consumer would look up each made-up event id in the local Stripe server, fail on every "
+    "receive and leave the message in the DLQ after the queue's maximum receive count. So the "
+    "pollers stay paused until the bench has received and deleted those messages, and the bench "
+    "checks that the queue held exactly one message per delivery, with that delivery's event id. A "
+    "bench-only queue, set in the child's environment, would serve the cold-start runs too, but "
+    "not the in-process request count below: all functions share the bench process's environment, "
+    "so one function's queue URL cannot be changed there alone."
+)
+FUNCTION_TEXTS = {
+    "signup": FunctionText(
+        title="Signup (`POST /v1/signups`)",
+        name="signup",
+        source="functions/signup/app.py",
+        request="one `POST /v1/signups` event with a new mobile number",
+    ),
+    "webhook": FunctionText(
+        title="Stripe webhook (`POST /v1/webhooks/stripe`)",
+        name="webhook",
+        source="functions/stripe_webhook/app.py",
+        request=(
+            "one `POST /v1/webhooks/stripe` delivery of the sample `invoice.paid` event with a "
+            "new `evt_bench…` id, signed with the local service's signing secret just before "
+            "its process starts"
+        ),
+        note=_STRIPE_QUEUE_NOTE,
+    ),
 }
 
 
@@ -88,67 +146,135 @@ def header(command: str) -> str:
     )
 
 
-def cold_start_section(result: ColdStartResult) -> str:
-    """Return the cold-start section: the two ratios, the phases and the import costs."""
-    signup = result.median("signup")
+def cold_start_section(results: Sequence[ColdStartResult]) -> str:
+    """Return the cold-start section: how it is measured, then one subsection per function."""
+    runs = results[0].runs if results else 0
+    with_sessions = [
+        FUNCTION_TEXTS[result.unit].name for result in results if _has_sessions(result)
+    ]
+    sessions_scope = f" ({', '.join(with_sessions)} only)" if with_sessions else ""
+    intro = [
+        "## Cold start through the first request",
+        "",
+        f"Median of {runs} runs per process kind, each a fresh `.venv/bin/python` process. "
+        "The time runs inside the process from before the first import of the measured code "
+        "to after the last AWS response, so interpreter start-up is left out (the process "
+        "wall time column includes it). Each function is compared with baselines from the "
+        "same bench run:",
+        "",
+        "- the **function** process imports the function's `app.py` from its directory with "
+        "the layer on `sys.path`, in the function's environment from `template.yaml`, and "
+        "serves one request, which must get the status named below.",
+        "- **same work** imports the third-party modules that the function's process had "
+        "loaded after its response and creates the same boto3 clients on one session. It "
+        "makes the same AWS operations in the same order, with the bench-only keys and "
+        "targets named below. Write requests are padded to the function's request size.",
+        f"- **same work, a session per client**{sessions_scope} is the same with a new boto3 "
+        "session for each client, as `idsentry.adapters.aws.client` created them before it "
+        "shared one session. Each session loads its own copy of botocore's endpoint and "
+        "service data, so this row shows what sharing the session saves.",
+        "- **boto3 only** imports boto3 and creates one client of the service that the "
+        "function called first, with no request.",
+        "",
+        "Every run records its AWS calls with botocore event handlers (installed inside the "
+        "timed span, in every kind), and the bench checks that each function and same-work "
+        "run made the same operations as the function's first run.",
+        "",
+        "Bytecode is cached in a fresh directory (`PYTHONPYCACHEPREFIX`) for each bench run, "
+        "because the project's virtual environment contains no `.pyc` files. The first run "
+        "of each kind compiles the modules that no earlier run compiled, and it is not part "
+        "of the medians. The timed runs of one function are interleaved, one of each kind in "
+        "turn, so that drift of the machine's load affects every kind alike. The local "
+        "service's queue pollers are paused during all of these runs, so the consumers' work "
+        "on earlier requests does not compete for the CPU.",
+    ]
+    return "\n\n".join(["\n".join(intro), *(function_section(result) for result in results)])
+
+
+def _has_sessions(result: ColdStartResult) -> bool:
+    return "sessions" in result.first
+
+
+def _replay_targets_text(calls: Sequence[dict[str, Any]]) -> str:
+    """Return the sentences on where the same-work process sends each kind of recorded call."""
+    services = {call["service"] for call in calls}
+    sentences = []
+    if "dynamodb" in services:
+        sentences.append("Its reads and writes use `BENCH#` keys in the same tables.")
+    if "kms" in services:
+        sentences.append("Its data keys come from the same KMS key.")
+    if "secretsmanager" in services:
+        sentences.append("It reads the same secrets.")
+    if "sqs" in services:
+        sentences.append("Its messages go to a bench-only SQS queue that no function consumes.")
+    if "events" in services:
+        sentences.append("Its events go to a bench-only EventBridge bus without rules.")
+    if not sentences:
+        return ""
+    return " ".join([*sentences, "No replayed request reaches a consumer."])
+
+
+def _figures_table(result: ColdStartResult, name: str) -> str:
+    measured = result.median("function")
     same_work = result.median("baseline")
-    sessions = result.median("sessions")
     boto3_only = result.median("boto3")
-    overhead = signup / same_work
-    verdict = "met" if overhead <= OVERHEAD_TARGET else "not met"
-
-    figures = table(
-        ["figure", "value", "baseline", "ratio", "target"],
+    verdict = "met" if measured / same_work <= OVERHEAD_TARGET else "not met"
+    rows = [
         [
-            [
-                "our own overhead: signup vs the same work",
-                _ms(signup),
-                _ms(same_work),
-                _ratio(signup, same_work),
-                f"≤ {OVERHEAD_TARGET:.2f}×: {verdict}",
-            ],
-            [
-                "total: signup vs boto3 with one client",
-                _ms(signup),
-                _ms(boto3_only),
-                _ratio(signup, boto3_only),
-                "none set",
-            ],
-            [
-                "same work with a boto3 session per client vs one session",
-                _ms(sessions),
-                _ms(same_work),
-                _ratio(sessions, same_work),
-                "none set",
-            ],
-            [
-                "signup vs the same work with a session per client",
-                _ms(signup),
-                _ms(sessions),
-                _ratio(signup, sessions),
-                "none set",
-            ],
+            f"our own overhead: {name} vs the same work",
+            _ms(measured),
+            _ms(same_work),
+            _ratio(measured, same_work),
+            f"≤ {OVERHEAD_TARGET:.2f}×: {verdict}",
         ],
-    )
-    session_note = (
-        f"A new boto3 session per client costs {_ms(sessions - same_work)} more than one shared "
-        "session; the signup shares one session."
-    )
+        [
+            f"total: {name} vs boto3 with one client",
+            _ms(measured),
+            _ms(boto3_only),
+            _ratio(measured, boto3_only),
+            "none set",
+        ],
+    ]
+    if _has_sessions(result):
+        sessions = result.median("sessions")
+        rows.extend(
+            [
+                [
+                    "same work with a boto3 session per client vs one session",
+                    _ms(sessions),
+                    _ms(same_work),
+                    _ratio(sessions, same_work),
+                    "none set",
+                ],
+                [
+                    f"{name} vs the same work with a session per client",
+                    _ms(measured),
+                    _ms(sessions),
+                    _ratio(measured, sessions),
+                    "none set",
+                ],
+            ]
+        )
+    return table(["figure", "value", "baseline", "ratio", "target"], rows)
 
-    phase_rows = []
+
+def _phases_table(result: ColdStartResult, name: str) -> str:
     labels = {
-        "signup": "signup",
+        "function": name,
         "baseline": "same work",
         "sessions": "same work, a session per client",
         "boto3": "boto3 only",
     }
+    rows = []
     for kind, label in labels.items():
         runs = result.timed[kind]
+        if not runs:
+            continue
         phases = runs[0].result["phases"]
         phase_text = ", ".join(
-            f"{name.replace('_', ' ')} {_ms(result.median(kind, name))}" for name in phases
+            f"{phase.replace('_', ' ')} {_ms(result.median(kind, phase))}" for phase in phases
         )
-        phase_rows.append(
+        rows.append(
             [
                 label,
                 _ms(result.median(kind)),
@@ -158,21 +284,11 @@ def cold_start_section(result: ColdStartResult) -> str:
                 _ms(result.median_wall(kind)),
             ]
         )
-    phases = table(
-        ["process", "median", "range", "median per phase", "process wall time"], phase_rows
-    )
+    return table(["process", "median", "range", "median per phase", "process wall time"], rows)
 
-    first = result.first["signup"].result
-    operations = ", ".join(f"{call['service']}:{call['operation']}" for call in first["calls"])
-    signup_bytes = sum(call["request_bytes"] for call in first["calls"])
-    baseline_bytes = sum(call["request_bytes"] for call in result.first["baseline"].result["calls"])
-    packages = sorted({name.partition(".")[0] for name in first["modules"]})
-    loaded = ", ".join(
-        f"`{name}` {'LOADED (it should not be)' if first['loaded'][name] else 'not loaded'}"
-        for name in MUST_NOT_LOAD
-    )
 
-    import_rows = [
+def _import_tables(result: ColdStartResult) -> tuple[str, str]:
+    package_rows = [
         [
             f"`{package}`",
             f"{micros / 1000:.1f} ms",
@@ -180,73 +296,80 @@ def cold_start_section(result: ColdStartResult) -> str:
         ]
         for package, micros in result.import_costs[:IMPORT_ROWS]
     ]
-    imports = table(["package", "self time of its modules", "share"], import_rows)
     module_rows = [
         [f"`{module}`", f"{micros / 1000:.1f} ms"]
         for module, micros in result.module_costs[:IMPORT_ROWS]
     ]
-    modules = table(["module", "self time"], module_rows)
+    return (
+        table(["package", "self time of its modules", "share"], package_rows),
+        table(["module", "self time"], module_rows),
+    )
 
-    return "\n".join(
+
+def function_section(result: ColdStartResult) -> str:
+    """Return one function's cold-start subsection: ratios, phases, checks and import costs."""
+    text = FUNCTION_TEXTS[result.unit]
+    name = text.name
+    first = result.first["function"].result
+    operations = ", ".join(f"{call['service']}:{call['operation']}" for call in first["calls"])
+    function_bytes = sum(call["request_bytes"] for call in first["calls"])
+    baseline_bytes = sum(call["request_bytes"] for call in result.first["baseline"].result["calls"])
+    packages = sorted({module.partition(".")[0] for module in first["modules"]})
+    loaded = ", ".join(
+        f"`{module}` {'LOADED (it should not be)' if first['loaded'][module] else 'not loaded'}"
+        for module in MUST_NOT_LOAD
+    )
+    packages_table, modules_table = _import_tables(result)
+
+    parts = [
+        f"### {text.title}",
+        "",
+        f"The {name} process imports `{text.source}` and serves {text.request}. Every run must "
+        f"return {result.expected_status}. The same-work process imports the "
+        f"{len(first['modules'])} modules of {len(packages)} packages that the {name} process "
+        f"had loaded. It creates the clients {', '.join(dict.fromkeys(first['clients']))} and "
+        f"makes the operations {operations}. {_replay_targets_text(first['calls'])} Request "
+        f"bodies: {name} {function_bytes} bytes, same work {baseline_bytes} bytes.",
+        "",
+        _figures_table(result, name),
+    ]
+    if _has_sessions(result):
+        extra = result.median("sessions") - result.median("baseline")
+        parts.extend(
+            [
+                "",
+                f"A new boto3 session per client costs {_ms(extra)} more than one shared "
+                f"session; the {name} function shares one session.",
+            ]
+        )
+    parts.extend(
         [
-            "## Signup cold start through its first request",
             "",
-            f"Median of {result.runs} runs per process kind, each a fresh "
-            "`.venv/bin/python` process. The time runs inside the process from before the "
-            "first import of the measured code to after the last AWS response, so interpreter "
-            "start-up is left out (the process wall time column includes it).",
+            _phases_table(result, name),
             "",
-            "- **signup** imports `functions/signup/app.py` from its directory with the "
-            "layer on `sys.path`, in the function's environment from `template.yaml`, and "
-            "serves one `POST /v1/signups` event with a new mobile number. Every run must "
-            "return 202.",
-            "- **same work** imports the third-party modules that the signup process had "
-            f"loaded after its response ({len(first['modules'])} modules of "
-            f"{len(packages)} packages). It creates the same boto3 clients "
-            f"({', '.join(dict.fromkeys(first['clients']))}) on one session and makes the same "
-            "AWS operations in the same order. Reads and writes use `BENCH#` keys in the same "
-            "tables, the data key comes from the same KMS key, and the message goes to a "
-            "bench-only SQS queue that no function consumes, so no replayed request becomes a "
-            "job. Write requests are padded to the signup's request size "
-            f"(request bodies: signup {signup_bytes} bytes, same work {baseline_bytes} bytes).",
-            "- **same work, a session per client** is the same with a new boto3 session for "
-            "each client, as `idsentry.adapters.aws.client` created them before it shared one "
-            "session. Each session loads its own copy of botocore's endpoint and service data, "
-            "so this row shows what sharing the session saves.",
-            "- **boto3 only** imports boto3 and creates one "
-            f"`{result.first['signup'].result['clients'][0]}` client, with no request.",
-            "",
-            "Every run records its AWS calls with botocore event handlers (installed inside "
-            "the timed span, in every kind), and the bench checks that each signup and "
-            f"same-work run made the same operations: {operations}.",
-            "",
-            figures,
-            "",
-            session_note,
-            "",
-            phases,
-            "",
-            "Bytecode is cached in a fresh directory (`PYTHONPYCACHEPREFIX`) for each bench "
-            "run, because the project's virtual environment contains no `.pyc` files. The "
-            f"first signup run compiles it and took {_ms(result.first['signup'].elapsed_s)}. "
-            "The first run of each kind is not part of the medians. The local service's queue "
-            "pollers are paused during these runs, so the notifier's work on earlier signups "
-            "does not compete for the CPU.",
-            "",
-            f"After the signup process served its request: {loaded}.",
-            "",
-            "### Largest import costs of the signup process",
-            "",
-            "From one more signup run under `python -X importtime`, which adds its own "
-            f"overhead: {result.import_total_us / 1000:.0f} ms of imports in total, summed "
-            "per top-level package (`app` is the function module), and the largest single "
-            "modules. Imports made while the first request runs count too.",
-            "",
-            imports,
-            "",
-            modules,
+            f"The first {name} run, which compiled the modules that no earlier run had "
+            f"compiled, took {_ms(result.first['function'].elapsed_s)}. After the {name} "
+            f"process served its request: {loaded}.",
         ]
     )
+    if text.note:
+        parts.extend(["", text.note])
+    parts.extend(
+        [
+            "",
+            f"#### Largest import costs of the {name} process",
+            "",
+            f"From one more {name} run under `python -X importtime`, which adds its own "
+            f"overhead: {result.import_total_us / 1000:.0f} ms of imports in total, summed per "
+            "top-level package (`app` is the function module), and the largest single modules. "
+            "Imports made while the first request runs count too.",
+            "",
+            packages_table,
+            "",
+            modules_table,
+        ]
+    )
+    return "\n".join(parts)
 
 
 def _batch_text(name: str, sizes: dict[str, list[int]]) -> str:
@@ -310,16 +433,16 @@ def request_count_table(unit: UnitCalls) -> str:
 
 
 def request_count_section(units: Sequence[UnitCalls]) -> str:
-    """Return the section on AWS requests per signup and per verification."""
+    """Return the section on AWS requests per unit of work: one table per unit."""
     parts = [
         "## AWS requests per unit of work",
         "",
-        "Counted in the bench process: the signup function runs through the local runtime "
-        "and botocore event handlers record every AWS call made on the invoking thread. "
+        "Counted in the bench process: each function runs through the local runtime and "
+        "botocore event handlers record every AWS call made on the invoking thread. "
         "A heading notes retried HTTP attempts if there were any. "
         "**Cold** is the first request of an instance, after the cached clients, secrets and "
-        "data keys are cleared. **Warm** is the next signup and verification in the same "
-        "instance, so the verification finds the signup's data key in the cache. The "
+        "data keys are cleared. **Warm** is the next request of the same kind in the same "
+        "instance, so a warm verification finds the signup's data key in the cache. The "
         "minimum is the number of requests that the design needs at least, with the reason, "
         "and the ratio is requests made over that minimum. The call "
         "to the real-name verification provider is one more request per verification, not "
@@ -332,13 +455,16 @@ def request_count_section(units: Sequence[UnitCalls]) -> str:
             "" if attempts == calls else f" ({attempts - calls} retried HTTP attempts included)"
         )
         title = UNIT_TITLES[unit.unit]
-        parts.extend(["", f"### {title}{retry_note}", "", request_count_table(unit)])
+        parts.extend(["", f"### {title}{retry_note}"])
+        if unit.unit in UNIT_NOTES:
+            parts.extend(["", UNIT_NOTES[unit.unit]])
+        parts.extend(["", request_count_table(unit)])
     return "\n".join(parts)
 
 
-def render(command: str, units: Sequence[UnitCalls], cold_start: ColdStartResult) -> str:
+def render(command: str, units: Sequence[UnitCalls], cold_starts: Sequence[ColdStartResult]) -> str:
     """Return the whole page."""
-    sections = [header(command), cold_start_section(cold_start), request_count_section(units)]
+    sections = [header(command), cold_start_section(cold_starts), request_count_section(units)]
     return "\n\n".join(sections) + "\n"
 
 

@@ -1,11 +1,16 @@
-"""AWS requests per signup and per verification, counted in process against the local service.
+"""AWS requests per signup, verification and Stripe webhook delivery, counted in process.
 
-The bench process invokes the signup function through the local runtime on its own thread and
+The bench process invokes each function through the local runtime on its own thread and
 records the calls of every botocore client created meanwhile. Only calls made on that thread
 count, so the notifier's pollers, which run in the same process, are left out. "Cold" first
 clears the cached clients, secrets and data keys (`clear_cached_dependencies`), as a new
 Lambda instance starts without them, but modules stay imported. "Warm" is the next signup and
-verification in the same instance.
+verification, or the next delivery, in the same instance.
+
+The webhook deliveries carry made-up event ids, which the billing consumer would look up in
+the local Stripe server, fail on every receive and leave in the DLQ after the queue's maximum
+receive count. So the queue pollers are stopped while the deliveries run, and the bench
+receives and deletes their messages (`drain_stripe_events`) before it restarts the pollers.
 """
 
 from __future__ import annotations
@@ -19,10 +24,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.bench.child import CallRecorder
-from infra.bench.workload import IdentityFactory, signup_event, verify_event
+from infra.bench.workload import (
+    IdentityFactory,
+    new_stripe_event_id,
+    signup_event,
+    stripe_delivery,
+    verify_event,
+)
 from infra.local.service import LocalService
 
 SIGNUP_FUNCTION = "SignupFunction"
+STRIPE_WEBHOOK_FUNCTION = "StripeWebhookFunction"
 CODE_PATTERN = re.compile(r"\b(\d{6})\b")
 SMS_DEADLINE_S = 30.0
 
@@ -89,12 +101,18 @@ VERIFY_MINIMUM = {
     "sqs:SendMessageBatch": Minimum(1, 1, "the e-mail confirmation job"),
     "dynamodb:UpdateItem": Minimum(1, 1, "mark the signup published, so a retry does not resend"),
 }
-MINIMUMS = {"signup": SIGNUP_MINIMUM, "verify": VERIFY_MINIMUM}
+WEBHOOK_MINIMUM = {
+    "secretsmanager:GetSecretValue": Minimum(
+        1, 0, "the Stripe secret with the webhook signing secret, once per instance"
+    ),
+    "sqs:SendMessage": Minimum(1, 1, "the event id for the billing consumer"),
+}
+MINIMUMS = {"signup": SIGNUP_MINIMUM, "verify": VERIFY_MINIMUM, "webhook": WEBHOOK_MINIMUM}
 
 
 @dataclass
 class UnitCalls:
-    """The AWS calls of one unit of work (signup or verify), cold and warm."""
+    """The AWS calls of one unit of work (signup, verify or webhook), cold and warm."""
 
     unit: str
     cold: list[dict[str, Any]]
@@ -129,9 +147,11 @@ def batch_sizes(calls: list[dict[str, Any]]) -> dict[str, list[int]]:
     return sizes
 
 
-def _invoke(service: LocalService, event: dict[str, Any], expected_status: int) -> dict[str, Any]:
+def _invoke(
+    service: LocalService, function_logical_id: str, event: dict[str, Any], expected_status: int
+) -> dict[str, Any]:
     assert service.stack is not None
-    response: dict[str, Any] = service.stack.runtime.invoke(SIGNUP_FUNCTION, event)
+    response: dict[str, Any] = service.stack.runtime.invoke(function_logical_id, event)
     if response.get("statusCode") != expected_status:
         raise BenchFailedError(
             f"{event['routeKey']} returned {response.get('statusCode')}, expected "
@@ -175,14 +195,14 @@ def _signup_and_verify(
     if cold:
         clear_cached_dependencies()
     with recorder.capture() as signup_calls:
-        created = _invoke(service, signup_event(identity, consent_versions), 202)
+        created = _invoke(service, SIGNUP_FUNCTION, signup_event(identity, consent_versions), 202)
     signup_id = str(_body(created)["signup_id"])
     code = _wait_for_code(service, identity.mobile)
 
     if cold:
         clear_cached_dependencies()
     with recorder.capture() as verify_calls:
-        _invoke(service, verify_event(signup_id, code), 200)
+        _invoke(service, SIGNUP_FUNCTION, verify_event(signup_id, code), 200)
     return signup_calls, verify_calls
 
 
@@ -215,9 +235,112 @@ def measure_request_counts(service: LocalService) -> list[UnitCalls]:
         UnitCalls("verify", cold_verify, warm_verify),
     ]
     for unit in units:
-        for call in unit.cold + unit.warm:
-            if call["status"] != 200:
-                raise BenchFailedError(
-                    f"{unit.unit}: {operation_name(call)} returned HTTP {call['status']}"
-                )
+        _check_status(unit)
     return units
+
+
+def _check_status(unit: UnitCalls) -> None:
+    for call in unit.cold + unit.warm:
+        if call["status"] != 200:
+            raise BenchFailedError(
+                f"{unit.unit}: {operation_name(call)} returned HTTP {call['status']}"
+            )
+
+
+def stripe_events_queue_url(service: LocalService) -> str:
+    """Return the URL of the queue that the webhook function sends event ids to."""
+    assert service.stack is not None
+    function = service.stack.runtime.functions[STRIPE_WEBHOOK_FUNCTION]
+    return function.environment["STRIPE_EVENTS_QUEUE_URL"]
+
+
+def drain_stripe_events(sqs: Any, queue_url: str) -> list[str]:
+    """Receive and delete every visible message of the queue; return their event ids in order.
+
+    Call it only while the queue pollers are stopped, because a running billing consumer
+    receives some of the messages first.
+    """
+    event_ids: list[str] = []
+    while True:
+        response = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+        )
+        messages = response.get("Messages", [])
+        if not messages:
+            return event_ids
+
+        for message in messages:
+            try:
+                event_ids.append(str(json.loads(message["Body"])["event_id"]))
+            except (ValueError, KeyError, TypeError):
+                event_ids.append("(not a Stripe event job)")
+        deleted = sqs.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[
+                {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}
+                for index, message in enumerate(messages)
+            ],
+        )
+        if deleted.get("Failed"):
+            raise BenchFailedError(
+                f"deleting {len(deleted['Failed'])} messages from the Stripe events queue failed"
+            )
+
+
+def check_one_message_per_delivery(delivered: list[str], received: list[str]) -> None:
+    """Raise BenchFailedError unless the queue held exactly one message per delivered event id."""
+    if sorted(received) == sorted(delivered):
+        return
+    unknown = len([event_id for event_id in received if event_id not in delivered])
+    raise BenchFailedError(
+        f"the Stripe events queue contained {len(received)} messages ({unknown} with an event "
+        f"id the bench did not send), expected one per delivery ({len(delivered)})"
+    )
+
+
+def _deliver(
+    service: LocalService, recorder: CallRecorder, delivered: list[str]
+) -> list[dict[str, Any]]:
+    event_id = new_stripe_event_id()
+    delivered.append(event_id)
+    event = stripe_delivery(event_id, service.stripe_webhook_secret)
+    with recorder.capture() as calls:
+        _invoke(service, STRIPE_WEBHOOK_FUNCTION, event, 200)
+    return calls
+
+
+def measure_webhook_counts(service: LocalService) -> UnitCalls:
+    """Serve one cold and one warm Stripe delivery with the pollers stopped; return the calls.
+
+    Raises BenchFailedError unless each delivery returned 200 and left exactly one message,
+    with its event id, on the Stripe events queue. The messages are deleted before the
+    pollers restart, and the queue is purged after a failed delivery too.
+    """
+    from infra.local.service import clear_cached_dependencies
+
+    assert service.stack is not None
+    runtime = service.stack.runtime
+    queue_url = stripe_events_queue_url(service)
+    sqs = runtime.client("sqs")
+    recorder = CallRecorder(thread_id=threading.get_ident())
+    delivered: list[str] = []
+
+    runtime.stop()
+    recorder.install()
+    try:
+        clear_cached_dependencies()
+        cold = _deliver(service, recorder, delivered)
+        warm = _deliver(service, recorder, delivered)
+        received = drain_stripe_events(sqs, queue_url)
+    except BaseException:
+        sqs.purge_queue(QueueUrl=queue_url)
+        raise
+    finally:
+        recorder.active = False
+        recorder.uninstall()
+        runtime.start()
+
+    check_one_message_per_delivery(delivered, received)
+    unit = UnitCalls("webhook", cold, warm)
+    _check_status(unit)
+    return unit

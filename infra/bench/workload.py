@@ -1,10 +1,11 @@
-"""Synthetic signups for the bench: valid identities and HTTP API (payload 2.0) events."""
+"""Synthetic requests for the bench: signups, Stripe deliveries and their HTTP API (2.0) events."""
 
 from __future__ import annotations
 
 import copy
 import json
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,8 +15,10 @@ from typing import Any
 from infra.local.stack import REPOSITORY_ROOT
 
 SAMPLE_EVENT = REPOSITORY_ROOT / "events" / "http" / "signup_default_stage.json"
+STRIPE_SAMPLE_EVENT = REPOSITORY_ROOT / "events" / "http" / "stripe_webhook.json"
 SIGNUP_ROUTE = "POST /v1/signups"
 VERIFY_ROUTE = "POST /v1/signups/{signup_id}/verify"
+STRIPE_WEBHOOK_ROUTE = "POST /v1/webhooks/stripe"
 # GB 11643-1999: weights of the first 17 digits and the check character for each sum mod 11.
 _CHECK_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK_CHARACTERS = "10X98765432"
@@ -127,3 +130,32 @@ def verify_event(signup_id: str, code: str) -> dict[str, Any]:
         {"code": code},
         path_parameters={"signup_id": signup_id},
     )
+
+
+def new_stripe_event_id() -> str:
+    """Return a new Stripe event id for one bench delivery: `evt_bench` and 24 hex digits."""
+    return "evt_bench" + secrets.token_hex(12)
+
+
+def stripe_delivery(event_id: str, signing_secret: str) -> dict[str, Any]:
+    """Return a POST /v1/webhooks/stripe event for the sample `invoice.paid` event, signed now.
+
+    The delivery carries event_id and a Stripe-Signature header over the exact body, timestamped
+    with the current time. The function rejects a timestamp more than 300 s away, so build the
+    event just before it is served.
+    """
+    from idsentry.services.stripe_signature import sign
+
+    sample = json.loads(STRIPE_SAMPLE_EVENT.read_text(encoding="utf-8"))
+    body: dict[str, Any] = json.loads(sample["body"])
+    timestamp = int(time.time())
+    body["id"] = event_id
+    body["created"] = timestamp
+
+    event = http_event(
+        STRIPE_WEBHOOK_ROUTE, "/v1/webhooks/stripe", body, sample=STRIPE_SAMPLE_EVENT
+    )
+    event["headers"]["stripe-signature"] = sign(
+        event["body"].encode("utf-8"), signing_secret, timestamp
+    )
+    return event

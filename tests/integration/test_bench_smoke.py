@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,8 +13,17 @@ import pytest
 from infra.bench.child import CallRecorder
 from infra.bench.replay import BENCH_KEY_PREFIX, build_plan, prepare_targets, recorded_tables
 from infra.bench.report import request_count_section
-from infra.bench.request_counts import UnitCalls, count_operations, measure_request_counts
+from infra.bench.request_counts import (
+    BenchFailedError,
+    UnitCalls,
+    check_one_message_per_delivery,
+    count_operations,
+    measure_request_counts,
+    measure_webhook_counts,
+    stripe_events_queue_url,
+)
 from infra.bench.service import start_service
+from infra.bench.workload import stripe_delivery
 from infra.local.service import LocalService
 
 pytestmark = pytest.mark.integration
@@ -28,6 +39,11 @@ def service() -> Iterator[LocalService]:
 @pytest.fixture(scope="module")
 def units(service: LocalService) -> dict[str, UnitCalls]:
     return {unit.unit: unit for unit in measure_request_counts(service)}
+
+
+@pytest.fixture(scope="module")
+def webhook(service: LocalService) -> UnitCalls:
+    return measure_webhook_counts(service)
 
 
 def test_signup_counts_plausible(units: dict[str, UnitCalls]) -> None:
@@ -55,6 +71,56 @@ def test_verify_counts_plausible(units: dict[str, UnitCalls]) -> None:
     assert warm["kms:Decrypt"] == 0
     assert warm["secretsmanager:GetSecretValue"] == 0
     assert sum(warm.values()) < sum(cold.values())
+
+
+def test_webhook_cold_one_enqueue(webhook: UnitCalls) -> None:
+    cold = count_operations(webhook.cold)
+    dynamodb = [name for name in cold if name.startswith("dynamodb:")]
+
+    assert cold["sqs:SendMessage"] == 1
+    assert dynamodb == []
+    assert cold["secretsmanager:GetSecretValue"] == 1
+
+
+def test_webhook_warm_one_enqueue(webhook: UnitCalls) -> None:
+    warm = count_operations(webhook.warm)
+    dynamodb = [name for name in warm if name.startswith("dynamodb:")]
+
+    assert warm["sqs:SendMessage"] == 1
+    assert dynamodb == []
+    assert warm["secretsmanager:GetSecretValue"] == 0
+
+
+def test_webhook_leaves_no_message(service: LocalService, webhook: UnitCalls) -> None:
+    assert service.stack is not None
+    sqs = service.stack.runtime.client("sqs")
+    queue_url = stripe_events_queue_url(service)
+    redrive = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])
+    dlq_arn = json.loads(redrive["Attributes"]["RedrivePolicy"])["deadLetterTargetArn"]
+    dlq_url = sqs.get_queue_url(QueueName=dlq_arn.rsplit(":", 1)[1])["QueueUrl"]
+
+    assert _queued(sqs, queue_url) == 0
+    assert _queued(sqs, dlq_url) == 0
+
+
+def test_enqueue_check_rejects_missing() -> None:
+    with pytest.raises(BenchFailedError, match="expected one per delivery"):
+        check_one_message_per_delivery(["evt_bench1", "evt_bench2"], ["evt_bench1"])
+    with pytest.raises(BenchFailedError, match="1 with an event id the bench did not send"):
+        check_one_message_per_delivery(["evt_bench1"], ["evt_other"])
+
+
+def test_delivery_signed_over_body() -> None:
+    from idsentry.services.stripe_signature import SignatureError, verify
+
+    event = stripe_delivery("evt_bench1", "whsec_bench")
+    body = event["body"].encode("utf-8")
+    header = event["headers"]["stripe-signature"]
+
+    assert json.loads(body)["id"] == "evt_bench1"
+    verify(body, header, ["whsec_bench"], int(time.time()))
+    with pytest.raises(SignatureError):
+        verify(body, header, ["whsec_other"], int(time.time()))
 
 
 def test_recorder_keeps_own_thread(service: LocalService) -> None:
@@ -85,6 +151,14 @@ def test_report_lists_each_unit(units: dict[str, UnitCalls]) -> None:
     assert "### Verification" in text
     assert "`dynamodb:TransactWriteItems`" in text
     assert "ratio cold" in text
+
+
+def test_report_lists_webhook(webhook: UnitCalls) -> None:
+    text = request_count_section([webhook])
+
+    assert "### Stripe webhook delivery" in text
+    assert "`sqs:SendMessage`" in text
+    assert "dynamodb:" not in text
 
 
 def test_replay_touches_no_product_queue(
