@@ -12,6 +12,7 @@ from typing import Any
 
 from infra.local.emulators.realname import RealNameEmulator
 from infra.local.emulators.stripe import TEST_API_KEY, LocalStripe
+from infra.local.emulators.stripe_shim import StripeShim
 from infra.local.emulators.twilio import TwilioEmulator
 from infra.local.http_api import LocalHttpApi, extract_routes
 from infra.local.stack import DEFAULT_TEMPLATE, REPOSITORY_ROOT, LocalStack
@@ -21,6 +22,26 @@ LOG = logging.getLogger(__name__)
 LOOPBACK = "127.0.0.1"
 STATE_FILE = REPOSITORY_ROOT / ".local" / "stack.json"
 EMAIL_SENDER = "no-reply@idsentry.local"
+STRIPE_PRICES = Path(__file__).with_name("stripe_prices.json")
+
+
+def create_local_prices(shim_base_url: str) -> None:
+    """Create the prices that BillingPlans names, by lookup key, in the local Stripe shim."""
+    import stripe
+
+    client = stripe.StripeClient(
+        TEST_API_KEY, base_addresses={"api": shim_base_url}, max_network_retries=0
+    )
+    for price in json.loads(STRIPE_PRICES.read_text(encoding="utf-8"))["prices"]:
+        params: dict[str, Any] = {
+            "lookup_key": price["lookup_key"],
+            "unit_amount": price["unit_amount"],
+            "currency": price["currency"],
+            "product_data": {"name": price["product"]},
+        }
+        if price["interval"]:
+            params["recurring"] = {"interval": price["interval"]}
+        client.v1.prices.create(params=params)
 
 
 def free_port() -> int:
@@ -98,6 +119,7 @@ class LocalService:
         self.stripe_webhook_secret = "whsec_" + secrets.token_urlsafe(24)
 
         self.stripe: LocalStripe | None = None
+        self.stripe_shim: StripeShim | None = None
         self.twilio: TwilioEmulator | None = None
         self.realname: RealNameEmulator | None = None
         self.stack: LocalStack | None = None
@@ -125,14 +147,14 @@ class LocalService:
         self.twilio.start()
         self.stripe = LocalStripe()
         self.stripe.start()
+        self.stripe_shim = StripeShim(self.stripe.base_url)
+        self.stripe_shim.start()
+        create_local_prices(self.stripe_shim.base_url)
 
         parameters = {
             "Stage": "local",
             "PublicBaseUrl": self.public_base_url,
             "EmailSender": EMAIL_SENDER,
-            # NOTE: Checkout is off locally until the Stripe shim (prices, Checkout Sessions)
-            # runs in front of localstripe, which has neither.
-            "BillingPlans": "",
             **self.parameters,
         }
         self.stack = LocalStack(
@@ -157,7 +179,7 @@ class LocalService:
             extra_environment={
                 "TWILIO_BASE_URL": self.twilio.base_url,
                 # Every Stripe call of the handlers goes to the local Stripe server.
-                "STRIPE_BASE_URL": self.stripe.base_url,
+                "STRIPE_BASE_URL": self.stripe_shim.base_url,
             },
             visibility_timeout_override=1,
         )
@@ -175,6 +197,14 @@ class LocalService:
             trust_forwarded_for=self.trust_forwarded_for,
         )
         self.http_api.start()
+        # Like a deployed endpoint, subscribe only to the event types the consumer applies.
+        from idsentry.services.billing import HANDLERS
+
+        self.stripe_shim.configure_webhook(
+            f"{self.public_base_url}/v1/webhooks/stripe",
+            self.stripe_webhook_secret,
+            sorted(HANDLERS),
+        )
         if self.background:
             self.stack.runtime.start()
         self._write_state_file()
@@ -207,7 +237,7 @@ class LocalService:
 
     def _write_state_file(self) -> None:
         assert self.stack is not None and self.twilio is not None and self.realname is not None
-        assert self.stripe is not None
+        assert self.stripe is not None and self.stripe_shim is not None
         STATE_FILE.parent.mkdir(exist_ok=True)
         state = {
             "base_url": self.base_url,
@@ -222,7 +252,8 @@ class LocalService:
             },
             "realname": {"base_url": self.realname.base_url, "api_key": self.realname_api_key},
             "stripe": {
-                "base_url": self.stripe.base_url,
+                "base_url": self.stripe_shim.base_url,
+                "localstripe_url": self.stripe.base_url,
                 "api_key": TEST_API_KEY,
                 "webhook_secret": self.stripe_webhook_secret,
             },
@@ -232,14 +263,22 @@ class LocalService:
 
     def stop(self) -> None:
         """Stop every started component, last started first."""
-        for component in (self.http_api, self.stack, self.stripe, self.twilio, self.realname):
+        for component in (
+            self.http_api,
+            self.stack,
+            self.stripe_shim,
+            self.stripe,
+            self.twilio,
+            self.realname,
+        ):
             if component is None:
                 continue
             try:
                 component.stop()
             except Exception as exc:
                 LOG.error("component failed to stop", extra={"error_type": type(exc).__name__})
-        self.http_api = self.stack = self.stripe = self.twilio = self.realname = None
+        self.http_api = self.stack = self.stripe_shim = self.stripe = None
+        self.twilio = self.realname = None
         # The endpoints and secrets in the state file die with this run.
         STATE_FILE.unlink(missing_ok=True)
 

@@ -47,9 +47,9 @@ def test_signup_verify_and_confirm_email(service: LocalService) -> None:
     subscriber_id = verified.json()["subscriber_id"]
     assert verified.json()["status"] == "pending_payment"
     assert verified.json()["next_step"]["type"] == "payment"
-    assert verified.json()["next_step"]["available"] is False
-    assert "支付尚未开放" in verified.json()["next_step"]["message"]
-    assert "url" not in verified.text
+    assert verified.json()["next_step"]["available"] is True
+    assert verified.json()["next_step"]["checkout_url"].startswith("http://127.0.0.1:")
+    assert "支付链接" in verified.json()["next_step"]["message"]
 
     email = wait_for_emails(service, 1)[-1]
     assert email["to"] == [body["email"]]
@@ -179,9 +179,13 @@ def test_verified_owner_takes_over_id(service: LocalService) -> None:
     new = dict(old, mobile="+8618600186004", email="lina.new@example.cn")
     new_result = sign_up_and_verify(service, new)
 
-    ids = {"signup_id", "subscriber_id"}
+    ids = {"signup_id", "subscriber_id", "next_step"}
     assert {k: v for k, v in new_result.items() if k not in ids} == {
         k: v for k, v in old_result.items() if k not in ids
+    }
+    # Each account gets its own Checkout Session; everything else about the step is the same.
+    assert {k: v for k, v in new_result["next_step"].items() if k != "checkout_url"} == {
+        k: v for k, v in old_result["next_step"].items() if k != "checkout_url"
     }
     assert _item(service, f"SUB#{old_result['subscriber_id']}", "IDENT#id_number") is None
     assert _item(service, f"SUB#{new_result['subscriber_id']}", "IDENT#id_number") is not None
