@@ -16,6 +16,12 @@ scene is a key of the file's `scenes`, whose title is printed when the scene cha
 - `open_email_link`: open the link in the e-mail that the step named by `email_step` received.
 - `register_identity`: change the real-name verification emulator's registry.
 - `check_account`: read whether a verified signup's account still has its ID number.
+- `open_checkout`: open the Checkout page whose URL the verify step of a signup returned.
+- `pay_checkout`: pay that Checkout Session with the test card, optionally with every webhook
+  sent twice and in random order (`"webhooks": {"duplicate": true, "shuffle": true}`), and wait
+  until the Stripe shim has sent the payment's webhooks.
+- `check_subscription`: wait until the paid subscriber's profile shows the expected status,
+  then check that each Stripe event of the payment was applied once.
 - `summary`: print and check the counts of the whole run.
 
 `expect` states what the step must observe. The demo exits 0 when every step met its
@@ -52,6 +58,7 @@ from idsentry.identifiers import IdentifierKind
 from idsentry.templates import render_email
 from idsentry.wiring import main_table
 from infra.local.emulators.realname import RealNameEmulator
+from infra.local.emulators.stripe_shim import StripeShim, WebhookDelivery
 from infra.local.emulators.twilio import TwilioEmulator
 from infra.local.service import LocalService
 from infra.local.stack import DEFAULT_TEMPLATE, REPOSITORY_ROOT
@@ -65,8 +72,18 @@ DEFAULT_STORY = REPOSITORY_ROOT / "events" / "demo" / "story.json"
 LOG_FILE = REPOSITORY_ROOT / ".local" / "demo.log"
 # Upper bound for each wait on an SMS or e-mail. In local runs the notifier sends within a second.
 WAIT_SECONDS = 15.0
+# Upper bound for the Stripe shim to send a payment's webhooks, and then for the billing consumer
+# to apply them. Locally both take a few seconds, because localstripe sends its events about one
+# second after creating them.
+BILLING_WAIT_SECONDS = 30.0
 POLL_SECONDS = 0.1
 HTTP_TIMEOUT_SECONDS = 30.0
+# The billing consumer logs this message on this logger, with the field event_id, each time it
+# applies a Stripe event (or ignores an unhandled type), and nothing for a duplicate.
+BILLING_LOGGER = "idsentry.services.billing"
+EVENT_PROCESSED_MESSAGE = "stripe event processed"
+# The function that applies Stripe events, whose queue the demo watches.
+STRIPE_EVENTS_FUNCTION = "StripeEventsFunction"
 FINAL_SMS_STATUSES = frozenset({"delivered", "undelivered", "failed"})
 CODE_PATTERN = re.compile(r"(?<!\d)(\d{6})(?!\d)")
 LINK_PATTERN = re.compile(r"https?://\S+")
@@ -80,8 +97,8 @@ EXIT_INTERRUPTED = 130
 UI_TEXT: dict[str, dict[Lang, str]] = {
     "banner": {"zh-CN": "身份哨兵 IDSentry 本地演示", "en": "IDSentry local demo"},
     "starting": {
-        "zh-CN": "正在启动本地服务（moto、Twilio 模拟器、实名核验模拟器、HTTP API）……",
-        "en": "Starting the local service (moto, the Twilio and real-name verification emulators, the HTTP API)...",
+        "zh-CN": "正在启动本地服务（moto、Twilio 模拟器、实名核验模拟器、本地 Stripe（localstripe 与 Stripe shim）、HTTP API）……",
+        "en": "Starting the local service (moto, the Twilio and real-name verification emulators, local Stripe (localstripe behind the Stripe shim), the HTTP API)...",
     },
     "started": {"zh-CN": "本地服务已启动：{base_url}", "en": "Local service started at {base_url}"},
     "parameter": {
@@ -167,6 +184,55 @@ UI_TEXT: dict[str, dict[Lang, str]] = {
         "zh-CN": "Twilio 模拟器为这些号码收到的短信：{count} 条",
         "en": "SMS the Twilio emulator received for these numbers: {count}",
     },
+    "checkout_local": {
+        "zh-CN": "支付链接指向本地 Stripe shim（127.0.0.1，不连接真实的 Stripe）：{path}",
+        "en": "The payment link points to the local Stripe shim (127.0.0.1, not the real Stripe): {path}",
+    },
+    "page_title": {"zh-CN": "页面标题：{title}", "en": "Page title: {title}"},
+    "webhooks_duplicated": {
+        "zh-CN": "注意：演示让 Stripe shim 把这次付款的每个 webhook 发送两次，并打乱发送顺序。",
+        "en": "Note: the demo makes the Stripe shim send each webhook of this payment twice, in random order.",
+    },
+    "pay_request": {
+        "zh-CN": "POST {path}（Accept: application/json，测试卡 4242 4242 4242 4242）",
+        "en": "POST {path} (Accept: application/json, test card 4242 4242 4242 4242)",
+    },
+    "checkout_paid": {
+        "zh-CN": "Checkout Session {session_id}：状态 {status}，付款状态 {payment_status}，订阅 {subscription_id}",
+        "en": "Checkout Session {session_id}: status {status}, payment status {payment_status}, subscription {subscription_id}",
+    },
+    "checkout_event": {
+        "zh-CN": "Stripe 事件 checkout.session.completed：{event_id}",
+        "en": "Stripe event checkout.session.completed: {event_id}",
+    },
+    "webhook_deliveries": {
+        "zh-CN": "Stripe shim 发往 POST /v1/webhooks/stripe 的 webhook：{count} 次投递，{events} 个事件，重复投递 {duplicates} 次。按发送顺序：",
+        "en": "Webhooks the Stripe shim sent to POST /v1/webhooks/stripe: {count} deliveries of {events} events, {duplicates} of them duplicates. In the order sent:",
+    },
+    "webhook_delivery": {
+        "zh-CN": "{index}. {event_type} {event_id}（第 {attempt} 次尝试）→ HTTP {status}",
+        "en": "{index}. {event_type} {event_id} (attempt {attempt}) → HTTP {status}",
+    },
+    "waiting_profile": {
+        "zh-CN": "等待计费消费者更新账户 {subscriber_id}（最长 {seconds} 秒）",
+        "en": "Waiting for the billing consumer to update account {subscriber_id} (at most {seconds} s)",
+    },
+    "profile_state": {
+        "zh-CN": "账户 {subscriber_id}：status {status}，monitored {monitored}，订阅 {subscription_id}（用时 {elapsed} 秒）",
+        "en": "Account {subscriber_id}: status {status}, monitored {monitored}, subscription {subscription_id} (after {elapsed} s)",
+    },
+    "events_applied": {
+        "zh-CN": "计费消费者完成了 {jobs} 个任务；{events} 个 Stripe 事件各处理一次，各有 1 个 STRIPE_EVENT#…/APPLIED 标记",
+        "en": "The billing consumer finished {jobs} jobs. Each of the {events} Stripe events was applied once and has 1 STRIPE_EVENT#…/APPLIED marker",
+    },
+    "duplicates_recognised": {
+        "zh-CN": "其余 {duplicates} 个任务来自重复投递，都被识别为重复，没有再次处理",
+        "en": "The other {duplicates} jobs came from duplicate deliveries and were recognised as duplicates, so nothing was applied twice",
+    },
+    "no_duplicates": {
+        "zh-CN": "没有重复投递",
+        "en": "No delivery was a duplicate",
+    },
     "summary_created": {"zh-CN": "创建的注册申请：{count}", "en": "Signups created: {count}"},
     "summary_verified": {"zh-CN": "验证通过：{count}", "en": "Signups verified: {count}"},
     "summary_rejected": {
@@ -181,6 +247,18 @@ UI_TEXT: dict[str, dict[Lang, str]] = {
     "summary_emails": {
         "zh-CN": "SES 接受的邮件：{count}",
         "en": "E-mails accepted by SES: {count}",
+    },
+    "summary_paid": {
+        "zh-CN": "通过 Checkout 付款：{count}",
+        "en": "Checkouts paid: {count}",
+    },
+    "summary_active": {
+        "zh-CN": "订阅生效（active）并开始监控的账户：{count}",
+        "en": "Accounts active and monitored: {count}",
+    },
+    "summary_webhooks": {
+        "zh-CN": "Stripe webhook 投递：{count} 次（{events} 个事件，重复投递 {duplicates} 次）",
+        "en": "Stripe webhook deliveries: {count} ({events} events, {duplicates} duplicates)",
     },
     "passed": {
         "zh-CN": "全部 {count} 个步骤都符合预期。",
@@ -279,6 +357,54 @@ UI_TEXT: dict[str, dict[Lang, str]] = {
     "notice_count": {
         "zh-CN": "期望账户通知 {expected} 条，实际 {actual} 条",
         "en": "expected {expected} account notice(s), got {actual}",
+    },
+    "no_checkout_url": {
+        "zh-CN": "{step} 的验证响应中没有 next_step.checkout_url",
+        "en": "the verify response of {step} has no next_step.checkout_url",
+    },
+    "checkout_not_local": {
+        "zh-CN": "支付链接 {url} 不在本地 Stripe shim {base_url} 上",
+        "en": "the payment link {url} is not on the local Stripe shim at {base_url}",
+    },
+    "page_title_missing": {
+        "zh-CN": "期望页面标题“{expected}”，实际“{actual}”",
+        "en": "expected the page title “{expected}”, got “{actual}”",
+    },
+    "webhook_timeout": {
+        "zh-CN": "Stripe shim 在 {seconds} 秒内没有发完 webhook：{error}",
+        "en": "the Stripe shim did not finish sending webhooks within {seconds} s: {error}",
+    },
+    "expected_deliveries": {
+        "zh-CN": "期望 {name} 为 {expected}，实际 {actual}",
+        "en": "expected {name} = {expected}, got {actual}",
+    },
+    "event_not_delivered": {
+        "zh-CN": "Stripe shim 没有投递 checkout.session.completed 事件 {event_id}",
+        "en": "the Stripe shim did not deliver the checkout.session.completed event {event_id}",
+    },
+    "subscription_mismatch": {
+        "zh-CN": "期望账户记录付款的订阅 {expected}，实际为 {actual}",
+        "en": "expected the account to record the paid subscription {expected}, got {actual}",
+    },
+    "not_paid": {
+        "zh-CN": "{step} 还没有付款，先加一个 pay_checkout 步骤",
+        "en": "{step} has not paid; add a pay_checkout step before this one",
+    },
+    "profile_timeout": {
+        "zh-CN": "{seconds} 秒内账户 {subscriber_id} 没有变为 status {expected_status}、monitored {expected_monitored}（实际 status {status}，monitored {monitored}）",
+        "en": "account {subscriber_id} did not reach status {expected_status} with monitored {expected_monitored} within {seconds} s (status {status}, monitored {monitored})",
+    },
+    "markers_missing": {
+        "zh-CN": "{seconds} 秒内这些 Stripe 事件没有 APPLIED 标记：{event_ids}",
+        "en": "no APPLIED marker within {seconds} s for these Stripe events: {event_ids}",
+    },
+    "applied_count": {
+        "zh-CN": "事件 {event_id} 被接受 {deliveries} 次，期望只处理 1 次，实际处理 {applications} 次",
+        "en": "event {event_id} was accepted {deliveries} times: expected 1 application, got {applications}",
+    },
+    "jobs_pending": {
+        "zh-CN": "{seconds} 秒后 Stripe 事件队列中仍有 {count} 个任务未完成（详见 .local/demo.log）",
+        "en": "{count} Stripe event jobs were still unfinished after {seconds} s (see .local/demo.log)",
     },
     "summary_count": {
         "zh-CN": "期望 {name} 为 {expected}，实际 {actual}",
@@ -462,6 +588,18 @@ class ApiResponse:
 
 
 @dataclass
+class PaymentRecord:
+    """A paid Checkout Session's subscription and the webhook deliveries that its payment caused."""
+
+    subscription_id: str | None
+    deliveries: list[WebhookDelivery]
+
+    def event_ids(self) -> list[str]:
+        """Return the id of every delivered event once, in the order of first delivery."""
+        return list(dict.fromkeys(delivery.event_id for delivery in self.deliveries))
+
+
+@dataclass
 class SignupRecord:
     """State of one accepted signup that later steps use: ids, canonical contacts and the code."""
 
@@ -476,6 +614,8 @@ class SignupRecord:
     sms_mark: int
     code: str | None = None
     subscriber_id: str | None = None
+    checkout_url: str | None = None
+    payment: PaymentRecord | None = None
 
 
 @dataclass
@@ -492,6 +632,7 @@ class Tally:
 
     signup_ids: set[str] = field(default_factory=set)
     verified: int = 0
+    paid: int = 0
     rejected: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
 
@@ -500,6 +641,25 @@ class Tally:
         self.rejected += 1
         codes = list(response.fields().values()) or [response.code or f"http.{response.status}"]
         self.reasons.update(codes)
+
+
+class EventApplications(logging.Handler):
+    """Log handler that counts how often the billing consumer applied each Stripe event."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self._counts_lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg == EVENT_PROCESSED_MESSAGE:
+            with self._counts_lock:
+                self._counts[str(getattr(record, "event_id", ""))] += 1
+
+    def count(self, event_id: str) -> int:
+        """Return how often `event_id` was applied (or ignored as an unhandled type) so far."""
+        with self._counts_lock:
+            return self._counts[event_id]
 
 
 class _HtmlText(html.parser.HTMLParser):
@@ -511,22 +671,28 @@ class _HtmlText(html.parser.HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self.parts: list[str] = []
+        self.title_parts: list[str] = []
         self._hidden_depth = 0
+        self._in_title = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in self._HIDDEN:
             self._hidden_depth += 1
+            self._in_title = tag == "title"
         elif tag == "br":
             self.parts.append("\n")
 
     def handle_endtag(self, tag: str) -> None:
         if tag in self._HIDDEN:
             self._hidden_depth = max(self._hidden_depth - 1, 0)
+            self._in_title = False
         elif tag in self._BLOCKS:
             self.parts.append("\n\n")
 
     def handle_data(self, data: str) -> None:
-        if not self._hidden_depth:
+        if self._in_title:
+            self.title_parts.append(data)
+        elif not self._hidden_depth:
             self.parts.append(data)
 
 
@@ -536,6 +702,28 @@ def html_to_text(document: str) -> str:
     parser.feed(document)
     parser.close()
     return re.sub(r"\n{3,}", "\n\n", "".join(parser.parts)).strip()
+
+
+def html_title(document: str) -> str:
+    """Return the `<title>` of an HTML document, or an empty string."""
+    parser = _HtmlText()
+    parser.feed(document)
+    parser.close()
+    return "".join(parser.title_parts).strip()
+
+
+def duplicate_deliveries(deliveries: list[WebhookDelivery]) -> int:
+    """Count the successful deliveries of an event after its first successful one.
+
+    A retry after a failed attempt is not a duplicate, because the endpoint never accepted the
+    failed attempt.
+    """
+    accepted = Counter(
+        delivery.event_id
+        for delivery in deliveries
+        if delivery.status is not None and 200 <= delivery.status < 300
+    )
+    return sum(count - 1 for count in accepted.values())
 
 
 def retry_after(response: ApiResponse) -> str:
@@ -581,6 +769,7 @@ class Demo:
         self._http = requests.Session()
         # Proxy settings from the environment must never route a request off 127.0.0.1.
         self._http.trust_env = False
+        self.applications = EventApplications()
 
     # Output.
 
@@ -622,22 +811,37 @@ class Demo:
             raise RuntimeError("the real-name verification emulator is not started")
         return self.service.realname
 
+    @property
+    def stripe_shim(self) -> StripeShim:
+        """The running Stripe shim in front of localstripe."""
+        if self.service.stripe_shim is None:
+            raise RuntimeError("the Stripe shim is not started")
+        return self.service.stripe_shim
+
     # Run.
 
     def run(self) -> int:
         """Start the local service, play every step and stop it. Returns the exit status."""
         self.say("banner")
         self.say("starting")
-        with LocalService(
-            port=0,
-            identities_path=self.story.identities_path,
-            parameters=self.story.parameters,
-            trust_forwarded_for=self.story.trust_forwarded_for,
-        ) as service:
-            self._service = service
-            self._print_setup()
-            status = self._play()
-            self._service = None
+        billing_logger = logging.getLogger(BILLING_LOGGER)
+        previous_level = billing_logger.level
+        billing_logger.setLevel(logging.INFO)
+        billing_logger.addHandler(self.applications)
+        try:
+            with LocalService(
+                port=0,
+                identities_path=self.story.identities_path,
+                parameters=self.story.parameters,
+                trust_forwarded_for=self.story.trust_forwarded_for,
+            ) as service:
+                self._service = service
+                self._print_setup()
+                status = self._play()
+                self._service = None
+        finally:
+            billing_logger.removeHandler(self.applications)
+            billing_logger.setLevel(previous_level)
         self.say("stopped")
         return status
 
@@ -698,8 +902,13 @@ class Demo:
         source_ip: str | None = None,
         idempotency_key: str | None = None,
         locale: str | None = None,
+        accept: str | None = None,
+        base_url: str | None = None,
     ) -> ApiResponse:
-        """Send one request to the local API and return its status, headers and JSON body."""
+        """Send one request to the local API, or to the local server at `base_url`.
+
+        Returns the response's status, headers and JSON body.
+        """
         headers: dict[str, str] = {}
         if source_ip:
             headers["X-Forwarded-For"] = source_ip
@@ -707,10 +916,12 @@ class Demo:
             headers["Idempotency-Key"] = idempotency_key
         if locale:
             headers["Accept-Language"] = locale
+        if accept:
+            headers["Accept"] = accept
 
         response = self._http.request(
             method,
-            self.service.base_url + path,
+            (base_url or self.service.base_url) + path,
             json=body,
             headers=headers,
             timeout=HTTP_TIMEOUT_SECONDS,
@@ -836,6 +1047,37 @@ class Demo:
                 f"got {reference!r}"
             )
         return record
+
+    def stripe_events_backlog(self) -> int:
+        """Return the number of Stripe event jobs that are queued, in flight or delayed."""
+        stack = self.service.stack
+        if stack is None:
+            raise RuntimeError("the local stack is not started")
+        runtime = stack.runtime
+        queue_url = next(
+            mapping.queue_url
+            for mapping in runtime.mappings
+            if mapping.function_logical_id == STRIPE_EVENTS_FUNCTION
+        )
+        names = [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ]
+        attributes = runtime.client("sqs").get_queue_attributes(
+            QueueUrl=queue_url, AttributeNames=names
+        )["Attributes"]
+        return sum(int(attributes.get(name, 0)) for name in names)
+
+    def checkout_path(self, record: SignupRecord) -> str:
+        """Return the path of a signup's Checkout URL after checking that the Stripe shim serves it."""
+        url = record.checkout_url
+        if url is None:
+            raise self.fail("no_checkout_url", step=record.step_id)
+        base = self.stripe_shim.base_url
+        if not url.startswith(base + "/checkout/") or urlsplit(url).hostname != "127.0.0.1":
+            raise self.fail("checkout_not_local", url=url, base_url=base)
+        return urlsplit(url).path
 
     def signup_body(self, step: dict[str, Any]) -> dict[str, Any]:
         """Return the step's signup body laid over the story's signup defaults."""
@@ -1071,6 +1313,9 @@ def act_verify(demo: Demo, step: dict[str, Any]) -> None:
     if response.status == 200:
         demo.tally.verified += 1
         record.subscriber_id = str(response.body["subscriber_id"])
+        next_step = response.body.get("next_step") or {}
+        checkout_url = next_step.get("checkout_url") if isinstance(next_step, dict) else None
+        record.checkout_url = checkout_url if isinstance(checkout_url, str) else None
 
 
 def act_receive_email(demo: Demo, step: dict[str, Any]) -> None:
@@ -1194,12 +1439,26 @@ def act_summary(demo: Demo, step: dict[str, Any]) -> None:
     emails_sent = demo.wait_for_count(
         lambda: len(demo.service.sent_emails()), expect.get("emails_sent")
     )
+    table = main_table()
+    subscriber_ids = {r.subscriber_id for r in demo.signups.values() if r.subscriber_id}
+    profiles = [
+        table.get(f"SUB#{subscriber_id}", "PROFILE") or {} for subscriber_id in subscriber_ids
+    ]
+    deliveries = demo.stripe_shim.deliveries()
     counts = {
         "signups_created": len(demo.tally.signup_ids),
         "verified": demo.tally.verified,
         "rejected": demo.tally.rejected,
         "sms_sent": sms_sent,
         "emails_sent": emails_sent,
+        "paid": demo.tally.paid,
+        "subscribers_active": sum(
+            1
+            for profile in profiles
+            if profile.get("status") == "active" and profile.get("monitored") is True
+        ),
+        "webhook_deliveries": len(deliveries),
+        "webhook_duplicates": duplicate_deliveries(deliveries),
     }
 
     demo.say("summary_created", indent=1, count=counts["signups_created"])
@@ -1209,12 +1468,230 @@ def act_summary(demo: Demo, step: dict[str, Any]) -> None:
         demo.say("summary_reason", indent=2, reason=reason, count=count)
     demo.say("summary_sms", indent=1, count=counts["sms_sent"])
     demo.say("summary_emails", indent=1, count=counts["emails_sent"])
+    demo.say("summary_paid", indent=1, count=counts["paid"])
+    demo.say("summary_active", indent=1, count=counts["subscribers_active"])
+    demo.say(
+        "summary_webhooks",
+        indent=1,
+        count=counts["webhook_deliveries"],
+        events=len({delivery.event_id for delivery in deliveries}),
+        duplicates=counts["webhook_duplicates"],
+    )
 
     for name, expected in expect.items():
         if name not in counts:
             raise StoryError(f"step {step['id']}: expect has no count named {name!r}")
         if counts[name] != expected:
             raise demo.fail("summary_count", name=name, expected=expected, actual=counts[name])
+
+
+def act_open_checkout(demo: Demo, step: dict[str, Any]) -> None:
+    """Open the Checkout page of a verified signup, as its browser would, and print it."""
+    record = demo.signup_record(step)
+    path = demo.checkout_path(record)
+    demo.say("checkout_local", indent=1, path=path)
+
+    demo.say("open_link", indent=1, path=path)
+    response = demo.request("GET", path, base_url=demo.stripe_shim.base_url)
+    demo.say("response", indent=1, status=response.status, code="")
+    title = html_title(response.text)
+    demo.say("page_title", indent=2, title=title)
+    demo.say("page", indent=2)
+    for line in html_to_text(response.text).split("\n"):
+        demo.write(f"│ {line}", 2)
+
+    expect = step.get("expect", {})
+    demo.check_response({key: expect[key] for key in ("status",) if key in expect}, response)
+    if "title" in expect and title != expect["title"]:
+        raise demo.fail("page_title_missing", expected=expect["title"], actual=title)
+    expected_text = expect.get("page_contains")
+    if expected_text and expected_text not in html_to_text(response.text):
+        raise demo.fail("page_missing_text", text=expected_text)
+
+
+def _delivery_options(step: dict[str, Any]) -> dict[str, bool]:
+    """Return the step's `webhooks` options for StripeShim.set_delivery()."""
+    options = step.get("webhooks", {})
+    if not isinstance(options, dict) or not set(options) <= {"duplicate", "shuffle"}:
+        raise StoryError(f"step {step['id']}: webhooks may only set duplicate and shuffle")
+    if not all(isinstance(value, bool) for value in options.values()):
+        raise StoryError(f"step {step['id']}: webhooks.duplicate and webhooks.shuffle are booleans")
+    return {str(name): bool(value) for name, value in options.items()}
+
+
+def act_pay_checkout(demo: Demo, step: dict[str, Any]) -> None:
+    """Pay a signup's Checkout Session with the test card and wait until its webhooks are sent."""
+    record = demo.signup_record(step)
+    path = demo.checkout_path(record) + "/pay"
+    options = _delivery_options(step)
+    shim = demo.stripe_shim
+    mark = len(shim.deliveries())
+
+    if any(options.values()):
+        demo.say("webhooks_duplicated", indent=1)
+    demo.say("pay_request", indent=1, path=path)
+    shim.set_delivery(**options)
+    try:
+        response = demo.request("POST", path, accept="application/json", base_url=shim.base_url)
+        # flush() also waits for the events that localstripe created for this payment, and it
+        # releases the deliveries held for shuffling.
+        shim.flush(timeout=BILLING_WAIT_SECONDS)
+    except TimeoutError as exc:
+        raise demo.fail("webhook_timeout", seconds=int(BILLING_WAIT_SECONDS), error=exc) from exc
+    finally:
+        shim.set_delivery()
+    demo.print_response(response)
+
+    session = response.body.get("checkout_session")
+    session = session if isinstance(session, dict) else {}
+    event_id = str(response.body.get("event_id") or "")
+    if response.status == 200:
+        demo.say(
+            "checkout_paid",
+            indent=2,
+            session_id=session.get("id"),
+            status=session.get("status"),
+            payment_status=session.get("payment_status"),
+            subscription_id=session.get("subscription") or "-",
+        )
+        demo.say("checkout_event", indent=2, event_id=event_id)
+    deliveries = shim.deliveries()[mark:]
+    duplicates = duplicate_deliveries(deliveries)
+    events = len({delivery.event_id for delivery in deliveries})
+    demo.say(
+        "webhook_deliveries", indent=1, count=len(deliveries), events=events, duplicates=duplicates
+    )
+    for index, delivery in enumerate(deliveries, start=1):
+        demo.say(
+            "webhook_delivery",
+            indent=2,
+            index=index,
+            event_type=delivery.event_type,
+            event_id=delivery.event_id,
+            attempt=delivery.attempt,
+            status=delivery.status or "-",
+        )
+
+    expect = step.get("expect", {})
+    demo.check_response({key: expect[key] for key in ("status", "body") if key in expect}, response)
+    if response.status == 200 and event_id not in {delivery.event_id for delivery in deliveries}:
+        raise demo.fail("event_not_delivered", event_id=event_id or "-")
+    observed = {"webhook_deliveries": len(deliveries), "duplicate_deliveries": duplicates}
+    for name, actual in observed.items():
+        if name in expect and actual != expect[name]:
+            raise demo.fail("expected_deliveries", name=name, expected=expect[name], actual=actual)
+
+    demo.record_outcome(response)
+    if response.status == 200:
+        demo.tally.paid += 1
+        subscription_id = session.get("subscription")
+        record.payment = PaymentRecord(
+            subscription_id=str(subscription_id) if subscription_id else None,
+            deliveries=deliveries,
+        )
+
+
+def act_check_subscription(demo: Demo, step: dict[str, Any]) -> None:
+    """Wait until a paid subscriber's profile shows the expected status and monitoring.
+
+    Then wait until the billing consumer has finished every job of the payment's webhooks, and
+    check that each event has its APPLIED marker and was applied exactly once, so that every
+    other delivery of it was recognised as a duplicate.
+    """
+    record = demo.signup_record(step)
+    if record.subscriber_id is None:
+        raise demo.fail("not_verified", step=record.step_id)
+    payment = record.payment
+    if payment is None:
+        raise demo.fail("not_paid", step=record.step_id)
+    expect = step.get("expect", {})
+    expected_status = expect.get("status", "active")
+    expected_monitored = expect.get("monitored", True)
+
+    # NOTE: reads the table directly because no account API exists yet. Use the account status
+    # route once it does.
+    table = main_table()
+    partition = f"SUB#{record.subscriber_id}"
+    demo.say(
+        "waiting_profile",
+        indent=1,
+        subscriber_id=record.subscriber_id,
+        seconds=int(BILLING_WAIT_SECONDS),
+    )
+    started = time.monotonic()
+    deadline = started + BILLING_WAIT_SECONDS
+    while True:
+        profile = table.get(partition, "PROFILE") or {}
+        reached = (
+            profile.get("status") == expected_status
+            and profile.get("monitored") is expected_monitored
+        )
+        if reached or time.monotonic() >= deadline:
+            break
+        time.sleep(POLL_SECONDS)
+    demo.say(
+        "profile_state",
+        indent=1,
+        subscriber_id=record.subscriber_id,
+        status=profile.get("status"),
+        monitored=_compact(profile.get("monitored")),
+        subscription_id=profile.get("subscription_id") or "-",
+        elapsed=f"{time.monotonic() - started:.1f}",
+    )
+    if not reached:
+        raise demo.fail(
+            "profile_timeout",
+            seconds=int(BILLING_WAIT_SECONDS),
+            subscriber_id=record.subscriber_id,
+            expected_status=expected_status,
+            expected_monitored=_compact(expected_monitored),
+            status=profile.get("status"),
+            monitored=_compact(profile.get("monitored")),
+        )
+    if profile.get("subscription_id") != payment.subscription_id:
+        raise demo.fail(
+            "subscription_mismatch",
+            expected=payment.subscription_id or "-",
+            actual=profile.get("subscription_id") or "-",
+        )
+
+    # Each accepted delivery enqueued one job, and the profile can be active before the last
+    # job ran. An empty queue means that every job finished, because a failed job returns to it.
+    accepted = Counter(
+        delivery.event_id
+        for delivery in payment.deliveries
+        if delivery.status is not None and 200 <= delivery.status < 300
+    )
+    keys = [(f"STRIPE_EVENT#{event_id}", "APPLIED") for event_id in payment.event_ids()]
+    while True:
+        markers = table.get_many(keys)
+        backlog = demo.stripe_events_backlog()
+        if (len(markers) == len(keys) and backlog == 0) or time.monotonic() >= deadline:
+            break
+        time.sleep(POLL_SECONDS)
+    missing = [pk.removeprefix("STRIPE_EVENT#") for pk, sk in keys if (pk, sk) not in markers]
+    if missing:
+        raise demo.fail(
+            "markers_missing", seconds=int(BILLING_WAIT_SECONDS), event_ids=", ".join(missing)
+        )
+    if backlog:
+        raise demo.fail("jobs_pending", seconds=int(BILLING_WAIT_SECONDS), count=backlog)
+
+    # apply_event() logs each application and returns early, without a log line, for a
+    # duplicate. So the jobs of an event that were not logged recognised it as a duplicate.
+    for event_id, count in accepted.items():
+        applications = demo.applications.count(event_id)
+        if applications != 1:
+            raise demo.fail(
+                "applied_count", event_id=event_id, deliveries=count, applications=applications
+            )
+    jobs = sum(accepted.values())
+    demo.say("events_applied", indent=1, events=len(keys), jobs=jobs)
+    duplicates = jobs - len(accepted)
+    if duplicates:
+        demo.say("duplicates_recognised", indent=1, duplicates=duplicates)
+    else:
+        demo.say("no_duplicates", indent=1)
 
 
 ACTIONS: dict[str, Callable[[Demo, dict[str, Any]], None]] = {
@@ -1226,6 +1703,9 @@ ACTIONS: dict[str, Callable[[Demo, dict[str, Any]], None]] = {
     "open_email_link": act_open_email_link,
     "register_identity": act_register_identity,
     "check_account": act_check_account,
+    "open_checkout": act_open_checkout,
+    "pay_checkout": act_pay_checkout,
+    "check_subscription": act_check_subscription,
     "summary": act_summary,
 }
 

@@ -29,6 +29,11 @@ def create_local_prices(shim_base_url: str) -> None:
     """Create the prices that BillingPlans names, by lookup key, in the local Stripe shim."""
     import stripe
 
+    from idsentry.logs import configure_logging
+
+    # The stripe logger writes request URLs at INFO; hold it at WARNING here too.
+    configure_logging()
+
     client = stripe.StripeClient(
         TEST_API_KEY, base_addresses={"api": shim_base_url}, max_network_retries=0
     )

@@ -53,6 +53,7 @@ def apply_event(deps: BillingDeps, event_id: str) -> str:
     """Apply one Stripe event once; returns "applied", "ignored" or "duplicate"."""
     marker = deps.table.get(f"STRIPE_EVENT#{event_id}", "APPLIED")
     if marker is not None:
+        logger.info("stripe event already applied", extra={"event_id": event_id})
         return "duplicate"
 
     gateway = deps.stripe()
