@@ -73,6 +73,33 @@ def test_paid_checkout_entitles(paid_service: LocalService) -> None:
     assert profile["gsi1pk"] == {"S": "ENTITLED"}
     deliveries = paid_service.stripe_shim.deliveries()
     assert any(d.event_type == "checkout.session.completed" and d.status == 200 for d in deliveries)
+    ledger = _wait_for_ledger(paid_service, verified["subscriber_id"])
+    assert ledger["kind"] == {"S": "invoice_paid"}
+    assert ledger["amount"] == {"N": "1800"}
+    assert ledger["currency"] == {"S": "cny"}
+
+
+def _wait_for_ledger(
+    service: LocalService, subscriber_id: str, deadline_s: float = 30.0
+) -> dict[str, Any]:
+    assert service.stack is not None
+    dynamodb = service.stack.runtime.client("dynamodb")
+    give_up = time.monotonic() + deadline_s
+    while time.monotonic() < give_up:
+        items = dynamodb.query(
+            TableName="idsentry-local",
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :ledger)",
+            ExpressionAttributeValues={
+                ":pk": {"S": f"SUB#{subscriber_id}"},
+                ":ledger": {"S": "LEDGER#"},
+            },
+            ConsistentRead=True,
+        )["Items"]
+        if items:
+            result: dict[str, Any] = items[0]
+            return result
+        time.sleep(0.2)
+    raise AssertionError(f"no ledger item within {deadline_s} s")
 
 
 def test_duplicate_shuffled_webhooks_same_state(paid_service: LocalService) -> None:

@@ -39,6 +39,9 @@ class FakeStripe:
 
     event = subscription = invoice = checkout_session = charge = dispute = customer = _get
 
+    def invoice_payment_charge(self, invoice_id: str) -> str | None:
+        return None
+
 
 class RecordingPublisher:
     """Collects published event details instead of sending them to EventBridge."""
@@ -143,22 +146,17 @@ def _invoice(
             "status_transitions": {"paid_at": 1_796_400_100},
             "parent": {"subscription_details": {"subscription": SUBSCRIPTION}},
             "payments": {
-                "data": [
-                    {
-                        "payment": {
-                            "charge": {
-                                "id": "ch_1",
-                                "balance_transaction": {
-                                    "id": "txn_1",
-                                    "amount": 930,
-                                    "currency": "usd",
-                                    "fee": 57,
-                                },
-                            }
-                        }
-                    }
-                ]
+                "data": [{"status": "paid", "payment": {"type": "charge", "charge": "ch_1"}}]
             },
+        }
+    )
+    stripe_fake.add(
+        {
+            "id": "ch_1",
+            "object": "charge",
+            "customer": CUSTOMER,
+            "balance_transaction": {"id": "txn_1", "amount": 930, "currency": "usd", "fee": 57},
+            "refunds": {"data": []},
         }
     )
 

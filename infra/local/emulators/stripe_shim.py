@@ -934,7 +934,13 @@ ApiHandler = Callable[["StripeShim", Request, Params, str | None], dict[str, Any
 
 # Path prefixes the shim owns: a request under them that matches no route in API_ROUTES gets
 # Stripe's 404 for an unknown route instead of being forwarded to localstripe.
-SHIM_API_PREFIXES: Final = ("/v1/prices", "/v1/checkout/", "/v1/billing_portal/")
+# The Invoice Payments API is missing from localstripe, so it also gets that 404.
+SHIM_API_PREFIXES: Final = (
+    "/v1/prices",
+    "/v1/checkout/",
+    "/v1/billing_portal/",
+    "/v1/invoice_payments",
+)
 ID_SEGMENT = r"(?P<id>[A-Za-z0-9_]+)"
 
 
@@ -1330,6 +1336,10 @@ class StripeShim(LoopbackHTTPServer):
         event = json.loads(request.body)
         self._reshape(event)
         self._sender.submit(event)
+        if event.get("type") == "invoice.payment_succeeded":
+            # Stripe sends invoice.paid with every successful invoice payment; localstripe
+            # 1.15.10 sends only invoice.payment_succeeded.
+            self._emit("invoice.paid", event["data"]["object"])
         with self._received:
             self._received_event_ids.add(str(event["id"]))
             self._received.notify_all()

@@ -21,6 +21,8 @@ class StripeGateway(Protocol):
 
     def invoice(self, invoice_id: str) -> dict[str, Any]: ...
 
+    def invoice_payment_charge(self, invoice_id: str) -> str | None: ...
+
     def checkout_session(self, session_id: str) -> dict[str, Any]: ...
 
     def charge(self, charge_id: str) -> dict[str, Any]: ...
@@ -90,10 +92,25 @@ class StripeSdkGateway:
         return self._call("subscriptions", subscription_id)
 
     def invoice(self, invoice_id: str) -> dict[str, Any]:
-        """Fetch an invoice with its payments' charges and balance transactions."""
-        return self._call(
-            "invoices", invoice_id, ["payments.data.payment.charge.balance_transaction"]
-        )
+        """Fetch an invoice."""
+        return self._call("invoices", invoice_id)
+
+    def invoice_payment_charge(self, invoice_id: str) -> str | None:
+        """Return the charge of the invoice's paid payment, or None where none is listed."""
+        import stripe
+
+        try:
+            page = self._v1().invoice_payments.list(params={"invoice": invoice_id, "limit": 10})
+        except stripe.InvalidRequestError:
+            return None  # servers without the Invoice Payments API, such as localstripe
+        except stripe.StripeError as exc:
+            raise ProviderError(PROVIDER, type(exc).__name__, transient=True) from exc
+        for payment in page.data:
+            details = payment.to_dict()
+            charge = (details.get("payment") or {}).get("charge")
+            if details.get("status") == "paid" and charge:
+                return str(charge if isinstance(charge, str) else charge["id"])
+        return None
 
     def checkout_session(self, session_id: str) -> dict[str, Any]:
         """Fetch a Checkout Session."""

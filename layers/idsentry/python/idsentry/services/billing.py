@@ -253,11 +253,18 @@ def on_invoice_paid(deps: BillingDeps, gateway: StripeGateway, event: dict[str, 
     """Write the payment to the ledger and re-apply the subscription it paid for."""
     invoice = gateway.invoice(str(event["data"]["object"]["id"]))
     subscriber_id = subscriber_for(deps, _id(invoice.get("customer")))
-    charge: dict[str, Any] = {}
+    charge_id = None
     for payment in (invoice.get("payments") or {}).get("data", []):
-        candidate = (payment.get("payment") or {}).get("charge")
-        if isinstance(candidate, dict):
-            charge = candidate
+        if payment.get("status", "paid") == "paid":
+            charge_id = _id((payment.get("payment") or {}).get("charge")) or charge_id
+    # The invoice does not include its payments unless asked; older API versions (and
+    # localstripe) name the charge on the invoice itself.
+    charge_id = (
+        charge_id
+        or gateway.invoice_payment_charge(str(invoice["id"]))
+        or _id(invoice.get("charge"))
+    )
+    charge = gateway.charge(charge_id) if charge_id else {}
     write_ledger(
         deps,
         _ledger_item(
