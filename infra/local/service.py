@@ -59,8 +59,8 @@ def free_port() -> int:
 def clear_cached_dependencies() -> None:
     """Forget the package's cached clients, settings, secrets and dependency sets.
 
-    A Lambda process never needs this; the local stack does when it starts a new moto server
-    and emulators in a process that already served another stack.
+    A Lambda process never needs this. The local stack does, because it may start a new moto
+    server and emulators in a process that already served another stack.
     """
     from idsentry import wiring
     from idsentry.adapters import aws

@@ -253,31 +253,30 @@ def on_invoice_paid(deps: BillingDeps, gateway: StripeGateway, event: dict[str, 
     """Write the payment to the ledger and re-apply the subscription it paid for."""
     invoice = gateway.invoice(str(event["data"]["object"]["id"]))
     subscriber_id = subscriber_for(deps, _id(invoice.get("customer")))
+
     charge_id = None
     for payment in (invoice.get("payments") or {}).get("data", []):
         if payment.get("status", "paid") == "paid":
             charge_id = _id((payment.get("payment") or {}).get("charge")) or charge_id
-    # The invoice does not include its payments unless asked; older API versions (and
-    # localstripe) name the charge on the invoice itself.
-    charge_id = (
-        charge_id
-        or gateway.invoice_payment_charge(str(invoice["id"]))
-        or _id(invoice.get("charge"))
-    )
+    # An invoice includes its payments only on request. Older API versions (and localstripe)
+    # name the charge on the invoice itself.
+    if charge_id is None:
+        charge_id = gateway.invoice_payment_charge(str(invoice["id"])) or _id(invoice.get("charge"))
     charge = gateway.charge(charge_id) if charge_id else {}
-    write_ledger(
-        deps,
-        _ledger_item(
-            subscriber_id,
-            int(invoice.get("status_transitions", {}).get("paid_at") or invoice["created"]),
-            "invoice_paid",
-            str(invoice["id"]),
-            int(invoice["amount_paid"]),
-            str(invoice["currency"]),
-            {"invoice": str(invoice["id"]), "charge": _id(charge) if charge else None},
-            _balance(charge.get("balance_transaction")) if charge else None,
-        ),
+
+    paid_at = int(invoice.get("status_transitions", {}).get("paid_at") or invoice["created"])
+    item = _ledger_item(
+        subscriber_id,
+        paid_at,
+        "invoice_paid",
+        str(invoice["id"]),
+        int(invoice["amount_paid"]),
+        str(invoice["currency"]),
+        {"invoice": str(invoice["id"]), "charge": _id(charge) if charge else None},
+        _balance(charge.get("balance_transaction")) if charge else None,
     )
+    write_ledger(deps, item)
+
     subscription_id = _invoice_subscription(invoice)
     if subscription_id:
         sync_subscription(deps, gateway, subscription_id, str(event["id"]))

@@ -58,8 +58,8 @@ class IdempotencyGuard:
     ) -> StoredResponse:
         """Run `handle` unless this key already produced a response.
 
-        The same key with the same request replays the first 2xx response; with a different
-        request it is a 422; while the first is still running it is a 409. Error responses
+        The same key with the same request replays the first 2xx response. With a different
+        request it is a 422, and while the first is still running it is a 409. Error responses
         are not kept, so a corrected retry with the same key runs again.
         """
         pk = f"IDEMP#{scope}#{hashlib.sha256(idempotency_key.encode()).hexdigest()}"
