@@ -27,6 +27,36 @@ APPLIED_TTL_SECONDS = 35 * 24 * 3600  # longer than Stripe's 3 days of retries
 ENTITLED_INDEX_KEY = "ENTITLED"
 
 
+# The fields the handlers below read, per Stripe object (dotted paths into nested objects).
+# The contract tests check them against the pinned API version and the local Stripe shim.
+FIELDS_READ: dict[str, tuple[str, ...]] = {
+    "checkout.session": (
+        "id",
+        "client_reference_id",
+        "customer",
+        "subscription",
+        "metadata",
+        "mode",
+    ),
+    "subscription": ("id", "status", "customer", "metadata", "items"),
+    "subscription_item": ("current_period_end",),
+    "invoice": (
+        "id",
+        "customer",
+        "status",
+        "currency",
+        "amount_paid",
+        "attempt_count",
+        "created",
+        "status_transitions",
+        "parent",
+        "payments",
+    ),
+    "charge": ("id", "customer", "refunds", "balance_transaction"),
+    "dispute": ("id", "charge", "balance_transactions"),
+}
+
+
 class NotLinkedYetError(RuntimeError):
     """The event refers to a customer not linked to a subscriber yet; retry it later."""
 
