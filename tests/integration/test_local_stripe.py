@@ -9,19 +9,15 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
-import requests
 import stripe
 from localstripe import webhooks
 
 from infra.local.emulators.stripe import TEST_API_KEY, LocalStripe
+from tests.integration.stripe_support import LoopbackOnlyClient, WebhookReceiver
 
 pytestmark = pytest.mark.integration
 
@@ -31,82 +27,6 @@ PINNED_API_VERSION = "2026-10-28.endive"
 LOCALSTRIPE_PICKLE = Path("/tmp/localstripe.pickle")
 WEBHOOK_SECRET = "whsec_local_test"
 WAIT_SECONDS = 10.0
-
-
-class LoopbackOnlyClient(stripe.RequestsClient):
-    """The SDK's requests client, rejecting any URL whose host is not 127.0.0.1 and recording calls."""
-
-    def __init__(self) -> None:
-        session = requests.Session()
-        # Proxy variables from the environment must not reroute loopback requests.
-        session.trust_env = False
-        super().__init__(session=session, timeout=WAIT_SECONDS)
-        self.calls: list[tuple[str, str, dict[str, str]]] = []
-
-    def request(
-        self,
-        method: str,
-        url: str,
-        headers: Mapping[str, str] | None,
-        post_data: Any = None,
-    ) -> tuple[bytes, int, Mapping[str, str]]:
-        if urlsplit(url).hostname != "127.0.0.1":
-            raise AssertionError(f"stripe SDK tried to reach {url}, outside 127.0.0.1")
-        self.calls.append((method, url, dict(headers or {})))
-        return super().request(method, url, headers, post_data)
-
-
-@dataclass(frozen=True)
-class Delivery:
-    body: bytes
-    signature: str
-
-
-class WebhookReceiver:
-    """A webhook endpoint on 127.0.0.1 that keeps each request's exact body bytes."""
-
-    def __init__(self) -> None:
-        self.deliveries: list[Delivery] = []
-        self._condition = threading.Condition()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                delivery = Delivery(
-                    body=self.rfile.read(length),
-                    signature=self.headers.get("Stripe-Signature", ""),
-                )
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                with receiver._condition:
-                    receiver.deliveries.append(delivery)
-                    receiver._condition.notify_all()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/stripe"
-
-    def wait_for(self, count: int) -> list[Delivery]:
-        with self._condition:
-            arrived = self._condition.wait_for(
-                lambda: len(self.deliveries) >= count, timeout=WAIT_SECONDS
-            )
-            assert arrived, f"expected {count} webhook deliveries, got {len(self.deliveries)}"
-            return list(self.deliveries)
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
 
 
 @pytest.fixture

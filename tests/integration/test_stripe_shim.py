@@ -6,21 +6,19 @@ import http.client
 import json
 import random
 import re
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
-import requests
 import stripe
 
 from idsentry.services.stripe_signature import SignatureError, parse_header, verify
 from infra.local.emulators.stripe import TEST_API_KEY, LocalStripe
 from infra.local.emulators.stripe_shim import StripeShim, WebhookDelivery
+from tests.integration.stripe_support import Delivery, LoopbackOnlyClient, WebhookReceiver
 
 pytestmark = pytest.mark.integration
 
@@ -32,92 +30,6 @@ WAIT_SECONDS = 10.0
 SUCCESS_URL = "http://127.0.0.1:9/done?session={CHECKOUT_SESSION_ID}"
 CANCEL_URL = "http://127.0.0.1:9/cancel"
 COMPLETED = "checkout.session.completed"
-
-
-class LoopbackOnlyClient(stripe.RequestsClient):
-    """The SDK's requests client, rejecting any URL whose host is not 127.0.0.1."""
-
-    def __init__(self) -> None:
-        session = requests.Session()
-        # Proxy variables from the environment must not reroute loopback requests.
-        session.trust_env = False
-        super().__init__(session=session, timeout=WAIT_SECONDS)
-
-    def request(
-        self,
-        method: str,
-        url: str,
-        headers: Mapping[str, str] | None,
-        post_data: Any = None,
-    ) -> tuple[bytes, int, Mapping[str, str]]:
-        if urlsplit(url).hostname != "127.0.0.1":
-            raise AssertionError(f"stripe SDK tried to reach {url}, outside 127.0.0.1")
-        return super().request(method, url, headers, post_data)
-
-
-@dataclass(frozen=True)
-class Delivery:
-    body: bytes
-    signature: str
-
-    def event(self) -> dict[str, Any]:
-        document: dict[str, Any] = json.loads(self.body)
-        return document
-
-
-class WebhookReceiver:
-    """A webhook endpoint on 127.0.0.1 that keeps each request's exact body bytes.
-
-    It returns HTTP 500 to the first `failures` requests, then 200.
-    """
-
-    def __init__(self) -> None:
-        self.deliveries: list[Delivery] = []
-        self.failures = 0
-        self._condition = threading.Condition()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                delivery = Delivery(
-                    body=self.rfile.read(length),
-                    signature=self.headers.get("Stripe-Signature", ""),
-                )
-                with receiver._condition:
-                    failing = receiver.failures > 0
-                    if failing:
-                        receiver.failures -= 1
-                    else:
-                        receiver.deliveries.append(delivery)
-                    receiver._condition.notify_all()
-                self.send_response(500 if failing else 200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1/webhooks/stripe"
-
-    def wait_for(self, count: int) -> list[Delivery]:
-        with self._condition:
-            arrived = self._condition.wait_for(
-                lambda: len(self.deliveries) >= count, timeout=WAIT_SECONDS
-            )
-            assert arrived, f"expected {count} webhook deliveries, got {len(self.deliveries)}"
-            return list(self.deliveries)
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
 
 
 @dataclass(frozen=True)
