@@ -241,8 +241,11 @@ class LocalService:
         return emails
 
     def _write_state_file(self) -> None:
-        assert self.stack is not None and self.twilio is not None and self.realname is not None
-        assert self.stripe is not None and self.stripe_shim is not None
+        assert self.stack is not None
+        assert self.twilio is not None
+        assert self.realname is not None
+        assert self.stripe is not None
+        assert self.stripe_shim is not None
         STATE_FILE.parent.mkdir(exist_ok=True)
         state = {
             "base_url": self.base_url,

@@ -30,7 +30,7 @@ class MovableClock:
 
 @pytest.fixture(scope="module")
 def local_service() -> Iterator[LocalService]:
-    """The provisioned local stack with queues polled only when a test asks."""
+    """The provisioned local stack, whose queues are polled only when a test calls run_until_idle."""
     with LocalService(port=0, identities_path=IDENTITIES, background=False) as service:
         yield service
 

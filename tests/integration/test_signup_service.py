@@ -82,6 +82,7 @@ class Harness:
         environment = runtime.environment
         self.service = service
         self.clock = clock
+
         self.dynamodb = dynamodb or runtime.client("dynamodb")
         self.pepper = Pepper.from_secret(service.pepper)
         self.table = MainTable(environment["TABLE_NAME"], self.dynamodb)
@@ -94,6 +95,7 @@ class Harness:
         self.queue_url = environment["NOTIFICATION_QUEUE_URL"]
         self.sqs = runtime.client("sqs")
         self.settings = SignupSettings.from_environ(environment)
+
         self.deps = signup.SignupDeps(
             settings=self.settings,
             table=self.table,
@@ -107,6 +109,7 @@ class Harness:
             clock=clock,
             on_otp_budget_exhausted=lambda: None,
         )
+
         assert service.twilio is not None
         self.notifier = NotifierDeps(
             table=self.table,

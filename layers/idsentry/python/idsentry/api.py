@@ -42,7 +42,7 @@ def error_response(error: DomainError, locale: Locale) -> dict[str, Any]:
 
 
 def internal_error_response(locale: Locale) -> dict[str, Any]:
-    """Return a 500 that says nothing about the cause; the cause is in the logs."""
+    """Return a 500 that reveals nothing about the cause, which only the logs contain."""
     return json_response(
         500, {"error": {"code": "internal.error", "message": message("internal.error", locale)}}
     )

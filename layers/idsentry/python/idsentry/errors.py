@@ -73,7 +73,7 @@ class ServiceUnavailableError(DomainError):
 
 
 class ProviderError(RuntimeError):
-    """A third-party provider failed; `transient` tells whether a retry may succeed."""
+    """A third-party provider failed. `transient` is True when a retry may succeed."""
 
     def __init__(self, provider: str, detail: str, *, transient: bool) -> None:
         super().__init__(f"{provider}: {detail}")

@@ -64,7 +64,8 @@ class SignupSettings(CoreSettings):
     signups_per_ip_per_hour: int = 30
     cross_border: bool = True
     human_check_provider: str = "none"
-    # Billing: both set, or neither (then verification says payment is not available yet).
+    # Billing: both set, or neither. Without them, verification reports that payment is not
+    # available yet.
     stripe_secret_id: str | None = None
     billing_plans: str | None = None
     stripe_base_url: str | None = None

@@ -8,7 +8,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-# Standard retry mode backs off with jitter on throttling and 5xx; the short timeouts keep a
+# Standard retry mode backs off with jitter on throttling and 5xx. The short timeouts keep a
 # stuck dependency from using up the function's whole run time.
 _CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 4},

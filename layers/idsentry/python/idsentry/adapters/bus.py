@@ -11,7 +11,7 @@ MAX_ENTRIES_PER_CALL = 10
 
 
 class PublishError(RuntimeError):
-    """EventBridge rejected some entries; `failed_event_ids` says which."""
+    """EventBridge rejected some entries, listed in `failed_event_ids`."""
 
     def __init__(self, failed_event_ids: list[str]) -> None:
         super().__init__(f"{len(failed_event_ids)} events were not published")

@@ -26,7 +26,7 @@ class TransactionConflictError(RuntimeError):
 
 
 class ConditionFailedError(RuntimeError):
-    """A named condition of a transaction failed; `name` says which write."""
+    """A named condition of a transaction failed. `name` identifies the write."""
 
     def __init__(self, name: str) -> None:
         super().__init__(f"condition failed: {name}")

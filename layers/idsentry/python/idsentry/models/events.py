@@ -66,7 +66,7 @@ class SubscriptionChanged(EventDetail):
 
 
 class PaymentFailed(EventDetail):
-    """A subscriber's invoice payment failed; the notifier tells them what to do."""
+    """A subscriber's invoice payment failed, so the notifier can send them the next steps."""
 
     source: ClassVar[str] = "idsentry.billing"
     detail_type: ClassVar[str] = "Payment.Failed"

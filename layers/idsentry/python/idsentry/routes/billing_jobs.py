@@ -18,9 +18,9 @@ from idsentry.wiring import main_table, publisher, secret_cache
 
 logger = logging.getLogger(__name__)
 
-# Retries of an event whose customer is not linked yet wait 30 s, 60 s, 120 s … up to 15 min
-# (the SQS maximum for one visibility change); the queue's redrive sends it to the DLQ after
-# its maximum receive count, never drops it.
+# Retries of an event whose customer is not linked yet wait 30 s, 60 s, 120 s … up to 15 min,
+# the SQS maximum for one visibility change. After the queue's maximum receive count, the
+# redrive policy moves the message to the DLQ, so it is never dropped.
 FIRST_RETRY_SECONDS = 30
 MAX_RETRY_SECONDS = 900
 

@@ -88,7 +88,7 @@ def _verify(request: HttpRequest, locale: Locale) -> dict[str, Any]:
     code = parse_verify(_body(request))
     result = signup.verify_signup(deps, request.path_parameters["signup_id"], code)
     if request.header("accept-language") is None:
-        # Without a language preference, answer in the language chosen at signup.
+        # Without a language preference, respond in the language chosen at signup.
         locale = negotiate_locale([], result["locale"])
     ready = result["next_step"]["available"]
     result["next_step"] = {

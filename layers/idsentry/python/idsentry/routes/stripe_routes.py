@@ -1,4 +1,4 @@
-"""Routes of the Stripe webhook function: verify the signature, enqueue the event id, answer 2xx."""
+"""Routes of the Stripe webhook function: verify the signature, enqueue the event id, return 2xx."""
 
 from __future__ import annotations
 

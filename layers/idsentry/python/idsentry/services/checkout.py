@@ -18,7 +18,7 @@ CHECKOUT_LOCALES = {"zh-CN": "zh", "en": "en"}
 
 @dataclass
 class CheckoutDeps:
-    """What starting a checkout needs."""
+    """Dependencies of starting a checkout."""
 
     table: MainTable
     stripe: StripeCheckout

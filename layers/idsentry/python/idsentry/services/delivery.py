@@ -29,8 +29,8 @@ def apply_sms_status(
         logger.warning("sms status unknown", extra={"message_sid": message_sid, "status": status})
         return "ignored"
 
-    # The status lives on the message's own item, which the notifier links to its ledger
-    # entry; a callback may arrive before the notifier has recorded the send.
+    # The status is stored on the message's own item, which the notifier links to its ledger
+    # entry. A callback may arrive before the notifier has recorded the send.
     updated = table.update(
         f"SMS#{message_sid}",
         "SMS",

@@ -27,7 +27,7 @@ class UnknownSubscriptionStatusError(ValueError):
 
 @dataclass(frozen=True)
 class Entitlement:
-    """What a subscription status grants: monitoring on or off, until when, and why."""
+    """Grant of a subscription status: monitoring on or off, until when, and the reason."""
 
     monitored: bool
     reason: str

@@ -43,7 +43,10 @@ def validate_key(raw: str) -> str:
 
 
 class IdempotencyGuard:
-    """Runs a request at most once per (route, key) and replays its successful response."""
+    """Runs a request once per (route, key) and replays its successful response.
+
+    A crashed attempt holds the key for LOCK_SECONDS; after that a retry may run it again.
+    """
 
     def __init__(self, table: MainTable, now_epoch: Callable[[], int]) -> None:
         self._table = table

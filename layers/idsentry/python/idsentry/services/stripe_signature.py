@@ -2,7 +2,7 @@
 
 Stripe signs `{timestamp}.{raw body}` with HMAC-SHA256 under the endpoint's signing secret and
 sends `Stripe-Signature: t=<unix seconds>,v1=<hex>[,v1=<hex>…][,v0=…]`. The SDK's own check
-accepts any timestamp in the future; this one rejects timestamps more than the tolerance away
+accepts any timestamp in the future. This one rejects timestamps more than the tolerance away
 from now in either direction, so a captured delivery cannot be replayed later or early.
 """
 
