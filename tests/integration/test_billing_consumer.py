@@ -11,7 +11,12 @@ import pytest
 from idsentry.adapters.table import MainTable
 from idsentry.models.events import EventDetail
 from idsentry.money import UnknownCurrencyError
-from idsentry.services.billing import BillingDeps, NotLinkedYetError, apply_event
+from idsentry.services.billing import (
+    BillingDeps,
+    NotLinkedYetError,
+    SubscriptionBusyError,
+    apply_event,
+)
 from infra.local.service import LocalService
 from tests.integration.conftest import MovableClock
 
@@ -407,3 +412,39 @@ def test_unhandled_type_marked_ignored(deps: BillingDeps, stripe_fake: FakeStrip
 
     assert outcome == "ignored"
     assert deps.table.get("STRIPE_EVENT#evt_other", "APPLIED") is not None
+
+
+def test_held_subscription_retried(deps: BillingDeps, stripe_fake: FakeStripe) -> None:
+    _subscription(stripe_fake, "active")
+    _checkout(stripe_fake)
+    event_id = _event(stripe_fake, "evt_checkout", "checkout.session.completed", "cs_test_1")
+    # Another consumer holds the subscription: this one must neither write nor mark the event.
+    deps.table.put(
+        {
+            "pk": f"STRIPESUB#{SUBSCRIPTION}",
+            "sk": "LEASE",
+            "holder": "other",
+            "lease_until": 4_000_000_000,
+        }
+    )
+
+    with pytest.raises(SubscriptionBusyError):
+        apply_event(deps, event_id)
+
+    assert _profile(deps)["status"] == "pending_payment"
+    assert deps.table.get("STRIPE_EVENT#evt_checkout", "APPLIED") is None
+
+
+def test_expired_lease_taken_over(deps: BillingDeps, stripe_fake: FakeStripe) -> None:
+    _subscription(stripe_fake, "active")
+    _checkout(stripe_fake)
+    event_id = _event(stripe_fake, "evt_checkout", "checkout.session.completed", "cs_test_1")
+    # A consumer that died left its lease behind; it has expired.
+    deps.table.put(
+        {"pk": f"STRIPESUB#{SUBSCRIPTION}", "sk": "LEASE", "holder": "dead", "lease_until": 1}
+    )
+
+    apply_event(deps, event_id)
+
+    assert _profile(deps)["status"] == "active"
+    assert deps.table.get(f"STRIPESUB#{SUBSCRIPTION}", "LEASE") is None

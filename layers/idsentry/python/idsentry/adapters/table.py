@@ -154,9 +154,26 @@ class MainTable:
             raise
         return from_item(response["Attributes"])
 
-    def delete(self, pk: str, sk: str) -> None:
-        """Delete an item if it exists."""
-        self.client().delete_item(TableName=self.name, Key=key(pk, sk))
+    def delete(
+        self,
+        pk: str,
+        sk: str,
+        condition: str | None = None,
+        values: dict[str, Any] | None = None,
+    ) -> bool:
+        """Delete an item if it exists; returns False when `condition` failed."""
+        request: dict[str, Any] = {"TableName": self.name, "Key": key(pk, sk)}
+        if condition:
+            request["ConditionExpression"] = condition
+        if values:
+            request["ExpressionAttributeValues"] = to_item(values)
+        try:
+            self.client().delete_item(**request)
+        except ClientError as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
 
     def transact(self, writes: Sequence[Write]) -> None:
         """Run the writes as one transaction.

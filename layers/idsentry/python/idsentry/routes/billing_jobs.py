@@ -12,7 +12,12 @@ from idsentry.adapters.stripe_gateway import StripeSdkGateway
 from idsentry.clock import utc_now
 from idsentry.errors import PoisonMessageError
 from idsentry.models.jobs import StripeEventJob
-from idsentry.services.billing import BillingDeps, NotLinkedYetError, apply_event
+from idsentry.services.billing import (
+    BillingDeps,
+    NotLinkedYetError,
+    SubscriptionBusyError,
+    apply_event,
+)
 from idsentry.settings import StripeEventsSettings, load_settings
 from idsentry.wiring import main_table, publisher, secret_cache
 
@@ -23,6 +28,8 @@ logger = logging.getLogger(__name__)
 # redrive policy moves the message to the DLQ, so it is never dropped.
 FIRST_RETRY_SECONDS = 30
 MAX_RETRY_SECONDS = 900
+# A subscription held by another consumer is free again within seconds.
+BUSY_RETRY_SECONDS = 5
 
 
 @cache
@@ -71,4 +78,11 @@ def process_stripe_record(message_id: str, body: str, receive_count: int, defer:
             },
         )
         defer(delay)
+        raise
+    except SubscriptionBusyError:
+        logger.info(
+            "stripe event waits for its subscription lease",
+            extra={"event_id": job.event_id, "retry_in_seconds": BUSY_RETRY_SECONDS},
+        )
+        defer(BUSY_RETRY_SECONDS)
         raise

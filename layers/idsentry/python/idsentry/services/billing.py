@@ -9,7 +9,9 @@ concurrent consumer repeats idempotent work at worst and never skips it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +27,9 @@ logger = logging.getLogger(__name__)
 
 APPLIED_TTL_SECONDS = 35 * 24 * 3600  # longer than Stripe's 3 days of retries
 ENTITLED_INDEX_KEY = "ENTITLED"
+# A consumer holds a subscription's lease while it fetches and writes it, so the state fetched
+# last is the state written last. A consumer that dies frees it by expiry.
+LEASE_SECONDS = 60
 
 
 # The fields the handlers below read, per Stripe object (dotted paths into nested objects).
@@ -51,14 +56,19 @@ FIELDS_READ: dict[str, tuple[str, ...]] = {
         "status_transitions",
         "parent",
         "payments",
+        "billing_reason",
     ),
-    "charge": ("id", "customer", "refunds", "balance_transaction"),
-    "dispute": ("id", "charge", "balance_transactions"),
+    "charge": ("id", "customer", "refunds", "balance_transaction", "payment_method_details"),
+    "dispute": ("id", "charge", "balance_transactions", "status"),
 }
 
 
 class NotLinkedYetError(RuntimeError):
     """The event refers to a customer not linked to a subscriber yet; retry it later."""
+
+
+class SubscriptionBusyError(RuntimeError):
+    """Another consumer is applying the same subscription; retry it later."""
 
 
 @dataclass
@@ -140,14 +150,55 @@ def subscriber_for(
     raise NotLinkedYetError(f"customer {customer_id} is not linked to a subscriber yet")
 
 
+@contextmanager
+def subscription_lease(deps: BillingDeps, subscription_id: str) -> Iterator[None]:
+    """Hold the subscription's lease; raises SubscriptionBusyError when another consumer has it."""
+    token = secrets.token_hex(8)
+    now = epoch(deps.clock())
+    taken = deps.table.put(
+        {
+            "pk": f"STRIPESUB#{subscription_id}",
+            "sk": "LEASE",
+            "holder": token,
+            "lease_until": now + LEASE_SECONDS,
+            "expires_at": now + LEASE_SECONDS + 3600,
+        },
+        condition="attribute_not_exists(pk) OR lease_until < :now",
+        values={":now": now},
+    )
+    if not taken:
+        raise SubscriptionBusyError(f"subscription {subscription_id} is being applied elsewhere")
+    try:
+        yield
+    finally:
+        deps.table.delete(
+            f"STRIPESUB#{subscription_id}",
+            "LEASE",
+            condition="holder = :holder",
+            values={":holder": token},
+        )
+
+
 def sync_subscription(
     deps: BillingDeps, gateway: StripeGateway, subscription_id: str, stripe_event_id: str
 ) -> None:
-    """Apply a subscription's current status to its subscriber's entitlement."""
-    subscription = gateway.subscription(subscription_id)
-    subscriber_id = subscriber_for(
-        deps, _id(subscription.get("customer")), subscription.get("metadata")
-    )
+    """Apply a subscription's current status to its subscriber's entitlement.
+
+    The subscription is fetched and written under its lease, so of two consumers applying
+    events of one subscription, the one that fetched later also writes later.
+    """
+    with subscription_lease(deps, subscription_id):
+        subscription = gateway.subscription(subscription_id)
+        subscriber_id = subscriber_for(
+            deps, _id(subscription.get("customer")), subscription.get("metadata")
+        )
+        _write_subscription(deps, subscription, subscriber_id, stripe_event_id)
+
+
+def _write_subscription(
+    deps: BillingDeps, subscription: dict[str, Any], subscriber_id: str, stripe_event_id: str
+) -> None:
+    subscription_id = str(subscription["id"])
     profile = deps.table.get(f"SUB#{subscriber_id}", "PROFILE") or {}
     now = epoch(deps.clock())
     status = str(subscription["status"])
