@@ -26,7 +26,7 @@ STRIPE_PRICES = Path(__file__).with_name("stripe_prices.json")
 
 
 def create_local_prices(shim_base_url: str) -> None:
-    """Create the prices that BillingPlans names, by lookup key, in the local Stripe shim."""
+    """Create the prices (by lookup key) and coupons that BillingPlans names in the local Stripe shim."""
     import stripe
 
     from idsentry.logs import configure_logging
@@ -47,6 +47,8 @@ def create_local_prices(shim_base_url: str) -> None:
         if price["interval"]:
             params["recurring"] = {"interval": price["interval"]}
         client.v1.prices.create(params=params)
+    for coupon in json.loads(STRIPE_PRICES.read_text(encoding="utf-8")).get("coupons", []):
+        client.v1.coupons.create(params=coupon)
 
 
 def free_port() -> int:

@@ -179,7 +179,7 @@ def test_verified_owner_takes_over_id(service: LocalService) -> None:
     new = dict(old, mobile="+8618600186004", email="lina.new@example.cn")
     new_result = sign_up_and_verify(service, new)
 
-    ids = {"signup_id", "subscriber_id", "next_step"}
+    ids = {"signup_id", "subscriber_id", "next_step", "referral_code"}
     assert {k: v for k, v in new_result.items() if k not in ids} == {
         k: v for k, v in old_result.items() if k not in ids
     }

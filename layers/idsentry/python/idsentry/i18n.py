@@ -53,6 +53,14 @@ MESSAGES: Final[dict[str, dict[Locale, str]]] = {
         "zh-CN": "邀请码格式无效。",
         "en": "The referral code is not in a valid format.",
     },
+    "referral_code.unknown": {
+        "zh-CN": "邀请码不存在或已失效。",
+        "en": "This referral code does not exist or is no longer valid.",
+    },
+    "referral_code.self": {
+        "zh-CN": "不能使用自己的邀请码。",
+        "en": "You cannot use your own referral code.",
+    },
     "code.format": {
         "zh-CN": "验证码应为 6 位数字。",
         "en": "The code must be 6 digits.",

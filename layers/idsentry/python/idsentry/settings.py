@@ -111,6 +111,8 @@ class StripeEventsSettings(CoreSettings):
 
     stripe_secret_id: str
     past_due_grace_seconds: int = 7 * 24 * 3600
+    # The same JSON as the signup function's; the consumer reads its referral programme.
+    billing_plans: str | None = None
     # Local stack only: the local Stripe server's base URL. Unset in AWS, where the SDK's
     # default https://api.stripe.com is used.
     stripe_base_url: str | None = None

@@ -31,6 +31,10 @@ class StripeGateway(Protocol):
 
     def customer(self, customer_id: str) -> dict[str, Any]: ...
 
+    def create_balance_transaction(
+        self, customer_id: str, params: dict[str, Any], idempotency_key: str
+    ) -> dict[str, Any]: ...
+
 
 class StripeCheckout(Protocol):
     """The Stripe writes that start a purchase; each takes an idempotency key."""
@@ -176,3 +180,13 @@ class StripeSdkGateway:
     ) -> dict[str, Any]:
         """Create a Checkout Session."""
         return self._write(self._v1().checkout.sessions.create, params, idempotency_key)
+
+    def create_balance_transaction(
+        self, customer_id: str, params: dict[str, Any], idempotency_key: str
+    ) -> dict[str, Any]:
+        """Add a transaction to a customer's balance (a negative amount is a credit)."""
+
+        def create(params: dict[str, Any], options: dict[str, Any]) -> Any:
+            return self._v1().customers.balance_transactions.create(customer_id, params, options)
+
+        return self._write(create, params, idempotency_key)

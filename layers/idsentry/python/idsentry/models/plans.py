@@ -29,13 +29,34 @@ class Plan(BaseModel):
         return self
 
 
+class ReferralConfig(BaseModel):
+    """The referral programme: the referee's coupon, the referrer's credit and its monthly cap."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # A Stripe coupon id (chosen by us, like lookup keys) for the referee's first period.
+    coupon: str = Field(min_length=1, max_length=200)
+    # Currency → credit in Stripe's minor units, given to the referrer's customer balance.
+    credit: dict[str, int] = Field(min_length=1)
+    monthly_cap: int = Field(ge=0, le=1000)
+
+    @model_validator(mode="after")
+    def _check(self) -> ReferralConfig:
+        for currency, amount in self.credit.items():
+            exponent(currency)
+            if amount <= 0:
+                raise ValueError(f"referral credit in {currency} must be positive")
+        return self
+
+
 class PlansConfig(BaseModel):
-    """Every plan by name, and the currency used when a request names none."""
+    """Every plan by name, the currency used when a request names none, and referrals."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     plans: dict[str, Plan]
     default_currency: str = "cny"
+    referral: ReferralConfig | None = None
 
     @model_validator(mode="after")
     def _check_default(self) -> PlansConfig:

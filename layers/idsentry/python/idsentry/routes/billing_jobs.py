@@ -12,6 +12,7 @@ from idsentry.adapters.stripe_gateway import StripeSdkGateway
 from idsentry.clock import utc_now
 from idsentry.errors import PoisonMessageError
 from idsentry.models.jobs import StripeEventJob
+from idsentry.models.plans import PlansConfig
 from idsentry.services.billing import (
     BillingDeps,
     NotLinkedYetError,
@@ -42,12 +43,16 @@ def billing_deps() -> BillingDeps:
         secret = secret_cache().get_json(settings.stripe_secret_id)
         return StripeSdkGateway(str(secret.get("api_key", "")), base_url=settings.stripe_base_url)
 
+    referral = None
+    if settings.billing_plans:
+        referral = PlansConfig.model_validate_json(settings.billing_plans).referral
     return BillingDeps(
         table=main_table(),
         stripe=gateway,
         publisher=publisher(),
         clock=utc_now,
         grace_seconds=settings.past_due_grace_seconds,
+        referral=referral,
     )
 
 

@@ -20,8 +20,9 @@ from idsentry.adapters.stripe_gateway import StripeGateway
 from idsentry.adapters.table import MainTable
 from idsentry.clock import Clock, epoch
 from idsentry.models.events import PaymentFailed, SubscriptionChanged
+from idsentry.models.plans import ReferralConfig
 from idsentry.money import parse_stripe_amount
-from idsentry.services import entitlements
+from idsentry.services import entitlements, referrals
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ class BillingDeps:
     publisher: EventPublisher
     clock: Clock
     grace_seconds: int = entitlements.DEFAULT_GRACE_SECONDS
+    referral: ReferralConfig | None = None
 
 
 def _id(value: Any) -> str | None:
@@ -357,6 +359,19 @@ def on_invoice_paid(deps: BillingDeps, gateway: StripeGateway, event: dict[str, 
         _balance(charge.get("balance_transaction")) if charge else None,
     )
     write_ledger(deps, item)
+
+    card = ((charge.get("payment_method_details") or {}).get("card") or {}) if charge else {}
+    card_fingerprint = card.get("fingerprint")
+    referrals.record_payment(deps.table, subscriber_id, item["currency"], card_fingerprint)
+    referrals.reward_referrer(
+        deps.table,
+        gateway,
+        deps.referral,
+        subscriber_id,
+        invoice,
+        card_fingerprint,
+        epoch(deps.clock()),
+    )
 
     subscription_id = _invoice_subscription(invoice)
     if subscription_id:

@@ -73,6 +73,9 @@ def start_checkout(
         params["subscription_data"] = {
             "metadata": {"subscriber_id": subscriber_id, "plan": plan_name}
         }
+        if profile.get("referred_by") and deps.plans.referral is not None:
+            # The referee's first period is discounted by the referral coupon (duration once).
+            params["discounts"] = [{"coupon": deps.plans.referral.coupon}]
     session = deps.stripe.create_checkout_session(params, idempotency_key=f"checkout-{signup_id}")
 
     deps.table.update(

@@ -40,7 +40,7 @@ from idsentry.ids import new_id
 from idsentry.models.events import EventDetail, IdentifierReassigned, SubscriberRegistered
 from idsentry.models.jobs import EmailConfirmationJob, IdentifierReassignedJob, OtpJob
 from idsentry.models.signup import ValidSignup
-from idsentry.services import limits, otp
+from idsentry.services import limits, otp, referrals
 from idsentry.settings import SignupSettings
 
 logger = logging.getLogger(__name__)
@@ -130,6 +130,15 @@ def create_signup(
     now = epoch(moment)
 
     mobile_fp = pepper.fingerprint("mobile", request.mobile)
+    referral_code = None
+    if request.referral_code is not None:
+        referrals.find_referrer(
+            deps.table,
+            request.referral_code,
+            pepper.fingerprints("id_number", request.id_number),
+            pepper.fingerprints("mobile", request.mobile),
+        )
+        referral_code = referrals.normalize_code(request.referral_code)
     ip_hash = keyed_hash(pepper.derive_key("source-ip"), source_ip)
     hour, hour_left = limits.hour_bucket(moment)
     day, day_left = limits.day_bucket(moment)
@@ -167,7 +176,7 @@ def create_signup(
         "code_id": code_id,
         "locale": locale,
         "plan": request.plan,
-        "referral_code": request.referral_code,
+        "referral_code": referral_code,
         "consents": consents,
         "name_enc": encrypt_field(data_key, signup_id, request.name),
         "id_number_enc": encrypt_field(data_key, signup_id, request.id_number),
@@ -282,6 +291,7 @@ def _verified_response(deps: SignupDeps, signup: dict[str, Any]) -> dict[str, An
         "next_step": next_step,
         "email_confirmation": "sent",
         "locale": signup["locale"],
+        "referral_code": signup.get("own_referral_code"),
     }
 
 
@@ -336,8 +346,11 @@ def verify_signup(deps: SignupDeps, signup_id: str, code: str) -> dict[str, Any]
         raise IdentityVerificationFailedError()
 
     subscriber_id = new_id("sbr")
+    own_code = referrals.new_code()
     try:
-        holder = _commit_subscriber(deps, pepper, signup, record, subscriber_id, plain, now)
+        holder = _commit_subscriber(
+            deps, pepper, signup, record, subscriber_id, own_code, plain, now
+        )
     except BaseException:
         deps.keys.forget(subscriber_id)
         raise
@@ -348,6 +361,7 @@ def verify_signup(deps: SignupDeps, signup_id: str, code: str) -> dict[str, Any]
         "status": "verified",
         "subscriber_id": subscriber_id,
         "reassigned_from": holder,
+        "own_referral_code": own_code,
     }
     _announce(deps, signup, holder)
     logger.info("signup verified", extra={"signup_id": signup_id, "subscriber_id": subscriber_id})
@@ -360,10 +374,11 @@ def _commit_subscriber(
     signup: dict[str, Any],
     record: otp.CodeRecord,
     subscriber_id: str,
+    own_code: str,
     plain: dict[str, str],
     now: int,
 ) -> str | None:
-    """Write the subscriber, its data key, identifiers and ID claim in one transaction.
+    """Write the subscriber, its data key, identifiers, ID claim and referral code in one transaction.
 
     The same transaction deletes the signup's data key, whose ciphertext it removes.
 
@@ -376,6 +391,7 @@ def _commit_subscriber(
     )
     holders = {item["subscriber_id"] for item in claims.values()}
     holder = next(iter(holders), None)
+    referrer = _referrer_at_verification(deps, pepper, signup, plain)
     data_key, key_write = deps.keys.prepare(subscriber_id)
 
     writes: list[Write] = [
@@ -399,13 +415,15 @@ def _commit_subscriber(
             signup_pk(signup_id),
             "SIGNUP",
             "SET #status = :verified, subscriber_id = :subscriber_id, verified_at = :now, "
-            "reassigned_from = :holder REMOVE name_enc, id_number_enc, mobile_enc, email_enc",
+            "reassigned_from = :holder, own_referral_code = :own_code "
+            "REMOVE name_enc, id_number_enc, mobile_enc, email_enc",
             values={
                 ":verified": "verified",
                 ":pending": "pending",
                 ":subscriber_id": subscriber_id,
                 ":now": now,
                 ":holder": holder or "",
+                ":own_code": own_code,
             },
             condition="#status = :pending",
             names={"#status": "status"},
@@ -420,7 +438,8 @@ def _commit_subscriber(
                 "plan": signup["plan"],
                 "locale": signup["locale"],
                 "signup_id": signup_id,
-                "referral_code": signup.get("referral_code"),
+                "own_referral_code": own_code,
+                "referred_by": referrer,
                 "consents": signup["consents"],
                 "name_enc": encrypt_field(data_key, subscriber_id, plain["name"]),
                 "mobile_enc": encrypt_field(data_key, subscriber_id, plain["mobile"]),
@@ -431,6 +450,11 @@ def _commit_subscriber(
             condition="attribute_not_exists(pk)",
         ),
     ]
+    writes.append(referrals.code_write(own_code, subscriber_id, now))
+    if referrer is not None:
+        writes.append(
+            referrals.referral_write(subscriber_id, referrer, signup["referral_code"], now)
+        )
     for kind in OWNED_KINDS:
         canonical = plain[kind]
         writes.append(
@@ -512,6 +536,26 @@ def _commit_subscriber(
     except TransactionConflictError as exc:
         raise ServiceUnavailableError("signup.retry", 1) from exc
     return holder
+
+
+def _referrer_at_verification(
+    deps: SignupDeps, pepper: Pepper, signup: dict[str, Any], plain: dict[str, str]
+) -> str | None:
+    """Check the signup's referral code again; a code that stopped qualifying is dropped."""
+    code = signup.get("referral_code")
+    if not code:
+        return None
+    try:
+        return referrals.find_referrer(
+            deps.table,
+            code,
+            pepper.fingerprints("id_number", plain["id_number"]),
+            pepper.fingerprints("mobile", plain["mobile"]),
+        )
+    except RequestValidationError:
+        # The referrer stopped paying, or took over this ID number, since the signup.
+        logger.info("referral dropped at verification", extra={"signup_id": signup["signup_id"]})
+        return None
 
 
 def _announce(deps: SignupDeps, signup: dict[str, Any], holder: str | None) -> None:
