@@ -78,6 +78,7 @@ def clear_cached_dependencies() -> None:
         wiring.publisher,
         wiring.notification_queue,
         signup_wiring.signup_deps,
+        signup_wiring.checkout_deps,
         jobs.notifier_deps,
         billing_jobs.billing_deps,
     ):

@@ -322,6 +322,19 @@ def test_confirm_email_token_signed() -> None:
     assert PROJECT_ID.fullmatch(claims["sub"])
 
 
+def test_billing_link_sample_verifies() -> None:
+    sample = load_sample(EVENTS_DIR / "http" / "open_billing_link.json")
+    request = parse_http_event(sample)
+    pepper = Pepper(versions={"1": SAMPLE_PEPPER.encode()}, current="1")
+
+    sent_at = sample["requestContext"]["timeEpoch"] // 1000
+    claims = verify_token(
+        pepper.derive_key("billing-link"), request.path_parameters["token"], sent_at
+    )
+    assert claims["act"] == "portal"
+    assert PROJECT_ID.fullmatch(claims["sub"])
+
+
 # ---------------------------------------------------------------------------- ids and privacy
 
 

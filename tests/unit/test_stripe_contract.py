@@ -9,6 +9,7 @@ import stripe
 from stripe._charge import Charge
 from stripe._dispute import Dispute
 from stripe._invoice import Invoice
+from stripe._payment_intent import PaymentIntent
 from stripe._subscription import Subscription
 from stripe._subscription_item import SubscriptionItem
 from stripe.checkout._session import Session
@@ -27,6 +28,7 @@ RESOURCE_CLASSES: dict[str, type[Any]] = {
     "invoice": Invoice,
     "charge": Charge,
     "dispute": Dispute,
+    "payment_intent": PaymentIntent,
 }
 
 

@@ -245,6 +245,14 @@ MESSAGES: Final[dict[str, dict[Locale, str]]] = {
         "zh-CN": "邮箱已确认，之后的泄露检查会包含该邮箱。",
         "en": "Your e-mail address is confirmed and is now included in breach checks.",
     },
+    "billing.link_invalid": {
+        "zh-CN": "账单链接无效或已过期。请使用我们最近一封邮件中的链接。",
+        "en": "This billing link is invalid or has expired. Use the link in our latest e-mail.",
+    },
+    "checkout.return": {
+        "zh-CN": "已返回身份哨兵。您在账单页面所做的更改会在几分钟内生效。",
+        "en": "You are back at IDSentry. Changes you made on the billing page take effect within minutes.",
+    },
     "email.link_invalid": {
         "zh-CN": "确认链接无效或已过期，请登录后重新发送确认邮件。",
         "en": "This confirmation link is invalid or has expired. Sign in to send a new one.",

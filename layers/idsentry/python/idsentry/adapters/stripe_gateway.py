@@ -31,6 +31,8 @@ class StripeGateway(Protocol):
 
     def customer(self, customer_id: str) -> dict[str, Any]: ...
 
+    def payment_intent(self, payment_intent_id: str) -> dict[str, Any]: ...
+
     def create_balance_transaction(
         self, customer_id: str, params: dict[str, Any], idempotency_key: str
     ) -> dict[str, Any]: ...
@@ -44,6 +46,10 @@ class StripeCheckout(Protocol):
     def create_customer(self, params: dict[str, Any], idempotency_key: str) -> str: ...
 
     def create_checkout_session(
+        self, params: dict[str, Any], idempotency_key: str
+    ) -> dict[str, Any]: ...
+
+    def create_portal_session(
         self, params: dict[str, Any], idempotency_key: str
     ) -> dict[str, Any]: ...
 
@@ -142,6 +148,10 @@ class StripeSdkGateway:
         """Fetch a customer (a deleted one has `deleted: true`)."""
         return self._call("customers", customer_id)
 
+    def payment_intent(self, payment_intent_id: str) -> dict[str, Any]:
+        """Fetch a PaymentIntent (its `latest_charge` names the charge)."""
+        return self._call("payment_intents", payment_intent_id)
+
     def _write(self, call: Any, params: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
         import stripe
 
@@ -180,6 +190,10 @@ class StripeSdkGateway:
     ) -> dict[str, Any]:
         """Create a Checkout Session."""
         return self._write(self._v1().checkout.sessions.create, params, idempotency_key)
+
+    def create_portal_session(self, params: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+        """Create a Customer Portal session."""
+        return self._write(self._v1().billing_portal.sessions.create, params, idempotency_key)
 
     def create_balance_transaction(
         self, customer_id: str, params: dict[str, Any], idempotency_key: str

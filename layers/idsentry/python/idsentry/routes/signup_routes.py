@@ -12,8 +12,8 @@ from idsentry.errors import DomainError, FieldProblem, NotFoundError, RequestVal
 from idsentry.http import HttpRequest, RequestBodyError, accept_language, parse_http_event
 from idsentry.i18n import Locale, message, negotiate_locale
 from idsentry.models.signup import parse_signup, parse_verify
-from idsentry.routes.signup_wiring import signup_deps
-from idsentry.services import email_links, signup
+from idsentry.routes.signup_wiring import checkout_deps, signup_deps
+from idsentry.services import billing_links, email_links, signup
 from idsentry.services.idempotency import (
     IdempotencyGuard,
     StoredResponse,
@@ -39,6 +39,8 @@ def handle(event: dict[str, Any]) -> dict[str, Any]:
             return _confirm_email(request, locale)
         if request.route_key == "GET /v1/checkout/{result}":
             return _checkout_result(request, locale)
+        if request.route_key == "GET /v1/billing/{token}":
+            return _open_billing_link(request, locale)
         raise NotFoundError("route.not_found")
     except DomainError as error:
         logger.info(
@@ -154,7 +156,26 @@ def _html_page(status: int, text: str, locale: Locale) -> dict[str, Any]:
 
 def _checkout_result(request: HttpRequest, locale: Locale) -> dict[str, Any]:
     result = request.path_parameters.get("result")
-    if result not in ("success", "cancel"):
+    if result not in ("success", "cancel", "return"):
         raise NotFoundError("route.not_found")
     # The page only informs: entitlements follow Stripe's events, never this redirect.
     return _html_page(200, message(f"checkout.{result}", locale), locale)
+
+
+def _open_billing_link(request: HttpRequest, locale: Locale) -> dict[str, Any]:
+    deps = checkout_deps()
+    if deps is None:
+        return _html_page(503, message("payment.not_available", locale), locale)
+    settings = signup_deps().settings
+    try:
+        url = billing_links.open_billing_link(
+            deps, pepper_loader(settings), request.path_parameters["token"], epoch(utc_now())
+        )
+    except billing_links.BillingLinkInvalidError:
+        return _html_page(400, message("billing.link_invalid", locale), locale)
+    return {
+        "statusCode": 303,
+        "headers": {"location": url, "cache-control": "no-store"},
+        "body": "",
+        "isBase64Encoded": False,
+    }

@@ -19,6 +19,7 @@ from idsentry.wiring import (
 )
 
 if TYPE_CHECKING:
+    from idsentry.services.checkout import CheckoutDeps
     from idsentry.services.signup import SignupDeps
 
 
@@ -61,29 +62,39 @@ def signup_deps() -> SignupDeps:
     )
 
 
+@cache
+def checkout_deps() -> CheckoutDeps | None:
+    """Return the Checkout dependencies, or None when the deployment has no billing."""
+    from idsentry.adapters.stripe_gateway import StripeSdkGateway
+    from idsentry.models.plans import PlansConfig
+    from idsentry.services.checkout import CheckoutDeps
+
+    settings = load_settings(SignupSettings)
+    if not (settings.stripe_secret_id and settings.billing_plans):
+        return None
+    plans = PlansConfig.model_validate_json(settings.billing_plans)
+    secret = secret_cache().get_json(settings.stripe_secret_id)
+    return CheckoutDeps(
+        table=main_table(),
+        stripe=StripeSdkGateway(str(secret.get("api_key", "")), base_url=settings.stripe_base_url),
+        plans=plans,
+        success_url=f"{settings.public_base_url}/v1/checkout/success",
+        cancel_url=f"{settings.public_base_url}/v1/checkout/cancel",
+        portal_return_url=f"{settings.public_base_url}/v1/checkout/return",
+    )
+
+
 def _checkout_starter(settings: SignupSettings) -> Callable[[str, str, str, str], str]:
     """Return the function that starts a Stripe Checkout for a verified signup."""
     from idsentry.models.plans import PlansConfig
-    from idsentry.services.checkout import CheckoutDeps, start_checkout
+    from idsentry.services.checkout import start_checkout
 
-    plans = PlansConfig.model_validate_json(settings.billing_plans or "")
-
-    @cache
-    def deps() -> CheckoutDeps:
-        from idsentry.adapters.stripe_gateway import StripeSdkGateway
-
-        secret = secret_cache().get_json(settings.stripe_secret_id or "")
-        return CheckoutDeps(
-            table=main_table(),
-            stripe=StripeSdkGateway(
-                str(secret.get("api_key", "")), base_url=settings.stripe_base_url
-            ),
-            plans=plans,
-            success_url=f"{settings.public_base_url}/v1/checkout/success",
-            cancel_url=f"{settings.public_base_url}/v1/checkout/cancel",
-        )
+    # Checked at cold start, so a broken BillingPlans fails the deployment's first request.
+    PlansConfig.model_validate_json(settings.billing_plans or "")
 
     def start(subscriber_id: str, signup_id: str, plan: str, locale: str) -> str:
-        return start_checkout(deps(), subscriber_id, signup_id, plan, locale)
+        deps = checkout_deps()
+        assert deps is not None, "checkout starter built without billing settings"
+        return start_checkout(deps, subscriber_id, signup_id, plan, locale)
 
     return start

@@ -43,6 +43,11 @@ FIELDS_READ: dict[str, tuple[str, ...]] = {
         "subscription",
         "metadata",
         "mode",
+        "payment_status",
+        "payment_intent",
+        "amount_total",
+        "currency",
+        "created",
     ),
     "subscription": ("id", "status", "customer", "metadata", "items"),
     "subscription_item": ("current_period_end",),
@@ -61,6 +66,7 @@ FIELDS_READ: dict[str, tuple[str, ...]] = {
     ),
     "charge": ("id", "customer", "refunds", "balance_transaction", "payment_method_details"),
     "dispute": ("id", "charge", "balance_transactions", "status"),
+    "payment_intent": ("id", "latest_charge"),
 }
 
 
@@ -320,6 +326,54 @@ def on_checkout_completed(deps: BillingDeps, gateway: StripeGateway, event: dict
     subscription_id = _id(session.get("subscription"))
     if subscription_id:
         sync_subscription(deps, gateway, subscription_id, str(event["id"]))
+    if session.get("mode") == "payment" and session.get("payment_status") == "paid":
+        _record_purchase(deps, gateway, str(subscriber_id), session)
+
+
+def _record_purchase(
+    deps: BillingDeps, gateway: StripeGateway, subscriber_id: str, session: dict[str, Any]
+) -> None:
+    """Write a one-off purchase (the deep report) and its payment to the ledger."""
+    charge: dict[str, Any] = {}
+    intent_id = _id(session.get("payment_intent"))
+    if intent_id:
+        charge_id = _id(gateway.payment_intent(intent_id).get("latest_charge"))
+        charge = gateway.charge(charge_id) if charge_id else {}
+    created = int(session.get("created") or epoch(deps.clock()))
+    write_ledger(
+        deps,
+        _ledger_item(
+            subscriber_id,
+            created,
+            "purchase_paid",
+            str(session["id"]),
+            int(session["amount_total"]),
+            str(session["currency"]),
+            {
+                "checkout_session": str(session["id"]),
+                "payment_intent": intent_id,
+                "charge": _id(charge) if charge else None,
+            },
+            _balance(charge.get("balance_transaction")) if charge else None,
+        ),
+    )
+    plan = str((session.get("metadata") or {}).get("plan") or "one_off")
+    deps.table.put(
+        {
+            "pk": f"SUB#{subscriber_id}",
+            "sk": f"PURCHASE#{session['id']}",
+            "plan": plan,
+            "status": "paid",
+            "amount": int(session["amount_total"]),
+            "currency": str(session["currency"]),
+            "paid_at": created,
+        },
+        condition="attribute_not_exists(pk)",
+    )
+    logger.info(
+        "one-off purchase recorded",
+        extra={"subscriber_id": subscriber_id, "checkout_session_id": session["id"], "plan": plan},
+    )
 
 
 def on_subscription_event(deps: BillingDeps, gateway: StripeGateway, event: dict[str, Any]) -> None:

@@ -25,6 +25,8 @@ class CheckoutDeps:
     plans: PlansConfig
     success_url: str
     cancel_url: str
+    # Where the Customer Portal sends the subscriber back to.
+    portal_return_url: str = ""
 
 
 def start_checkout(
