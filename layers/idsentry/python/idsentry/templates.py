@@ -16,6 +16,16 @@ SMS_TEMPLATES: Final[dict[str, dict[Locale, str]]] = {
         "zh-CN": "身份哨兵验证码：{code}，10分钟内有效。请勿告诉他人，工作人员不会索要。",
         "en": "IDSentry code: {code}. Valid for 10 minutes. Never share it; we will never ask for it.",
     },
+    # Payment texts carry no link: a link in a payment SMS is what phishing looks like, so the
+    # subscriber is sent to the e-mail, which links to the portal.
+    "payment_failed": {
+        "zh-CN": "身份哨兵：订阅续费 {amount} 扣款失败。请在 {until} 前按邮件提示更新付款方式，以免监控暂停。",
+        "en": "IDSentry: your {amount} renewal payment failed. Update your card by {until} (see our e-mail) to keep monitoring on.",
+    },
+    "payment_reminder": {
+        "zh-CN": "身份哨兵提醒：订阅续费 {amount} 仍未支付，监控将于 {until} 暂停。请按邮件提示更新付款方式。",
+        "en": "IDSentry reminder: your {amount} renewal is still unpaid; monitoring pauses on {until}. See our e-mail to update your card.",
+    },
 }
 
 
@@ -39,6 +49,35 @@ _EMAIL_TEXT: Final[dict[str, dict[Locale, tuple[str, str]]]] = {
             "Confirm your e-mail address - IDSentry",
             "Hello,\n\nClick the link below to confirm {masked_email}. Once confirmed, we include it in breach checks:\n\n{link}\n\n"
             "The link is valid for 72 hours. If you did not sign up, ignore this e-mail.\n\nIDSentry",
+        ),
+    },
+    "payment_failed": {
+        "zh-CN": (
+            "订阅续费扣款失败 - 身份哨兵",
+            "您好，\n\n我们未能从您的银行卡扣取身份哨兵订阅续费 {amount}（第 {attempt} 次尝试）。"
+            "常见原因是卡片过期、余额不足或银行拒绝了境外交易。\n\n"
+            "请在 {until}（北京时间）前通过下面的链接更新付款方式，Stripe 会自动重新扣款：\n\n{link}\n\n"
+            "在此之前，我们会照常为您监控泄露；之后监控将暂停，但您的数据会保留。链接 7 天内有效。\n\n身份哨兵",
+        ),
+        "en": (
+            "Your renewal payment failed - IDSentry",
+            "Hello,\n\nWe could not charge your card {amount} for your IDSentry renewal (attempt {attempt}). "
+            "Common reasons are an expired card, insufficient funds, or a bank declining a foreign transaction.\n\n"
+            "Update your payment method by {until} (China Standard Time) with the link below, and Stripe will retry the charge:\n\n{link}\n\n"
+            "Until then we keep monitoring as usual; after that monitoring pauses, and your data is kept. The link is valid for 7 days.\n\nIDSentry",
+        ),
+    },
+    "payment_reminder": {
+        "zh-CN": (
+            "提醒：订阅续费仍未支付 - 身份哨兵",
+            "您好，\n\n您的身份哨兵订阅续费 {amount} 仍未支付。如果在 {until}（北京时间）前仍未付款，泄露监控将暂停，"
+            "但您的数据会保留，付款后立即恢复。\n\n更新付款方式：\n\n{link}\n\n链接 7 天内有效。\n\n身份哨兵",
+        ),
+        "en": (
+            "Reminder: your renewal is still unpaid - IDSentry",
+            "Hello,\n\nYour IDSentry renewal of {amount} is still unpaid. If it is not paid by {until} (China Standard Time), "
+            "breach monitoring pauses; your data is kept and monitoring resumes as soon as you pay.\n\n"
+            "Update your payment method:\n\n{link}\n\nThe link is valid for 7 days.\n\nIDSentry",
         ),
     },
     "identifier_reassigned": {

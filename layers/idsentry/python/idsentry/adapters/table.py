@@ -101,6 +101,19 @@ class MainTable:
             pending = response.get("UnprocessedKeys") or {}
         return found
 
+    def query_index(
+        self, index: str, pk_value: str, sk_upto: str, limit: int
+    ) -> list[dict[str, Any]]:
+        """Return up to `limit` items of an overloaded index partition whose sort key is <= `sk_upto`."""
+        response = self.client().query(
+            TableName=self.name,
+            IndexName=index,
+            KeyConditionExpression="gsi1pk = :pk AND gsi1sk <= :upto",
+            ExpressionAttributeValues=to_item({":pk": pk_value, ":upto": sk_upto}),
+            Limit=limit,
+        )
+        return [from_item(item) for item in response.get("Items", [])]
+
     def put(
         self,
         item: dict[str, Any],

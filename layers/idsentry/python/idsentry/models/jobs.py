@@ -37,8 +37,18 @@ class IdentifierReassignedJob(_Job):
     identifier_kind: str
 
 
+class PaymentNoticeJob(_Job):
+    """Tell a subscriber that paying `invoice_id` failed (`failed`), or remind them (`reminder`)."""
+
+    kind: Literal["payment_notice"] = "payment_notice"
+    subscriber_id: str
+    invoice_id: str
+    notice: Literal["failed", "reminder"]
+
+
 NotificationJob = Annotated[
-    OtpJob | EmailConfirmationJob | IdentifierReassignedJob, Field(discriminator="kind")
+    OtpJob | EmailConfirmationJob | IdentifierReassignedJob | PaymentNoticeJob,
+    Field(discriminator="kind"),
 ]
 
 

@@ -20,7 +20,7 @@ from idsentry.services.billing import (
     apply_event,
 )
 from idsentry.settings import StripeEventsSettings, load_settings
-from idsentry.wiring import main_table, publisher, secret_cache
+from idsentry.wiring import main_table, notification_queue, publisher, secret_cache
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ def billing_deps() -> BillingDeps:
         clock=utc_now,
         grace_seconds=settings.past_due_grace_seconds,
         referral=referral,
+        notices=notification_queue(),
     )
 
 

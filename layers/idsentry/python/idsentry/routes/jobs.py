@@ -43,6 +43,7 @@ def notifier_deps() -> NotifierDeps:
         email=cache(lambda: SesEmail(settings.email_sender)),
         clock=utc_now,
         public_base_url=settings.public_base_url,
+        sms_daily_cap=settings.sms_per_number_daily_cap,
     )
 
 

@@ -13,7 +13,7 @@ from idsentry.http import HttpRequest, RequestBodyError, accept_language, parse_
 from idsentry.i18n import Locale, message, negotiate_locale
 from idsentry.models.signup import parse_signup, parse_verify
 from idsentry.routes.signup_wiring import checkout_deps, signup_deps
-from idsentry.services import billing_links, email_links, signup
+from idsentry.services import billing_links, checkout, email_links, signup
 from idsentry.services.idempotency import (
     IdempotencyGuard,
     StoredResponse,
@@ -168,7 +168,7 @@ def _open_billing_link(request: HttpRequest, locale: Locale) -> dict[str, Any]:
         return _html_page(503, message("payment.not_available", locale), locale)
     settings = signup_deps().settings
     try:
-        url = billing_links.open_billing_link(
+        url = checkout.open_billing_link(
             deps, pepper_loader(settings), request.path_parameters["token"], epoch(utc_now())
         )
     except billing_links.BillingLinkInvalidError:

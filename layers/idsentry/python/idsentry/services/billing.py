@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from idsentry.adapters.bus import EventPublisher
+from idsentry.adapters.queue import JobQueue
 from idsentry.adapters.stripe_gateway import StripeGateway
 from idsentry.adapters.table import MainTable
 from idsentry.clock import Clock, epoch
 from idsentry.models.events import PaymentFailed, SubscriptionChanged
 from idsentry.models.plans import ReferralConfig
 from idsentry.money import parse_stripe_amount
-from idsentry.services import entitlements, referrals
+from idsentry.services import dunning, entitlements, referrals
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ FIELDS_READ: dict[str, tuple[str, ...]] = {
         "status",
         "currency",
         "amount_paid",
+        "amount_due",
         "attempt_count",
         "created",
         "status_transitions",
@@ -88,6 +90,8 @@ class BillingDeps:
     clock: Clock
     grace_seconds: int = entitlements.DEFAULT_GRACE_SECONDS
     referral: ReferralConfig | None = None
+    # Where payment notices go; None sends none (tests of other paths).
+    notices: JobQueue | None = None
 
 
 def _id(value: Any) -> str | None:
@@ -413,6 +417,7 @@ def on_invoice_paid(deps: BillingDeps, gateway: StripeGateway, event: dict[str, 
         _balance(charge.get("balance_transaction")) if charge else None,
     )
     write_ledger(deps, item)
+    dunning.resolve(deps.table, subscriber_id, str(invoice["id"]), epoch(deps.clock()))
 
     card = ((charge.get("payment_method_details") or {}).get("card") or {}) if charge else {}
     card_fingerprint = card.get("fingerprint")
@@ -443,6 +448,11 @@ def on_invoice_payment_failed(
         sync_subscription(deps, gateway, subscription_id, str(event["id"]))
     if invoice.get("status") == "paid":
         return  # paid since the failure: nothing to tell the subscriber
+    if deps.notices is not None:
+        now = epoch(deps.clock())
+        dunning.record_failure(
+            deps.table, deps.notices, subscriber_id, invoice, now + deps.grace_seconds, now
+        )
     deps.publisher.publish(
         [
             PaymentFailed(

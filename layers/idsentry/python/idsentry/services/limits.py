@@ -32,6 +32,15 @@ class LimitDecision:
 ALLOWED = LimitDecision(allowed=True)
 
 
+def parse_sends(raw: list[str]) -> list[SmsSend]:
+    """Read the stored form of a send window, "kind:epoch" per send."""
+    sends = []
+    for entry in raw:
+        kind, _, sent_at = entry.partition(":")
+        sends.append(SmsSend(kind=kind, sent_at=int(sent_at)))
+    return sends
+
+
 def live_sends(sends: list[SmsSend], now: int) -> list[SmsSend]:
     """Return the sends inside the rolling 24-hour window ending at `now`, oldest first."""
     return sorted((s for s in sends if s.sent_at > now - DAY_SECONDS), key=lambda s: s.sent_at)

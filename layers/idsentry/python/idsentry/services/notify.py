@@ -16,8 +16,15 @@ from idsentry.crypto import Pepper, decrypt_field
 from idsentry.errors import ProviderError
 from idsentry.i18n import Locale
 from idsentry.identifiers import IdentifierKind, mask
-from idsentry.models.jobs import EmailConfirmationJob, IdentifierReassignedJob, OtpJob
-from idsentry.services import otp
+from idsentry.models.jobs import (
+    EmailConfirmationJob,
+    IdentifierReassignedJob,
+    OtpJob,
+    PaymentNoticeJob,
+)
+from idsentry.money import format_money, parse_stripe_amount
+from idsentry.services import limits, otp
+from idsentry.services.billing_links import billing_url
 from idsentry.services.email_links import confirmation_url
 from idsentry.templates import render_email, render_sms
 
@@ -37,6 +44,7 @@ class NotifierDeps:
     email: Callable[[], EmailSender]
     clock: Clock
     public_base_url: str
+    sms_daily_cap: int = 4
 
 
 def _locale(value: object) -> Locale:
@@ -114,7 +122,8 @@ class Ledger:
 
 
 def process_job(
-    deps: NotifierDeps, job: OtpJob | EmailConfirmationJob | IdentifierReassignedJob
+    deps: NotifierDeps,
+    job: OtpJob | EmailConfirmationJob | IdentifierReassignedJob | PaymentNoticeJob,
 ) -> str:
     """Process one job; returns "sent", "skipped" or "failed". Transient errors propagate."""
     ledger = Ledger(deps.table, lambda: epoch(deps.clock()))
@@ -122,6 +131,8 @@ def process_job(
         return _send_code(deps, ledger, job)
     if isinstance(job, EmailConfirmationJob):
         return _send_email_confirmation(deps, ledger, job)
+    if isinstance(job, PaymentNoticeJob):
+        return _send_payment_notice(deps, ledger, job)
     return _send_reassignment_notice(deps, ledger, job)
 
 
@@ -259,3 +270,103 @@ def _send_reassignment_notice(
         job.subscriber_id,
         lambda: deps.email().send(email, message.subject, message.text, message.html),
     )
+
+
+def _beijing_date(epoch_seconds: int, locale: Locale) -> str:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    moment = datetime.fromtimestamp(epoch_seconds, ZoneInfo("Asia/Shanghai"))
+    if locale == "en":
+        return f"{moment.day} {moment:%B %Y}"
+    return f"{moment.year}年{moment.month}月{moment.day}日"
+
+
+def _take_notice_slot(deps: NotifierDeps, subscriber_id: str, now: int) -> bool:
+    """Count one notice SMS in the number's 24-hour window; False when the window is full."""
+    mobile = deps.table.get(f"SUB#{subscriber_id}", "IDENT#mobile")
+    pepper = deps.pepper()
+    fingerprint = (mobile or {}).get("fingerprints", {}).get(pepper.current)
+    if not fingerprint:
+        return False
+    key = f"SMSWIN#{fingerprint}"
+    window = deps.table.get(key, "SMSWIN") or {}
+    sends = limits.live_sends(limits.parse_sends(window.get("sends", [])), now)
+    if not limits.decide_notice_send(sends, now, deps.sms_daily_cap).allowed:
+        return False
+    version = int(window.get("version", 0))
+    return deps.table.put(
+        {
+            "pk": key,
+            "sk": "SMSWIN",
+            "sends": [f"{send.kind}:{send.sent_at}" for send in sends] + [f"notice:{now}"],
+            "version": version + 1,
+            "expires_at": now + limits.DAY_SECONDS + 60,
+        },
+        condition="attribute_not_exists(pk) OR version = :version",
+        values={":version": version},
+    )
+
+
+def _send_payment_notice(deps: NotifierDeps, ledger: Ledger, job: PaymentNoticeJob) -> str:
+    found = _subscriber_contact(deps, job.subscriber_id)
+    dunning = deps.table.get(f"SUB#{job.subscriber_id}", f"DUNNING#{job.invoice_id}")
+    if found is None or dunning is None or dunning.get("resolved"):
+        logger.info(
+            "payment notice skipped",
+            extra={"subscriber_id": job.subscriber_id, "invoice_id": job.invoice_id},
+        )
+        return "skipped"
+    profile, key = found
+    locale = _locale(profile.get("locale"))
+    now = epoch(deps.clock())
+
+    amount = format_money(
+        parse_stripe_amount(int(dunning["amount_due"]), str(dunning["currency"])), locale
+    )
+    until = _beijing_date(int(dunning["monitored_until"]), locale)
+    kind = "payment_failed" if job.notice == "failed" else "payment_reminder"
+    # One message per failed attempt, and one reminder per invoice.
+    message_key = (
+        f"invoice:{job.invoice_id}:failed:{dunning['attempt_count']}"
+        if job.notice == "failed"
+        else f"invoice:{job.invoice_id}:reminder"
+    )
+
+    email = decrypt_field(key, job.subscriber_id, profile["email_enc"])
+    link = billing_url(deps.pepper(), deps.public_base_url, job.subscriber_id, "portal", now)
+    message = render_email(
+        kind,
+        locale,
+        amount=amount,
+        until=until,
+        attempt=str(dunning["attempt_count"]),
+        link=link,
+    )
+    outcome = _send(
+        ledger,
+        message_key,
+        "email",
+        job.subscriber_id,
+        lambda: deps.email().send(email, message.subject, message.text, message.html),
+    )
+
+    if ledger.already_sent(message_key, "sms"):
+        return outcome
+    if not _take_notice_slot(deps, job.subscriber_id, now):
+        logger.info(
+            "payment notice sms held back by the daily cap",
+            extra={"subscriber_id": job.subscriber_id, "invoice_id": job.invoice_id},
+        )
+        return outcome
+    mobile = decrypt_field(key, job.subscriber_id, profile["mobile_enc"])
+    text = render_sms(kind, locale, amount=amount, until=until)
+    callback = f"{deps.public_base_url}/v1/webhooks/twilio/status"
+    sms_outcome = _send(
+        ledger,
+        message_key,
+        "sms",
+        job.subscriber_id,
+        lambda: deps.sms().send(mobile, text, callback),
+    )
+    return "sent" if "sent" in (outcome, sms_outcome) else sms_outcome

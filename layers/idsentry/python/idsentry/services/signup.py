@@ -107,14 +107,6 @@ def _sms_window_pk(mobile_fingerprint: str) -> str:
     return f"SMSWIN#{mobile_fingerprint}"
 
 
-def _parse_sends(raw: list[str]) -> list[limits.SmsSend]:
-    sends = []
-    for entry in raw:
-        kind, _, sent_at = entry.partition(":")
-        sends.append(limits.SmsSend(kind=kind, sent_at=int(sent_at)))
-    return sends
-
-
 def create_signup(
     deps: SignupDeps, request: ValidSignup, source_ip: str, locale: str
 ) -> dict[str, Any]:
@@ -151,7 +143,7 @@ def create_signup(
     if current.get(ip_key, {}).get("count", 0) >= settings.signups_per_ip_per_hour:
         raise RateLimitedError("limit.ip", hour_left)
     window = current.get(window_key, {})
-    sends = limits.live_sends(_parse_sends(window.get("sends", [])), now)
+    sends = limits.live_sends(limits.parse_sends(window.get("sends", [])), now)
     decision = limits.decide_code_send(
         sends, now, settings.otp_resend_interval_seconds, settings.sms_per_number_daily_cap
     )
