@@ -45,7 +45,12 @@ def _subscriber(harness: Harness, person: str = "wang") -> str:
 def _fail(harness: Harness, subscriber_id: str, queue: RecordingQueue, **invoice: Any) -> None:
     now = int(harness.clock().timestamp())
     dunning.record_failure(
-        harness.table, queue, subscriber_id, {**INVOICE, **invoice}, now + GRACE, now  # type: ignore[arg-type]
+        harness.table,
+        queue,
+        subscriber_id,
+        {**INVOICE, **invoice},
+        now + GRACE,
+        now,  # type: ignore[arg-type]
     )
 
 
@@ -66,8 +71,8 @@ def test_failure_notice_by_email_and_sms(harness: Harness) -> None:
     assert outcome == "sent"
     assert [job.notice for job in queue.jobs] == ["failed"]
     assert len(emails) == emails_before + 1 and len(messages) == sms_before + 1
-    assert "¥18.00" in emails[-1]["body"]["text"]
-    assert "/v1/billing/" in emails[-1]["body"]["text"]
+    assert "¥18.00" in emails[-1]["body"]
+    assert "/v1/billing/" in emails[-1]["body"]
     assert "¥18.00" in messages[-1]["body"]
     assert "http" not in messages[-1]["body"]
 
@@ -108,7 +113,9 @@ def test_reminder_due_once(harness: Harness) -> None:
 
     early = dunning.send_due_reminders(harness.table, queue, now + 3600)  # type: ignore[arg-type]
     due = dunning.send_due_reminders(harness.table, queue, now + dunning.REMINDER_AFTER_SECONDS)  # type: ignore[arg-type]
-    again = dunning.send_due_reminders(harness.table, queue, now + 2 * dunning.REMINDER_AFTER_SECONDS)  # type: ignore[arg-type]
+    again = dunning.send_due_reminders(
+        harness.table, queue, now + 2 * dunning.REMINDER_AFTER_SECONDS
+    )  # type: ignore[arg-type]
 
     assert (early, due, again) == (0, 1, 0)
     reminder = queue.jobs[-1]
@@ -154,10 +161,12 @@ def test_full_sms_window_sends_email_only(harness: Harness) -> None:
 
 
 def test_english_subscriber_gets_english(harness: Harness) -> None:
-    signup_id = harness.create("alice", locale="en")
-    result = signup.verify_signup(harness.deps, signup_id, harness.send_code(signup_id))
+    subscriber_id = _subscriber(harness, "alice")
+    harness.table.update(
+        f"SUB#{subscriber_id}", "PROFILE", "SET locale = :en", values={":en": "en"}
+    )
     queue = RecordingQueue()
-    _fail(harness, str(result["subscriber_id"]), queue, currency="usd", amount_due=299)
+    _fail(harness, subscriber_id, queue, currency="usd", amount_due=299)
 
     notify.process_job(harness.notifier, queue.jobs[0])
 
