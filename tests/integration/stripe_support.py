@@ -1,9 +1,11 @@
-"""Test helpers for the local Stripe server and its shim: a loopback-only SDK client and a webhook receiver."""
+"""Test helpers for the local Stripe server and its shim: a loopback-only SDK client, a webhook receiver and raw HTTP calls."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,6 +14,8 @@ from urllib.parse import urlsplit
 
 import requests
 import stripe
+
+from idsentry.services.stripe_signature import verify
 
 WAIT_SECONDS = 10.0
 
@@ -102,3 +106,43 @@ class WebhookReceiver:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
+
+
+@dataclass(frozen=True)
+class HttpResult:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8")
+
+
+def http_call(
+    url: str,
+    method: str = "GET",
+    body: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> HttpResult:
+    """Send one request without following redirects, as a browser form or a control call."""
+    split = urlsplit(url)
+    assert split.hostname == "127.0.0.1"
+    connection = http.client.HTTPConnection("127.0.0.1", split.port, timeout=WAIT_SECONDS)
+    try:
+        target = split.path + (f"?{split.query}" if split.query else "")
+        connection.request(method, target, body=body, headers=dict(headers or {}))
+        response = connection.getresponse()
+        return HttpResult(response.status, dict(response.getheaders()), response.read())
+    finally:
+        connection.close()
+
+
+def verified_events(deliveries: list[Delivery], secret: str) -> list[dict[str, Any]]:
+    """Return the events of deliveries after checking each signature with `secret`."""
+    for delivery in deliveries:
+        verify(delivery.body, delivery.signature, [secret], now=int(time.time()))
+    return [delivery.event() for delivery in deliveries]

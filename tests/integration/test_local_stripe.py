@@ -11,6 +11,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import stripe
@@ -373,3 +374,71 @@ def test_second_running_instance_rejected(emulator: LocalStripe) -> None:
 def test_invalid_port_rejected() -> None:
     with pytest.raises(ValueError, match="port"):
         LocalStripe(port=70000)
+
+
+def shim_route(
+    emulator: LocalStripe, path: str, body: str = "", api_key: str | None = TEST_API_KEY
+) -> tuple[int, Any]:
+    """POST to one of the routes LocalStripe adds for the Stripe shim and return status and JSON."""
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    if api_key is not None:
+        headers["Authorization"] = f"Bearer {api_key}"
+    connection = http.client.HTTPConnection("127.0.0.1", emulator.port, timeout=WAIT_SECONDS)
+    try:
+        connection.request("POST", path, body=body, headers=headers)
+        response = connection.getresponse()
+        document = json.loads(response.read())
+    finally:
+        connection.close()
+    return response.status, document
+
+
+def test_shim_routes_need_api_key(emulator: LocalStripe, client: stripe.StripeClient) -> None:
+    _, subscription = subscribe(client)
+
+    status, _ = shim_route(emulator, f"/_shim/subscriptions/{subscription.id}/renew", api_key=None)
+
+    assert status == 401
+    assert len(client.v1.invoices.list().data) == 1
+
+
+def test_shim_renew_route(emulator: LocalStripe, client: stripe.StripeClient) -> None:
+    _, subscription = subscribe(client)
+
+    status, invoice = shim_route(
+        emulator, f"/_shim/subscriptions/{subscription.id}/renew", "balance=-500"
+    )
+
+    renewed = client.v1.subscriptions.retrieve(subscription.id)
+    assert status == 200
+    assert invoice["status"] == "paid"
+    assert invoice["amount_paid"] == 1300
+    # localstripe's legacy sign: a credit is positive.
+    assert invoice["starting_balance"] == 500
+    assert invoice["period_start"] == subscription.to_dict()["current_period_end"]
+    assert renewed.latest_invoice == invoice["id"]
+    assert renewed.status == "active"
+    # The balance applied to this invoice only, and localstripe's customer keeps none.
+    customer = client.v1.customers.retrieve(str(subscription.customer)).to_dict()
+    assert customer["account_balance"] == 0
+
+
+def test_shim_pay_route_declined(emulator: LocalStripe, client: stripe.StripeClient) -> None:
+    customer, subscription = subscribe(client)
+    failing = client.v1.payment_methods.attach(
+        "pm_card_chargeCustomerFail", params={"customer": customer.id}
+    )
+    client.v1.customers.update(
+        customer.id, params={"invoice_settings": {"default_payment_method": failing.id}}
+    )
+    _, renewal = shim_route(emulator, f"/_shim/subscriptions/{subscription.id}/renew")
+
+    status, error = shim_route(emulator, f"/_shim/invoices/{renewal['id']}/pay")
+
+    assert renewal["status"] == "open"
+    assert client.v1.subscriptions.retrieve(subscription.id).status == "past_due"
+    assert status == 402
+    assert error["error"]["type"] == "card_error"
+    assert error["error"]["code"] == "card_declined"
+    assert error["error"]["charge"].startswith("ch_")
+    assert client.v1.invoices.retrieve(renewal["id"]).attempt_count == 2

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import http.client
-import json
 import random
 import re
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import pytest
 import stripe
@@ -18,7 +15,12 @@ import stripe
 from idsentry.services.stripe_signature import SignatureError, parse_header, verify
 from infra.local.emulators.stripe import TEST_API_KEY, LocalStripe
 from infra.local.emulators.stripe_shim import StripeShim, WebhookDelivery
-from tests.integration.stripe_support import Delivery, LoopbackOnlyClient, WebhookReceiver
+from tests.integration.stripe_support import (
+    Delivery,
+    LoopbackOnlyClient,
+    WebhookReceiver,
+    http_call,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -30,39 +32,6 @@ WAIT_SECONDS = 10.0
 SUCCESS_URL = "http://127.0.0.1:9/done?session={CHECKOUT_SESSION_ID}"
 CANCEL_URL = "http://127.0.0.1:9/cancel"
 COMPLETED = "checkout.session.completed"
-
-
-@dataclass(frozen=True)
-class HttpResult:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8")
-
-
-def http_call(
-    url: str,
-    method: str = "GET",
-    body: bytes | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> HttpResult:
-    """Send one request without following redirects, as a browser form or a control call."""
-    split = urlsplit(url)
-    assert split.hostname == "127.0.0.1"
-    connection = http.client.HTTPConnection("127.0.0.1", split.port, timeout=WAIT_SECONDS)
-    try:
-        target = split.path + (f"?{split.query}" if split.query else "")
-        connection.request(method, target, body=body, headers=dict(headers or {}))
-        response = connection.getresponse()
-        return HttpResult(response.status, dict(response.getheaders()), response.read())
-    finally:
-        connection.close()
 
 
 @pytest.fixture
@@ -523,6 +492,27 @@ def test_checkout_payment_completes(client: stripe.StripeClient, shim: StripeShi
     assert intent.amount == 990
     assert intent.currency == "cny"
     assert intent.customer == customer.id
+
+
+def test_checkout_payment_intent_data(client: stripe.StripeClient, shim: StripeShim) -> None:
+    price = create_price(client, recurring=False, amount=2900)
+    params = session_params(price.id, None, "payment")
+    params["payment_intent_data"] = {"metadata": {"subscriber_id": "sbr_001", "plan": "report"}}
+    params["payment_method_types"] = ["card", "wechat_pay"]
+    params["payment_method_options"] = {"wechat_pay": {"client": "web"}}
+    session = client.v1.checkout.sessions.create(params=params)  # type: ignore[arg-type]
+    subscription_params = session_params(create_price(client).id, None, "subscription")
+    subscription_params["payment_intent_data"] = {"metadata": {"plan": "monthly"}}
+
+    result = pay(shim, session.id)
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        client.v1.checkout.sessions.create(params=subscription_params)  # type: ignore[arg-type]
+
+    intent = client.v1.payment_intents.retrieve(result["checkout_session"]["payment_intent"])
+    assert intent.metadata.to_dict() == {"subscriber_id": "sbr_001", "plan": "report"}
+    assert session.payment_method_options is not None
+    assert session.payment_method_options.to_dict() == {"wechat_pay": {"client": "web"}}
+    assert raised.value.param == "payment_intent_data"
 
 
 def test_checkout_without_customer_creates_one(

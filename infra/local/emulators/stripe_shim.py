@@ -1,4 +1,4 @@
-"""Stripe shim in front of localstripe: Prices, Checkout, the portal, pinned shapes and webhooks.
+"""Stripe shim in front of localstripe: the routes, controls, shapes and webhooks it lacks.
 
 `StripeShim` is an HTTP server that the official stripe SDK (16.1.0, API version
 `2026-10-28.endive`) uses as its API base. It serves what localstripe 1.15.10 lacks and passes
@@ -14,13 +14,43 @@ Served by the shim (authenticated like Stripe, with any secret key that starts w
   the same id, as on Stripe, so subscriptions in localstripe can use it. A one-off price lives in
   the shim only. `GET /v1/prices/{id}` of a Plan created directly in localstripe returns it in
   the Price shape.
-- `POST /v1/checkout/sessions` (modes `subscription` and `payment`, one line item) and
+- `POST /v1/checkout/sessions` (modes `subscription` and `payment`, one line item, at most one
+  `discounts` entry, `payment_intent_data[metadata]` in payment mode) and
   `GET /v1/checkout/sessions/{id}`. The hosted page is `GET /checkout/{id}`, in 简体中文 or
-  English by the session's `locale`. `POST /checkout/{id}/pay` pays with the test card
-  `pm_card_visa` through localstripe: it creates the subscription (with
-  `subscription_data[metadata]`) or a confirmed PaymentIntent, completes the session and
-  sends `checkout.session.completed`. A browser form gets a 303 redirect to `success_url`, and
-  a request with `Accept: application/json` gets `{"checkout_session": ..., "event_id": ...}`.
+  English by the session's `locale`, with a choice of test cards. `POST /checkout/{id}/pay`
+  (optional `payment_method`, one of the test ids in `stripe_charges.TEST_CARDS`, default
+  `pm_card_visa`) pays through localstripe: it creates the subscription (with
+  `subscription_data[metadata]`, its first invoice `billing_reason: "subscription_create"`) or
+  a confirmed PaymentIntent, redeems the discount, completes the session and sends
+  `checkout.session.completed`. A browser form gets a 303 redirect to `success_url`, and a
+  request with `Accept: application/json` gets `{"checkout_session": ..., "event_id": ...}`.
+- `POST /v1/coupons`, validated with errors that name the parameter, with Stripe's generated
+  id when none is given, and `name`, `max_redemptions` and `redeem_by` kept by the shim.
+  Retrieving, listing and deleting coupons is localstripe's.
+- `POST /v1/promotion_codes`, `GET /v1/promotion_codes/{id}`, `GET /v1/promotion_codes`
+  (filters `active`, `code`, `coupon`, `customer`, `created`, paging) and
+  `POST /v1/promotion_codes/{id}` (`active`, `metadata`). A Checkout Session's coupon or code
+  is checked (exists, active, not expired or used up, customer, `minimum_amount`,
+  `first_time_transaction`, currency of an `amount_off` coupon) at creation and again at
+  payment, and counted in `times_redeemed` once per completed session. The discount takes off
+  `amount_total` in payment mode. In subscription mode it takes off the first invoice, and a
+  `repeating` or `forever` coupon also takes off the renewals it covers. The subscription and
+  its invoices list the `di_...` discount in `discounts`.
+- `POST /v1/customers/{id}/balance_transactions` (`amount` not 0, negative is a credit,
+  `currency` equal to the customer's), `GET .../{id}`, `POST .../{id}` (`description`,
+  `metadata`) and the list. Customers are served with `balance` (the sum) and `currency`.
+  `balance` on `POST /v1/customers` is rejected, because localstripe would apply it to every
+  invoice.
+- `POST /v1/refunds` refunds through localstripe (by default what is left of the charge), then
+  sends `refund.created` and `charge.refunded` with the charge. A refund keeps its `reason`. A
+  disputed, fully refunded or smaller charge is rejected as on Stripe.
+- `GET /v1/disputes/{id}`, `GET /v1/disputes` (filters `charge`, `payment_intent`, `created`,
+  paging), and `POST /v1/disputes/{id}/close`, which accepts the dispute (lost).
+  `GET /v1/balance_transactions/{id}` also returns a dispute's withdrawal and reinstatement.
+- `POST /v1/invoices/{id}/pay` pays an open invoice with the customer's default payment method
+  and counts the attempt in `attempt_count`. A paid invoice brings a `past_due` subscription
+  back to `active` with `customer.subscription.updated`. A declined card returns 402
+  `card_declined` and sends `invoice.payment_failed`.
 - `POST /v1/billing_portal/sessions`. The portal page `GET /portal/{id}` lists the customer's
   subscriptions, and `POST /portal/{id}/subscriptions/{subscription_id}/cancel` cancels one in
   localstripe, which emits `customer.subscription.deleted`. The cancel route also returns JSON
@@ -32,16 +62,50 @@ Served by the shim (authenticated like Stripe, with any secret key that starts w
   responses and 402 (declined card), for 24 hours. Other errors are not stored, so a retry runs
   the request again, where Stripe would replay errors raised after validation.
 
+Shim controls, which are not Stripe APIs. Each is a method of `StripeShim` and a `POST` route
+without API key that takes form or JSON parameters and returns JSON, for `make run`:
+
+- `renew_subscription(subscription_id)`, `POST /_shim/subscriptions/{id}/renew`: renew an
+  `active` or `past_due` subscription now, as Stripe does at the end of a period. The period
+  moves on by one interval, and the renewal invoice (`billing_reason: "subscription_cycle"`)
+  takes off the discount and the customer's balance (`starting_balance`, `ending_balance`, an
+  `applied_to_invoice` balance transaction), then is charged to the default payment method.
+  Paid: `invoice.paid`, `invoice.payment_succeeded`, `customer.subscription.updated`. Declined:
+  the invoice stays open with `attempt_count` 1, the subscription becomes `past_due`,
+  `invoice.payment_failed` and `customer.subscription.updated`. Both also send
+  `invoice.created` and `invoice.finalized`. Returns the invoice.
+- `set_default_payment_method(customer_id, payment_method)`,
+  `POST /_shim/customers/{id}/default_payment_method` (`payment_method`): attach a new
+  PaymentMethod for a Stripe test id, for example `pm_card_chargeCustomerFail` (every charge
+  declined) or `pm_card_visa`, as the customer's `invoice_settings.default_payment_method`.
+- `create_dispute(charge_id, reason="fraudulent")`, `POST /_shim/charges/{id}/dispute`
+  (`reason`): open a `needs_response` dispute of the whole charge, which withdraws the amount
+  and a 1500 minor-unit fee and sends `charge.dispute.created` and
+  `charge.dispute.funds_withdrawn`.
+- `close_dispute(dispute_id, won)`, `POST /_shim/disputes/{id}/close` (`won=true|false`):
+  close an open dispute. A won dispute reinstates amount and fee and sends
+  `charge.dispute.closed` and `charge.dispute.funds_reinstated`. A lost one sends
+  `charge.dispute.closed` only.
+- `pay_checkout_session(session_id, payment_method="pm_card_visa")`, the Checkout page's pay
+  route.
+
 Everything else is forwarded to localstripe with its method, path, query, body and the
-Authorization, Content-Type, Accept and Stripe-Version headers. Responses come back unchanged,
-except that every JSON object with `object: "subscription"` (at any depth, in events too) gets
-`items.data[].current_period_start`/`current_period_end` copied from its top level and
-`items.data[].price` built from the item's plan, and every event gets `api_version:
-"2026-10-28.endive"`, `pending_webhooks` and `request`.
+Authorization, Content-Type, Accept and Stripe-Version headers. JSON objects in responses and
+events come back reshaped where the pinned version differs, at any depth: subscriptions get
+`items.data[].current_period_start`/`current_period_end` and `items.data[].price`,
+`discounts`, `currency`, `collection_method` and `default_payment_method`; invoices get the
+shim's `billing_reason`, balances and discounts, and `amount_remaining`; charges get
+`payment_method_details` (with the card's `brand`, `last4` and `fingerprint`), `disputed`,
+`amount_captured`, `outcome` and `billing_details`; card PaymentMethods get the test card's
+brand and the same fingerprint as their charges (see `stripe_charges.py`); customers get
+`balance` and `currency` instead of `account_balance`; coupons get `times_redeemed` and the
+shim's fields; and every event gets `api_version: "2026-10-28.endive"`, `pending_webhooks` and
+`request`.
 
 Webhooks: at `start()` the shim registers itself with localstripe (endpoint id `stripe-shim`,
 signed with a random secret that the shim checks) and forwards localstripe's events, reshaped
 as above, together with its own events, to the single endpoint set by `configure_webhook()`.
+For each `invoice.payment_succeeded` from localstripe the shim also sends `invoice.paid`.
 Each attempt is signed with the time it is sent: `Stripe-Signature: t=<now>,v1=<HMAC-SHA256 of
 "t.body">`. A non-2xx response or a connection error is retried after each of `retry_delays`.
 `set_delivery()` duplicates, shuffles or delays deliveries for tests, `flush()` sends everything
@@ -52,67 +116,111 @@ localstripe event twice.
 Known gaps, where the pinned version differs from what the shim returns:
 
 - Subscriptions keep localstripe's legacy fields (top-level `plan`, `quantity`,
-  `current_period_*`, `discount`, `tax_percent`) and lack `discounts`, `default_payment_method`,
-  `collection_method`, `currency`, `billing_mode` and `cancellation_details`.
-- Invoices, charges and customers are forwarded in localstripe's shapes (no `invoice.payments`,
-  no `invoice.total_taxes`, legacy `customer.account_balance`, and so on). See
+  `current_period_*`, `discount`, `tax_percent`) and lack `billing_mode` and
+  `cancellation_details`. `expand[]=discounts` is rejected by localstripe.
+- Invoices lack `payments` and `total_taxes`, keep `charge` as a whole Charge object, and list a
+  discount as a negative line item. PaymentIntents expand `latest_charge`. See
   `docs/localstripe-gaps.md`.
+- Time does not pass on its own: a subscription renews only through `renew_subscription()`,
+  a Checkout Session never sends `checkout.session.expired`, and a `past_due` subscription is
+  never retried or canceled.
 - `GET /v1/events` is forwarded: it lists localstripe's events only (oldest first), not the
-  shim's `checkout.session.completed`.
+  shim's events.
 - Checkout Sessions take exactly one line item with an existing price (no `price_data`), no
-  discounts, no `customer_email` collection on the page, no `setup` mode, no
-  `checkout.session.expired` event, and no `expand`. `allow_promotion_codes` is stored but the
-  page has no code field.
+  `customer_email` collection on the page, no `setup` mode, and no `expand`.
+  `allow_promotion_codes` is stored but the page has no code field. A card declined at
+  checkout leaves an `incomplete` subscription in localstripe.
+- The balance applies to renewal invoices only, in the customer's currency, and not to the
+  first invoice of a Checkout Session.
+- Coupons with `applies_to` or `currency_options` are rejected, and updating a coupon's `name`
+  is forwarded to localstripe, which rejects it.
+- Disputes cannot take evidence (`POST /v1/disputes/{id}` is not served), and never pass
+  through `under_review`.
 - Prices cannot be updated or deleted, and a Plan created directly in localstripe is retrievable
   as a Price but not listed.
-- Renewals and time advance, promotion codes, customer balance transactions and disputes are
-  not implemented.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import copy
 import hashlib
-import heapq
 import html
-import http.client
-import itertools
 import json
 import logging
 import random
 import re
 import secrets
-import string
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from email.message import Message
 from typing import Any, Final, Self
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from idsentry.adapters.stripe_gateway import API_VERSION
-from idsentry.i18n import DEFAULT_LOCALE, Locale, negotiate_locale
-from idsentry.money import Money, UnknownCurrencyError, exponent, format_money
-from idsentry.services.stripe_signature import SignatureError, sign, verify
+from idsentry.i18n import Locale
+from idsentry.services.stripe_signature import SignatureError, verify
 from infra.local.emulators.base import LoopbackHTTPServer, Request, Response, json_response
 from infra.local.emulators.stripe import TEST_API_KEY, WEBHOOK_CONFIG_PREFIX, is_loopback_http_url
+from infra.local.emulators.stripe_api import (
+    ID_SEGMENT,
+    MAX_LIST_LIMIT,
+    ApiRoute,
+    LocalStripeError,
+    Params,
+    StripeApiError,
+    api_key_from,
+    api_route,
+    invalid_parameter,
+    missing_parameter,
+    new_id,
+    paginate,
+    query_pairs,
+    read_currency,
+    read_expand,
+    read_http_url,
+    request_params,
+    resource_missing,
+    unrecognized_route,
+    unsupported_parameter,
+)
+from infra.local.emulators.stripe_balances import CustomerBalances
+from infra.local.emulators.stripe_charges import (
+    TEST_CARDS,
+    PaymentMethodCache,
+    check_refundable,
+    create_test_payment_method,
+    read_refund_reason,
+    read_test_card,
+    reshape_charge,
+    reshape_payment_method,
+)
+from infra.local.emulators.stripe_client import LocalStripeClient
+from infra.local.emulators.stripe_disputes import Disputes
+from infra.local.emulators.stripe_pages import (
+    PAGE_TEXT,
+    format_amount,
+    html_page,
+    page_locale,
+    redirect,
+    wants_json,
+)
+from infra.local.emulators.stripe_promotions import Discount, Promotions
+from infra.local.emulators.stripe_webhooks import (
+    DEFAULT_RETRY_DELAYS,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookSender,
+)
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["StripeApiError", "StripeShim", "WebhookDelivery"]
 
 LOCALSTRIPE_ENDPOINT_ID = "stripe-shim"
 LOCALSTRIPE_EVENTS_PATH = "/_shim/localstripe-events"
 TEST_CARD_PAYMENT_METHOD = "pm_card_visa"
-LOCALSTRIPE_TIMEOUT_SECONDS = 10.0
-WEBHOOK_TIMEOUT_SECONDS = 10.0
 FLUSH_TIMEOUT_SECONDS = 30.0
-# Seconds before each retry of a failed webhook delivery: retry n waits retry_delays[n - 1].
-# Stripe keeps retrying with backoff for much longer, but a few short retries are enough to show
-# at-least-once delivery locally.
-DEFAULT_RETRY_DELAYS: Final = (1.0, 2.0, 4.0)
 # Stripe's defaults: a Checkout Session expires 24 hours after creation
 # (https://docs.stripe.com/payments/checkout/managing-limited-inventory), and an idempotency key
 # is kept for at least 24 hours and is at most 255 characters long
@@ -120,14 +228,7 @@ DEFAULT_RETRY_DELAYS: Final = (1.0, 2.0, 4.0)
 CHECKOUT_SESSION_LIFETIME_SECONDS = 24 * 3600
 IDEMPOTENCY_KEY_LIFETIME_SECONDS = 24 * 3600
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
-# Stripe's metadata limits (https://docs.stripe.com/api/metadata): 50 keys, keys up to 40
-# characters, values up to 500 characters.
-MAX_METADATA_KEYS = 50
-MAX_METADATA_KEY_LENGTH = 40
-MAX_METADATA_VALUE_LENGTH = 500
 MAX_LOOKUP_KEYS = 10
-MAX_LIST_LIMIT = 100
-DEFAULT_LIST_LIMIT = 10
 
 # The `locale` values that Checkout Sessions accept in stripe-python 16.1.0
 # (stripe/checkout/_session.py). "zh" is Simplified Chinese.
@@ -141,697 +242,16 @@ CHECKOUT_LOCALES: Final = frozenset(
 )  # fmt: skip
 PRICE_INTERVALS: Final = ("day", "week", "month", "year")
 FORWARDED_REQUEST_HEADERS: Final = ("Authorization", "Content-Type", "Accept", "Stripe-Version")
-ID_ALPHABET: Final = string.ascii_letters + string.digits
 PAYMENT_METHOD_TYPE_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,63}")
-FORM_KEY_PATTERN = re.compile(r"([^\[\]]+)((?:\[[^\[\]]*\])*)")
-INTEGER_PATTERN = re.compile(r"-?[0-9]{1,18}")
-
-
-def new_id(prefix: str, length: int = 24) -> str:
-    """Return a Stripe-style id such as `price_1a2B...`, random enough never to repeat locally."""
-    return prefix + "".join(secrets.choice(ID_ALPHABET) for _ in range(length))
-
-
-# ---------------------------------------------------------------------------------------------
-# Errors in Stripe's shape
-
-
-class StripeApiError(Exception):
-    """An error returned to the client as Stripe does: `{"error": {"type", "message", ...}}`."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        param: str | None = None,
-        code: str | None = None,
-        error_type: str = "invalid_request_error",
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.param = param
-        self.code = code
-        self.error_type = error_type
-
-    def response(self) -> Response:
-        error: dict[str, Any] = {"type": self.error_type, "message": self.message}
-        if self.param is not None:
-            error["param"] = self.param
-        if self.code is not None:
-            error["code"] = self.code
-        return json_response(self.status, {"error": error})
-
-
-class LocalStripeError(StripeApiError):
-    """A call from the shim to localstripe returned a status other than 200."""
-
-    def __init__(self, method: str, path: str, status: int, detail: str) -> None:
-        client_error = 400 <= status < 500
-        super().__init__(
-            status if client_error else 502,
-            f"localstripe rejected {method} {path}: HTTP {status} {detail}",
-            error_type="invalid_request_error" if client_error else "api_error",
-        )
-        self.localstripe_status = status
-
-
-def unknown_parameter(name: str) -> StripeApiError:
-    return StripeApiError(400, f"Received unknown parameter: {name}", param=name)
-
-
-def invalid_parameter(name: str, expected: str) -> StripeApiError:
-    return StripeApiError(400, f"Invalid {name}: must be {expected}", param=name)
-
-
-def missing_parameter(name: str) -> StripeApiError:
-    return StripeApiError(
-        400, f"Missing required param: {name}.", param=name, code="parameter_missing"
-    )
-
-
-def resource_missing(kind: str, object_id: str, param: str | None = None) -> StripeApiError:
-    return StripeApiError(
-        404 if param is None else 400,
-        f"No such {kind}: '{object_id}'",
-        param=param or "id",
-        code="resource_missing",
-    )
-
-
-def unrecognized_route(method: str, path: str) -> StripeApiError:
-    return StripeApiError(
-        404,
-        f"Unrecognized request URL ({method}: {path}). The local Stripe shim does not "
-        "implement this route.",
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# Stripe's form encoding: `a[b][0][c]=v` and `a[]=v`
-
-
-def parse_form(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
-    """Build nested parameters from form pairs, as Stripe reads them.
-
-    Bracketed keys become nested hashes, `name[]` appends to a list, and a hash whose keys are
-    all digits (`line_items[0][price]`) becomes a list ordered by index. Raises StripeApiError
-    naming the key when a key is malformed or set twice.
-    """
-    root: dict[str, Any] = {}
-    for key, value in pairs:
-        match = FORM_KEY_PATTERN.fullmatch(key)
-        if match is None:
-            raise StripeApiError(400, f"Invalid parameter name: {key}", param=key)
-        path = [match.group(1), *re.findall(r"\[([^\[\]]*)\]", match.group(2))]
-        _insert_form_value(root, path, value, key)
-    converted = _lists_from_indexes(root)
-    assert isinstance(converted, dict)
-    return converted
-
-
-def _insert_form_value(root: dict[str, Any], path: list[str], value: str, key: str) -> None:
-    node = root
-    for position, segment in enumerate(path[:-1]):
-        if path[position + 1] == "":
-            # Only a trailing `[]` is accepted: `name[]` or `name[sub][]`.
-            if position + 2 != len(path):
-                raise StripeApiError(400, f"Invalid parameter name: {key}", param=key)
-            values = node.setdefault(segment, [])
-            if not isinstance(values, list):
-                raise StripeApiError(400, f"Parameter {key} conflicts with another", param=key)
-            values.append(value)
-            return
-        child = node.setdefault(segment, {})
-        if not isinstance(child, dict):
-            raise StripeApiError(400, f"Parameter {key} conflicts with another", param=key)
-        node = child
-
-    last = path[-1]
-    if last == "" or last in node:
-        raise StripeApiError(400, f"Parameter {key} is set more than once", param=key)
-    node[last] = value
-
-
-def _lists_from_indexes(node: Any) -> Any:
-    if isinstance(node, list):
-        return [_lists_from_indexes(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    converted = {name: _lists_from_indexes(value) for name, value in node.items()}
-    if converted and all(name.isdigit() for name in converted):
-        return [converted[name] for name in sorted(converted, key=int)]
-    return converted
-
-
-def encode_form(params: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
-    """Flatten nested parameters into form pairs the way stripe-python encodes them."""
-    pairs: list[tuple[str, str]] = []
-    for name, value in params.items():
-        key = f"{prefix}[{name}]" if prefix else str(name)
-        if value is None:
-            continue
-        if isinstance(value, Mapping):
-            pairs.extend(encode_form(value, key))
-        elif isinstance(value, list | tuple):
-            pairs.extend(encode_form({str(i): item for i, item in enumerate(value)}, key))
-        elif isinstance(value, bool):
-            pairs.append((key, "true" if value else "false"))
-        else:
-            pairs.append((key, str(value)))
-    return pairs
-
-
-def request_params(request: Request) -> dict[str, Any]:
-    """Return the request's parameters: the query for GET and DELETE, else the form body."""
-    if request.method in ("GET", "DELETE"):
-        return parse_form(query_pairs(request))
-
-    content_type = request.headers.get("Content-Type") or ""
-    if content_type.startswith("application/json"):
-        try:
-            document = json.loads(request.body.decode("utf-8")) if request.body else {}
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise StripeApiError(400, "Invalid JSON request body") from exc
-        if not isinstance(document, dict):
-            raise StripeApiError(400, "The JSON request body must be an object")
-        return document
-    try:
-        text = request.body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise StripeApiError(400, "The request body is not valid UTF-8") from exc
-    return parse_form(parse_qsl(text, keep_blank_values=True))
-
-
-def query_pairs(request: Request) -> list[tuple[str, str]]:
-    return [(name, value) for name, values in request.query.items() for value in values]
-
-
-class Params:
-    """Typed reads of one level of nested request parameters, with errors naming the field."""
-
-    def __init__(self, values: Mapping[str, Any], prefix: str = "") -> None:
-        self.values = values
-        self.prefix = prefix
-
-    def label(self, name: str) -> str:
-        return f"{self.prefix}[{name}]" if self.prefix else name
-
-    def reject_unknown(self, allowed: Iterable[str]) -> None:
-        known = set(allowed)
-        for name in self.values:
-            if name not in known:
-                raise unknown_parameter(self.label(name))
-
-    def text(self, name: str, *, required: bool = False, max_length: int = 5000) -> str | None:
-        value = self.values.get(name)
-        if value is None or value == "":
-            if required:
-                raise missing_parameter(self.label(name))
-            return None
-        if not isinstance(value, str):
-            raise invalid_parameter(self.label(name), "a string")
-        if len(value) > max_length:
-            raise invalid_parameter(self.label(name), f"at most {max_length} characters")
-        return value
-
-    def required_text(self, name: str, *, max_length: int = 5000) -> str:
-        value = self.text(name, required=True, max_length=max_length)
-        assert value is not None
-        return value
-
-    def choice(self, name: str, choices: Iterable[str], *, required: bool = False) -> str | None:
-        value = self.text(name, required=required)
-        allowed = list(choices)
-        if value is not None and value not in allowed:
-            raise invalid_parameter(self.label(name), "one of " + ", ".join(allowed))
-        return value
-
-    def integer(self, name: str, *, minimum: int, required: bool = False) -> int | None:
-        value = self.values.get(name)
-        if value is None or value == "":
-            if required:
-                raise missing_parameter(self.label(name))
-            return None
-        if isinstance(value, bool):
-            raise invalid_parameter(self.label(name), "an integer")
-        if isinstance(value, str):
-            if INTEGER_PATTERN.fullmatch(value) is None:
-                raise invalid_parameter(self.label(name), "an integer")
-            value = int(value)
-        if not isinstance(value, int) or value < minimum:
-            raise invalid_parameter(self.label(name), f"an integer of at least {minimum}")
-        return value
-
-    def boolean(self, name: str) -> bool | None:
-        value = self.values.get(name)
-        if value is None or value == "":
-            return None
-        if isinstance(value, bool):
-            return value is True
-        if value not in ("true", "false"):
-            raise invalid_parameter(self.label(name), "true or false")
-        return bool(value == "true")
-
-    def child(self, name: str) -> Params | None:
-        value = self.values.get(name)
-        if value is None or value == "":
-            return None
-        if not isinstance(value, Mapping):
-            raise invalid_parameter(self.label(name), "a hash")
-        return Params(value, self.label(name))
-
-    def children(self, name: str) -> list[Params] | None:
-        value = self.values.get(name)
-        if value is None:
-            return None
-        if not isinstance(value, list) or not all(isinstance(item, Mapping) for item in value):
-            raise invalid_parameter(self.label(name), "an array of hashes")
-        return [Params(item, f"{self.label(name)}[{index}]") for index, item in enumerate(value)]
-
-    def texts(self, name: str, *, max_items: int = 100) -> list[str] | None:
-        value = self.values.get(name)
-        if value is None:
-            return None
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            raise invalid_parameter(self.label(name), "an array of strings")
-        if len(value) > max_items:
-            raise invalid_parameter(self.label(name), f"an array of at most {max_items} strings")
-        return list(value)
-
-    def metadata(self, name: str = "metadata") -> dict[str, str]:
-        """Read Stripe metadata. A key posted with an empty value is left out, because Stripe unsets it."""
-        value = self.values.get(name)
-        if value is None or value == "":
-            return {}
-        label = self.label(name)
-        if not isinstance(value, Mapping):
-            raise invalid_parameter(label, "a hash of strings")
-        if len(value) > MAX_METADATA_KEYS:
-            raise invalid_parameter(label, f"a hash of at most {MAX_METADATA_KEYS} keys")
-        metadata: dict[str, str] = {}
-        for key, item in value.items():
-            if not isinstance(item, str | int) or isinstance(item, bool):
-                raise invalid_parameter(f"{label}[{key}]", "a string")
-            if len(key) > MAX_METADATA_KEY_LENGTH:
-                raise invalid_parameter(
-                    f"{label}[{key}]", f"a key of at most {MAX_METADATA_KEY_LENGTH} characters"
-                )
-            if len(str(item)) > MAX_METADATA_VALUE_LENGTH:
-                raise invalid_parameter(
-                    f"{label}[{key}]", f"at most {MAX_METADATA_VALUE_LENGTH} characters"
-                )
-            if str(item):
-                metadata[str(key)] = str(item)
-        return metadata
-
-
-def read_expand(params: Params, supported: Iterable[str]) -> list[str]:
-    """Return the `expand` paths, rejecting any the shim cannot expand."""
-    paths = params.texts("expand") or []
-    allowed = set(supported)
-    for path in paths:
-        if path not in allowed:
-            raise StripeApiError(
-                400,
-                f"expand of {path!r} is not supported by the local Stripe shim",
-                param="expand",
-            )
-    return paths
-
-
-def read_http_url(params: Params, name: str) -> str | None:
-    value = params.text(name, max_length=5000)
-    if value is None:
-        return None
-    split = urlsplit(value)
-    if split.scheme not in ("http", "https") or not split.netloc:
-        raise invalid_parameter(params.label(name), "an absolute http or https URL")
-    return value
-
-
-def read_currency(params: Params) -> str:
-    currency = params.required_text("currency", max_length=3).lower()
-    try:
-        exponent(currency)
-    except UnknownCurrencyError as exc:
-        raise invalid_parameter("currency", "a currency code Stripe supports") from exc
-    return currency
-
-
-def api_key_from(headers: Message) -> str | None:
-    """Return the secret key from Bearer or Basic authorization, as localstripe accepts it."""
-    scheme, _, credential = (headers.get("Authorization") or "").partition(" ")
-    key = ""
-    if scheme == "Bearer":
-        key = credential.strip()
-    elif scheme == "Basic":
-        try:
-            key = base64.b64decode(credential, validate=True).decode("utf-8").split(":")[0]
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-    return key if key.startswith("sk_") and len(key) > len("sk_") else None
-
-
-def paginate(
-    objects: Sequence[dict[str, Any]], params: Params, url: str, kind: str
-) -> dict[str, Any]:
-    """Return one page of `objects` (already newest first) as a Stripe list object."""
-    limit = params.integer("limit", minimum=1)
-    limit = DEFAULT_LIST_LIMIT if limit is None else min(limit, MAX_LIST_LIMIT)
-    starting_after = params.text("starting_after")
-    ending_before = params.text("ending_before")
-    if starting_after is not None and ending_before is not None:
-        raise StripeApiError(
-            400,
-            "You may only specify one of starting_after and ending_before.",
-            param="ending_before",
-        )
-
-    ids = [str(item["id"]) for item in objects]
-    if starting_after is not None:
-        if starting_after not in ids:
-            raise resource_missing(kind, starting_after, "starting_after")
-        start = ids.index(starting_after) + 1
-        page = list(objects[start : start + limit])
-        has_more = start + limit < len(objects)
-    elif ending_before is not None:
-        if ending_before not in ids:
-            raise resource_missing(kind, ending_before, "ending_before")
-        end = ids.index(ending_before)
-        page = list(objects[max(0, end - limit) : end])
-        has_more = end - limit > 0
-    else:
-        page = list(objects[:limit])
-        has_more = limit < len(objects)
-    return {"object": "list", "data": page, "has_more": has_more, "url": url}
-
-
-# ---------------------------------------------------------------------------------------------
-# Webhook delivery
-
-
-@dataclass(frozen=True)
-class WebhookDelivery:
-    """One delivery attempt. `status` is the HTTP status, or None when no response arrived."""
-
-    event_id: str
-    event_type: str
-    attempt: int
-    status: int | None
-
-
-@dataclass(frozen=True)
-class _Endpoint:
-    url: str
-    secret: str
-    events: frozenset[str] | None
-
-
-@dataclass(frozen=True)
-class _DeliveryJob:
-    event_id: str
-    event_type: str
-    payload: bytes
-    endpoint: _Endpoint
-    attempt: int = 1
-
-
-class WebhookSender:
-    """Sends events to the configured endpoint from one worker thread, signing at send time.
-
-    Jobs wait in a queue ordered by due time. Shuffled jobs wait in a held list until
-    `flush()`, which releases them in a random order.
-    """
-
-    def __init__(self, retry_delays: Sequence[float], rng: random.Random) -> None:
-        self._retry_delays = tuple(retry_delays)
-        self._rng = rng
-        self._condition = threading.Condition()
-        self._endpoint: _Endpoint | None = None
-        self._duplicate = False
-        self._shuffle = False
-        self._delay_seconds = 0.0
-        self._held_for_flush: list[_DeliveryJob] = []
-        self._queue: list[tuple[float, int, _DeliveryJob]] = []
-        self._sequence = itertools.count()
-        self._in_flight = 0
-        self._records: list[WebhookDelivery] = []
-        self._unsent: Counter[str] = Counter()
-        self._stopping = False
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        with self._condition:
-            self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="StripeShim-webhooks", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop the worker. Deliveries still queued or held are dropped, and their count is logged."""
-        with self._condition:
-            self._stopping = True
-            dropped = len(self._queue) + len(self._held_for_flush)
-            self._queue.clear()
-            self._held_for_flush.clear()
-            self._condition.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=WEBHOOK_TIMEOUT_SECONDS + 1)
-            self._thread = None
-        if dropped:
-            logger.warning("webhook deliveries dropped at stop", extra={"count": dropped})
-
-    def configure(self, endpoint: _Endpoint) -> None:
-        with self._condition:
-            self._endpoint = endpoint
-
-    def set_options(self, *, duplicate: bool, shuffle: bool, delay_seconds: float) -> None:
-        with self._condition:
-            self._duplicate = duplicate
-            self._shuffle = shuffle
-            self._delay_seconds = delay_seconds
-
-    def submit(self, event: Mapping[str, Any]) -> None:
-        """Queue `event` for the endpoint, unless none is configured or it filters the type out."""
-        event_id, event_type = str(event["id"]), str(event["type"])
-        with self._condition:
-            endpoint = self._endpoint
-            if endpoint is None or (
-                endpoint.events is not None and event_type not in endpoint.events
-            ):
-                return
-
-            # Stripe sends the same payload on every attempt, and only the signature changes.
-            payload = json.dumps({**event, "pending_webhooks": 1}, indent=2, ensure_ascii=False)
-            job = _DeliveryJob(event_id, event_type, payload.encode("utf-8"), endpoint)
-            for _ in range(2 if self._duplicate else 1):
-                self._unsent[event_id] += 1
-                if self._shuffle:
-                    self._held_for_flush.append(job)
-                else:
-                    self._push(job, time.monotonic() + self._delay_seconds)
-            self._condition.notify_all()
-
-    def pending_webhooks(self, event_id: str) -> int:
-        """Return 1 while a delivery of the event has not succeeded yet, else 0."""
-        with self._condition:
-            return 1 if self._unsent[event_id] > 0 else 0
-
-    def records(self) -> list[WebhookDelivery]:
-        with self._condition:
-            return list(self._records)
-
-    def flush(self, deadline: float) -> None:
-        """Release held jobs in a random order, then wait until the queue is empty.
-
-        Raises TimeoutError when jobs are still queued or in flight at `deadline` (monotonic).
-        """
-        with self._condition:
-            released, self._held_for_flush = self._held_for_flush, []
-            self._rng.shuffle(released)
-            due = time.monotonic() + self._delay_seconds
-            for job in released:
-                self._push(job, due)
-            self._condition.notify_all()
-
-            drained = self._condition.wait_for(
-                lambda: not self._queue and self._in_flight == 0,
-                timeout=max(0.0, deadline - time.monotonic()),
-            )
-            if not drained:
-                raise TimeoutError(
-                    f"{len(self._queue) + self._in_flight} webhook deliveries were still "
-                    "pending when flush() timed out"
-                )
-
-    def _push(self, job: _DeliveryJob, due: float) -> None:
-        heapq.heappush(self._queue, (due, next(self._sequence), job))
-
-    def _next_job(self) -> _DeliveryJob | None:
-        with self._condition:
-            while not self._stopping:
-                now = time.monotonic()
-                if self._queue and self._queue[0][0] <= now:
-                    _, _, job = heapq.heappop(self._queue)
-                    self._in_flight += 1
-                    return job
-                self._condition.wait(timeout=self._queue[0][0] - now if self._queue else None)
-            return None
-
-    def _run(self) -> None:
-        while (job := self._next_job()) is not None:
-            status = self._send(job)
-            self._finish(job, status)
-
-    def _finish(self, job: _DeliveryJob, status: int | None) -> None:
-        with self._condition:
-            self._in_flight -= 1
-            self._records.append(WebhookDelivery(job.event_id, job.event_type, job.attempt, status))
-            if status is not None and 200 <= status < 300:
-                self._unsent[job.event_id] -= 1
-            elif job.attempt <= len(self._retry_delays):
-                delay = self._retry_delays[job.attempt - 1]
-                self._push(replace(job, attempt=job.attempt + 1), time.monotonic() + delay)
-                logger.info(
-                    "webhook delivery failed, retrying",
-                    extra={"event_id": job.event_id, "attempt": job.attempt, "status": status},
-                )
-            else:
-                logger.error(
-                    "webhook delivery failed, no retries left",
-                    extra={"event_id": job.event_id, "attempt": job.attempt, "status": status},
-                )
-            self._condition.notify_all()
-
-    @staticmethod
-    def _send(job: _DeliveryJob) -> int | None:
-        split = urlsplit(job.endpoint.url)
-        target = (split.path or "/") + (f"?{split.query}" if split.query else "")
-        # Signed immediately before sending, as Stripe signs each attempt.
-        headers = {
-            "Content-Type": "application/json; charset=utf-8",
-            "Stripe-Signature": sign(job.payload, job.endpoint.secret, int(time.time())),
-            "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
-        }
-        # http.client talks to the socket directly, so no proxy from the environment applies.
-        connection = http.client.HTTPConnection(
-            split.hostname or "", split.port or 80, timeout=WEBHOOK_TIMEOUT_SECONDS
-        )
-        try:
-            connection.request("POST", target, body=job.payload, headers=headers)
-            response = connection.getresponse()
-            response.read()
-            return response.status
-        except (OSError, http.client.HTTPException) as exc:
-            logger.warning(
-                "webhook delivery got no response",
-                extra={"event_id": job.event_id, "error_type": type(exc).__name__},
-            )
-            return None
-        finally:
-            connection.close()
-
-
-# ---------------------------------------------------------------------------------------------
-# Hosted pages
-
-
-PAGE_TEXT: Final[dict[Locale, dict[str, str]]] = {
-    "zh-CN": {
-        "checkout_title": "IDSentry 测试支付",
-        "notice": "这是本地测试页面，使用测试卡，不会发生真实扣款。",
-        "product": "商品",
-        "amount": "金额",
-        "pay": "使用测试卡付款（4242 4242 4242 4242）",
-        "cancel": "取消并返回",
-        "paid": "此订单已付款。",
-        "expired": "此支付会话已过期。",
-        "continue": "继续",
-        "payment_failed": "付款失败，订单仍未完成。",
-        "portal_title": "IDSentry 订阅管理",
-        "no_subscriptions": "没有进行中的订阅。",
-        "subscription": "订阅",
-        "status": "状态",
-        "period_end": "当前周期结束（UTC）",
-        "cancel_subscription": "取消订阅",
-        "cancel_failed": "取消订阅失败，请稍后重试。",
-        "back": "返回",
-        "not_found": "找不到该页面。",
-        "day": "每天",
-        "week": "每周",
-        "month": "每月",
-        "year": "每年",
-    },
-    "en": {
-        "checkout_title": "IDSentry test checkout",
-        "notice": "This is a local test page. It uses a test card, and no real money moves.",
-        "product": "Product",
-        "amount": "Amount",
-        "pay": "Pay with test card (4242 4242 4242 4242)",
-        "cancel": "Cancel and go back",
-        "paid": "This checkout is already paid.",
-        "expired": "This checkout session has expired.",
-        "continue": "Continue",
-        "payment_failed": "The payment failed, and the checkout is still open.",
-        "portal_title": "IDSentry subscription management",
-        "no_subscriptions": "No current subscriptions.",
-        "subscription": "Subscription",
-        "status": "Status",
-        "period_end": "Current period ends (UTC)",
-        "cancel_subscription": "Cancel subscription",
-        "cancel_failed": "The cancellation failed. Try again later.",
-        "back": "Go back",
-        "not_found": "This page was not found.",
-        "day": "per day",
-        "week": "per week",
-        "month": "per month",
-        "year": "per year",
-    },
-}
-
-
-def page_locale(stripe_locale: str | None, accept_language: str | None) -> Locale:
-    """Pick the page language from Stripe's `locale`, or from Accept-Language for `auto`."""
-    if stripe_locale in (None, "auto"):
-        tags = [part.split(";")[0].strip() for part in (accept_language or "").split(",")]
-        return negotiate_locale([tag for tag in tags if tag])
-    assert stripe_locale is not None
-    if stripe_locale == "en" or stripe_locale.startswith("en-"):
-        return "en"
-    return DEFAULT_LOCALE
-
-
-def format_amount(amount: int, currency: str, locale: Locale) -> str:
-    try:
-        return format_money(Money(amount, currency), locale)
-    except UnknownCurrencyError:
-        return f"{amount} {currency.upper()} (minor units)"
-
-
-def html_page(locale: Locale, title: str, body: str, status: int = 200) -> Response:
-    document = (
-        "<!doctype html>\n"
-        f'<html lang="{locale}">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{html.escape(title)}</title>\n"
-        "<style>body{font-family:sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem}"
-        "button{font-size:1rem;padding:.6rem 1rem}.notice{color:#555}</style>\n"
-        f"</head>\n<body>\n<main>\n<h1>{html.escape(title)}</h1>\n{body}</main>\n</body>\n</html>\n"
-    )
-    return Response(
-        status=status, body=document.encode("utf-8"), content_type="text/html; charset=utf-8"
-    )
-
-
-def redirect(location: str) -> Response:
-    return Response(status=303, content_type="text/plain", headers={"Location": location})
-
-
-def wants_json(request: Request) -> bool:
-    return "application/json" in (request.headers.get("Accept") or "")
+CARD_BRAND_NAMES: Final = {"visa": "Visa", "mastercard": "Mastercard", "unionpay": "UnionPay"}
+# The test cards the hosted Checkout page offers, first the default.
+CHECKOUT_TEST_CARDS: Final = (
+    "pm_card_visa",
+    "pm_card_mastercard",
+    "pm_card_unionpay",
+    "pm_card_visa_debit",
+    "pm_card_chargeCustomerFail",
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -844,6 +264,9 @@ class _CheckoutSession:
     price_id: str
     quantity: int
     subscription_metadata: dict[str, str]
+    discount: Discount | None = None
+    # The `payment_intent_data` of a payment-mode session: its `metadata` only.
+    payment_intent_data: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -928,20 +351,18 @@ class _State:
     portal_sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
     sessions_paying: set[str] = field(default_factory=set)
+    # Fields of localstripe's invoices that the shim sets: billing_reason, balances, discounts.
+    invoice_fields: dict[str, dict[str, Any]] = field(default_factory=dict)
+    refund_reasons: dict[str, str] = field(default_factory=dict)
 
 
-ApiHandler = Callable[["StripeShim", Request, Params, str | None], dict[str, Any] | None]
-
-# Path prefixes the shim owns: a request under them that matches no route in API_ROUTES gets
-# Stripe's 404 for an unknown route instead of being forwarded to localstripe.
-# The Invoice Payments API is missing from localstripe, so it also gets that 404.
-SHIM_API_PREFIXES: Final = (
-    "/v1/prices",
-    "/v1/checkout/",
-    "/v1/billing_portal/",
-    "/v1/invoice_payments",
+# Paths the shim owns: a request to them that matches no API route gets Stripe's 404 for an
+# unknown route instead of being forwarded to localstripe. The Invoice Payments API is missing
+# from localstripe, so it also gets that 404.
+SHIM_API_PATHS = re.compile(
+    r"/v1/(prices|checkout/|billing_portal/|invoice_payments|disputes|promotion_codes"
+    rf"|customers/{ID_SEGMENT}/balance_transactions).*"
 )
-ID_SEGMENT = r"(?P<id>[A-Za-z0-9_]+)"
 
 
 class StripeShim(LoopbackHTTPServer):
@@ -949,7 +370,8 @@ class StripeShim(LoopbackHTTPServer):
 
     `localstripe_url` is a running `LocalStripe`'s `base_url`. Port 0 (the default) lets the
     operating system pick a free port. `retry_delays` are the seconds before each retry of a
-    failed webhook delivery, and `rng` orders shuffled deliveries.
+    failed webhook delivery, `rng` orders shuffled deliveries, and `clock` returns the Unix time
+    that promotion code and coupon expiry is checked against.
     """
 
     def __init__(
@@ -960,6 +382,7 @@ class StripeShim(LoopbackHTTPServer):
         api_key: str = TEST_API_KEY,
         retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
         rng: random.Random | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if not is_loopback_http_url(localstripe_url):
             raise ValueError(
@@ -975,9 +398,9 @@ class StripeShim(LoopbackHTTPServer):
         super().__init__(port)
 
         split = urlsplit(localstripe_url)
-        self._localstripe_host = split.hostname or ""
-        self._localstripe_port = split.port or 80
-        self._api_key = api_key
+        self._localstripe = LocalStripeClient(
+            split.hostname or "", split.port or 80, api_key, self.loggable_path
+        )
         self._lock = threading.Lock()
         self._price_lock = threading.Lock()
         self._state = _State()
@@ -987,6 +410,11 @@ class StripeShim(LoopbackHTTPServer):
         self._received = threading.Condition()
         self._received_event_ids: set[str] = set()
         self._event_ids_before_start: set[str] = set()
+        self._balances = CustomerBalances(self._localstripe)
+        self._promotions = Promotions(self._localstripe, clock)
+        self._disputes = Disputes(self._emit)
+        self._payment_methods = PaymentMethodCache(self._localstripe)
+        self._api_routes = self._build_api_routes()
 
     # -- lifecycle and controls ---------------------------------------------------------------
 
@@ -996,7 +424,7 @@ class StripeShim(LoopbackHTTPServer):
         try:
             self._sender.start()
             self._localstripe_secret = "whsec_" + secrets.token_hex(24)
-            self._call_localstripe_config(
+            self._localstripe.call_config(
                 WEBHOOK_CONFIG_PREFIX + LOCALSTRIPE_ENDPOINT_ID,
                 {
                     "url": self.base_url + LOCALSTRIPE_EVENTS_PATH,
@@ -1006,7 +434,7 @@ class StripeShim(LoopbackHTTPServer):
             # Registered first, listed second: an event created before registration is either
             # in this list or still delivered, because localstripe reads its endpoints at send
             # time. flush() waits only for events created after this point.
-            self._event_ids_before_start = set(self._localstripe_event_ids())
+            self._event_ids_before_start = set(self._localstripe.event_ids())
         except BaseException:
             self.stop()
             raise
@@ -1039,7 +467,7 @@ class StripeShim(LoopbackHTTPServer):
             raise ValueError("events must contain only non-empty event type strings")
 
         self._sender.configure(
-            _Endpoint(url, secret, None if events is None else frozenset(events))
+            WebhookEndpoint(url, secret, None if events is None else frozenset(events))
         )
         logger.info(
             "stripe shim webhook endpoint configured",
@@ -1065,7 +493,7 @@ class StripeShim(LoopbackHTTPServer):
         Raises TimeoutError when that takes longer than `timeout` seconds.
         """
         deadline = time.monotonic() + timeout
-        expected = set(self._localstripe_event_ids()) - self._event_ids_before_start
+        expected = set(self._localstripe.event_ids()) - self._event_ids_before_start
         with self._received:
             arrived = self._received.wait_for(
                 lambda: expected <= self._received_event_ids,
@@ -1080,13 +508,185 @@ class StripeShim(LoopbackHTTPServer):
         """Return every webhook delivery attempt so far, oldest first, without bodies."""
         return self._sender.records()
 
+    # -- billing controls -----------------------------------------------------------------------
+
+    def renew_subscription(self, subscription_id: str) -> dict[str, Any]:
+        """Renew a subscription now, as Stripe does at the end of its period, and return the invoice.
+
+        The period moves on by one interval. The renewal invoice (`billing_reason:
+        "subscription_cycle"`) takes off the subscription's `forever` or `repeating` discount
+        and the customer's balance, then is charged to the customer's default payment method.
+        On success the invoice is paid and localstripe sends `invoice.payment_succeeded`, from
+        which the shim sends `invoice.paid`. On failure the invoice stays open with
+        `attempt_count` 1, the subscription becomes `past_due`, and `invoice.payment_failed` is
+        sent. Both send `invoice.created`, `invoice.finalized` and
+        `customer.subscription.updated`. Raises StripeApiError: 404 for an unknown
+        subscription, 400 for one that is not `active` or `past_due`.
+        """
+        subscription = self._localstripe.retrieve("subscription", subscription_id)
+        status = subscription.get("status")
+        if status not in ("active", "past_due"):
+            raise StripeApiError(
+                400,
+                f"Subscription {subscription_id} is {status}: only active or past_due "
+                "subscriptions renew.",
+                param="subscription",
+            )
+        customer_id = str(subscription["customer"])
+        plan = subscription["plan"]
+        currency = str(plan["currency"])
+        subtotal = int(plan["amount"] or 0) * int(subscription.get("quantity") or 1)
+        discount = self._promotions.renewal_discount(
+            subscription_id, int(subscription["current_period_end"]), subtotal
+        )
+
+        with self._balances.lock:
+            balance = self._balances.balance(customer_id)
+            if self._balances.currency(customer_id) not in (None, currency):
+                # NOTE: a balance in another currency than the subscription's is left unused.
+                balance = 0
+            body: dict[str, Any] = {"balance": balance}
+            if discount is not None and discount[1] > 0:
+                body["discount"] = {"amount": discount[1], "description": f"Discount {discount[0]}"}
+            invoice = self._localstripe.call(
+                "POST", f"/_shim/subscriptions/{quote(subscription_id, safe='')}/renew", body
+            )
+
+            # localstripe stores the balance with the legacy sign: a credit is positive there.
+            starting, ending = -int(invoice["starting_balance"]), -int(invoice["ending_balance"])
+            # localstripe's total already has the balance taken off, and Stripe's does not.
+            fields: dict[str, Any] = {
+                "billing_reason": "subscription_cycle",
+                "starting_balance": starting,
+                "ending_balance": ending,
+                "total": int(invoice["amount_due"]) + ending - starting,
+            }
+            if "discount" in body and discount is not None:
+                fields.update(discount_fields(invoice, discount[0], discount[1]))
+            with self._lock:
+                self._state.invoice_fields[str(invoice["id"])] = fields
+            if ending != starting:
+                self._balances.record_applied(
+                    customer_id, str(invoice["id"]), ending - starting, currency
+                )
+        self._balances.note_currency(customer_id, currency)
+
+        self._reshape(invoice)
+        logger.info(
+            "stripe shim subscription renewed",
+            extra={
+                "subscription_id": subscription_id,
+                "invoice_id": invoice["id"],
+                "invoice_status": invoice.get("status"),
+            },
+        )
+        return invoice
+
+    def set_default_payment_method(self, customer_id: str, payment_method: str) -> dict[str, Any]:
+        """Attach a new PaymentMethod for a Stripe test id and make it the customer's default.
+
+        `payment_method` is a test id such as "pm_card_visa" or "pm_card_chargeCustomerFail"
+        (attaches, then every charge is declined). Returns the attached PaymentMethod. Raises
+        StripeApiError naming `payment_method` or `customer`.
+        """
+        test_id = read_test_card(payment_method)
+        self._localstripe.retrieve("customer", customer_id)
+
+        attached = create_test_payment_method(self._localstripe, test_id, customer_id)
+        self._localstripe.call(
+            "POST",
+            f"/v1/customers/{quote(customer_id, safe='')}",
+            {"invoice_settings": {"default_payment_method": attached["id"]}},
+        )
+        reshape_payment_method(attached)
+        logger.info(
+            "stripe shim default payment method set",
+            extra={"customer_id": customer_id, "payment_method_id": attached["id"]},
+        )
+        return attached
+
+    def create_dispute(self, charge_id: str, reason: str = "fraudulent") -> dict[str, Any]:
+        """Open a dispute of a succeeded charge and return it, as `Disputes.create` describes."""
+        charge = self._localstripe.require("charge", charge_id, "charge")
+        self._reshape(charge)
+        return self._disputes.create(charge, reason)
+
+    def close_dispute(self, dispute_id: str, won: bool) -> dict[str, Any]:
+        """Close an open dispute as won or lost and return it, as `Disputes.close` describes."""
+        return self._disputes.close(dispute_id, won)
+
     # -- request routing ------------------------------------------------------------------------
 
+    def _build_api_routes(self) -> tuple[ApiRoute, ...]:
+        balances, disputes, promotions = self._balances, self._disputes, self._promotions
+        return (
+            api_route("POST", "/v1/prices", self.create_price),
+            api_route("GET", "/v1/prices", self.list_prices),
+            api_route("GET", "/v1/prices/<id>", self.retrieve_price),
+            api_route("POST", "/v1/checkout/sessions", self.create_checkout_session),
+            api_route("GET", "/v1/checkout/sessions/<id>", self.retrieve_checkout_session),
+            api_route("POST", "/v1/billing_portal/sessions", self.create_portal_session),
+            # NOTE: GET /v1/events (the list) is forwarded, so it omits the shim's own events.
+            api_route("GET", "/v1/events/<id>", self.retrieve_event),
+            api_route("POST", "/v1/customers", self.check_customer_params),
+            api_route("POST", "/v1/customers/<id>", self.check_customer_params),
+            api_route(
+                "POST",
+                "/v1/customers/<id>/balance_transactions",
+                lambda _, params, ids: balances.create(ids["id"], params),
+            ),
+            api_route(
+                "GET",
+                "/v1/customers/<id>/balance_transactions",
+                lambda _, params, ids: balances.list(ids["id"], params),
+            ),
+            api_route(
+                "GET",
+                "/v1/customers/<id>/balance_transactions/<txn>",
+                lambda _, params, ids: balances.retrieve(ids["id"], ids["txn"], params),
+            ),
+            api_route(
+                "POST",
+                "/v1/customers/<id>/balance_transactions/<txn>",
+                lambda _, params, ids: balances.update(ids["id"], ids["txn"], params),
+            ),
+            api_route(
+                "POST", "/v1/coupons", lambda _, params, ids: promotions.create_coupon(params)
+            ),
+            api_route(
+                "POST", "/v1/promotion_codes", lambda _, params, ids: promotions.create_code(params)
+            ),
+            api_route(
+                "GET", "/v1/promotion_codes", lambda _, params, ids: promotions.list_codes(params)
+            ),
+            api_route(
+                "GET",
+                "/v1/promotion_codes/<id>",
+                lambda _, params, ids: promotions.retrieve_code(ids["id"], params),
+            ),
+            api_route(
+                "POST",
+                "/v1/promotion_codes/<id>",
+                lambda _, params, ids: promotions.update_code(ids["id"], params),
+            ),
+            api_route("GET", "/v1/disputes", lambda _, params, ids: disputes.list(params)),
+            api_route(
+                "GET",
+                "/v1/disputes/<id>",
+                lambda _, params, ids: disputes.retrieve(ids["id"], params),
+            ),
+            # Accepting a dispute, as Stripe's API calls it, closes it as lost.
+            api_route("POST", "/v1/disputes/<id>/close", self.accept_dispute),
+            api_route("GET", "/v1/balance_transactions/<id>", self.retrieve_balance_transaction),
+            api_route("POST", "/v1/refunds", self.create_refund),
+            api_route("POST", "/v1/invoices/<id>/pay", self.pay_invoice),
+        )
+
     def loggable_path(self, path: str) -> str:
-        for route in API_ROUTES:
+        for route in self._api_routes:
             if route.pattern.fullmatch(path):
                 return route.name
-        for name, pattern in PAGE_ROUTES.items():
+        for name, pattern in {**PAGE_ROUTES, **CONTROL_ROUTES}.items():
             if pattern.fullmatch(path):
                 return name
         if path == LOCALSTRIPE_EVENTS_PATH:
@@ -1102,6 +702,8 @@ class StripeShim(LoopbackHTTPServer):
                 return self._receive_localstripe_event(request)
             if request.path.startswith(("/checkout/", "/portal/")):
                 return self._handle_page(request)
+            if request.path.startswith("/_shim/"):
+                return self._handle_control(request)
             if request.method == "POST" and request.path.startswith("/v1/"):
                 return self._with_idempotency(request)
             return self._handle_api(request)
@@ -1110,7 +712,7 @@ class StripeShim(LoopbackHTTPServer):
 
     def _handle_api(self, request: Request) -> Response:
         try:
-            for route in API_ROUTES:
+            for route in self._api_routes:
                 match = route.pattern.fullmatch(request.path)
                 if match is None or route.method != request.method:
                     continue
@@ -1119,15 +721,55 @@ class StripeShim(LoopbackHTTPServer):
                         401, "Invalid API Key provided: use a secret key that starts with sk_"
                     )
                 params = Params(request_params(request))
-                result = route.handler(self, request, params, match.groupdict().get("id"))
+                result = route.handler(request, params, match.groupdict())
                 # A handler returns None for an object the shim does not own, such as an
                 # event that localstripe created.
                 return self._forward(request) if result is None else json_response(200, result)
-            if request.path.startswith(SHIM_API_PREFIXES):
+            if SHIM_API_PATHS.fullmatch(request.path):
                 raise unrecognized_route(request.method, request.path)
             return self._forward(request)
         except StripeApiError as exc:
             return exc.response()
+
+    def _handle_control(self, request: Request) -> Response:
+        """Run one of the `/_shim/...` control routes, which take no API key, and return JSON."""
+        matches = {
+            name: pattern.fullmatch(request.path) for name, pattern in CONTROL_ROUTES.items()
+        }
+        match = next(((name, found) for name, found in matches.items() if found), None)
+        if match is None or request.method != "POST":
+            raise StripeApiError(
+                404, f"Unrecognized control route ({request.method}: {request.path})."
+            )
+        name, found = match
+        try:
+            result = self._run_control(name, found["id"], Params(request_params(request)))
+        except StripeApiError as exc:
+            logger.warning(
+                "stripe shim control failed",
+                extra={"control": name, "object_id": found["id"], "status": exc.status},
+            )
+            raise
+        return json_response(200, result)
+
+    def _run_control(self, name: str, object_id: str, params: Params) -> dict[str, Any]:
+        if name == "/_shim/subscriptions/<id>/renew":
+            params.reject_unknown(())
+            return self.renew_subscription(object_id)
+        if name == "/_shim/customers/<id>/default_payment_method":
+            params.reject_unknown({"payment_method"})
+            return self.set_default_payment_method(
+                object_id, params.required_text("payment_method")
+            )
+        if name == "/_shim/charges/<id>/dispute":
+            params.reject_unknown({"reason"})
+            return self.create_dispute(object_id, params.text("reason") or "fraudulent")
+
+        params.reject_unknown({"won"})
+        won = params.boolean("won")
+        if won is None:
+            raise missing_parameter("won")
+        return self.close_dispute(object_id, won)
 
     def _with_idempotency(self, request: Request) -> Response:
         """Run a POST once per Idempotency-Key and replay its stored response afterwards."""
@@ -1157,7 +799,7 @@ class StripeShim(LoopbackHTTPServer):
             for name in FORWARDED_REQUEST_HEADERS
             if request.headers.get(name) is not None
         }
-        status, content_type, body = self._localstripe_request(
+        status, content_type, body = self._localstripe.request(
             request.method, target, request.body or None, headers
         )
         if status == 200 and content_type.startswith("application/json"):
@@ -1174,7 +816,10 @@ class StripeShim(LoopbackHTTPServer):
         return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
     def _reshape(self, node: Any) -> bool:
-        """Reshape subscriptions and events inside `node` in place and return whether any changed."""
+        """Reshape the objects inside `node` in place and return whether any changed.
+
+        Reshaping an object twice gives the same result as once.
+        """
         changed = False
         if isinstance(node, list):
             for item in node:
@@ -1182,23 +827,51 @@ class StripeShim(LoopbackHTTPServer):
         elif isinstance(node, dict):
             for value in node.values():
                 changed = self._reshape(value) or changed
-            if node.get("object") == "subscription":
-                changed = self._reshape_subscription(node) or changed
-            elif node.get("object") == "event":
+            kind = node.get("object")
+            if node.get("deleted") is True:
+                # A deleted object is only its id, `object` and `deleted`.
+                return changed
+            if kind == "event":
                 node["api_version"] = API_VERSION
                 node.setdefault(
                     "pending_webhooks", self._sender.pending_webhooks(str(node.get("id")))
                 )
                 node.setdefault("request", {"id": None, "idempotency_key": None})
-                changed = True
+            elif kind == "subscription":
+                self._reshape_subscription(node)
+            elif kind == "invoice":
+                self._reshape_invoice(node)
+            elif kind == "charge":
+                self._reshape_charge(node)
+            elif kind == "payment_method":
+                reshape_payment_method(node)
+            elif kind == "customer":
+                self._reshape_customer(node)
+            elif kind == "coupon":
+                self._promotions.reshape_coupon(node)
+            elif kind == "refund":
+                with self._lock:
+                    node["reason"] = self._state.refund_reasons.get(str(node.get("id")))
+            else:
+                return changed
+            changed = True
         return changed
 
-    def _reshape_subscription(self, subscription: dict[str, Any]) -> bool:
-        """Add the pinned version's item fields: billing period and price."""
+    def _reshape_subscription(self, subscription: dict[str, Any]) -> None:
+        """Add the pinned version's fields: item billing periods and prices, discounts, currency."""
+        subscription["discounts"] = self._promotions.subscription_discount_ids(
+            str(subscription.get("id"))
+        )
+        plan = subscription.get("plan")
+        if isinstance(plan, dict):
+            subscription.setdefault("currency", plan.get("currency"))
+        subscription.setdefault("collection_method", "charge_automatically")
+        subscription.setdefault("default_payment_method", None)
+
         items = subscription.get("items")
         data = items.get("data") if isinstance(items, dict) else None
         if not isinstance(data, list):
-            return False
+            return
         for item in data:
             if not isinstance(item, dict):
                 continue
@@ -1207,7 +880,38 @@ class StripeShim(LoopbackHTTPServer):
             plan = item.get("plan")
             if "price" not in item and isinstance(plan, dict):
                 item["price"] = self._price_for_plan(plan)
-        return True
+
+    def _reshape_invoice(self, invoice: dict[str, Any]) -> None:
+        """Set the fields the shim keeps for localstripe's invoices, with defaults for the rest."""
+        with self._lock:
+            fields = copy.deepcopy(self._state.invoice_fields.get(str(invoice.get("id"))) or {})
+        invoice.setdefault("discounts", [])
+        invoice.setdefault("total_discount_amounts", [])
+        invoice.update(fields)
+        if "starting_balance" not in fields:
+            # Without a balance applied, localstripe's legacy balance fields are 0 or unset.
+            invoice["starting_balance"] = 0
+            invoice["ending_balance"] = None if invoice.get("status") == "draft" else 0
+        amount_due, amount_paid = invoice.get("amount_due"), invoice.get("amount_paid")
+        if isinstance(amount_due, int) and isinstance(amount_paid, int):
+            invoice["amount_remaining"] = amount_due - amount_paid
+
+    def _reshape_charge(self, charge: dict[str, Any]) -> None:
+        payment_method = charge.get("payment_method")
+        details = None
+        if isinstance(payment_method, str):
+            details = self._payment_methods.details(payment_method)
+        disputed = self._disputes.is_disputed(str(charge.get("id")))
+        reshape_charge(charge, details, disputed)
+
+    def _reshape_customer(self, customer: dict[str, Any]) -> None:
+        """Serve the shim's balance, negative for a credit, instead of localstripe's legacy field."""
+        if customer.get("deleted"):
+            return
+        customer_id = str(customer.get("id"))
+        customer.pop("account_balance", None)
+        customer["balance"] = self._balances.balance(customer_id)
+        customer["currency"] = self._balances.currency(customer_id)
 
     def _price_for_plan(self, plan: Mapping[str, Any]) -> dict[str, Any]:
         with self._lock:
@@ -1233,91 +937,6 @@ class StripeShim(LoopbackHTTPServer):
             nickname=plan.get("nickname"),
             active=bool(plan.get("active", True)),
         )
-
-    # -- localstripe calls ----------------------------------------------------------------------
-
-    def _localstripe_request(
-        self, method: str, target: str, body: bytes | None, headers: Mapping[str, str]
-    ) -> tuple[int, str, bytes]:
-        # http.client talks to the socket directly, so no proxy from the environment applies.
-        connection = http.client.HTTPConnection(
-            self._localstripe_host, self._localstripe_port, timeout=LOCALSTRIPE_TIMEOUT_SECONDS
-        )
-        try:
-            connection.request(method, target, body=body, headers=dict(headers))
-            response = connection.getresponse()
-            content = response.read()
-        except (OSError, http.client.HTTPException) as exc:
-            logger.error(
-                "localstripe request failed",
-                extra={
-                    "method": method,
-                    "path": self.loggable_path(urlsplit(target).path),
-                    "error_type": type(exc).__name__,
-                },
-            )
-            raise StripeApiError(
-                502, "localstripe is not reachable from the shim", error_type="api_error"
-            ) from exc
-        finally:
-            connection.close()
-        return response.status, response.getheader("Content-Type") or "", content
-
-    def _call_localstripe(
-        self, method: str, path: str, params: Mapping[str, Any] | None = None
-    ) -> dict[str, Any]:
-        """Call localstripe's API with the shim's own key and return the JSON object.
-
-        Raises LocalStripeError when localstripe returns any status other than 200.
-        """
-        headers = {"Authorization": f"Bearer {self._api_key}"}
-        encoded = urlencode(encode_form(params or {}))
-        target, body = path, None
-        if method in ("GET", "DELETE"):
-            target = f"{path}?{encoded}" if encoded else path
-        else:
-            body = encoded.encode("utf-8")
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-
-        status, _, content = self._localstripe_request(method, target, body, headers)
-        try:
-            document = json.loads(content)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            document = None
-        if status != 200 or not isinstance(document, dict):
-            detail = ""
-            if isinstance(document, dict) and isinstance(document.get("error"), dict):
-                detail = str(document["error"].get("message") or "")
-            raise LocalStripeError(method, path, status, detail)
-        return document
-
-    def _call_localstripe_config(self, path: str, body: Mapping[str, Any]) -> None:
-        status, _, content = self._localstripe_request(
-            "POST", path, json.dumps(body).encode("utf-8"), {"Content-Type": "application/json"}
-        )
-        if status != 200:
-            detail = content.decode("utf-8", errors="replace")
-            raise RuntimeError(f"localstripe rejected POST {path}: HTTP {status} {detail}")
-
-    def _localstripe_event_ids(self) -> list[str]:
-        ids: list[str] = []
-        params: dict[str, Any] = {"limit": MAX_LIST_LIMIT}
-        while True:
-            page = self._call_localstripe("GET", "/v1/events", params)
-            data = page.get("data") or []
-            ids.extend(str(event["id"]) for event in data)
-            if not page.get("has_more") or not data:
-                return ids
-            params["starting_after"] = ids[-1]
-
-    def _require_localstripe(self, kind: str, object_id: str, param: str) -> dict[str, Any]:
-        """Retrieve a referenced object, turning localstripe's 404 into Stripe's 400 on `param`."""
-        try:
-            return self._call_localstripe("GET", f"/v1/{kind}s/{quote(object_id, safe='')}")
-        except LocalStripeError as exc:
-            if exc.localstripe_status == 404:
-                raise resource_missing(kind, object_id, param) from exc
-            raise
 
     # -- webhooks from localstripe --------------------------------------------------------------
 
@@ -1368,7 +987,9 @@ class StripeShim(LoopbackHTTPServer):
 
     # -- Prices ---------------------------------------------------------------------------------
 
-    def create_price(self, request: Request, params: Params, _: str | None) -> dict[str, Any]:
+    def create_price(
+        self, request: Request, params: Params, _: Mapping[str, str]
+    ) -> dict[str, Any]:
         params.reject_unknown(
             {
                 "active", "currency", "expand", "lookup_key", "metadata", "nickname", "product",
@@ -1394,7 +1015,7 @@ class StripeShim(LoopbackHTTPServer):
         with self._price_lock:
             self._check_lookup_key(lookup_key, transfer)
             if product_id is not None:
-                self._require_localstripe("product", product_id, "product")
+                self._localstripe.require("product", product_id, "product")
             else:
                 assert product_data is not None
                 product_data.reject_unknown({"name", "metadata"})
@@ -1402,7 +1023,7 @@ class StripeShim(LoopbackHTTPServer):
                     "name": product_data.required_text("name"),
                     "metadata": product_data.metadata(),
                 }
-                product_id = str(self._call_localstripe("POST", "/v1/products", product)["id"])
+                product_id = str(self._localstripe.call("POST", "/v1/products", product)["id"])
 
             price_id = new_id("price_")
             if recurring is not None:
@@ -1417,7 +1038,7 @@ class StripeShim(LoopbackHTTPServer):
                     "nickname": nickname,
                     "metadata": metadata,
                 }
-                self._call_localstripe("POST", "/v1/plans", plan)
+                self._localstripe.call("POST", "/v1/plans", plan)
 
             price = price_object(
                 price_id=price_id,
@@ -1458,11 +1079,11 @@ class StripeShim(LoopbackHTTPServer):
             )
 
     def retrieve_price(
-        self, request: Request, params: Params, price_id: str | None
+        self, request: Request, params: Params, ids: Mapping[str, str]
     ) -> dict[str, Any]:
         params.reject_unknown({"expand"})
         expand = read_expand(params, {"product"})
-        assert price_id is not None
+        price_id = ids["id"]
         with self._lock:
             stored = self._state.prices.get(price_id)
             price = copy.deepcopy(stored) if stored is not None else None
@@ -1472,14 +1093,14 @@ class StripeShim(LoopbackHTTPServer):
 
     def _price_from_localstripe_plan(self, price_id: str) -> dict[str, Any]:
         try:
-            plan = self._call_localstripe("GET", f"/v1/plans/{quote(price_id, safe='')}")
+            plan = self._localstripe.call("GET", f"/v1/plans/{quote(price_id, safe='')}")
         except LocalStripeError as exc:
             if exc.localstripe_status == 404:
                 raise resource_missing("price", price_id) from exc
             raise
         return self._price_for_plan(plan)
 
-    def list_prices(self, request: Request, params: Params, _: str | None) -> dict[str, Any]:
+    def list_prices(self, request: Request, params: Params, _: Mapping[str, str]) -> dict[str, Any]:
         params.reject_unknown(
             {
                 "active", "currency", "ending_before", "expand", "limit", "lookup_keys",
@@ -1511,7 +1132,7 @@ class StripeShim(LoopbackHTTPServer):
 
     def _expand_price(self, price: dict[str, Any], expand: Sequence[str]) -> dict[str, Any]:
         if expand and isinstance(price.get("product"), str):
-            price["product"] = self._call_localstripe(
+            price["product"] = self._localstripe.call(
                 "GET", f"/v1/products/{quote(price['product'], safe='')}"
             )
         return price
@@ -1519,13 +1140,14 @@ class StripeShim(LoopbackHTTPServer):
     # -- Checkout Sessions ----------------------------------------------------------------------
 
     def create_checkout_session(
-        self, request: Request, params: Params, _: str | None
+        self, request: Request, params: Params, _: Mapping[str, str]
     ) -> dict[str, Any]:
         params.reject_unknown(
             {
                 "allow_promotion_codes", "cancel_url", "client_reference_id", "customer",
-                "customer_email", "line_items", "locale", "metadata", "mode",
-                "payment_method_types", "subscription_data", "success_url",
+                "customer_email", "discounts", "line_items", "locale", "metadata", "mode",
+                "payment_intent_data", "payment_method_options", "payment_method_types",
+                "subscription_data", "success_url",
             }
         )  # fmt: skip
         mode = params.choice("mode", ("payment", "subscription", "setup"), required=True)
@@ -1543,8 +1165,12 @@ class StripeShim(LoopbackHTTPServer):
                 param="customer_email",
             )
         if customer is not None:
-            self._require_localstripe("customer", customer, "customer")
+            self._localstripe.require("customer", customer, "customer")
         subscription_metadata = read_subscription_data(params, mode)
+        payment_intent_data = read_payment_intent_data(params, mode)
+        # The hosted page pays by test card only, so the options of other methods are kept as
+        # given and never used.
+        payment_method_options = params.child("payment_method_options")
         payment_method_types = params.texts("payment_method_types") or ["card"]
         for index, method in enumerate(payment_method_types):
             if PAYMENT_METHOD_TYPE_PATTERN.fullmatch(method) is None:
@@ -1552,21 +1178,25 @@ class StripeShim(LoopbackHTTPServer):
                     f"payment_method_types[{index}]", "a payment method type such as card"
                 )
 
+        amount = int(price["unit_amount"] or 0) * quantity
+        discount = self._promotions.read_discount(params, str(price["currency"]), amount, customer)
+        discount_amount = 0 if discount is None else discount.amount
+
         session_id = new_id("cs_test_", 58)
         created = int(time.time())
-        amount = int(price["unit_amount"] or 0) * quantity
         session = {
             "id": session_id,
             "object": "checkout.session",
             "allow_promotion_codes": params.boolean("allow_promotion_codes"),
             "amount_subtotal": amount,
-            "amount_total": amount,
+            "amount_total": amount - discount_amount,
             "cancel_url": read_http_url(params, "cancel_url"),
             "client_reference_id": params.text("client_reference_id", max_length=200),
             "created": created,
             "currency": price["currency"],
             "customer": customer,
             "customer_email": customer_email,
+            "discounts": [] if discount is None else [discount_entry(discount)],
             "expires_at": created + CHECKOUT_SESSION_LIFETIME_SECONDS,
             "invoice": None,
             "livemode": False,
@@ -1574,18 +1204,30 @@ class StripeShim(LoopbackHTTPServer):
             "metadata": params.metadata(),
             "mode": mode,
             "payment_intent": None,
+            "payment_method_options": (
+                {} if payment_method_options is None else dict(payment_method_options.values)
+            ),
             "payment_method_types": payment_method_types,
             "payment_status": "unpaid",
             "status": "open",
             "subscription": None,
             "success_url": read_http_url(params, "success_url"),
-            "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
+            "total_details": {
+                "amount_discount": discount_amount,
+                "amount_shipping": 0,
+                "amount_tax": 0,
+            },
             "ui_mode": "hosted",
             "url": f"{self.base_url}/checkout/{session_id}",
         }
         with self._lock:
             self._state.checkout_sessions[session_id] = _CheckoutSession(
-                session, str(price["id"]), quantity, subscription_metadata
+                session,
+                str(price["id"]),
+                quantity,
+                subscription_metadata,
+                discount,
+                payment_intent_data,
             )
         logger.info(
             "stripe shim checkout session created",
@@ -1632,22 +1274,28 @@ class StripeShim(LoopbackHTTPServer):
         return price, quantity
 
     def retrieve_checkout_session(
-        self, request: Request, params: Params, session_id: str | None
+        self, request: Request, params: Params, ids: Mapping[str, str]
     ) -> dict[str, Any]:
         params.reject_unknown({"expand"})
         read_expand(params, ())
-        assert session_id is not None
+        session_id = ids["id"]
         with self._lock:
             session = self._state.checkout_sessions.get(session_id)
             if session is None:
                 raise resource_missing("checkout.session", session_id)
             return copy.deepcopy(session.resource)
 
-    def pay_checkout_session(self, session_id: str) -> tuple[dict[str, Any], str]:
-        """Pay an open session with the test card and return the session and the event id.
+    def pay_checkout_session(
+        self, session_id: str, payment_method: str = TEST_CARD_PAYMENT_METHOD
+    ) -> tuple[dict[str, Any], str]:
+        """Pay an open session with a test card and return the session and the event id.
 
-        Raises StripeApiError (404 unknown, 409 not open) or LocalStripeError.
+        `payment_method` is one of Stripe's test ids in `TEST_CARDS`, such as "pm_card_visa"
+        or "pm_card_mastercard". The session's discount is checked again and redeemed. Raises
+        StripeApiError (404 unknown, 409 not open, 400 invalid payment method or discount no
+        longer redeemable, 402 declined) or LocalStripeError.
         """
+        test_id = read_test_card(payment_method)
         with self._lock:
             session = self._state.checkout_sessions.get(session_id)
             if session is None:
@@ -1661,11 +1309,25 @@ class StripeShim(LoopbackHTTPServer):
             self._state.sessions_paying.add(session_id)
             resource = copy.deepcopy(session.resource)
 
+        discount = session.discount
         try:
-            if resource["mode"] == "subscription":
-                updates = self._pay_subscription(session, resource)
-            else:
-                updates = self._pay_once(resource)
+            if discount is not None:
+                self._promotions.check(
+                    discount,
+                    str(resource["currency"]),
+                    int(resource["amount_subtotal"]),
+                    resource["customer"],
+                )
+                self._promotions.reserve(discount)
+            try:
+                if resource["mode"] == "subscription":
+                    updates = self._pay_subscription(session, resource, test_id)
+                else:
+                    updates = self._pay_once(session, resource, test_id)
+            except BaseException:
+                if discount is not None:
+                    self._promotions.release(discount)
+                raise
         finally:
             with self._lock:
                 self._state.sessions_paying.discard(session_id)
@@ -1681,34 +1343,67 @@ class StripeShim(LoopbackHTTPServer):
         return completed, str(event["id"])
 
     def _pay_subscription(
-        self, session: _CheckoutSession, resource: Mapping[str, Any]
+        self, session: _CheckoutSession, resource: Mapping[str, Any], test_id: str
     ) -> dict[str, Any]:
         customer = resource["customer"]
         if customer is None:
-            created = self._call_localstripe(
+            created = self._localstripe.call(
                 "POST", "/v1/customers", {"email": resource["customer_email"]}
             )
             customer = str(created["id"])
 
-        # Attaching the test id creates a new PaymentMethod, and that new id becomes the default.
-        attached = self._call_localstripe(
-            "POST", f"/v1/payment_methods/{TEST_CARD_PAYMENT_METHOD}/attach", {"customer": customer}
-        )
-        self._call_localstripe(
+        # Attaching a test id creates a new PaymentMethod, and that new id becomes the default.
+        attached = create_test_payment_method(self._localstripe, test_id, customer)
+        self._localstripe.call(
             "POST",
             f"/v1/customers/{quote(customer, safe='')}",
             {"invoice_settings": {"default_payment_method": attached["id"]}},
         )
-        subscription = self._call_localstripe(
-            "POST",
-            "/v1/subscriptions",
-            {
-                "customer": customer,
-                "items": [{"plan": session.price_id, "quantity": session.quantity}],
-                "metadata": session.subscription_metadata or None,
-            },
-        )
-        if subscription.get("status") != "active":
+        discount = session.discount
+        discount_item = None
+        if discount is not None and discount.amount > 0:
+            # localstripe subscriptions take no coupon, so the first invoice gets the discount
+            # as a negative pending invoice item of the customer.
+            # NOTE: another invoice of the same customer created in between would take it.
+            discount_item = self._localstripe.call(
+                "POST",
+                "/v1/invoiceitems",
+                {
+                    "customer": customer,
+                    "amount": -discount.amount,
+                    "currency": resource["currency"],
+                    "description": f"Discount {discount.coupon['id']}",
+                },
+            )
+        try:
+            subscription = self._localstripe.call(
+                "POST",
+                "/v1/subscriptions",
+                {
+                    "customer": customer,
+                    "items": [{"plan": session.price_id, "quantity": session.quantity}],
+                    "metadata": session.subscription_metadata or None,
+                },
+            )
+        except StripeApiError:
+            if discount_item is not None:
+                self._localstripe.call(
+                    "DELETE", f"/v1/invoiceitems/{quote(discount_item['id'], safe='')}"
+                )
+            raise
+
+        invoice_id = str(subscription.get("latest_invoice"))
+        active = subscription.get("status") == "active"
+        fields: dict[str, Any] = {"billing_reason": "subscription_create"}
+        if discount is not None and active:
+            applied = self._promotions.apply(discount, customer, subscription=subscription["id"])
+            invoice = self._localstripe.call("GET", f"/v1/invoices/{quote(invoice_id, safe='')}")
+            fields.update(discount_fields(invoice, applied["id"], discount.amount))
+        with self._lock:
+            self._state.invoice_fields[invoice_id] = fields
+        self._balances.note_currency(customer, str(resource["currency"]))
+
+        if not active:
             raise StripeApiError(
                 402,
                 f"The test card payment left subscription {subscription.get('id')} "
@@ -1716,51 +1411,191 @@ class StripeShim(LoopbackHTTPServer):
                 code="card_declined",
                 error_type="card_error",
             )
+        self._announce_free_invoice(invoice_id)
         return {
             "customer": customer,
             "subscription": subscription["id"],
             "invoice": subscription.get("latest_invoice"),
         }
 
-    def _pay_once(self, resource: Mapping[str, Any]) -> dict[str, Any]:
+    def _announce_free_invoice(self, invoice_id: str) -> None:
+        """Send the events of a first invoice that a discount made free.
+
+        localstripe marks an invoice with nothing to pay as paid without any event, where
+        Stripe sends `invoice.paid` and `invoice.payment_succeeded`.
+        """
+        invoice = self._localstripe.call("GET", f"/v1/invoices/{quote(invoice_id, safe='')}")
+        if invoice.get("status") != "paid" or invoice.get("payment_intent") is not None:
+            return
+        self._reshape(invoice)
+        self._emit("invoice.payment_succeeded", invoice)
+        self._emit("invoice.paid", invoice)
+
+    def _pay_once(
+        self, session: _CheckoutSession, resource: Mapping[str, Any], test_id: str
+    ) -> dict[str, Any]:
         if resource["amount_total"] == 0:
             # Stripe completes a free payment-mode session without a PaymentIntent.
-            return {"payment_status": "no_payment_required"}
-
-        # Retrieving the test id creates a new PaymentMethod in localstripe.
-        payment_method = self._call_localstripe(
-            "GET", f"/v1/payment_methods/{TEST_CARD_PAYMENT_METHOD}"
-        )
-        intent = self._call_localstripe(
-            "POST",
-            "/v1/payment_intents",
-            {
-                "amount": resource["amount_total"],
-                "currency": resource["currency"],
-                "customer": resource["customer"],
-                "payment_method": payment_method["id"],
-                "confirm": True,
-            },
-        )
-        if intent.get("status") != "succeeded":
-            raise StripeApiError(
-                402,
-                f"The test card payment left PaymentIntent {intent.get('id')} {intent.get('status')}",
-                code="card_declined",
-                error_type="card_error",
+            updates: dict[str, Any] = {"payment_status": "no_payment_required"}
+        else:
+            payment_method = create_test_payment_method(self._localstripe, test_id)
+            intent = self._localstripe.call(
+                "POST",
+                "/v1/payment_intents",
+                {
+                    "amount": resource["amount_total"],
+                    "currency": resource["currency"],
+                    "customer": resource["customer"],
+                    "payment_method": payment_method["id"],
+                    "metadata": session.payment_intent_data.get("metadata") or None,
+                    "confirm": True,
+                },
             )
-        return {"payment_intent": intent["id"]}
+            if intent.get("status") != "succeeded":
+                raise StripeApiError(
+                    402,
+                    f"The test card payment left PaymentIntent {intent.get('id')} "
+                    f"{intent.get('status')}",
+                    code="card_declined",
+                    error_type="card_error",
+                )
+            updates = {"payment_intent": intent["id"]}
+
+        if session.discount is not None:
+            self._promotions.apply(
+                session.discount, resource["customer"], checkout_session=str(resource["id"])
+            )
+        return updates
+
+    # -- Customers, refunds, invoices and disputes --------------------------------------------
+
+    def check_customer_params(self, request: Request, params: Params, _: Mapping[str, str]) -> None:
+        """Reject `balance` on a customer, then let localstripe create or update it.
+
+        localstripe would keep the balance as its legacy `account_balance` and subtract it from
+        every later invoice, so balances change through balance transactions only.
+        """
+        if "balance" in params.values:
+            raise StripeApiError(
+                400,
+                "The local Stripe shim sets a customer's balance only through "
+                "POST /v1/customers/{id}/balance_transactions.",
+                param="balance",
+            )
+
+    def create_refund(
+        self, request: Request, params: Params, _: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """Refund a charge through localstripe, then send `refund.created` and `charge.refunded`."""
+        params.reject_unknown(
+            {"amount", "charge", "expand", "metadata", "payment_intent", "reason"}
+        )
+        read_expand(params, ())
+        charge_id = params.text("charge")
+        intent_id = params.text("payment_intent")
+        if (charge_id is None) == (intent_id is None):
+            raise StripeApiError(
+                400, "Provide exactly one of charge and payment_intent.", param="charge"
+            )
+        amount = params.integer("amount", minimum=1)
+        reason = read_refund_reason(params.values.get("reason"))
+        metadata = params.metadata()
+
+        if intent_id is not None:
+            intent = self._localstripe.require("payment_intent", intent_id, "payment_intent")
+            latest = intent.get("latest_charge")
+            charge_id = latest.get("id") if isinstance(latest, dict) else latest
+            if not isinstance(charge_id, str):
+                raise StripeApiError(
+                    400,
+                    f"PaymentIntent {intent_id} has no charge to refund.",
+                    param="payment_intent",
+                )
+        assert charge_id is not None
+        charge = self._localstripe.require("charge", charge_id, "charge")
+        check_refundable(charge, amount, self._disputes.is_disputed(charge_id))
+
+        # Stripe refunds what is left of the charge by default, and localstripe its whole
+        # amount. Naming the PaymentIntent makes localstripe record it on the refund.
+        if amount is None:
+            amount = int(charge["amount"]) - int(charge["amount_refunded"])
+        target = {"charge": charge_id}
+        if isinstance(charge.get("payment_intent"), str):
+            target = {"payment_intent": charge["payment_intent"]}
+        refund = self._localstripe.call(
+            "POST", "/v1/refunds", {**target, "amount": amount, "metadata": metadata or None}
+        )
+        if reason is not None:
+            with self._lock:
+                self._state.refund_reasons[str(refund["id"])] = reason
+        self._reshape(refund)
+        refunded = self._localstripe.call("GET", f"/v1/charges/{quote(charge_id, safe='')}")
+        self._reshape(refunded)
+        self._emit("refund.created", refund)
+        self._emit("charge.refunded", refunded)
+        logger.info(
+            "stripe shim refund created", extra={"refund_id": refund["id"], "charge_id": charge_id}
+        )
+        return refund
+
+    def pay_invoice(
+        self, request: Request, params: Params, ids: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """Pay an open invoice with the customer's default payment method.
+
+        A paid invoice brings a `past_due` or `incomplete` subscription back to `active` and
+        sends `customer.subscription.updated`. A declined card returns 402 `card_declined` and
+        sends `invoice.payment_failed`.
+        """
+        params.reject_unknown(
+            {
+                "expand",
+                "forgive",
+                "mandate",
+                "off_session",
+                "paid_out_of_band",
+                "payment_method",
+                "source",
+            }
+        )
+        for name in ("forgive", "mandate", "paid_out_of_band", "payment_method", "source"):
+            if name in params.values:
+                raise unsupported_parameter(name)
+        params.boolean("off_session")
+        read_expand(params, ())
+        invoice_id = ids["id"]
+        self._localstripe.retrieve("invoice", invoice_id)
+
+        invoice = self._localstripe.call(
+            "POST", f"/_shim/invoices/{quote(invoice_id, safe='')}/pay"
+        )
+        self._reshape(invoice)
+        return invoice
+
+    def accept_dispute(
+        self, request: Request, params: Params, ids: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """Accept a dispute through `POST /v1/disputes/{id}/close`: it closes as lost."""
+        params.reject_unknown({"expand"})
+        read_expand(params, ())
+        return self._disputes.close(ids["id"], won=False)
+
+    def retrieve_balance_transaction(
+        self, request: Request, params: Params, ids: Mapping[str, str]
+    ) -> dict[str, Any] | None:
+        """Return a dispute's balance transaction, or None to forward the request to localstripe."""
+        return self._disputes.balance_transaction(ids["id"])
 
     # -- Billing Portal -------------------------------------------------------------------------
 
     def create_portal_session(
-        self, request: Request, params: Params, _: str | None
+        self, request: Request, params: Params, _: Mapping[str, str]
     ) -> dict[str, Any]:
         params.reject_unknown({"customer", "locale", "return_url"})
         customer = params.required_text("customer")
         return_url = read_http_url(params, "return_url")
         locale = params.choice("locale", sorted(CHECKOUT_LOCALES))
-        self._require_localstripe("customer", customer, "customer")
+        self._localstripe.require("customer", customer, "customer")
 
         session_id = new_id("bps_")
         session = {
@@ -1790,7 +1625,7 @@ class StripeShim(LoopbackHTTPServer):
 
         path = f"/v1/subscriptions/{quote(subscription_id, safe='')}"
         try:
-            subscription = self._call_localstripe("GET", path)
+            subscription = self._localstripe.call("GET", path)
         except LocalStripeError as exc:
             if exc.localstripe_status == 404:
                 raise resource_missing("subscription", subscription_id) from exc
@@ -1798,7 +1633,7 @@ class StripeShim(LoopbackHTTPServer):
         if subscription.get("customer") != customer:
             raise resource_missing("subscription", subscription_id)
 
-        canceled = self._call_localstripe("DELETE", path)
+        canceled = self._localstripe.call("DELETE", path)
         self._reshape(canceled)
         logger.info(
             "stripe shim portal subscription canceled",
@@ -1809,10 +1644,10 @@ class StripeShim(LoopbackHTTPServer):
     # -- Events ---------------------------------------------------------------------------------
 
     def retrieve_event(
-        self, request: Request, params: Params, event_id: str | None
+        self, request: Request, params: Params, ids: Mapping[str, str]
     ) -> dict[str, Any] | None:
         """Return a shim event, or None so that localstripe's event is forwarded and reshaped."""
-        assert event_id is not None
+        event_id = ids["id"]
         with self._lock:
             stored = self._state.events.get(event_id)
             event = copy.deepcopy(stored) if stored is not None else None
@@ -1869,15 +1704,32 @@ class StripeShim(LoopbackHTTPServer):
 
         price = self._price_for_page(price_id)
         product_name = self._product_name(price.get("product"))
-        amount = format_amount(int(resource["amount_total"]), str(resource["currency"]), locale)
+        currency = str(resource["currency"])
+        amount = format_amount(int(resource["amount_total"]), currency, locale)
         recurring = price.get("recurring")
         if isinstance(recurring, dict) and recurring.get("interval") in PRICE_INTERVALS:
             amount += " " + text[str(recurring["interval"])]
         body = (
             f'<p class="notice">{html.escape(text["notice"])}</p>\n'
             f"<p>{html.escape(text['product'])}: {html.escape(product_name)}</p>\n"
+        )
+        discount = int(resource["total_details"]["amount_discount"])
+        if discount:
+            subtotal = format_amount(int(resource["amount_subtotal"]), currency, locale)
+            body += (
+                f"<p>{html.escape(text['subtotal'])}: {html.escape(subtotal)}</p>\n"
+                f"<p>{html.escape(text['discount'])}: "
+                f"-{html.escape(format_amount(discount, currency, locale))}</p>\n"
+            )
+        options = "".join(
+            f'<option value="{test_id}">{html.escape(card_label(test_id, locale))}</option>\n'
+            for test_id in CHECKOUT_TEST_CARDS
+        )
+        body += (
             f"<p>{html.escape(text['amount'])}: {html.escape(amount)}</p>\n"
             f'<form method="post" action="/checkout/{html.escape(session_id)}/pay">\n'
+            f'<p><label>{html.escape(text["card"])} <select name="payment_method">\n'
+            f"{options}</select></label></p>\n"
             f'<button type="submit">{html.escape(text["pay"])}</button>\n</form>\n'
         )
         if resource["cancel_url"]:
@@ -1895,7 +1747,7 @@ class StripeShim(LoopbackHTTPServer):
         if not isinstance(product_id, str):
             return ""
         try:
-            product = self._call_localstripe("GET", f"/v1/products/{quote(product_id, safe='')}")
+            product = self._localstripe.call("GET", f"/v1/products/{quote(product_id, safe='')}")
         except LocalStripeError as exc:
             logger.warning(
                 "stripe shim product lookup failed",
@@ -1906,7 +1758,10 @@ class StripeShim(LoopbackHTTPServer):
 
     def _checkout_pay(self, request: Request, session_id: str) -> Response:
         try:
-            session, event_id = self.pay_checkout_session(session_id)
+            params = Params(request_params(request))
+            params.reject_unknown({"payment_method"})
+            payment_method = params.text("payment_method") or TEST_CARD_PAYMENT_METHOD
+            session, event_id = self.pay_checkout_session(session_id, payment_method)
         except StripeApiError as exc:
             logger.warning(
                 "stripe shim checkout payment failed",
@@ -1948,7 +1803,7 @@ class StripeShim(LoopbackHTTPServer):
 
         locale = page_locale(portal["locale"], request.headers.get("Accept-Language"))
         text = PAGE_TEXT[locale]
-        listed = self._call_localstripe(
+        listed = self._localstripe.call(
             "GET", "/v1/subscriptions", {"customer": portal["customer"], "limit": MAX_LIST_LIMIT}
         )
         rows = [self._portal_row(portal_id, sub, locale) for sub in listed.get("data") or []]
@@ -2056,6 +1911,20 @@ def read_recurring(params: Params) -> dict[str, Any] | None:
     }
 
 
+def read_payment_intent_data(params: Params, mode: str | None) -> dict[str, Any]:
+    data = params.child("payment_intent_data")
+    if data is None:
+        return {}
+    if mode != "payment":
+        raise StripeApiError(
+            400,
+            "payment_intent_data can only be used in payment mode.",
+            param="payment_intent_data",
+        )
+    data.reject_unknown({"metadata"})
+    return {"metadata": data.metadata()}
+
+
 def read_subscription_data(params: Params, mode: str | None) -> dict[str, str]:
     data = params.child("subscription_data")
     if data is None:
@@ -2068,6 +1937,34 @@ def read_subscription_data(params: Params, mode: str | None) -> dict[str, str]:
         )
     data.reject_unknown({"metadata"})
     return data.metadata()
+
+
+def card_label(test_id: str, locale: Locale) -> str:
+    """Return a test card's label on the Checkout page, such as "Visa 4242 4242 4242 4242"."""
+    card = TEST_CARDS[test_id]
+    number = " ".join(card.number[start : start + 4] for start in range(0, len(card.number), 4))
+    label = f"{CARD_BRAND_NAMES[card.brand]} {number}"
+    if card.funding == "debit":
+        label += f" ({PAGE_TEXT[locale]['debit']})"
+    if test_id == "pm_card_chargeCustomerFail":
+        label += f" ({PAGE_TEXT[locale]['declined']})"
+    return label
+
+
+def discount_entry(discount: Discount) -> dict[str, Any]:
+    """Return a Checkout Session's `discounts` entry: the coupon, or the promotion code."""
+    if discount.promotion_code is not None:
+        return {"coupon": None, "promotion_code": discount.promotion_code}
+    return {"coupon": discount.coupon["id"], "promotion_code": None}
+
+
+def discount_fields(invoice: Mapping[str, Any], discount_id: str, amount: int) -> dict[str, Any]:
+    """Return an invoice's discount fields. localstripe's subtotal already has the discount off."""
+    return {
+        "discounts": [discount_id],
+        "subtotal": int(invoice["subtotal"]) + amount,
+        "total_discount_amounts": [{"amount": amount, "discount": discount_id}],
+    }
 
 
 def success_location(session: Mapping[str, Any]) -> str:
@@ -2085,38 +1982,24 @@ def request_fingerprint(request: Request) -> str:
     return hashlib.sha256(f"{request.method} {request.path} {canonical}".encode()).hexdigest()
 
 
-@dataclass(frozen=True)
-class ApiRoute:
-    """A Stripe API route that the shim serves itself; `name` is the path as it is logged."""
-
-    method: str
-    pattern: re.Pattern[str]
-    name: str
-    handler: ApiHandler
-
-
-def api_route(method: str, path: str, handler: ApiHandler) -> ApiRoute:
-    pattern = re.compile(path.replace("<id>", ID_SEGMENT))
-    return ApiRoute(method, pattern, path, handler)
-
-
-API_ROUTES: Final = (
-    api_route("POST", "/v1/prices", StripeShim.create_price),
-    api_route("GET", "/v1/prices", StripeShim.list_prices),
-    api_route("GET", "/v1/prices/<id>", StripeShim.retrieve_price),
-    api_route("POST", "/v1/checkout/sessions", StripeShim.create_checkout_session),
-    api_route("GET", "/v1/checkout/sessions/<id>", StripeShim.retrieve_checkout_session),
-    api_route("POST", "/v1/billing_portal/sessions", StripeShim.create_portal_session),
-    # NOTE: GET /v1/events (the list) is forwarded, so it omits the shim's own events.
-    api_route("GET", "/v1/events/<id>", StripeShim.retrieve_event),
-)
-
 # The hosted pages and their control routes, by the name they are logged and dispatched with.
 PAGE_ROUTES: Final = {
-    "/checkout/<id>": re.compile(rf"/checkout/{ID_SEGMENT}"),
-    "/checkout/<id>/pay": re.compile(rf"/checkout/{ID_SEGMENT}/pay"),
-    "/portal/<id>": re.compile(rf"/portal/{ID_SEGMENT}"),
+    "/checkout/<id>": re.compile(rf"/checkout/(?P<id>{ID_SEGMENT})"),
+    "/checkout/<id>/pay": re.compile(rf"/checkout/(?P<id>{ID_SEGMENT})/pay"),
+    "/portal/<id>": re.compile(rf"/portal/(?P<id>{ID_SEGMENT})"),
     "/portal/<id>/subscriptions/<subscription>/cancel": re.compile(
-        rf"/portal/{ID_SEGMENT}/subscriptions/(?P<subscription>[A-Za-z0-9_]+)/cancel"
+        rf"/portal/(?P<id>{ID_SEGMENT})/subscriptions/(?P<subscription>{ID_SEGMENT})/cancel"
     ),
+}
+
+# The shim's own controls, which are not Stripe API routes: `POST` only, no API key.
+CONTROL_ROUTES: Final = {
+    "/_shim/subscriptions/<id>/renew": re.compile(
+        rf"/_shim/subscriptions/(?P<id>{ID_SEGMENT})/renew"
+    ),
+    "/_shim/customers/<id>/default_payment_method": re.compile(
+        rf"/_shim/customers/(?P<id>{ID_SEGMENT})/default_payment_method"
+    ),
+    "/_shim/charges/<id>/dispute": re.compile(rf"/_shim/charges/(?P<id>{ID_SEGMENT})/dispute"),
+    "/_shim/disputes/<id>/close": re.compile(rf"/_shim/disputes/(?P<id>{ID_SEGMENT})/close"),
 }
