@@ -7,22 +7,45 @@ scene is a key of the file's `scenes`, whose title is printed when the scene cha
 
 - `signup`: POST /v1/signups with `body` (laid over `defaults.signup`), optional `source_ip`
   (sent as X-Forwarded-For) and `idempotency_key`, or `replay_of` (a signup step to resend).
+  A body's `"referral_code": {"from_step": "<verify step>"}` sends the referral code that the
+  verify step returned.
 - `signup_burst`: the same body sent `count` times, or once per entry of `mobiles`.
-- `receive_sms`: wait for the code SMS of a signup step and read the code from it.
+- `receive_sms`: wait for the code SMS of a signup step and read the code from it, or with
+  `kind` (an SMS template of idsentry.templates, such as "payment_failed") wait for exactly one
+  SMS of that template to the signup's mobile.
 - `verify`: POST .../verify with the code from the SMS (`"code": "from_sms"`) or a wrong one
   (`"code": "wrong"`).
 - `receive_email`: wait for the e-mail of `kind` (a template of idsentry.templates) to the
   address of a signup step.
 - `open_email_link`: open the link in the e-mail that the step named by `email_step` received.
+- `open_billing_link`: open the billing link of such an e-mail, check that it redirects to the
+  Stripe shim's Customer Portal and print the portal page.
 - `register_identity`: change the real-name verification emulator's registry.
 - `check_account`: read whether a verified signup's account still has its ID number.
 - `open_checkout`: open the Checkout page whose URL the verify step of a signup returned.
-- `pay_checkout`: pay that Checkout Session with the test card, optionally with every webhook
-  sent twice and in random order (`"webhooks": {"duplicate": true, "shuffle": true}`), and wait
-  until the Stripe shim has sent the payment's webhooks.
+- `pay_checkout`: pay that Checkout Session with a test card (`payment_method`, default
+  "pm_card_visa"), optionally with every webhook sent twice and in random order
+  (`"webhooks": {"duplicate": true, "shuffle": true}`), and wait until the Stripe shim has sent
+  the payment's webhooks. The billing actions below take the same `webhooks` option.
+- `set_card`: make a test card (`payment_method`) the default payment method of a paid
+  signup's Stripe customer, through the Stripe shim's control.
+- `renew`: renew a paid signup's subscription now through the Stripe shim's control, as Stripe
+  does at the end of a billing period, and keep the renewal invoice.
+- `pay_invoice`: pay that renewal invoice again through the Stripe API
+  (POST /v1/invoices/{id}/pay).
+- `refund`: refund the only charge of a paid signup's Stripe customer through the Stripe API.
+- `open_dispute`, `close_dispute`: open a dispute of that charge, or close it as won or lost
+  (`won`), through the Stripe shim's controls.
 - `check_subscription`: wait until the paid subscriber's profile shows the expected status,
-  then check that each Stripe event of the payment was applied once.
+  then check that each Stripe event of the steps since the last check was applied once.
+- `check_dunning`: wait until the renewal invoice's dunning item shows the expected `resolved`.
+- `check_ledger`: check that the subscriber's ledger contains exactly the expected entries.
+- `check_referral`: wait until the referee's referral is settled and check its status and
+  credit.
+- `check_balance`: read the referrer's Stripe customer balance and its balance transactions.
 - `summary`: print and check the counts of the whole run.
+
+The `check_*` actions read the service's table directly, because no account API exists yet.
 
 `expect` states what the step must observe. The demo exits 0 when every step met its
 expectations, 1 at the first step that did not (naming the step and what was expected), 2 for
@@ -39,32 +62,42 @@ import json
 import logging
 import re
 import signal
+import string
 import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any, Literal, TextIO
+from typing import Any, Literal, TextIO, TypeVar
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import phonenumbers
 import requests
+import stripe
 
 from idsentry import identifiers
+from idsentry.adapters.stripe_gateway import API_VERSION
 from idsentry.identifiers import IdentifierKind
-from idsentry.templates import render_email
+from idsentry.money import format_money, parse_stripe_amount
+from idsentry.templates import SMS_TEMPLATES, render_email
 from idsentry.wiring import main_table
 from infra.local.emulators.realname import RealNameEmulator
-from infra.local.emulators.stripe_shim import StripeShim, WebhookDelivery
+from infra.local.emulators.stripe import TEST_API_KEY
+from infra.local.emulators.stripe_api import StripeApiError
+from infra.local.emulators.stripe_charges import TEST_CARDS
+from infra.local.emulators.stripe_shim import StripeShim, WebhookDelivery, card_label
 from infra.local.emulators.twilio import TwilioEmulator
 from infra.local.service import LocalService
 from infra.local.stack import DEFAULT_TEMPLATE, REPOSITORY_ROOT
 from infra.local.template import load_template
 
 LOG = logging.getLogger(__name__)
+Result = TypeVar("Result")
 
 Lang = Literal["zh-CN", "en"]
 LANGS: tuple[Lang, ...] = ("zh-CN", "en")
@@ -87,6 +120,9 @@ STRIPE_EVENTS_FUNCTION = "StripeEventsFunction"
 FINAL_SMS_STATUSES = frozenset({"delivered", "undelivered", "failed"})
 CODE_PATTERN = re.compile(r"(?<!\d)(\d{6})(?!\d)")
 LINK_PATTERN = re.compile(r"https?://\S+")
+DEFAULT_TEST_CARD = "pm_card_visa"
+# Dates in the service's notices are Beijing dates, so the demo prints its dates the same way.
+BEIJING = ZoneInfo("Asia/Shanghai")
 
 EXIT_OK = 0
 EXIT_STEP_FAILED = 1
@@ -127,6 +163,7 @@ UI_TEXT: dict[str, dict[Lang, str]] = {
         "en": "Consents: {consents}",
     },
     "no_consents": {"zh-CN": "（无）", "en": "(none)"},
+    "referral_code_sent": {"zh-CN": "邀请码：{code}", "en": "Referral code: {code}"},
     "idempotency_key": {"zh-CN": "Idempotency-Key：{key}", "en": "Idempotency-Key: {key}"},
     "response": {"zh-CN": "→ HTTP {status} {code}", "en": "→ HTTP {status} {code}"},
     "field_problem": {"zh-CN": "· {field}：{message}", "en": "· {field}: {message}"},
@@ -135,6 +172,10 @@ UI_TEXT: dict[str, dict[Lang, str]] = {
     "subscriber_id": {
         "zh-CN": "subscriber_id：{subscriber_id}，状态 {status}，下一步 {next_step}",
         "en": "subscriber_id: {subscriber_id}, status {status}, next step {next_step}",
+    },
+    "own_referral_code": {
+        "zh-CN": "本人的邀请码：{code}",
+        "en": "Own referral code: {code}",
     },
     "same_signup": {
         "zh-CN": "与 {step} 的 signup_id 相同，服务返回了保存的响应",
@@ -190,12 +231,12 @@ UI_TEXT: dict[str, dict[Lang, str]] = {
     },
     "page_title": {"zh-CN": "页面标题：{title}", "en": "Page title: {title}"},
     "webhooks_duplicated": {
-        "zh-CN": "注意：演示让 Stripe shim 把这次付款的每个 webhook 发送两次，并打乱发送顺序。",
-        "en": "Note: the demo makes the Stripe shim send each webhook of this payment twice, in random order.",
+        "zh-CN": "注意：演示让 Stripe shim 把本步骤的每个 webhook 发送两次，并打乱发送顺序。",
+        "en": "Note: the demo makes the Stripe shim send each webhook of this step twice, in random order.",
     },
     "pay_request": {
-        "zh-CN": "POST {path}（Accept: application/json，测试卡 4242 4242 4242 4242）",
-        "en": "POST {path} (Accept: application/json, test card 4242 4242 4242 4242)",
+        "zh-CN": "POST {path}（Accept: application/json，测试卡 {card}）",
+        "en": "POST {path} (Accept: application/json, test card {card})",
     },
     "checkout_paid": {
         "zh-CN": "Checkout Session {session_id}：状态 {status}，付款状态 {payment_status}，订阅 {subscription_id}",
@@ -207,7 +248,7 @@ UI_TEXT: dict[str, dict[Lang, str]] = {
     },
     "webhook_deliveries": {
         "zh-CN": "Stripe shim 发往 POST /v1/webhooks/stripe 的 webhook：{count} 次投递，{events} 个事件，重复投递 {duplicates} 次。按发送顺序：",
-        "en": "Webhooks the Stripe shim sent to POST /v1/webhooks/stripe: {count} deliveries of {events} events, {duplicates} of them duplicates. In the order sent:",
+        "en": "Webhooks the Stripe shim sent to POST /v1/webhooks/stripe: {count} delivery(ies) of {events} event(s), {duplicates} of them duplicates. In the order sent:",
     },
     "webhook_delivery": {
         "zh-CN": "{index}. {event_type} {event_id}（第 {attempt} 次尝试）→ HTTP {status}",
@@ -223,15 +264,102 @@ UI_TEXT: dict[str, dict[Lang, str]] = {
     },
     "events_applied": {
         "zh-CN": "计费消费者完成了 {jobs} 个任务；{events} 个 Stripe 事件各处理一次，各有 1 个 STRIPE_EVENT#…/APPLIED 标记",
-        "en": "The billing consumer finished {jobs} jobs. Each of the {events} Stripe events was applied once and has 1 STRIPE_EVENT#…/APPLIED marker",
+        "en": "The billing consumer finished {jobs} job(s). Each Stripe event ({events} in all) was applied once and has 1 STRIPE_EVENT#…/APPLIED marker",
     },
     "duplicates_recognised": {
         "zh-CN": "其余 {duplicates} 个任务来自重复投递，都被识别为重复，没有再次处理",
-        "en": "The other {duplicates} jobs came from duplicate deliveries and were recognised as duplicates, so nothing was applied twice",
+        "en": "The other {duplicates} job(s) came from duplicate deliveries and were recognised as duplicates, so nothing was applied twice",
     },
     "no_duplicates": {
         "zh-CN": "没有重复投递",
         "en": "No delivery was a duplicate",
+    },
+    "card_set": {
+        "zh-CN": "Stripe shim 控制接口：客户 {customer_id} 的默认付款方式改为测试卡 {card}（{payment_method_id}）",
+        "en": "Stripe shim control: the default payment method of customer {customer_id} is now the test card {card} ({payment_method_id})",
+    },
+    "renew_request": {
+        "zh-CN": "Stripe shim 控制接口：像计费周期结束时一样，立即续订订阅 {subscription_id}",
+        "en": "Stripe shim control: renew subscription {subscription_id} now, as at the end of its billing period",
+    },
+    "pay_invoice_request": {
+        "zh-CN": "POST /v1/invoices/{invoice_id}/pay（Stripe API，用客户的默认付款方式再次扣款）",
+        "en": "POST /v1/invoices/{invoice_id}/pay (Stripe API, charges the customer's default payment method again)",
+    },
+    "invoice_state": {
+        "zh-CN": "发票 {invoice_id}（{billing_reason}）：状态 {status}，应付 {amount_due}，已付 {amount_paid}，扣款尝试 {attempt_count} 次",
+        "en": "Invoice {invoice_id} ({billing_reason}): status {status}, amount due {amount_due}, amount paid {amount_paid}, {attempt_count} payment attempt(s)",
+    },
+    "charge_found": {
+        "zh-CN": "GET /v1/charges?customer={customer_id}：付款 {charge_id}，{amount}，状态 {status}",
+        "en": "GET /v1/charges?customer={customer_id}: charge {charge_id}, {amount}, status {status}",
+    },
+    "refund_request": {
+        "zh-CN": "POST /v1/refunds（Stripe API）：charge {charge_id}，reason {reason}",
+        "en": "POST /v1/refunds (Stripe API): charge {charge_id}, reason {reason}",
+    },
+    "refund_state": {
+        "zh-CN": "退款 {refund_id}：{amount}，状态 {status}",
+        "en": "Refund {refund_id}: {amount}, status {status}",
+    },
+    "dispute_open_request": {
+        "zh-CN": "Stripe shim 控制接口：持卡人对付款 {charge_id} 提出争议（reason {reason}）",
+        "en": "Stripe shim control: the cardholder disputes charge {charge_id} (reason {reason})",
+    },
+    "dispute_close_request": {
+        "zh-CN": "Stripe shim 控制接口：争议 {dispute_id} 结案，商户{outcome}",
+        "en": "Stripe shim control: dispute {dispute_id} closes and the merchant {outcome} it",
+    },
+    "dispute_won": {"zh-CN": "胜诉", "en": "wins"},
+    "dispute_lost": {"zh-CN": "败诉", "en": "loses"},
+    "dispute_state": {
+        "zh-CN": "争议 {dispute_id}：状态 {status}，金额 {amount}。Stripe 余额变动：",
+        "en": "Dispute {dispute_id}: status {status}, amount {amount}. Stripe balance movements:",
+    },
+    "dispute_movement": {
+        "zh-CN": "· {transaction_id}（{category}）：{amount}，手续费 {fee}",
+        "en": "· {transaction_id} ({category}): {amount}, fee {fee}",
+    },
+    "billing_link_redirect": {
+        "zh-CN": "→ HTTP {status}，Location：{location}",
+        "en": "→ HTTP {status}, Location: {location}",
+    },
+    "portal_local": {
+        "zh-CN": "Location 指向本地 Stripe shim 的客户门户（127.0.0.1，不连接真实的 Stripe）",
+        "en": "The Location is the local Stripe shim's Customer Portal (127.0.0.1, not the real Stripe)",
+    },
+    "sms_no_link": {
+        "zh-CN": "短信中没有链接，付款链接只在邮件中",
+        "en": "The SMS contains no link, because the payment link is in the e-mail only",
+    },
+    "dunning_state": {
+        "zh-CN": "催缴记录 DUNNING#{invoice_id}：应付 {amount}，扣款尝试 {attempt_count} 次，宽限期内监控到 {until}（北京时间），resolved {resolved}",
+        "en": "Dunning item DUNNING#{invoice_id}: amount due {amount}, {attempt_count} payment attempt(s), monitoring kept in the grace period until {until} (Beijing time), resolved {resolved}",
+    },
+    "ledger_header": {
+        "zh-CN": "账户 {subscriber_id} 的账本（LEDGER#… 项）共 {count} 条：",
+        "en": "Ledger of account {subscriber_id}, {count} LEDGER#… item(s):",
+    },
+    "ledger_entry": {
+        "zh-CN": "· {time} {kind} {amount}（{minor} {currency}）{objects}",
+        "en": "· {time} {kind} {amount} ({minor} {currency}) {objects}",
+    },
+    "ledger_fee": {"zh-CN": "手续费 {fee}", "en": "fee {fee}"},
+    "ledger_matches": {
+        "zh-CN": "账本与预期一致，每笔资金变动只记一次",
+        "en": "The ledger is as expected, with each money movement recorded once",
+    },
+    "referral_state": {
+        "zh-CN": "邀请记录 REFERRED_BY：邀请人 {referrer_id}，邀请码 {code}，状态 {status}，奖励 {credit}，余额交易 {balance_transaction_id}",
+        "en": "Referral item REFERRED_BY: referrer {referrer_id}, code {code}, status {status}, credit {credit}, balance transaction {balance_transaction_id}",
+    },
+    "balance_state": {
+        "zh-CN": "GET /v1/customers/{customer_id}（Stripe API）：余额 {balance}（{minor} {currency}，负数是抵扣以后账单的余额）",
+        "en": "GET /v1/customers/{customer_id} (Stripe API): balance {balance} ({minor} {currency}, a negative balance is credit toward later invoices)",
+    },
+    "balance_transaction": {
+        "zh-CN": "· 余额交易 {transaction_id}：{amount}，{description}",
+        "en": "· Balance transaction {transaction_id}: {amount}, {description}",
     },
     "summary_created": {"zh-CN": "创建的注册申请：{count}", "en": "Signups created: {count}"},
     "summary_verified": {"zh-CN": "验证通过：{count}", "en": "Signups verified: {count}"},
@@ -259,6 +387,14 @@ UI_TEXT: dict[str, dict[Lang, str]] = {
     "summary_webhooks": {
         "zh-CN": "Stripe webhook 投递：{count} 次（{events} 个事件，重复投递 {duplicates} 次）",
         "en": "Stripe webhook deliveries: {count} ({events} events, {duplicates} duplicates)",
+    },
+    "summary_ledger": {
+        "zh-CN": "账本记录：{count} 条",
+        "en": "Ledger entries: {count}",
+    },
+    "summary_referrals": {
+        "zh-CN": "已发放的邀请奖励：{count}",
+        "en": "Referral credits granted: {count}",
     },
     "passed": {
         "zh-CN": "全部 {count} 个步骤都符合预期。",
@@ -409,6 +545,66 @@ UI_TEXT: dict[str, dict[Lang, str]] = {
     "summary_count": {
         "zh-CN": "期望 {name} 为 {expected}，实际 {actual}",
         "en": "expected {name} = {expected}, got {actual}",
+    },
+    "no_referral_code": {
+        "zh-CN": "{step} 的验证响应中没有邀请码 referral_code",
+        "en": "the verify response of {step} has no referral_code",
+    },
+    "stripe_error": {
+        "zh-CN": "Stripe 请求失败：HTTP {status}，{code}：{message}",
+        "en": "the Stripe request failed with HTTP {status}, {code}: {message}",
+    },
+    "expected_value": {
+        "zh-CN": "期望 {path} 为 {expected}，实际 {actual}",
+        "en": "expected {path} = {expected}, got {actual}",
+    },
+    "no_renewal": {
+        "zh-CN": "{step} 还没有续订发票，先加一个 renew 步骤",
+        "en": "{step} has no renewal invoice; add a renew step before this one",
+    },
+    "no_dispute": {
+        "zh-CN": "{step} 还没有争议，先加一个 open_dispute 步骤",
+        "en": "{step} has no dispute; add an open_dispute step before this one",
+    },
+    "charge_count": {
+        "zh-CN": "期望客户 {customer_id} 恰好有 1 笔成功的付款，实际 {count} 笔",
+        "en": "expected exactly 1 succeeded charge of customer {customer_id}, found {count}",
+    },
+    "sms_kind_count": {
+        "zh-CN": "期望 1 条 {kind} 短信发给 {mobile}，实际 {actual} 条",
+        "en": "expected 1 {kind} SMS to {mobile}, got {actual}",
+    },
+    "sms_has_link": {
+        "zh-CN": "期望短信中没有链接，实际有 {link}",
+        "en": "expected no link in the SMS, found {link}",
+    },
+    "no_billing_link": {
+        "zh-CN": "邮件中没有指向本地服务 {base_url}/v1/billing/ 的链接",
+        "en": "the e-mail has no link to {base_url}/v1/billing/ on the local service",
+    },
+    "redirect_not_portal": {
+        "zh-CN": "期望 Location 指向本地 Stripe shim 的客户门户 {base_url}/portal/…，实际 {location}",
+        "en": "expected a Location on the local Stripe shim's Customer Portal at {base_url}/portal/..., got {location}",
+    },
+    "dunning_timeout": {
+        "zh-CN": "{seconds} 秒内发票 {invoice_id} 的催缴记录没有变为 resolved {expected}（实际 {actual}）",
+        "en": "the dunning item of invoice {invoice_id} did not reach resolved {expected} within {seconds} s (got {actual})",
+    },
+    "ledger_mismatch": {
+        "zh-CN": "期望账本为 {expected}，实际 {actual}",
+        "en": "expected the ledger entries {expected}, got {actual}",
+    },
+    "referral_missing": {
+        "zh-CN": "账户 {subscriber_id} 没有邀请记录 REFERRED_BY",
+        "en": "account {subscriber_id} has no REFERRED_BY referral item",
+    },
+    "referral_timeout": {
+        "zh-CN": "{seconds} 秒内邀请记录没有结算（状态仍为 {status}）",
+        "en": "the referral was not settled within {seconds} s (status still {status})",
+    },
+    "balance_transaction_missing": {
+        "zh-CN": "邀请奖励的余额交易 {transaction_id} 不在客户 {customer_id} 的余额交易中",
+        "en": "the referral credit's balance transaction {transaction_id} is not among the balance transactions of customer {customer_id}",
     },
     "unexpected_error": {
         "zh-CN": "意外错误 {error_type}：{error}（详见 {path}）",
@@ -589,14 +785,19 @@ class ApiResponse:
 
 @dataclass
 class PaymentRecord:
-    """A paid Checkout Session's subscription and the webhook deliveries that its payment caused."""
+    """The Stripe objects of a paid Checkout Session and of the billing steps that followed it.
 
+    `deliveries` lists the webhook deliveries of every billing step of the signup, and the
+    first `checked` of them were already checked by a `check_*` step.
+    """
+
+    customer_id: str
     subscription_id: str | None
+    invoice_id: str | None
     deliveries: list[WebhookDelivery]
-
-    def event_ids(self) -> list[str]:
-        """Return the id of every delivered event once, in the order of first delivery."""
-        return list(dict.fromkeys(delivery.event_id for delivery in self.deliveries))
+    checked: int = 0
+    renewal_invoice_id: str | None = None
+    dispute_id: str | None = None
 
 
 @dataclass
@@ -726,12 +927,27 @@ def duplicate_deliveries(deliveries: list[WebhookDelivery]) -> int:
     return sum(count - 1 for count in accepted.values())
 
 
-def retry_after(response: ApiResponse) -> str:
-    """Return the Retry-After header of a response, or an empty string."""
-    for name, value in response.headers.items():
-        if name.lower() == "retry-after":
+def header_value(response: ApiResponse, name: str) -> str:
+    """Return a header of a response, whatever its case, or an empty string."""
+    for header, value in response.headers.items():
+        if header.lower() == name.lower():
             return value
     return ""
+
+
+def retry_after(response: ApiResponse) -> str:
+    """Return the Retry-After header of a response, or an empty string."""
+    return header_value(response, "retry-after")
+
+
+def template_pattern(template: str) -> re.Pattern[str]:
+    """Return a pattern that finds a text rendered from `template`, whatever its variables."""
+    parts = []
+    for literal, name, _, _ in string.Formatter().parse(template):
+        parts.append(re.escape(literal))
+        if name is not None:
+            parts.append(".+?")
+    return re.compile("".join(parts))
 
 
 def _compact(value: Any) -> str:
@@ -763,9 +979,12 @@ class Demo:
         self.out = out
         self.tally = Tally()
         self._service: LocalService | None = None
-        # Accepted signups and received e-mails, by the id of the step that produced them.
+        # Accepted signups, received e-mails and the referral codes that verify steps returned,
+        # by the id of the step that produced them.
         self.signups: dict[str, SignupRecord] = {}
         self.emails: dict[str, EmailRecord] = {}
+        self.referral_codes: dict[str, str] = {}
+        self._stripe: stripe.StripeClient | None = None
         self._http = requests.Session()
         # Proxy settings from the environment must never route a request off 127.0.0.1.
         self._http.trust_env = False
@@ -1006,6 +1225,38 @@ class Demo:
                 )
             time.sleep(POLL_SECONDS)
 
+    def wait_for_template_sms(self, record: SignupRecord, kind: str) -> dict[str, Any]:
+        """Wait until an SMS of template `kind` to a signup's mobile is final and return it.
+
+        Raises StepFailedError when there is more than one, because each notice is sent once.
+        """
+        locale: Lang = "en" if record.locale == "en" else "zh-CN"
+        pattern = template_pattern(SMS_TEMPLATES[kind][locale])
+        deadline = time.monotonic() + WAIT_SECONDS
+        while True:
+            matching = [
+                message
+                for message in self.twilio.messages()[record.sms_mark :]
+                if message["to"] == record.mobile and pattern.search(str(message["body"]))
+            ]
+            settled = [m for m in matching if m["status"] in FINAL_SMS_STATUSES]
+            if settled:
+                break
+            if time.monotonic() >= deadline:
+                raise self.fail(
+                    "sms_timeout",
+                    seconds=int(WAIT_SECONDS),
+                    mobile=mask_mobile(record.mobile),
+                    expected=1,
+                    actual=0,
+                )
+            time.sleep(POLL_SECONDS)
+        if len(matching) != 1:
+            raise self.fail(
+                "sms_kind_count", kind=kind, mobile=mask_mobile(record.mobile), actual=len(matching)
+            )
+        return settled[0]
+
     def wait_for_email(self, address: str, subject: str) -> list[dict[str, Any]]:
         """Wait until at least one e-mail with `subject` to `address` was accepted by SES."""
         deadline = time.monotonic() + WAIT_SECONDS
@@ -1080,11 +1331,28 @@ class Demo:
         return urlsplit(url).path
 
     def signup_body(self, step: dict[str, Any]) -> dict[str, Any]:
-        """Return the step's signup body laid over the story's signup defaults."""
+        """Return the step's signup body laid over the story's signup defaults.
+
+        A `referral_code` of the form {"from_step": "<verify step>"} becomes the referral code
+        that the verify step returned.
+        """
         body = step.get("body")
         if not isinstance(body, dict):
             raise StoryError(f"step {step['id']}: body must be an object")
-        return {**self.story.signup_defaults, **body}
+        body = {**self.story.signup_defaults, **body}
+
+        code = body.get("referral_code")
+        if isinstance(code, dict):
+            source = code.get("from_step")
+            if source not in self.referral_codes:
+                raise StoryError(
+                    f"step {step['id']}: referral_code.from_step must name an earlier verify "
+                    f"step that returned 200, got {source!r}"
+                )
+            if not self.referral_codes[source]:
+                raise self.fail("no_referral_code", step=source)
+            body["referral_code"] = self.referral_codes[source]
+        return body
 
     def print_signup_request(self, body: dict[str, Any], source_ip: str | None) -> None:
         """Print a signup request with its identifiers masked."""
@@ -1105,6 +1373,179 @@ class Demo:
             indent=2,
             consents=", ".join(accepted) or text("no_consents", self.lang),
         )
+        if body.get("referral_code"):
+            self.say("referral_code_sent", indent=2, code=body["referral_code"])
+
+    # Billing.
+
+    def stripe_client(self) -> stripe.StripeClient:
+        """Return a Stripe SDK client of the running Stripe shim, as support staff would use it.
+
+        It sends its requests through the demo's HTTP session, which ignores proxy settings.
+        """
+        if self._stripe is None:
+            self._stripe = stripe.StripeClient(
+                TEST_API_KEY,
+                base_addresses={"api": self.stripe_shim.base_url},
+                stripe_version=API_VERSION,
+                max_network_retries=0,
+                http_client=stripe.RequestsClient(session=self._http),
+            )
+        return self._stripe
+
+    def stripe_call(self, call: Callable[[], Result]) -> Result:
+        """Run one Stripe API request or Stripe shim control. A Stripe error fails the step."""
+        try:
+            return call()
+        except stripe.StripeError as exc:
+            raise self.fail(
+                "stripe_error",
+                status=exc.http_status or "-",
+                code=exc.code or "-",
+                message=exc.user_message or str(exc),
+            ) from exc
+        except StripeApiError as exc:
+            raise self.fail(
+                "stripe_error", status=exc.status, code=exc.code or "-", message=exc.message
+            ) from exc
+
+    def with_webhooks(
+        self, step: dict[str, Any], call: Callable[[], Result]
+    ) -> tuple[Result, list[WebhookDelivery]]:
+        """Run `call` with the step's `webhooks` options and wait until its webhooks are sent.
+
+        Returns what `call` returned and the webhook deliveries made since it started.
+        """
+        options = _delivery_options(step)
+        shim = self.stripe_shim
+        mark = len(shim.deliveries())
+        if any(options.values()):
+            self.say("webhooks_duplicated", indent=1)
+
+        shim.set_delivery(**options)
+        try:
+            result = call()
+            # flush() also waits for the events that localstripe created for this step, and it
+            # releases the deliveries held for shuffling.
+            shim.flush(timeout=BILLING_WAIT_SECONDS)
+        except TimeoutError as exc:
+            raise self.fail(
+                "webhook_timeout", seconds=int(BILLING_WAIT_SECONDS), error=exc
+            ) from exc
+        finally:
+            shim.set_delivery()
+        return result, shim.deliveries()[mark:]
+
+    def print_deliveries(self, deliveries: list[WebhookDelivery]) -> None:
+        """Print the webhook deliveries of a step in the order sent."""
+        self.say(
+            "webhook_deliveries",
+            indent=1,
+            count=len(deliveries),
+            events=len({delivery.event_id for delivery in deliveries}),
+            duplicates=duplicate_deliveries(deliveries),
+        )
+        for index, delivery in enumerate(deliveries, start=1):
+            self.say(
+                "webhook_delivery",
+                indent=2,
+                index=index,
+                event_type=delivery.event_type,
+                event_id=delivery.event_id,
+                attempt=delivery.attempt,
+                status=delivery.status or "-",
+            )
+
+    def check_deliveries(self, expect: dict[str, Any], deliveries: list[WebhookDelivery]) -> None:
+        """Raise StepFailedError unless the delivery counts match `expect`."""
+        observed = {
+            "webhook_deliveries": len(deliveries),
+            "duplicate_deliveries": duplicate_deliveries(deliveries),
+        }
+        for name, actual in observed.items():
+            if name in expect and actual != expect[name]:
+                raise self.fail(
+                    "expected_deliveries", name=name, expected=expect[name], actual=actual
+                )
+
+    def check_fields(self, expect: dict[str, Any], found: dict[str, Any], name: str) -> None:
+        """Raise StepFailedError unless `found` contains every field of `expect`."""
+        mismatch = _subset_mismatch(expect, found, name)
+        if mismatch:
+            path, expected_value, actual_value = mismatch
+            raise self.fail(
+                "expected_value",
+                path=path,
+                expected=_compact(expected_value),
+                actual=_compact(actual_value),
+            )
+
+    def paid_signup(self, step: dict[str, Any]) -> tuple[SignupRecord, str, PaymentRecord]:
+        """Return the step's verified and paid signup, its subscriber id and its payment."""
+        record = self.signup_record(step)
+        if record.subscriber_id is None:
+            raise self.fail("not_verified", step=record.step_id)
+        if record.payment is None:
+            raise self.fail("not_paid", step=record.step_id)
+        return record, record.subscriber_id, record.payment
+
+    def money(self, amount: Any, currency: Any) -> str:
+        """Format an amount in minor units for the demo's language, such as "¥18.00", or "-"."""
+        if isinstance(amount, bool) or not isinstance(amount, int) or not isinstance(currency, str):
+            return "-"
+        return format_money(parse_stripe_amount(amount, currency), self.lang)
+
+    def wait_until_applied(self, payment: PaymentRecord, deadline: float) -> None:
+        """Check that the billing consumer applied each event of the unchecked deliveries once.
+
+        Waits until every such event has its APPLIED marker and the billing consumer's queue is
+        empty, so that every job of those deliveries finished.
+        """
+        deliveries = payment.deliveries[payment.checked :]
+        table = main_table()
+
+        # Each accepted delivery enqueued one job, and the profile can change before the last
+        # job ran. An empty queue means that every job finished, because a failed job returns
+        # to it.
+        accepted = Counter(
+            delivery.event_id
+            for delivery in deliveries
+            if delivery.status is not None and 200 <= delivery.status < 300
+        )
+        event_ids = list(dict.fromkeys(delivery.event_id for delivery in deliveries))
+        keys = [(f"STRIPE_EVENT#{event_id}", "APPLIED") for event_id in event_ids]
+        while True:
+            markers = table.get_many(keys) if keys else {}
+            backlog = self.stripe_events_backlog()
+            if (len(markers) == len(keys) and backlog == 0) or time.monotonic() >= deadline:
+                break
+            time.sleep(POLL_SECONDS)
+        missing = [pk.removeprefix("STRIPE_EVENT#") for pk, sk in keys if (pk, sk) not in markers]
+        if missing:
+            raise self.fail(
+                "markers_missing", seconds=int(BILLING_WAIT_SECONDS), event_ids=", ".join(missing)
+            )
+        if backlog:
+            raise self.fail("jobs_pending", seconds=int(BILLING_WAIT_SECONDS), count=backlog)
+
+        # apply_event() logs each application and returns early, without a log line, for a
+        # duplicate. So the jobs of an event that were not logged recognised it as a duplicate.
+        for event_id, count in accepted.items():
+            applications = self.applications.count(event_id)
+            if applications != 1:
+                raise self.fail(
+                    "applied_count", event_id=event_id, deliveries=count, applications=applications
+                )
+        payment.checked = len(payment.deliveries)
+        if not deliveries:
+            return
+        jobs = sum(accepted.values())
+        self.say("events_applied", indent=1, events=len(keys), jobs=jobs)
+        duplicates = jobs - len(accepted)
+        if duplicates:
+            self.say("duplicates_recognised", indent=1, duplicates=duplicates)
+        else:
+            self.say("no_duplicates", indent=1)
 
 
 # ---------------------------------------------------------------------------- actions
@@ -1243,9 +1684,20 @@ def act_signup_burst(demo: Demo, step: dict[str, Any]) -> None:
 
 
 def act_receive_sms(demo: Demo, step: dict[str, Any]) -> None:
-    """Wait for the code SMS of a signup, print it as the phone shows it and keep the code."""
+    """Wait for the code SMS of a signup, print it as the phone shows it and keep the code.
+
+    With `kind`, wait for the one SMS of that template instead and check that it has no link.
+    """
     record = demo.signup_record(step)
-    message = demo.wait_for_sms({record.mobile}, record.sms_mark, 1)[0]
+    kind = step.get("kind", "otp")
+    if kind not in SMS_TEMPLATES:
+        raise StoryError(
+            f"step {step['id']}: kind must be one of {sorted(SMS_TEMPLATES)}, got {kind!r}"
+        )
+    if kind == "otp":
+        message = demo.wait_for_sms({record.mobile}, record.sms_mark, 1)[0]
+    else:
+        message = demo.wait_for_template_sms(record, str(kind))
     demo.say(
         "sms_header",
         indent=1,
@@ -1260,6 +1712,12 @@ def act_receive_sms(demo: Demo, step: dict[str, Any]) -> None:
         raise demo.fail(
             "sms_not_delivered", status=message["status"], error_code=message["error_code"]
         )
+    if kind != "otp":
+        link = LINK_PATTERN.search(str(message["body"]))
+        if link:
+            raise demo.fail("sms_has_link", link=link.group(0))
+        demo.say("sms_no_link", indent=2)
+        return
     match = CODE_PATTERN.search(str(message["body"]))
     if match is None:
         raise demo.fail("no_code")
@@ -1299,6 +1757,8 @@ def act_verify(demo: Demo, step: dict[str, Any]) -> None:
             status=response.body.get("status"),
             next_step=_compact(response.body.get("next_step")),
         )
+        if response.body.get("referral_code"):
+            demo.say("own_referral_code", indent=2, code=response.body["referral_code"])
     checks = demo.realname.requests()
     result = checks["requests"][-1]["result"] if checks["count"] > checks_before else "none"
     if result != "none":
@@ -1316,6 +1776,8 @@ def act_verify(demo: Demo, step: dict[str, Any]) -> None:
         next_step = response.body.get("next_step") or {}
         checkout_url = next_step.get("checkout_url") if isinstance(next_step, dict) else None
         record.checkout_url = checkout_url if isinstance(checkout_url, str) else None
+        referral_code = response.body.get("referral_code")
+        demo.referral_codes[step["id"]] = referral_code if isinstance(referral_code, str) else ""
 
 
 def act_receive_email(demo: Demo, step: dict[str, Any]) -> None:
@@ -1324,8 +1786,16 @@ def act_receive_email(demo: Demo, step: dict[str, Any]) -> None:
     kind = step.get("kind")
     locale: Literal["zh-CN", "en"] = "en" if record.locale == "en" else "zh-CN"
     try:
+        # str.format() ignores the variables that a template does not use.
         subject = render_email(
-            str(kind), locale, masked_email="", masked_identifier="", link=""
+            str(kind),
+            locale,
+            masked_email="",
+            masked_identifier="",
+            link="",
+            amount="",
+            until="",
+            attempt="",
         ).subject
     except KeyError as exc:
         raise StoryError(f"step {step['id']}: unknown e-mail kind {kind!r}") from exc
@@ -1444,6 +1914,12 @@ def act_summary(demo: Demo, step: dict[str, Any]) -> None:
     profiles = [
         table.get(f"SUB#{subscriber_id}", "PROFILE") or {} for subscriber_id in subscriber_ids
     ]
+    referrals = [
+        table.get(f"SUB#{subscriber_id}", "REFERRED_BY") or {} for subscriber_id in subscriber_ids
+    ]
+    ledger_entries = sum(
+        len(_ledger_entries(table, subscriber_id)) for subscriber_id in subscriber_ids
+    )
     deliveries = demo.stripe_shim.deliveries()
     counts = {
         "signups_created": len(demo.tally.signup_ids),
@@ -1459,6 +1935,10 @@ def act_summary(demo: Demo, step: dict[str, Any]) -> None:
         ),
         "webhook_deliveries": len(deliveries),
         "webhook_duplicates": duplicate_deliveries(deliveries),
+        "ledger_entries": ledger_entries,
+        "referrals_credited": sum(
+            1 for referral in referrals if referral.get("status") == "credited"
+        ),
     }
 
     demo.say("summary_created", indent=1, count=counts["signups_created"])
@@ -1477,6 +1957,8 @@ def act_summary(demo: Demo, step: dict[str, Any]) -> None:
         events=len({delivery.event_id for delivery in deliveries}),
         duplicates=counts["webhook_duplicates"],
     )
+    demo.say("summary_ledger", indent=1, count=counts["ledger_entries"])
+    demo.say("summary_referrals", indent=1, count=counts["referrals_credited"])
 
     for name, expected in expect.items():
         if name not in counts:
@@ -1520,26 +2002,20 @@ def _delivery_options(step: dict[str, Any]) -> dict[str, bool]:
 
 
 def act_pay_checkout(demo: Demo, step: dict[str, Any]) -> None:
-    """Pay a signup's Checkout Session with the test card and wait until its webhooks are sent."""
+    """Pay a signup's Checkout Session with a test card and wait until its webhooks are sent."""
     record = demo.signup_record(step)
     path = demo.checkout_path(record) + "/pay"
-    options = _delivery_options(step)
+    payment_method = _test_card(step, default=DEFAULT_TEST_CARD)
     shim = demo.stripe_shim
-    mark = len(shim.deliveries())
 
-    if any(options.values()):
-        demo.say("webhooks_duplicated", indent=1)
-    demo.say("pay_request", indent=1, path=path)
-    shim.set_delivery(**options)
-    try:
-        response = demo.request("POST", path, accept="application/json", base_url=shim.base_url)
-        # flush() also waits for the events that localstripe created for this payment, and it
-        # releases the deliveries held for shuffling.
-        shim.flush(timeout=BILLING_WAIT_SECONDS)
-    except TimeoutError as exc:
-        raise demo.fail("webhook_timeout", seconds=int(BILLING_WAIT_SECONDS), error=exc) from exc
-    finally:
-        shim.set_delivery()
+    demo.say("pay_request", indent=1, path=path, card=card_label(payment_method, demo.lang))
+    body = None if payment_method == DEFAULT_TEST_CARD else {"payment_method": payment_method}
+    response, deliveries = demo.with_webhooks(
+        step,
+        lambda: demo.request(
+            "POST", path, body=body, accept="application/json", base_url=shim.base_url
+        ),
+    )
     demo.print_response(response)
 
     session = response.body.get("checkout_session")
@@ -1555,38 +2031,23 @@ def act_pay_checkout(demo: Demo, step: dict[str, Any]) -> None:
             subscription_id=session.get("subscription") or "-",
         )
         demo.say("checkout_event", indent=2, event_id=event_id)
-    deliveries = shim.deliveries()[mark:]
-    duplicates = duplicate_deliveries(deliveries)
-    events = len({delivery.event_id for delivery in deliveries})
-    demo.say(
-        "webhook_deliveries", indent=1, count=len(deliveries), events=events, duplicates=duplicates
-    )
-    for index, delivery in enumerate(deliveries, start=1):
-        demo.say(
-            "webhook_delivery",
-            indent=2,
-            index=index,
-            event_type=delivery.event_type,
-            event_id=delivery.event_id,
-            attempt=delivery.attempt,
-            status=delivery.status or "-",
-        )
+    demo.print_deliveries(deliveries)
 
     expect = step.get("expect", {})
     demo.check_response({key: expect[key] for key in ("status", "body") if key in expect}, response)
     if response.status == 200 and event_id not in {delivery.event_id for delivery in deliveries}:
         raise demo.fail("event_not_delivered", event_id=event_id or "-")
-    observed = {"webhook_deliveries": len(deliveries), "duplicate_deliveries": duplicates}
-    for name, actual in observed.items():
-        if name in expect and actual != expect[name]:
-            raise demo.fail("expected_deliveries", name=name, expected=expect[name], actual=actual)
+    demo.check_deliveries(expect, deliveries)
 
     demo.record_outcome(response)
     if response.status == 200:
         demo.tally.paid += 1
         subscription_id = session.get("subscription")
+        invoice_id = session.get("invoice")
         record.payment = PaymentRecord(
+            customer_id=str(session["customer"]),
             subscription_id=str(subscription_id) if subscription_id else None,
+            invoice_id=str(invoice_id) if invoice_id else None,
             deliveries=deliveries,
         )
 
@@ -1594,16 +2055,11 @@ def act_pay_checkout(demo: Demo, step: dict[str, Any]) -> None:
 def act_check_subscription(demo: Demo, step: dict[str, Any]) -> None:
     """Wait until a paid subscriber's profile shows the expected status and monitoring.
 
-    Then wait until the billing consumer has finished every job of the payment's webhooks, and
-    check that each event has its APPLIED marker and was applied exactly once, so that every
-    other delivery of it was recognised as a duplicate.
+    Then wait until the billing consumer has finished every job of the webhooks sent since the
+    last check. Each of their events must have its APPLIED marker and must have been applied
+    exactly once, so every other delivery of it was recognised as a duplicate.
     """
-    record = demo.signup_record(step)
-    if record.subscriber_id is None:
-        raise demo.fail("not_verified", step=record.step_id)
-    payment = record.payment
-    if payment is None:
-        raise demo.fail("not_paid", step=record.step_id)
+    _, subscriber_id, payment = demo.paid_signup(step)
     expect = step.get("expect", {})
     expected_status = expect.get("status", "active")
     expected_monitored = expect.get("monitored", True)
@@ -1611,11 +2067,11 @@ def act_check_subscription(demo: Demo, step: dict[str, Any]) -> None:
     # NOTE: reads the table directly because no account API exists yet. Use the account status
     # route once it does.
     table = main_table()
-    partition = f"SUB#{record.subscriber_id}"
+    partition = f"SUB#{subscriber_id}"
     demo.say(
         "waiting_profile",
         indent=1,
-        subscriber_id=record.subscriber_id,
+        subscriber_id=subscriber_id,
         seconds=int(BILLING_WAIT_SECONDS),
     )
     started = time.monotonic()
@@ -1632,7 +2088,7 @@ def act_check_subscription(demo: Demo, step: dict[str, Any]) -> None:
     demo.say(
         "profile_state",
         indent=1,
-        subscriber_id=record.subscriber_id,
+        subscriber_id=subscriber_id,
         status=profile.get("status"),
         monitored=_compact(profile.get("monitored")),
         subscription_id=profile.get("subscription_id") or "-",
@@ -1642,7 +2098,7 @@ def act_check_subscription(demo: Demo, step: dict[str, Any]) -> None:
         raise demo.fail(
             "profile_timeout",
             seconds=int(BILLING_WAIT_SECONDS),
-            subscriber_id=record.subscriber_id,
+            subscriber_id=subscriber_id,
             expected_status=expected_status,
             expected_monitored=_compact(expected_monitored),
             status=profile.get("status"),
@@ -1655,43 +2111,456 @@ def act_check_subscription(demo: Demo, step: dict[str, Any]) -> None:
             actual=profile.get("subscription_id") or "-",
         )
 
-    # Each accepted delivery enqueued one job, and the profile can be active before the last
-    # job ran. An empty queue means that every job finished, because a failed job returns to it.
-    accepted = Counter(
-        delivery.event_id
-        for delivery in payment.deliveries
-        if delivery.status is not None and 200 <= delivery.status < 300
+    demo.wait_until_applied(payment, deadline)
+
+
+def _test_card(step: dict[str, Any], default: str | None = None) -> str:
+    """Return the step's `payment_method`, one of the Stripe test ids that the Stripe shim accepts."""
+    payment_method = step.get("payment_method", default)
+    if payment_method not in TEST_CARDS:
+        raise StoryError(
+            f"step {step['id']}: payment_method must be one of {sorted(TEST_CARDS)}, "
+            f"got {payment_method!r}"
+        )
+    return str(payment_method)
+
+
+def _beijing_time(epoch_seconds: Any) -> str:
+    """Return a Unix time as Beijing date and time, such as "2026-12-01 09:30"."""
+    if not isinstance(epoch_seconds, int):
+        return "-"
+    return datetime.fromtimestamp(epoch_seconds, BEIJING).strftime("%Y-%m-%d %H:%M")
+
+
+def _print_invoice(demo: Demo, invoice: dict[str, Any]) -> None:
+    currency = invoice.get("currency")
+    demo.say(
+        "invoice_state",
+        indent=1,
+        invoice_id=invoice.get("id"),
+        billing_reason=invoice.get("billing_reason") or "-",
+        status=invoice.get("status"),
+        amount_due=demo.money(invoice.get("amount_due"), currency),
+        amount_paid=demo.money(invoice.get("amount_paid"), currency),
+        attempt_count=invoice.get("attempt_count"),
     )
-    keys = [(f"STRIPE_EVENT#{event_id}", "APPLIED") for event_id in payment.event_ids()]
+
+
+def _print_dispute(demo: Demo, dispute: dict[str, Any]) -> None:
+    demo.say(
+        "dispute_state",
+        indent=1,
+        dispute_id=dispute.get("id"),
+        status=dispute.get("status"),
+        amount=demo.money(dispute.get("amount"), dispute.get("currency")),
+    )
+    for movement in dispute.get("balance_transactions") or []:
+        demo.say(
+            "dispute_movement",
+            indent=2,
+            transaction_id=movement.get("id"),
+            category=movement.get("reporting_category"),
+            amount=demo.money(movement.get("amount"), movement.get("currency")),
+            fee=demo.money(movement.get("fee"), movement.get("currency")),
+        )
+
+
+def _only_charge(demo: Demo, payment: PaymentRecord) -> dict[str, Any]:
+    """Return the one succeeded charge of the payment's Stripe customer, read through the API.
+
+    Any other number of succeeded charges fails the step, because the demo could not tell which
+    charge the refund or dispute is for.
+    """
+    client = demo.stripe_client()
+    listed = demo.stripe_call(
+        lambda: client.v1.charges.list(params={"customer": payment.customer_id, "limit": 100})
+    )
+    charges = [charge.to_dict() for charge in listed.data]
+    succeeded = [charge for charge in charges if charge.get("status") == "succeeded"]
+    if len(succeeded) != 1:
+        raise demo.fail("charge_count", customer_id=payment.customer_id, count=len(succeeded))
+    charge = succeeded[0]
+    demo.say(
+        "charge_found",
+        indent=1,
+        customer_id=payment.customer_id,
+        charge_id=charge["id"],
+        amount=demo.money(charge.get("amount"), charge.get("currency")),
+        status=charge.get("status"),
+    )
+    return charge
+
+
+def act_set_card(demo: Demo, step: dict[str, Any]) -> None:
+    """Make a test card the default payment method of a paid signup's Stripe customer."""
+    _, _, payment = demo.paid_signup(step)
+    payment_method = _test_card(step)
+    shim = demo.stripe_shim
+
+    attached = demo.stripe_call(
+        lambda: shim.set_default_payment_method(payment.customer_id, payment_method)
+    )
+    demo.say(
+        "card_set",
+        indent=1,
+        customer_id=payment.customer_id,
+        card=card_label(payment_method, demo.lang),
+        payment_method_id=attached.get("id"),
+    )
+
+
+def act_renew(demo: Demo, step: dict[str, Any]) -> None:
+    """Renew a paid signup's subscription now and keep the renewal invoice for later steps."""
+    record, _, payment = demo.paid_signup(step)
+    subscription_id = payment.subscription_id
+    if subscription_id is None:
+        raise demo.fail("not_paid", step=record.step_id)
+    shim = demo.stripe_shim
+
+    demo.say("renew_request", indent=1, subscription_id=subscription_id)
+    invoice, deliveries = demo.with_webhooks(
+        step, lambda: demo.stripe_call(lambda: shim.renew_subscription(subscription_id))
+    )
+    _print_invoice(demo, invoice)
+    demo.print_deliveries(deliveries)
+    payment.deliveries.extend(deliveries)
+    payment.renewal_invoice_id = str(invoice["id"])
+
+    expect = step.get("expect", {})
+    demo.check_fields(expect.get("invoice", {}), invoice, "invoice")
+    demo.check_deliveries(expect, deliveries)
+
+
+def act_pay_invoice(demo: Demo, step: dict[str, Any]) -> None:
+    """Pay the renewal invoice of a paid signup through the Stripe API."""
+    record, _, payment = demo.paid_signup(step)
+    invoice_id = payment.renewal_invoice_id
+    if invoice_id is None:
+        raise demo.fail("no_renewal", step=record.step_id)
+    client = demo.stripe_client()
+
+    demo.say("pay_invoice_request", indent=1, invoice_id=invoice_id)
+    invoice, deliveries = demo.with_webhooks(
+        step, lambda: demo.stripe_call(lambda: client.v1.invoices.pay(invoice_id).to_dict())
+    )
+    _print_invoice(demo, invoice)
+    demo.print_deliveries(deliveries)
+    payment.deliveries.extend(deliveries)
+
+    expect = step.get("expect", {})
+    demo.check_fields(expect.get("invoice", {}), invoice, "invoice")
+    demo.check_deliveries(expect, deliveries)
+
+
+def act_refund(demo: Demo, step: dict[str, Any]) -> None:
+    """Refund the only charge of a paid signup's Stripe customer through the Stripe API."""
+    _, _, payment = demo.paid_signup(step)
+    charge = _only_charge(demo, payment)
+    reason = str(step.get("reason", "requested_by_customer"))
+    client = demo.stripe_client()
+
+    demo.say("refund_request", indent=1, charge_id=charge["id"], reason=reason)
+    refund, deliveries = demo.with_webhooks(
+        step,
+        lambda: demo.stripe_call(
+            lambda: client.v1.refunds.create(
+                params={"charge": str(charge["id"]), "reason": reason}
+            ).to_dict()
+        ),
+    )
+    demo.say(
+        "refund_state",
+        indent=1,
+        refund_id=refund.get("id"),
+        amount=demo.money(refund.get("amount"), refund.get("currency")),
+        status=refund.get("status"),
+    )
+    demo.print_deliveries(deliveries)
+    payment.deliveries.extend(deliveries)
+
+    expect = step.get("expect", {})
+    demo.check_fields(expect.get("refund", {}), refund, "refund")
+    demo.check_deliveries(expect, deliveries)
+
+
+def act_open_dispute(demo: Demo, step: dict[str, Any]) -> None:
+    """Open a dispute of the only charge of a paid signup's Stripe customer, as a cardholder would."""
+    _, _, payment = demo.paid_signup(step)
+    charge = _only_charge(demo, payment)
+    reason = str(step.get("reason", "fraudulent"))
+    shim = demo.stripe_shim
+
+    demo.say("dispute_open_request", indent=1, charge_id=charge["id"], reason=reason)
+    dispute, deliveries = demo.with_webhooks(
+        step, lambda: demo.stripe_call(lambda: shim.create_dispute(str(charge["id"]), reason))
+    )
+    _print_dispute(demo, dispute)
+    demo.print_deliveries(deliveries)
+    payment.deliveries.extend(deliveries)
+    payment.dispute_id = str(dispute["id"])
+
+    expect = step.get("expect", {})
+    demo.check_fields(expect.get("dispute", {}), dispute, "dispute")
+    demo.check_deliveries(expect, deliveries)
+
+
+def act_close_dispute(demo: Demo, step: dict[str, Any]) -> None:
+    """Close the open dispute of a paid signup as won or lost (`won`)."""
+    record, _, payment = demo.paid_signup(step)
+    dispute_id = payment.dispute_id
+    if dispute_id is None:
+        raise demo.fail("no_dispute", step=record.step_id)
+    won = step.get("won")
+    if not isinstance(won, bool):
+        raise StoryError(f"step {step['id']}: won must be true or false, got {won!r}")
+    shim = demo.stripe_shim
+
+    outcome = text("dispute_won" if won else "dispute_lost", demo.lang)
+    demo.say("dispute_close_request", indent=1, dispute_id=dispute_id, outcome=outcome)
+    dispute, deliveries = demo.with_webhooks(
+        step, lambda: demo.stripe_call(lambda: shim.close_dispute(dispute_id, won))
+    )
+    _print_dispute(demo, dispute)
+    demo.print_deliveries(deliveries)
+    payment.deliveries.extend(deliveries)
+
+    expect = step.get("expect", {})
+    demo.check_fields(expect.get("dispute", {}), dispute, "dispute")
+    demo.check_deliveries(expect, deliveries)
+
+
+def act_check_dunning(demo: Demo, step: dict[str, Any]) -> None:
+    """Wait until the dunning item of a signup's renewal invoice shows the expected `resolved`."""
+    record, subscriber_id, payment = demo.paid_signup(step)
+    invoice_id = payment.renewal_invoice_id
+    if invoice_id is None:
+        raise demo.fail("no_renewal", step=record.step_id)
+    expect = dict(step.get("expect", {}))
+    expected_resolved = expect.pop("resolved", False)
+    if not isinstance(expected_resolved, bool):
+        raise StoryError(
+            f"step {step['id']}: expect.resolved must be true or false, got {expected_resolved!r}"
+        )
+
+    # NOTE: reads the table directly because no account API exists yet.
+    table = main_table()
+    deadline = time.monotonic() + BILLING_WAIT_SECONDS
     while True:
-        markers = table.get_many(keys)
-        backlog = demo.stripe_events_backlog()
-        if (len(markers) == len(keys) and backlog == 0) or time.monotonic() >= deadline:
+        item = table.get(f"SUB#{subscriber_id}", f"DUNNING#{invoice_id}")
+        resolved = None if item is None else item.get("resolved") is True
+        if resolved is expected_resolved or time.monotonic() >= deadline:
             break
         time.sleep(POLL_SECONDS)
-    missing = [pk.removeprefix("STRIPE_EVENT#") for pk, sk in keys if (pk, sk) not in markers]
-    if missing:
+    if item is None or resolved is not expected_resolved:
         raise demo.fail(
-            "markers_missing", seconds=int(BILLING_WAIT_SECONDS), event_ids=", ".join(missing)
+            "dunning_timeout",
+            seconds=int(BILLING_WAIT_SECONDS),
+            invoice_id=invoice_id,
+            expected=_compact(expected_resolved),
+            actual="-" if item is None else _compact(resolved),
         )
-    if backlog:
-        raise demo.fail("jobs_pending", seconds=int(BILLING_WAIT_SECONDS), count=backlog)
 
-    # apply_event() logs each application and returns early, without a log line, for a
-    # duplicate. So the jobs of an event that were not logged recognised it as a duplicate.
-    for event_id, count in accepted.items():
-        applications = demo.applications.count(event_id)
-        if applications != 1:
+    demo.say(
+        "dunning_state",
+        indent=1,
+        invoice_id=invoice_id,
+        amount=demo.money(item.get("amount_due"), item.get("currency")),
+        attempt_count=item.get("attempt_count"),
+        until=_beijing_time(item.get("monitored_until")),
+        resolved=_compact(resolved),
+    )
+    demo.check_fields(expect, item, f"DUNNING#{invoice_id}")
+
+
+def _ledger_entries(table: Any, subscriber_id: str) -> list[dict[str, Any]]:
+    """Return a subscriber's ledger items in the order of their sort keys."""
+    items = table.get_partition(f"SUB#{subscriber_id}")
+    return [items[sk] for sk in sorted(items) if sk.startswith("LEDGER#")]
+
+
+def act_check_ledger(demo: Demo, step: dict[str, Any]) -> None:
+    """Check that a paid subscriber's ledger contains exactly the expected entries.
+
+    The billing consumer must first have applied the webhooks of the billing steps since the
+    last check. Entries compare by kind, amount and currency, in any order, so one written twice
+    or missing fails the step.
+    """
+    _, subscriber_id, payment = demo.paid_signup(step)
+    expected_entries = step.get("expect", {}).get("entries")
+    if not isinstance(expected_entries, list) or not all(
+        isinstance(entry, dict) and {"kind", "amount", "currency"} <= set(entry)
+        for entry in expected_entries
+    ):
+        raise StoryError(
+            f"step {step['id']}: expect.entries must list objects with kind, amount and currency"
+        )
+    demo.wait_until_applied(payment, time.monotonic() + BILLING_WAIT_SECONDS)
+
+    # NOTE: reads the table directly because no account API exists yet.
+    entries = _ledger_entries(main_table(), subscriber_id)
+    demo.say("ledger_header", indent=1, subscriber_id=subscriber_id, count=len(entries))
+    for entry in entries:
+        objects = ", ".join(f"{name} {value}" for name, value in entry["stripe_ids"].items())
+        if isinstance(entry.get("fee_amount"), int):
+            fee = demo.money(entry["fee_amount"], entry["currency"])
+            objects += ", " + text("ledger_fee", demo.lang, fee=fee)
+        demo.say(
+            "ledger_entry",
+            indent=2,
+            time=_beijing_time(entry.get("created")),
+            kind=entry["kind"],
+            amount=demo.money(entry["amount"], entry["currency"]),
+            minor=entry["amount"],
+            currency=str(entry["currency"]).upper(),
+            objects=objects,
+        )
+
+    def summary(entry: dict[str, Any]) -> tuple[str, int, str]:
+        return (str(entry["kind"]), int(entry["amount"]), str(entry["currency"]))
+
+    expected = sorted(summary(entry) for entry in expected_entries)
+    actual = sorted(summary(entry) for entry in entries)
+    if actual != expected:
+        raise demo.fail("ledger_mismatch", expected=_compact(expected), actual=_compact(actual))
+    demo.say("ledger_matches", indent=1)
+
+
+def act_check_referral(demo: Demo, step: dict[str, Any]) -> None:
+    """Wait until a referee's referral is settled, then check its referrer, status and credit."""
+    record = demo.signup_record(step)
+    referrer = demo.signup_record(step, "referrer")
+    if record.subscriber_id is None:
+        raise demo.fail("not_verified", step=record.step_id)
+    if referrer.subscriber_id is None:
+        raise demo.fail("not_verified", step=referrer.step_id)
+
+    # NOTE: reads the table directly because no account API exists yet.
+    table = main_table()
+    deadline = time.monotonic() + BILLING_WAIT_SECONDS
+    while True:
+        referral = table.get(f"SUB#{record.subscriber_id}", "REFERRED_BY")
+        if referral is None:
+            raise demo.fail("referral_missing", subscriber_id=record.subscriber_id)
+        # A referral is pending until the first invoice is paid, then credit_due until the
+        # credit is granted.
+        settled = referral.get("status") not in ("pending", "credit_due")
+        if settled or time.monotonic() >= deadline:
+            break
+        time.sleep(POLL_SECONDS)
+
+    credit = "-"
+    if isinstance(referral.get("credit_amount"), int):
+        credit = demo.money(referral["credit_amount"], referral.get("credit_currency"))
+    demo.say(
+        "referral_state",
+        indent=1,
+        referrer_id=referral.get("referrer_id"),
+        code=referral.get("code"),
+        status=referral.get("status"),
+        credit=credit,
+        balance_transaction_id=referral.get("balance_transaction_id") or "-",
+    )
+    if not settled:
+        raise demo.fail(
+            "referral_timeout", seconds=int(BILLING_WAIT_SECONDS), status=referral.get("status")
+        )
+    demo.check_fields(
+        {"referrer_id": referrer.subscriber_id, **step.get("expect", {})},
+        referral,
+        "REFERRED_BY",
+    )
+
+
+def act_check_balance(demo: Demo, step: dict[str, Any]) -> None:
+    """Read a paid signup's Stripe customer balance and balance transactions through the API.
+
+    With `referee`, also check that the referee's referral credit is one of those transactions.
+    """
+    _, _, payment = demo.paid_signup(step)
+    client = demo.stripe_client()
+    customer_id = payment.customer_id
+
+    customer = demo.stripe_call(lambda: client.v1.customers.retrieve(customer_id).to_dict())
+    listed = demo.stripe_call(
+        lambda: client.v1.customers.balance_transactions.list(customer_id, params={"limit": 100})
+    )
+    transactions = [transaction.to_dict() for transaction in listed.data]
+    demo.say(
+        "balance_state",
+        indent=1,
+        customer_id=customer_id,
+        balance=demo.money(customer.get("balance"), customer.get("currency")),
+        minor=customer.get("balance"),
+        currency=str(customer.get("currency")).upper(),
+    )
+    for transaction in transactions:
+        demo.say(
+            "balance_transaction",
+            indent=2,
+            transaction_id=transaction.get("id"),
+            amount=demo.money(transaction.get("amount"), transaction.get("currency")),
+            description=transaction.get("description") or "-",
+        )
+
+    demo.check_fields(step.get("expect", {}), customer, "customer")
+    if "referee" in step:
+        referee = demo.signup_record(step, "referee")
+        if referee.subscriber_id is None:
+            raise demo.fail("not_verified", step=referee.step_id)
+        referral = main_table().get(f"SUB#{referee.subscriber_id}", "REFERRED_BY") or {}
+        transaction_id = referral.get("balance_transaction_id")
+        if transaction_id not in {transaction.get("id") for transaction in transactions}:
             raise demo.fail(
-                "applied_count", event_id=event_id, deliveries=count, applications=applications
+                "balance_transaction_missing",
+                transaction_id=transaction_id or "-",
+                customer_id=customer_id,
             )
-    jobs = sum(accepted.values())
-    demo.say("events_applied", indent=1, events=len(keys), jobs=jobs)
-    duplicates = jobs - len(accepted)
-    if duplicates:
-        demo.say("duplicates_recognised", indent=1, duplicates=duplicates)
-    else:
-        demo.say("no_duplicates", indent=1)
+
+
+def act_open_billing_link(demo: Demo, step: dict[str, Any]) -> None:
+    """Open the billing link of a received e-mail, follow it to the Customer Portal and print it."""
+    email = demo.emails.get(str(step.get("email_step")))
+    if email is None:
+        raise StoryError(f"step {step['id']}: email_step must name an earlier receive_email step")
+    base = demo.service.public_base_url
+    links = [
+        link
+        for link in LINK_PATTERN.findall(email.text)
+        if link.startswith(base + "/v1/billing/") and urlsplit(link).hostname == "127.0.0.1"
+    ]
+    if not links:
+        raise demo.fail("no_billing_link", base_url=base)
+
+    path = links[0][len(base) :]
+    demo.say("open_link", indent=1, path=path)
+    response = demo.request("GET", path)
+    location = header_value(response, "location")
+    demo.say("billing_link_redirect", indent=1, status=response.status, location=location or "-")
+    expect = step.get("expect", {})
+    demo.check_response({key: expect[key] for key in ("status",) if key in expect}, response)
+    shim_base = demo.stripe_shim.base_url
+    if (
+        not location.startswith(shim_base + "/portal/")
+        or urlsplit(location).hostname != "127.0.0.1"
+    ):
+        raise demo.fail("redirect_not_portal", base_url=shim_base, location=location or "-")
+    demo.say("portal_local", indent=2)
+
+    portal_path = urlsplit(location).path
+    demo.say("open_link", indent=1, path=portal_path)
+    page = demo.request("GET", portal_path, base_url=shim_base)
+    demo.say("response", indent=1, status=page.status, code="")
+    title = html_title(page.text)
+    demo.say("page_title", indent=2, title=title)
+    demo.say("page", indent=2)
+    page_text = html_to_text(page.text)
+    for line in page_text.split("\n"):
+        demo.write(f"│ {line}", 2)
+    if page.status != 200:
+        raise demo.fail("expected_status", expected=200, actual=page.status, code="-")
+    expected_text = expect.get("page_contains")
+    if expected_text and expected_text not in page_text:
+        raise demo.fail("page_missing_text", text=expected_text)
 
 
 ACTIONS: dict[str, Callable[[Demo, dict[str, Any]], None]] = {
@@ -1703,9 +2572,20 @@ ACTIONS: dict[str, Callable[[Demo, dict[str, Any]], None]] = {
     "open_email_link": act_open_email_link,
     "register_identity": act_register_identity,
     "check_account": act_check_account,
+    "open_billing_link": act_open_billing_link,
     "open_checkout": act_open_checkout,
     "pay_checkout": act_pay_checkout,
+    "set_card": act_set_card,
+    "renew": act_renew,
+    "pay_invoice": act_pay_invoice,
+    "refund": act_refund,
+    "open_dispute": act_open_dispute,
+    "close_dispute": act_close_dispute,
     "check_subscription": act_check_subscription,
+    "check_dunning": act_check_dunning,
+    "check_ledger": act_check_ledger,
+    "check_referral": act_check_referral,
+    "check_balance": act_check_balance,
     "summary": act_summary,
 }
 

@@ -75,6 +75,14 @@ def test_demo_shows_masked_identifiers(demo_run: subprocess.CompletedProcess[str
     assert "1101**********1239" in demo_run.stdout
     assert "138****8001" in demo_run.stdout
     assert "w***@example.com" in demo_run.stdout
+    assert "1101**********0024" in demo_run.stdout
+    assert "188****8008" in demo_run.stdout
+
+
+def test_demo_billing_notices_in_english(demo_run: subprocess.CompletedProcess[str]) -> None:
+    assert "Subject: Your renewal payment failed - IDSentry" in demo_run.stdout
+    assert "IDSentry: your CN¥18.00 renewal payment failed." in demo_run.stdout
+    assert "The SMS contains no link" in demo_run.stdout
 
 
 def test_demo_output_has_no_raw_identifier(demo_run: subprocess.CompletedProcess[str]) -> None:
@@ -101,6 +109,22 @@ def test_demo_failed_step_exits_nonzero(tmp_path: Path) -> None:
 
     assert result.returncode == 1
     assert f"Step {first['id']} failed: expected HTTP 422, got HTTP 202" in result.stdout
+    assert "Local service stopped." in result.stdout
+
+
+def test_demo_referral_from_unknown_step(tmp_path: Path) -> None:
+    story = json.loads((STORY_DIR / "story.json").read_text(encoding="utf-8"))
+    first = dict(story["steps"][0])
+    first["body"] = {**first["body"], "referral_code": {"from_step": "nobody.verify"}}
+    story["steps"] = [first]
+    shutil.copy(STORY_DIR / "identities.json", tmp_path / "identities.json")
+    (tmp_path / "story.json").write_text(json.dumps(story, ensure_ascii=False), encoding="utf-8")
+
+    result = run_demo("--lang", "en", "--story", str(tmp_path / "story.json"))
+
+    assert result.returncode == 1
+    assert "referral_code.from_step must name an earlier verify step" in result.stdout
+    assert "'nobody.verify'" in result.stdout
     assert "Local service stopped." in result.stdout
 
 

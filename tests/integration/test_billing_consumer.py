@@ -393,8 +393,20 @@ def test_refund_and_dispute_in_ledger(deps: BillingDeps, stripe_fake: FakeStripe
             "charge": "ch_9",
             "status": "won",
             "balance_transactions": [
-                {"id": "txn_w", "amount": -6800, "currency": "cny", "created": 1_796_600_000},
-                {"id": "txn_r", "amount": 6800, "currency": "cny", "created": 1_796_700_000},
+                {
+                    "id": "txn_w",
+                    "amount": -6800,
+                    "currency": "cny",
+                    "fee": 1500,
+                    "created": 1_796_600_000,
+                },
+                {
+                    "id": "txn_r",
+                    "amount": 6800,
+                    "currency": "cny",
+                    "fee": -1500,
+                    "created": 1_796_700_000,
+                },
             ],
         }
     )
@@ -403,8 +415,8 @@ def test_refund_and_dispute_in_ledger(deps: BillingDeps, stripe_fake: FakeStripe
     apply_event(deps, _event(stripe_fake, "evt_dispute_created", "charge.dispute.created", "dp_1"))
     apply_event(deps, _event(stripe_fake, "evt_dispute_closed", "charge.dispute.closed", "dp_1"))
 
-    amounts = [(item["kind"], item["amount"]) for item in _ledger(deps)]
-    assert amounts == [("refund", -1000), ("dispute", -6800), ("dispute", 6800)]
+    amounts = [(item["kind"], item["amount"], item.get("fee_amount")) for item in _ledger(deps)]
+    assert amounts == [("refund", -1000, None), ("dispute", -6800, 1500), ("dispute", 6800, -1500)]
 
 
 def test_unhandled_type_marked_ignored(deps: BillingDeps, stripe_fake: FakeStripe) -> None:

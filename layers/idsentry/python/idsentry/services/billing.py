@@ -511,7 +511,8 @@ def on_dispute(deps: BillingDeps, gateway: StripeGateway, event: dict[str, Any])
                 int(movement["amount"]),
                 str(movement["currency"]),
                 {"dispute": str(dispute["id"]), "charge": charge_id},
-                None,
+                # The movement is itself a balance transaction: its fee is Stripe's dispute fee.
+                _balance(movement),
             ),
         )
 
