@@ -11,7 +11,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # SAM CLI telemetry would reach beyond this machine.
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: setup demo run test lint typecheck template-lint unit integration e2e bench build requirements clean
+.PHONY: ingest setup demo run test lint typecheck template-lint unit integration e2e bench build requirements clean
 
 setup: $(VENV)/.synced
 
@@ -34,6 +34,9 @@ demo: setup
 
 run: setup
 	$(PY) -m infra.local.run
+
+ingest: setup
+	$(PY) -m infra.local.ingest --file "$(FILE)" --manifest "$(MANIFEST)"
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from infra.local.emulators.hibp import HibpEmulator
 from infra.local.emulators.realname import RealNameEmulator
 from infra.local.emulators.stripe import TEST_API_KEY, LocalStripe
 from infra.local.emulators.stripe_shim import StripeShim
@@ -23,6 +24,8 @@ LOOPBACK = "127.0.0.1"
 STATE_FILE = REPOSITORY_ROOT / ".local" / "stack.json"
 EMAIL_SENDER = "no-reply@idsentry.local"
 STRIPE_PRICES = Path(__file__).with_name("stripe_prices.json")
+HIBP_CATALOGUE = Path(__file__).with_name("hibp_catalogue.json")
+LOCAL_HIBP_REQUESTS_PER_MINUTE = 1000
 
 
 def create_local_prices(shim_base_url: str) -> None:
@@ -66,7 +69,7 @@ def clear_cached_dependencies() -> None:
     """
     from idsentry import wiring
     from idsentry.adapters import aws
-    from idsentry.routes import billing_jobs, jobs, signup_wiring
+    from idsentry.routes import billing_jobs, breach_jobs, check_jobs, jobs, signup_wiring
 
     for cached in (
         aws.client,
@@ -81,6 +84,8 @@ def clear_cached_dependencies() -> None:
         signup_wiring.checkout_deps,
         jobs.notifier_deps,
         billing_jobs.billing_deps,
+        breach_jobs.intake_deps,
+        check_jobs.check_deps,
     ):
         cached.cache_clear()
 
@@ -123,6 +128,7 @@ class LocalService:
         self.twilio_auth_token = secrets.token_hex(16)
         self.twilio_messaging_service_sid = "MG" + secrets.token_hex(16)
         self.realname_api_key = secrets.token_urlsafe(24)
+        self.hibp_api_key = secrets.token_hex(16)
         self.pepper = {"current": "1", "1": secrets.token_urlsafe(48)}
         self.stripe_webhook_secret = "whsec_" + secrets.token_urlsafe(24)
 
@@ -130,6 +136,7 @@ class LocalService:
         self.stripe_shim: StripeShim | None = None
         self.twilio: TwilioEmulator | None = None
         self.realname: RealNameEmulator | None = None
+        self.hibp: HibpEmulator | None = None
         self.stack: LocalStack | None = None
         self.http_api: LocalHttpApi | None = None
 
@@ -153,6 +160,14 @@ class LocalService:
             segments_per_second=self.sms_segments_per_second,
         )
         self.twilio.start()
+        self.hibp = HibpEmulator(
+            self.hibp_api_key,
+            requests_per_minute=int(
+                self.parameters.get("HibpRequestsPerMinute", LOCAL_HIBP_REQUESTS_PER_MINUTE)
+            ),
+            catalogue_path=HIBP_CATALOGUE,
+        )
+        self.hibp.start()
         self.stripe = LocalStripe()
         self.stripe.start()
         self.stripe_shim = StripeShim(self.stripe.base_url)
@@ -163,6 +178,8 @@ class LocalService:
             "Stage": "local",
             "PublicBaseUrl": self.public_base_url,
             "EmailSender": EMAIL_SENDER,
+            # A paid HIBP tier's rate, so that a local run is not paced at 10 lookups a minute.
+            "HibpRequestsPerMinute": str(LOCAL_HIBP_REQUESTS_PER_MINUTE),
             **self.parameters,
         }
         self.stack = LocalStack(
@@ -180,6 +197,7 @@ class LocalService:
                 "StripeSecret": json.dumps(
                     {"api_key": TEST_API_KEY, "webhook_secret": self.stripe_webhook_secret}
                 ),
+                "HibpSecret": json.dumps({"api_key": self.hibp_api_key}),
                 "RealNameSecret": json.dumps(
                     {"base_url": self.realname.base_url, "api_key": self.realname_api_key}
                 ),
@@ -188,6 +206,7 @@ class LocalService:
                 "TWILIO_BASE_URL": self.twilio.base_url,
                 # Every Stripe call of the handlers goes to the local Stripe server.
                 "STRIPE_BASE_URL": self.stripe_shim.base_url,
+                "HIBP_BASE_URL": f"{self.hibp.base_url}/api/v3",
             },
             visibility_timeout_override=1,
         )
@@ -247,6 +266,7 @@ class LocalService:
         assert self.stack is not None
         assert self.twilio is not None
         assert self.realname is not None
+        assert self.hibp is not None
         assert self.stripe is not None
         assert self.stripe_shim is not None
         STATE_FILE.parent.mkdir(exist_ok=True)
@@ -254,6 +274,8 @@ class LocalService:
             "base_url": self.base_url,
             "aws_endpoint_url": self.stack.endpoint_url,
             "aws_region": "us-east-1",
+            "intake_bucket": self.stack.runtime.environment["INTAKE_BUCKET"],
+            "table_name": self.stack.runtime.environment["TABLE_NAME"],
             "twilio": {
                 "base_url": self.twilio.base_url,
                 "account_sid": self.twilio_account_sid,
@@ -262,6 +284,7 @@ class LocalService:
                 "messages_url": self.twilio.base_url + "/_emulator/messages",
             },
             "realname": {"base_url": self.realname.base_url, "api_key": self.realname_api_key},
+            "hibp": {"base_url": self.hibp.base_url, "api_key": self.hibp_api_key},
             "stripe": {
                 "base_url": self.stripe_shim.base_url,
                 "localstripe_url": self.stripe.base_url,
@@ -280,6 +303,7 @@ class LocalService:
             self.stripe_shim,
             self.stripe,
             self.twilio,
+            self.hibp,
             self.realname,
         ):
             if component is None:
@@ -289,7 +313,7 @@ class LocalService:
             except Exception as exc:
                 LOG.error("component failed to stop", extra={"error_type": type(exc).__name__})
         self.http_api = self.stack = self.stripe_shim = self.stripe = None
-        self.twilio = self.realname = None
+        self.twilio = self.hibp = self.realname = None
         # The endpoints and secrets in the state file die with this run.
         STATE_FILE.unlink(missing_ok=True)
 

@@ -19,7 +19,8 @@ from twilio.request_validator import RequestValidator
 from idsentry.crypto import Pepper, verify_token
 from idsentry.http import parse_http_event
 from idsentry.models.events import ALL_EVENT_TYPES
-from idsentry.models.jobs import NotificationJob, StripeEventJob
+from idsentry.models.jobs import ChunkJob, NotificationJob, StripeEventJob
+from idsentry.routes.breach_jobs import manifest_keys
 from infra.local.http_api import Route, extract_routes
 from infra.local.template import IntrinsicResolver, PseudoParameters, load_template
 
@@ -41,6 +42,10 @@ SAMPLE_PEPPER = "sample-pepper-for-event-fixtures-only-0001"
 
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:idsentry-dev-notifications"
 STRIPE_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:idsentry-dev-stripe-events"
+CHUNK_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:idsentry-dev-breach-chunks"
+INTAKE_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:idsentry-dev-breach-intake"
+# S3 event notifications are not jobs of ours; this stands for their kind in the tables below.
+S3_NOTIFICATION = "s3_notification"
 ENVELOPE_FIELDS = {
     "version",
     "id",
@@ -82,8 +87,14 @@ _job_adapter: TypeAdapter[NotificationJob] = TypeAdapter(NotificationJob)
 
 def validate_job(body: str) -> tuple[str, str]:
     """Validate a queue message body as the job of its queue; return its kind and queue ARN."""
-    if '"kind":"stripe_event"' in body.replace(" ", ""):
+    compact = body.replace(" ", "")
+    if '"kind":"stripe_event"' in compact:
         return StripeEventJob.model_validate_json(body).kind, STRIPE_QUEUE_ARN
+    if '"kind":"breach_chunk"' in compact:
+        return ChunkJob.model_validate_json(body).kind, CHUNK_QUEUE_ARN
+    if '"eventSource":"aws:s3"' in compact:
+        assert manifest_keys(body), "the S3 notification names no manifest"
+        return S3_NOTIFICATION, INTAKE_QUEUE_ARN
     return _job_adapter.validate_json(body).kind, QUEUE_ARN
 
 
@@ -101,7 +112,11 @@ def job_kinds() -> set[str]:
     """Return the `kind` of every job class in the NotificationJob union."""
     union = typing.get_args(NotificationJob)[0]
     kinds = {str(job_class.model_fields["kind"].default) for job_class in typing.get_args(union)}
-    return kinds | {str(StripeEventJob.model_fields["kind"].default)}
+    return kinds | {
+        str(StripeEventJob.model_fields["kind"].default),
+        str(ChunkJob.model_fields["kind"].default),
+        S3_NOTIFICATION,
+    }
 
 
 def personal_data_found(text: str) -> list[str]:
@@ -225,6 +240,8 @@ def test_sqs_queue_matches_template(template: dict[str, Any]) -> None:
     for logical_id, arn in (
         ("NotificationQueue", QUEUE_ARN),
         ("StripeEventsQueue", STRIPE_QUEUE_ARN),
+        ("ChunkQueue", CHUNK_QUEUE_ARN),
+        ("IntakeQueue", INTAKE_QUEUE_ARN),
     ):
         queue_name = resolver.resolve(template["Resources"][logical_id]["Properties"]["QueueName"])
         assert arn == f"arn:aws:sqs:{pseudo.region}:{pseudo.account_id}:{queue_name}"

@@ -118,6 +118,30 @@ class StripeEventsSettings(CoreSettings):
     stripe_base_url: str | None = None
 
 
+class BreachIntakeSettings(CoreSettings):
+    """Settings of the breach intake and ingest functions."""
+
+    intake_bucket: str
+    chunk_queue_url: str
+    breach_index_table: str
+    breach_index_retention_days: int = 730
+    intake_match_only: bool = False
+    intake_chunk_megabytes: int = 64
+
+
+class BreachCheckSettings(CoreSettings):
+    """Settings of the daily check's planner and workers."""
+
+    breach_index_table: str
+    check_queue_url: str
+    hibp_secret_id: str
+    # The HIBP tier's limit, shared by every worker through one token bucket.
+    hibp_requests_per_minute: int = 10
+    # Local stack only: the HIBP emulator's API base URL. Unset in AWS, where the client's
+    # default https://haveibeenpwned.com/api/v3 is used.
+    hibp_base_url: str | None = None
+
+
 class TwilioWebhookSettings(CoreSettings):
     """Settings of the Twilio status-callback function."""
 

@@ -76,10 +76,25 @@ class PaymentFailed(EventDetail):
     attempt_count: int
 
 
+class ExposureDetected(EventDetail):
+    """One of a subscriber's identifiers was found in a breach; sent once per (subscriber, breach)."""
+
+    source: ClassVar[str] = "idsentry.breaches"
+    detail_type: ClassVar[str] = "Exposure.Detected"
+
+    subscriber_id: str
+    breach_name: str
+    # The kinds that matched when the exposure was first found: id_number, mobile, email …
+    matched_kinds: tuple[str, ...]
+    # "dataset" (an uploaded breach file), "index" (the daily lookup) or "hibp".
+    found_by: Literal["dataset", "index", "hibp"]
+
+
 ALL_EVENT_TYPES: tuple[type[EventDetail], ...] = (
     SubscriberRegistered,
     IdentifierReassigned,
     EmailConfirmed,
     SubscriptionChanged,
     PaymentFailed,
+    ExposureDetected,
 )

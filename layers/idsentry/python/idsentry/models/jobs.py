@@ -60,3 +60,33 @@ class StripeEventJob(BaseModel):
     schema_version: Literal[1] = 1
     kind: Literal["stripe_event"] = "stripe_event"
     event_id: str
+
+
+class ChunkJob(BaseModel):
+    """Ingest bytes [start, end) of a breach file for intake job `job_id`.
+
+    A sequential job (a CSV whose quoted fields may hold line breaks) covers the rest of the
+    file from `start`; the worker stops in time and queues the next job from its checkpoint.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = 1
+    kind: Literal["breach_chunk"] = "breach_chunk"
+    job_id: str
+    chunk: int = Field(ge=0)
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    sequential: bool = False
+
+
+class CheckJob(BaseModel):
+    """Check one subscriber in the daily breach check run `run` (its date in China, yyyymmdd)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = 1
+    kind: Literal["breach_check"] = "breach_check"
+    job_id: str
+    subscriber_id: str
+    run: str = Field(pattern=r"^[0-9]{8}$")

@@ -7,9 +7,10 @@ from typing import Any
 
 from idsentry.adapters.bus import EventPublisher
 from idsentry.adapters.table import MainTable
-from idsentry.crypto import Pepper, TokenError, sign_token, verify_token
+from idsentry.crypto import Fingerprint, Pepper, TokenError, sign_token, verify_token
 from idsentry.errors import DomainError
 from idsentry.models.events import EmailConfirmed
+from idsentry.services.exposures import watch_writes
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +58,16 @@ def confirm_email(
             "SET email_confirmed_at = if_not_exists(email_confirmed_at, :now)",
             values={":now": now},
         )
-        table.update(
+        identifier = table.update(
             f"SUB#{subscriber_id}", "IDENT#email", "SET confirmed = :true", values={":true": True}
         )
+        # A confirmed address is watched: breach intake now matches it.
+        fingerprints = [
+            Fingerprint(version, value)
+            for version, value in ((identifier or {}).get("fingerprints") or {}).items()
+        ]
+        if fingerprints:
+            table.transact(watch_writes("email", fingerprints, subscriber_id, sole=False))
         publisher.publish(
             [
                 EmailConfirmed(

@@ -41,6 +41,7 @@ from idsentry.models.events import EventDetail, IdentifierReassigned, Subscriber
 from idsentry.models.jobs import EmailConfirmationJob, IdentifierReassignedJob, OtpJob
 from idsentry.models.signup import ValidSignup
 from idsentry.services import limits, otp, referrals
+from idsentry.services.exposures import watch_writes
 from idsentry.settings import SignupSettings
 
 logger = logging.getLogger(__name__)
@@ -443,6 +444,13 @@ def _commit_subscriber(
         ),
     ]
     writes.append(referrals.code_write(own_code, subscriber_id, now))
+    # The verified ID number and mobile are watched from now on; the e-mail once confirmed.
+    writes.extend(watch_writes("id_number", id_fps, subscriber_id, sole=True))
+    writes.extend(
+        watch_writes(
+            "mobile", pepper.fingerprints("mobile", plain["mobile"]), subscriber_id, sole=False
+        )
+    )
     if referrer is not None:
         writes.append(
             referrals.referral_write(subscriber_id, referrer, signup["referral_code"], now)

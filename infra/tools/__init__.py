@@ -1,0 +1,1 @@
+"""Developer tools: synthetic data for tests, benchmarks and the demo."""

@@ -1,0 +1,140 @@
+"""Exposures: a subscriber found in a breach, recorded and announced once per (subscriber, breach).
+
+Subscribers' fingerprints are reachable by fingerprint through watch items
+(`WATCH#{kind}#{pepper_version}#{fingerprint}`), which verification and e-mail confirmation
+write. Intake looks new breach fingerprints up there; the daily check looks subscribers'
+fingerprints up in the breach index. Either way a hit goes through `record_exposure`, whose
+conditional write makes the first finder the only announcer, whatever is retried or re-uploaded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from idsentry.adapters.batch import BatchTable
+from idsentry.adapters.bus import EventPublisher
+from idsentry.adapters.table import MainTable, Write, update_write
+from idsentry.crypto import Fingerprint
+from idsentry.models.events import ExposureDetected
+
+logger = logging.getLogger(__name__)
+
+FoundBy = Literal["dataset", "index", "hibp"]
+ANNOUNCE_CLAIM_SECONDS = 60
+
+
+def watch_pk(kind: str, fingerprint: Fingerprint) -> str:
+    """Return the key of the watch item of one fingerprint."""
+    return f"WATCH#{kind}#{fingerprint.version}#{fingerprint.value}"
+
+
+def watch_writes(
+    kind: str, fingerprints: Iterable[Fingerprint], subscriber_id: str, *, sole: bool
+) -> list[Write]:
+    """Build the writes that add the subscriber to the watch items of a value's fingerprints.
+
+    `sole` replaces any other holder: an ID number has one verified owner, while a mobile
+    number or an e-mail address may be watched by several subscribers.
+    """
+    expression = "SET subscriber_ids = :ids" if sole else "ADD subscriber_ids :ids"
+    return [
+        update_write(
+            f"watch:{kind}:{fp.version}",
+            watch_pk(kind, fp),
+            "WATCH",
+            expression,
+            values={":ids": {subscriber_id}},
+        )
+        for fp in fingerprints
+    ]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A breach fingerprint that belongs to a watched value."""
+
+    kind: str
+    fingerprint: Fingerprint
+    subscriber_ids: frozenset[str]
+
+
+def find_watchers(index: BatchTable, keys: Iterable[tuple[str, Fingerprint]]) -> list[Hit]:
+    """Return the subscribers watching any of the (kind, fingerprint) pairs, by BatchGetItem."""
+    wanted = {(watch_pk(kind, fp), "WATCH"): (kind, fp) for kind, fp in keys}
+    found = index.get_many(wanted)
+    return [
+        Hit(
+            kind=wanted[key][0],
+            fingerprint=wanted[key][1],
+            subscriber_ids=frozenset(item.get("subscriber_ids") or ()),
+        )
+        for key, item in found.items()
+        if item.get("subscriber_ids")
+    ]
+
+
+def record_exposure(
+    table: MainTable,
+    publisher: EventPublisher,
+    subscriber_id: str,
+    breach_name: str,
+    kinds: Iterable[str],
+    found_by: FoundBy,
+    now: int,
+) -> bool:
+    """Record that the subscriber is in the breach; returns True when this call announced it.
+
+    The item is created unannounced, claimed, the event sent, then the item marked announced.
+    A crash after the claim is repaired by an attempt a minute later; the event id is fixed per
+    (subscriber, breach), so consumers de-duplicate the rare second send.
+    """
+    matched = set(kinds)
+    pk, sk = f"SUB#{subscriber_id}", f"EXPOSURE#{breach_name}"
+    table.update(
+        pk,
+        sk,
+        "SET breach_name = :breach, found_by = if_not_exists(found_by, :found_by), "
+        "found_at = if_not_exists(found_at, :now), announced = if_not_exists(announced, :false) "
+        "ADD matched_kinds :kinds",
+        values={
+            ":breach": breach_name,
+            ":found_by": found_by,
+            ":now": now,
+            ":false": False,
+            ":kinds": matched,
+        },
+    )
+    # One caller at a time may announce; a claim older than a minute belonged to a caller
+    # that crashed, and is taken over.
+    claimed = table.update(
+        pk,
+        sk,
+        "SET announcing_at = :now",
+        values={":now": now, ":false": False, ":stale": now - ANNOUNCE_CLAIM_SECONDS},
+        condition="announced = :false AND "
+        "(attribute_not_exists(announcing_at) OR announcing_at < :stale)",
+    )
+    if claimed is None:
+        return False
+
+    kinds_at_first = tuple(sorted(claimed.get("matched_kinds") or matched))
+    publisher.publish(
+        [
+            ExposureDetected(
+                event_id=f"evt_exposure_{subscriber_id}_{breach_name}",
+                subscriber_id=subscriber_id,
+                breach_name=breach_name,
+                matched_kinds=kinds_at_first,
+                found_by=claimed.get("found_by", found_by),
+            )
+        ]
+    )
+    table.update(pk, sk, "SET announced = :true", values={":true": True})
+    logger.info(
+        "exposure detected",
+        extra={"subscriber_id": subscriber_id, "breach_name": breach_name, "found_by": found_by},
+    )
+    return True

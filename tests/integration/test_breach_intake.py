@@ -1,0 +1,157 @@
+"""Breach intake through the local stack: S3 upload, chunk jobs, index, exposures, job record."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from idsentry.adapters.table import MainTable
+from idsentry.services import signup
+from infra.local.service import LocalService
+from tests.integration.conftest import MovableClock
+from tests.integration.test_signup_service import PEOPLE, Harness, _clear_table
+
+pytestmark = pytest.mark.integration
+
+PROVENANCE = {
+    "source": "Test fixture written for this test; no real people",
+    "legal_basis": "PIPL art. 13(7): processing publicly disclosed data within a reasonable scope",
+    "approved_by": "operator-1",
+    "approved_at": "2026-12-04T08:00:00+08:00",
+}
+BREACH = {
+    "Name": "ExampleShop2026",
+    "Title": "Example Shop",
+    "Domain": "shop.example.com",
+    "BreachDate": "2026-10-01",
+    "DataClasses": ["Names", "Government issued IDs", "Phone numbers", "Email addresses"],
+    "IsVerified": True,
+}
+COLUMNS = {"姓名": "name", "身份证号": "id_number", "手机号": "mobile", "邮箱": "email"}
+
+
+def _manifest(**changes: Any) -> dict[str, Any]:
+    manifest: dict[str, Any] = {
+        "breach": dict(BREACH),
+        "encoding": "gb18030",
+        "format": "csv",
+        "columns": COLUMNS,
+        "provenance": PROVENANCE,
+    }
+    manifest.update(changes)
+    return manifest
+
+
+def _rows() -> str:
+    wang_name, wang_id, wang_mobile = PEOPLE["wang"]
+    # 王小明's ID number in its 15-digit legacy form and his mobile with full-width digits.
+    legacy = wang_id[:6] + wang_id[8:17]
+    wide_mobile = "".join(chr(ord(digit) + 0xFEE0) for digit in wang_mobile[3:])
+    return (
+        "姓名,身份证号,手机号,邮箱\n"
+        f"{wang_name},{legacy},+86 {wide_mobile},\n"
+        f"{wang_name},{wang_id},{wang_mobile},\n"
+        "张三,110101199001011234,13912345678,zhang@example.com\n"
+        "broken line without enough fields\n"
+        "李四,not-an-id,12345,not-an-email\n"
+    )
+
+
+@pytest.fixture
+def harness(local_service: LocalService) -> Iterator[Harness]:
+    yield Harness(local_service, MovableClock())
+    _clear_table(local_service)
+
+
+def _env(service: LocalService) -> dict[str, str]:
+    assert service.stack is not None
+    return service.stack.runtime.environment
+
+
+def _upload(service: LocalService, prefix: str, data: bytes, manifest: dict[str, Any]) -> None:
+    assert service.stack is not None
+    s3 = service.stack.runtime.client("s3")
+    bucket = _env(service)["INTAKE_BUCKET"]
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/data.csv", Body=data)
+    s3.put_object(
+        Bucket=bucket, Key=f"{prefix}/manifest.json", Body=json.dumps(manifest).encode()
+    )
+    service.stack.runtime.run_until_idle()
+
+
+def _jobs(table: MainTable, client: Any) -> list[dict[str, Any]]:
+    items = client.scan(
+        TableName=table.name,
+        FilterExpression="sk = :job",
+        ExpressionAttributeValues={":job": {"S": "JOB"}},
+    )["Items"]
+    return [table.get(item["pk"]["S"], "JOB") or {} for item in items]
+
+
+def _subscriber(harness: Harness) -> str:
+    signup_id = harness.create("wang")
+    result = signup.verify_signup(harness.deps, signup_id, harness.send_code(signup_id))
+    return str(result["subscriber_id"])
+
+
+def test_upload_finds_subscriber_once(harness: Harness) -> None:
+    subscriber_id = _subscriber(harness)
+
+    _upload(harness.service, "incoming/shop", _rows().encode("gb18030"), _manifest())
+
+    jobs = _jobs(harness.table, harness.dynamodb)
+    assert len(jobs) == 1
+    job = jobs[0]
+    assert job["status"] == "done"
+    assert (job["rows_read"], job["rows_accepted"], job["exposures"]) == (5, 3, 1)
+    exposure = harness.table.get(f"SUB#{subscriber_id}", "EXPOSURE#ExampleShop2026")
+    assert exposure is not None
+    assert exposure["matched_kinds"] == {"id_number", "mobile"}
+    assert exposure["announced"] is True
+    catalogue = harness.table.get("BREACH#ExampleShop2026", "BREACH")
+    assert catalogue is not None and catalogue["source"] == "dataset"
+    assert harness.service.stack is not None
+    listed = harness.service.stack.runtime.client("s3").list_objects_v2(
+        Bucket=_env(harness.service)["INTAKE_BUCKET"]
+    )
+    assert listed.get("KeyCount", 0) == 0
+
+
+def test_reupload_adds_no_exposure(harness: Harness) -> None:
+    _subscriber(harness)
+    data = _rows().encode("gb18030")
+    _upload(harness.service, "incoming/shop", data, _manifest())
+
+    changed = _manifest(breach={**BREACH, "Description": "Second upload"})
+    _upload(harness.service, "incoming/shop-again", data, changed)
+
+    jobs = sorted(_jobs(harness.table, harness.dynamodb), key=lambda job: job["created_at"])
+    assert [job["status"] for job in jobs] == ["done", "done"]
+    assert sum(job["exposures"] for job in jobs) == 1
+
+
+def test_manifest_without_provenance_rejected(harness: Harness) -> None:
+    manifest = _manifest()
+    del manifest["provenance"]
+
+    _upload(harness.service, "incoming/no-provenance", _rows().encode("gb18030"), manifest)
+
+    (job,) = _jobs(harness.table, harness.dynamodb)
+    assert (job["status"], job["reason"]) == ("rejected", "manifest_invalid")
+    assert "provenance" in job["detail"]["fields"]
+
+
+def test_wrong_encoding_rejected(harness: Harness) -> None:
+    _upload(
+        harness.service,
+        "incoming/wrong-encoding",
+        _rows().encode("gb18030"),
+        _manifest(encoding="utf-8"),
+    )
+
+    (job,) = _jobs(harness.table, harness.dynamodb)
+    assert (job["status"], job["reason"]) == ("rejected", "encoding_mismatch")
+    assert job.get("exposures") is None
