@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from idsentry.adapters.table import MainTable
-from idsentry.services import signup
+from idsentry.services import intake, signup
 from infra.local.service import LocalService
 from tests.integration.conftest import MovableClock
 from tests.integration.test_signup_service import PEOPLE, Harness, _clear_table
@@ -76,9 +76,7 @@ def _upload(service: LocalService, prefix: str, data: bytes, manifest: dict[str,
     s3 = service.stack.runtime.client("s3")
     bucket = _env(service)["INTAKE_BUCKET"]
     s3.put_object(Bucket=bucket, Key=f"{prefix}/data.csv", Body=data)
-    s3.put_object(
-        Bucket=bucket, Key=f"{prefix}/manifest.json", Body=json.dumps(manifest).encode()
-    )
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/manifest.json", Body=json.dumps(manifest).encode())
     service.stack.runtime.run_until_idle()
 
 
@@ -155,3 +153,41 @@ def test_wrong_encoding_rejected(harness: Harness) -> None:
     (job,) = _jobs(harness.table, harness.dynamodb)
     assert (job["status"], job["reason"]) == ("rejected", "encoding_mismatch")
     assert job.get("exposures") is None
+
+
+def test_multiline_file_read_in_pieces(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    subscriber_id = _subscriber(harness)
+    wang_name, wang_id, wang_mobile = PEOPLE["wang"]
+    filler = "".join(
+        f'张{n},"北京市\n朝阳区{n}号",110101199001011234,1391234{n:04d},\n' for n in range(3000)
+    )
+    data = (
+        "姓名,地址,身份证号,手机号,邮箱\n" + filler + f"{wang_name},北京,{wang_id},{wang_mobile},\n"
+    )
+    manifest = _manifest(
+        columns={**COLUMNS, "地址": "address"},
+        multiline_fields=True,
+        breach={**BREACH, "DataClasses": [*BREACH["DataClasses"], "Physical addresses"]},
+    )
+    # The first invocation runs out of time after its first records, as a 15-minute Lambda
+    # run would on a large file; the next one resumes from its checkpoint.
+    calls = []
+    real_ingest = intake.ingest_records
+
+    def ingest_with_deadline(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs["start_offset"])
+        kwargs["should_stop"] = lambda: len(calls) == 1
+        return real_ingest(*args, **kwargs)
+
+    monkeypatch.setattr(intake, "ingest_records", ingest_with_deadline)
+
+    _upload(harness.service, "incoming/multiline", data.encode("gb18030"), manifest)
+
+    (job,) = _jobs(harness.table, harness.dynamodb)
+    assert job["status"] == "done"
+    assert (job["chunks_total"], job["chunks_done"]) == (1, 1)
+    assert job["rows_read"] == 3001
+    assert len(calls) == 2 and calls[1] > calls[0]
+    pieces = harness.table.get_partition(f"INTAKE#{job['job_id']}")
+    assert len([sk for sk in pieces if sk.startswith("CHUNK#")]) == 2
+    assert harness.table.get(f"SUB#{subscriber_id}", "EXPOSURE#ExampleShop2026") is not None
