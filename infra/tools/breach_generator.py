@@ -4,7 +4,7 @@ Every person is made up: names from common characters, ID numbers with valid GB 
 check characters, mobiles in valid mainland ranges and e-mail addresses at common domains.
 The file mixes 18-digit and 15-digit legacy ID numbers, full-width digits, +86/0086/86
 prefixes, separators, upper-case addresses, duplicate rows, malformed lines, blank lines and
-undecodable bytes. ``expected.json`` holds the counts that intake should report for the file.
+undecodable bytes. ``expected.json`` contains the counts that intake should report for the file.
 
     python -m infra.tools.breach_generator --rows 1000 --encoding gb18030 --out DIR \
         [--format csv|tsv|jsonl] [--plant FILE] [--seed N] [--multiline] [--truncate]
@@ -72,7 +72,7 @@ DATA_CLASSES: Final = (
 )
 
 _SURNAMES: Final = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
-_GIVEN: Final = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀英华慧巧美玲桂兰霞平刚红建国文辉鹏飞玉萍燕雪琳晶波斌宇浩凯俊帅欣怡梓涵子轩雨佳思博文昊然晨阳浩宇嘉怡"
+_GIVEN_NAME_CHARACTERS: Final = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀英华慧巧美玲桂兰霞平刚红建国文辉鹏飞玉萍燕雪琳晶波斌宇浩凯俊帅欣怡梓涵子轩雨佳思博文昊然晨阳浩宇嘉怡"
 _MINORITY_NAMES: Final = ("阿依古丽·买买提", "热合曼·艾力", "古丽娜尔·吐尔逊", "扎西·次仁")
 # U+20BB7, a variant of 吉 that appears in names. It needs a four-byte GB18030 sequence and
 # has no GBK code, so it only appears in files that are not GBK.
@@ -91,7 +91,7 @@ _ADDRESS_PLACES: Final = (
 )
 _ROADS: Final = ("建国路", "人民路", "中山路", "解放大道", "学院路", "科技园路", "长江路", "和平街")
 
-# Region codes (GB/T 2260) of real county-level divisions; any listed province code works.
+# Region codes (GB/T 2260) of real county-level divisions. Any listed province code would do.
 _REGION_CODES: Final = (
     "110101",
     "110105",
@@ -166,8 +166,30 @@ _EMAIL_DOMAINS: Final = (
 )
 # An internationalized domain and its IDNA A-label.
 _IDN_DOMAIN: Final = ("例子.中国", "xn--fsqu00a.xn--fiqs8s")
-_PINYIN: Final = ("zhang", "wang", "li", "liu", "chen", "yang", "huang", "zhao", "wu", "zhou")
-_PINYIN_GIVEN: Final = ("wei", "fang", "na", "min", "jing", "li", "qiang", "lei", "jun", "yang")
+_PINYIN_SURNAMES: Final = (
+    "zhang",
+    "wang",
+    "li",
+    "liu",
+    "chen",
+    "yang",
+    "huang",
+    "zhao",
+    "wu",
+    "zhou",
+)
+_PINYIN_GIVEN_NAMES: Final = (
+    "wei",
+    "fang",
+    "na",
+    "min",
+    "jing",
+    "li",
+    "qiang",
+    "lei",
+    "jun",
+    "yang",
+)
 _CARD_PREFIXES: Final = ("622202", "622848", "621700", "622588", "436742", "625907")
 
 # GB 11643-1999: weight i is 2**(17 - i) mod 11, and the weighted sum mod 11 indexes the
@@ -180,7 +202,7 @@ MALFORMED_RATE: Final = 0.01
 DUPLICATE_RATE: Final = 0.02
 BLANK_RATE: Final = 0.002
 
-# Marks where an invalid byte goes; each U+0000 becomes 0xFF after encoding, a byte that
+# Marks where an invalid byte goes. Each U+0000 becomes 0xFF after encoding, a byte that
 # UTF-8, GBK and GB18030 never use.
 _INVALID_BYTE_MARK: Final = "\x00"
 
@@ -245,7 +267,7 @@ class Expected:
 class _LineDelta:
     """What one data line should add to the expected counts.
 
-    ``values`` holds (kind, canonical, reason) per identifier: canonical is None for a
+    ``values`` contains (kind, canonical, reason) per identifier: canonical is None for a
     rejected value, and reason is the rejection code, or "legacy" for a converted ID number.
     """
 
@@ -549,10 +571,10 @@ class _BreachWriter:
         roll = rng.random()
         if roll < 0.02:
             return rng.choice(_MINORITY_NAMES)
-        given = "".join(rng.choices(_GIVEN, k=rng.choice((1, 2))))
+        given_name = "".join(rng.choices(_GIVEN_NAME_CHARACTERS, k=rng.choice((1, 2))))
         if roll < 0.03 and self.encoding != "gbk":
-            given = _FOUR_BYTE_NAME_CHARACTER + given[:1]
-        return rng.choice(_SURNAMES) + given
+            given_name = _FOUR_BYTE_NAME_CHARACTER + given_name[:1]
+        return rng.choice(_SURNAMES) + given_name
 
     def _address(self, *, single_line: bool = False) -> str:
         rng = self.rng
@@ -627,7 +649,11 @@ class _BreachWriter:
         roll = rng.random()
         if not valid_only and roll < 0.2:
             return _Cell("", None, "empty")
-        local = rng.choice(_PINYIN) + rng.choice(("", ".", "_")) + rng.choice(_PINYIN_GIVEN)
+        local = (
+            rng.choice(_PINYIN_SURNAMES)
+            + rng.choice(("", ".", "_"))
+            + rng.choice(_PINYIN_GIVEN_NAMES)
+        )
         local += str(rng.randrange(100)) if rng.random() < 0.7 else ""
         if rng.random() < 0.01:
             domain, ascii_domain = _IDN_DOMAIN
@@ -726,7 +752,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=Path,
         help="JSON array of identities ({name, id_number, mobile, email}) to include",
     )
-    parser.add_argument("--seed", type=int, help="random seed; the same seed writes the same bytes")
+    parser.add_argument(
+        "--seed", type=int, help="random seed (the same seed writes the same bytes)"
+    )
     parser.add_argument(
         "--multiline", action="store_true", help="put line breaks into some quoted addresses"
     )

@@ -219,8 +219,17 @@ def test_encoding_tolerates_few_damaged_bytes() -> None:
     check_encoding(bytes(data), "utf-8")
 
 
+@pytest.mark.parametrize("declared", ["utf-8", "gb18030"])
+def test_encoding_tolerates_damage_in_ascii(declared: str) -> None:
+    data = bytearray(b"13800138000,a@qq.com\n" * 20_000)
+    for position in range(1000, len(data), len(data) // 20):
+        data[position] = 0xFF
+
+    check_encoding(bytes(data), declared)
+
+
 def test_encoding_unsupported_declaration() -> None:
-    with pytest.raises(ValueError, match="unsupported encoding"):
+    with pytest.raises(ValueError, match="Unsupported encoding"):
         check_encoding(b"abc", "latin-1")
 
 

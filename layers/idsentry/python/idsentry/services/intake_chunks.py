@@ -1,11 +1,12 @@
 """Intake planning: read a breach file's header once and split the file into chunk byte ranges.
 
 Chunk boundaries fall right after a line feed (0x0A). In every supported encoding that byte
-is only ever a line feed, never part of a multi-byte character: RFC 3629 section 1 says
-US-ASCII byte values do not appear otherwise in UTF-8, GBK trail bytes are 0x40-0xFE, and
-the second and fourth bytes of a GB18030 four-byte sequence are 0x30-0x39 (GB 18030-2005
-byte ranges). So a boundary never splits a character, and it never splits a record unless a
-quoted CSV field contains a line break. For such files (``multiline_fields``) the plan is
+is only ever a line feed, never part of a multi-byte character. Every byte of a multi-byte
+UTF-8 sequence is 0x80 or above (RFC 3629, section 3). A GBK or GB18030 lead byte is
+0x81-0xFE, a two-byte trail byte 0x40-0xFE, and the second and fourth bytes of a GB18030
+four-byte sequence 0x30-0x39 (the byte ranges listed in .NET's GB18030Encoding.cs, code page
+54936). So a boundary never splits a character, and it never splits a record unless a quoted
+CSV field contains a line break. For such files (``multiline_fields``) the plan is
 one range, which a chain of invocations reads with checkpoints.
 """
 
@@ -30,7 +31,7 @@ ReadRange = Callable[[int, int], bytes]
 """Return the bytes from ``start`` (inclusive) to ``end`` (exclusive) of the data file."""
 
 # The chunk size bounds a worker's memory: its set of distinct fingerprints grows with the
-# number of rows in the chunk (about 130 bytes per fingerprint in CPython 3.12).
+# number of rows in the chunk (an estimated 130 bytes per fingerprint in CPython 3.12).
 DEFAULT_CHUNK_BYTES: Final = 32 << 20
 # Bytes read at a time while looking for the line feed after a boundary.
 _PROBE_BYTES: Final = 64 << 10
@@ -70,7 +71,7 @@ class ByteRange(BaseModel):
 class RowLayout(BaseModel):
     """Everything a chunk worker needs to read rows: the format, encoding and columns.
 
-    It holds column positions and JSON keys, never header text or data, so a chunk job can
+    It contains column positions and JSON keys, never header text or data, so a chunk job can
     carry it on SQS. ``positions`` (CSV/TSV) maps a 0-based column index and ``keys``
     (JSON Lines) a normalized top-level key to the identifier kind it holds.
     """
@@ -152,7 +153,7 @@ def plan_intake(
 def read_layout(head: bytes, manifest: IntakeManifest, *, at_eof: bool) -> RowLayout:
     """Build the row layout from the first bytes of the file.
 
-    For CSV/TSV, the first record is the header and data starts after it. ``at_eof`` says
+    For CSV/TSV, the first record is the header and data starts after it. ``at_eof`` tells
     that ``head`` is the whole file, so a header without a final line feed is complete.
     A UTF-8 byte order mark is skipped for both UTF-8 encodings.
     """

@@ -1,7 +1,7 @@
 """Check that a breach file's bytes match the encoding its manifest declares.
 
 GBK and GB18030 decode most UTF-8 byte sequences without an error, so a strict decode alone
-cannot catch a UTF-8 file declared as GBK. The check therefore also asks whether the bytes
+cannot catch a UTF-8 file declared as GBK. The check therefore also tests whether the bytes
 look like UTF-8. Valid UTF-8 with multi-byte characters is almost never GB text: in GB text
 the trail byte of a two-byte character (0x40-0xFE) rarely forms the 0x80-0xBF continuation
 bytes that UTF-8 requires after every lead byte. Text of generated Chinese names and
@@ -25,13 +25,15 @@ GB_ENCODINGS: Final = frozenset({"gb18030", "gbk"})
 # How many bytes from the start of a file (or of a chunk) the intake samples.
 ENCODING_SAMPLE_BYTES: Final = 1 << 20
 
-# A sample is accepted in the declared encoding when at most 3 bytes or 1% of its non-ASCII
-# characters fail to decode, so that a few damaged lines do not reject a whole file. Rows with
-# damaged bytes in an identifier are counted as undecodable when they are parsed. A sample
-# only "looks like" UTF-8 when the 1% share holds without the 3-byte allowance, because a few
-# GB characters can form valid UTF-8 sequences by chance.
+# A sample is accepted in the declared encoding when the bytes that fail to decode are at most
+# 3, at most 1% of its non-ASCII characters or at most 1 in 10,000 of its bytes, so that a few
+# damaged lines do not reject a whole file. Rows with damaged bytes in an identifier are
+# counted as undecodable when they are parsed. A sample only "looks like" UTF-8 when it meets
+# the 1% share without the other allowances, because a few GB characters can form valid UTF-8
+# sequences by chance.
 _MAX_DAMAGED_SHARE: Final = 0.01
 _DAMAGED_ALLOWANCE: Final = 3
+_DAMAGED_BYTES_PER_SAMPLE_BYTE: Final = 1 / 10_000
 
 # GBK maps its user-defined areas (lead bytes 0xAA-0xAF, 0xF8-0xFE and 0xA1-0xA7 with low
 # trail bytes) to the Private Use Area. Big5 text and other foreign bytes decoded as GBK
@@ -65,12 +67,13 @@ class EncodingMismatchError(ValueError):
 
 @dataclass(frozen=True)
 class _DecodeProfile:
-    """How a sample decodes in one encoding, ignoring an incomplete character at its end."""
+    """Decoding statistics of a sample in one encoding, ignoring an incomplete last character."""
 
     non_ascii: int  # non-ASCII characters that decoded
     damaged: int  # replacement characters produced for invalid bytes
     first_invalid: int | None  # offset of the first invalid byte
     private_use: int
+    size: int  # bytes in the sample
 
     @property
     def is_valid(self) -> bool:
@@ -78,7 +81,11 @@ class _DecodeProfile:
 
     @property
     def is_acceptable(self) -> bool:
-        return self.damaged <= max(_DAMAGED_ALLOWANCE, self.non_ascii * _MAX_DAMAGED_SHARE)
+        return self.damaged <= max(
+            _DAMAGED_ALLOWANCE,
+            self.non_ascii * _MAX_DAMAGED_SHARE,
+            self.size * _DAMAGED_BYTES_PER_SAMPLE_BYTE,
+        )
 
     @property
     def has_excess_private_use(self) -> bool:
@@ -98,12 +105,12 @@ def check_encoding(sample: bytes, declared: str) -> None:
     because the parser strips one either way. A GBK or GB18030 declaration fails when the
     sample starts with a UTF-8 byte order mark, when it looks like UTF-8 with multi-byte
     characters, or when more than 1% of its non-ASCII characters decode into the Private Use
-    Area. Any declaration fails when more than 3 bytes and more than 1% of the non-ASCII
-    characters do not decode. Raises ValueError for an unsupported ``declared`` value.
+    Area. Any declaration fails when the bytes that do not decode are more than 3, more than
+    1% of the non-ASCII characters and more than 1 in 10,000 bytes of the sample. Raises ValueError for an unsupported ``declared`` value.
     """
     if declared not in SUPPORTED_ENCODINGS:
         raise ValueError(
-            f"unsupported encoding '{declared}'; expected one of {SUPPORTED_ENCODINGS}"
+            f"Unsupported encoding '{declared}'. Expected one of {SUPPORTED_ENCODINGS}."
         )
     has_bom = sample.startswith(UTF8_BOM)
     body = sample[len(UTF8_BOM) :] if has_bom else sample
@@ -196,4 +203,5 @@ def _profile(sample: bytes, encoding: str) -> _DecodeProfile:
         damaged=damaged,
         first_invalid=first_invalid,
         private_use=private_use,
+        size=len(sample),
     )

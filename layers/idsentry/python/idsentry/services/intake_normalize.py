@@ -1,9 +1,10 @@
 """Canonical forms of identifiers found in leaked data, with fast paths for the common shapes.
 
 Each function returns the same canonical string that signup produces (``idsentry.identifiers``)
-or a Rejected reason code. Rules differ from signup where leaked data needs it: a 15-digit
-legacy ID number is converted to 18 digits, a bare ``86`` before an 11-digit mainland mobile
-is read as the country code, mobiles of every region are accepted, and there is no minimum age.
+or a Rejected reason code. Four rules differ from signup, because leaked data needs them. A
+15-digit legacy ID number is converted to 18 digits. A bare ``86`` before an 11-digit
+mainland mobile is read as the country code. Mobiles of every region are accepted. There is
+no minimum age.
 
 phonenumbers and email_validator take 20-30 µs per value, several times the cost of the
 HMAC that follows, so the common shapes skip them. Unit tests compare every fast path with
@@ -43,7 +44,7 @@ from idsentry.identifiers import (
 class Rejected(NamedTuple):
     """A value that has no canonical form, with the reason code, such as ``mobile.invalid``.
 
-    Codes are the IdentifierError codes plus ``<kind>.empty``. The value is never kept.
+    Codes are the IdentifierError codes plus ``<kind>.empty``. The rejected value is not stored.
     """
 
     reason: str

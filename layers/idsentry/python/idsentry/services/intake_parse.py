@@ -2,8 +2,8 @@
 
 The intake function calls plan_intake() once per data file and sends one chunk job per
 range. A chunk worker streams its range into ingest_records(), which returns the distinct
-fingerprints and the counts. Raw values never leave this module: results hold fingerprints,
-counts and reason codes only.
+fingerprints and the counts. Raw values never leave this module: results contain
+fingerprints, counts and reason codes only.
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ __all__ = [
     "RowLayout",
     "check_encoding",
     "describe_bytes",
+    "fingerprint_function",
     "ingest_records",
     "iter_records",
     "leaked_bank_card",
@@ -89,7 +90,7 @@ _CHINA_TIME_ZONE: Final = ZoneInfo("Asia/Shanghai")
 
 @dataclass
 class ChunkResult:
-    """What one ingest_records call found: distinct fingerprints and counts by reason.
+    """Result of one ingest_records call: distinct fingerprints and counts by reason.
 
     Fingerprints are hex HMAC-SHA256 values under ``pepper_version``, grouped by kind.
     ``end_offset`` is the absolute offset after the last record processed. ``complete`` is
@@ -159,7 +160,8 @@ def ingest_records(
     ``start_offset`` of the data file, which must be a chunk range start or an earlier
     result's ``end_offset``. Malformed records and invalid values are counted by reason and
     skipped. ``should_stop`` is called every 1,024 records. When it returns True, the call
-    returns with ``complete`` False and the caller resumes from ``end_offset``. ``today``
+    returns with ``complete`` False and the caller resumes from ``end_offset`` (a stop after
+    the last record leaves nothing to resume, and that call returns at once). ``today``
     (default: the current date in Asia/Shanghai) bounds birth dates in ID numbers.
 
     Raises EncodingMismatchError when the first 1 MiB of the chunk does not match the
@@ -239,12 +241,12 @@ def ingest_records(
 def fingerprint_function(pepper: Pepper, kind: IdentifierKind) -> Callable[[str], str]:
     """Return a function equal to ``pepper.fingerprint(kind, canonical).value`` (current version).
 
-    It copies an HMAC state already keyed and fed with the kind prefix, which costs about
-    a third of Pepper.fingerprint per value (0.7 µs against 2.7 µs per call on the machine
-    where the ingest speed was measured). A unit test compares both on every kind.
+    It copies an HMAC state already keyed and fed with the kind prefix, which costs less than
+    half of Pepper.fingerprint per value (1.2 µs against 2.7 µs, timeit on a 2-vCPU AMD EPYC
+    VM with CPython 3.12). A unit test compares both on every kind.
     """
     key = pepper.versions[pepper.current]
-    # Pepper.fingerprint hashes f"{kind}\x1f{canonical}"; the prefix goes in once here.
+    # Pepper.fingerprint hashes f"{kind}\x1f{canonical}", so the prefix goes in once here.
     keyed = hmac.new(key, f"{kind}\x1f".encode(), hashlib.sha256)
 
     def fingerprint(canonical: str) -> str:

@@ -52,7 +52,7 @@ class Record(NamedTuple):
     """One record: its identifier values, or the problem that made it unreadable.
 
     ``end_offset`` is the absolute byte offset right after the record, where a later
-    invocation can resume. ``values`` holds decoded text ("" for an empty or missing value),
+    invocation can resume. ``values`` contains decoded text ("" for an empty or missing value),
     and ``rejected`` the values that could not be decoded, as (kind, problem) pairs.
     """
 
@@ -186,7 +186,7 @@ def _multiline_records(
     """Records of a CSV/TSV chunk whose quoted fields may contain line breaks.
 
     One csv reader pulls decoded lines, so the csv module decides where a record ends.
-    Its ``line_num`` says how many lines each record used, which gives the offset after it.
+    Its ``line_num`` counts the lines that each record used, which gives the offset after it.
     The csv module's field size limit (131,072 characters by default) ends a runaway
     quoted field.
     """
@@ -256,17 +256,17 @@ def _record_from_fields(
 
 
 def _has_empty_extra_fields(fields: list[bytes] | list[str], field_count: int) -> bool:
-    """Whether a row only has extra empty fields, as a trailing delimiter leaves."""
+    """Return whether the fields past ``field_count`` are all empty, as a trailing delimiter leaves."""
     return len(fields) > field_count and not any(fields[field_count:])
 
 
 def _json_records(lines: Iterator[tuple[bytes | None, int]], layout: RowLayout) -> Iterator[Record]:
     """Records of a JSON Lines chunk: one object per line, identifiers under top-level keys."""
     codec = layout.codec
-    wanted = layout.keys
-    # JSON key → (normalized key, kind), or None when the key holds no identifier, so that
+    key_kinds = layout.keys
+    # JSON key → (normalized key, kind), or None when the key has no identifier, so that
     # each distinct key is normalized once.
-    # NOTE: only top-level keys are read; identifiers inside nested objects are not found.
+    # NOTE: only top-level keys are read, so identifiers inside nested objects are missed.
     key_columns: dict[str, tuple[str, IdentifierKind] | None] = {}
 
     for line, end in lines:
@@ -297,7 +297,7 @@ def _json_records(lines: Iterator[tuple[bytes | None, int]], layout: RowLayout) 
                 column = key_columns[key]
             else:
                 label = normalize_label(key)
-                column = (label, wanted[label]) if label in wanted else None
+                column = (label, key_kinds[label]) if label in key_kinds else None
                 if len(key_columns) < 10_000:
                     key_columns[key] = column
             if column is None:
@@ -313,7 +313,7 @@ def _json_records(lines: Iterator[tuple[bytes | None, int]], layout: RowLayout) 
             else:
                 rejected.append((kind, VALUE_INVALID_TYPE))
 
-        for label, kind in wanted.items():
+        for label, kind in key_kinds.items():
             if label not in found:
                 values.append((kind, ""))
         yield Record(end, values, rejected, None)
