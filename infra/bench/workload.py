@@ -20,8 +20,8 @@ SIGNUP_ROUTE = "POST /v1/signups"
 VERIFY_ROUTE = "POST /v1/signups/{signup_id}/verify"
 STRIPE_WEBHOOK_ROUTE = "POST /v1/webhooks/stripe"
 # GB 11643-1999: weights of the first 17 digits and the check character for each sum mod 11.
-_CHECK_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_CHECK_CHARACTERS = "10X98765432"
+CHECK_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+CHECK_CHARACTERS = "10X98765432"
 # Beijing Chaoyang district; any listed region code would do.
 _REGION_CODE = "110105"
 # 203.0.113.0/24 is TEST-NET-3 (RFC 5737), reserved for documentation and tests.
@@ -40,9 +40,9 @@ class SyntheticIdentity:
 
 def _check_character(first_17_digits: str) -> str:
     total = sum(
-        int(digit) * weight for digit, weight in zip(first_17_digits, _CHECK_WEIGHTS, strict=True)
+        int(digit) * weight for digit, weight in zip(first_17_digits, CHECK_WEIGHTS, strict=True)
     )
-    return _CHECK_CHARACTERS[total % 11]
+    return CHECK_CHARACTERS[total % 11]
 
 
 class IdentityFactory:

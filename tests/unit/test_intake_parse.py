@@ -20,12 +20,12 @@ from idsentry.crypto import Pepper
 from idsentry.identifiers import (
     IdentifierError,
     IdentifierKind,
-    _id_number_check_character,
-    _remove_separators,
     canonical_bank_card,
     canonical_email,
     canonical_id_number,
     canonical_mobile,
+    id_number_check_character,
+    remove_separators,
 )
 from idsentry.models.breach import IntakeManifest
 from idsentry.services import intake_rows
@@ -850,7 +850,7 @@ def test_generated_file_counts(
 def reference(kind: IdentifierKind, raw: str) -> str | Rejected:
     """Canonicalize with idsentry.identifiers, adding the rules for leaked data."""
     extra = frozenset("().") if kind is MOBILE else frozenset()
-    compact = _remove_separators(raw, extra)
+    compact = remove_separators(raw, extra)
     if not compact:
         return Rejected(f"{kind}.empty")
     try:
@@ -923,7 +923,7 @@ def test_legacy_check_character_matches_identifiers() -> None:
     rng = random.Random(2)
     for _ in range(500):
         first_17 = "".join(rng.choices("0123456789", k=17))
-        assert id_check_character(first_17) == _id_number_check_character(first_17)
+        assert id_check_character(first_17) == id_number_check_character(first_17)
 
 
 def test_legacy_conversion_counted_once() -> None:

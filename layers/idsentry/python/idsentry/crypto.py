@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +70,21 @@ class Pepper:
         # The kind is part of the message so equal strings of different kinds never collide.
         digest = hmac.new(key, f"{kind}\x1f{canonical}".encode(), hashlib.sha256).hexdigest()
         return Fingerprint(version=name, value=digest)
+
+    def fingerprinter(self, kind: str) -> Callable[[str], str]:
+        """Return a function giving `fingerprint(kind, canonical).value` under the current version.
+
+        It copies an HMAC state already keyed and fed with the kind, which costs less than half
+        of `fingerprint` per value, for breach intake's millions of values.
+        """
+        keyed = hmac.new(self.versions[self.current], f"{kind}\x1f".encode(), hashlib.sha256)
+
+        def fingerprint(canonical: str) -> str:
+            state = keyed.copy()
+            state.update(canonical.encode())
+            return state.hexdigest()
+
+        return fingerprint
 
     def fingerprints(self, kind: str, canonical: str) -> list[Fingerprint]:
         """Fingerprint `canonical` under every live version, current first."""

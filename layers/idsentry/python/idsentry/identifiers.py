@@ -104,7 +104,7 @@ _LEGACY_ID_NUMBER_LENGTH: Final = 15
 # region codes 810000, 820000 and 830000. County codes are not checked, because re-issued
 # cards keep codes of renamed or abolished counties (for example 110103 Chongwen and 110104
 # Xuanwu, merged in 2010).
-_PROVINCE_CODES: Final = frozenset(
+PROVINCE_CODES: Final = frozenset(
     [
         *(str(code) for code in range(11, 16)),
         *(str(code) for code in range(21, 24)),
@@ -118,12 +118,12 @@ _PROVINCE_CODES: Final = frozenset(
         "83",
     ]
 )
-_EARLIEST_BIRTH_DATE: Final = date(1900, 1, 1)
+EARLIEST_BIRTH_DATE: Final = date(1900, 1, 1)
 
 # GB 11643-1999 check digit (ISO 7064 MOD 11-2). Weight i is 2**(17 - i) mod 11, and the
 # weighted sum mod 11 indexes the check character.
-_CHECK_WEIGHTS: Final = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_CHECK_CHARACTERS: Final = "10X98765432"
+CHECK_WEIGHTS: Final = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+CHECK_CHARACTERS: Final = "10X98765432"
 
 _CHINA_REGION: Final = "CN"
 _CHINA_COUNTRY_CODE: Final = 86
@@ -168,14 +168,14 @@ def canonical_id_number(raw: str, *, today: date | None = None) -> str:
     """
     number = _normalize_id_number(raw)
 
-    if number[:2] not in _PROVINCE_CODES:
+    if number[:2] not in PROVINCE_CODES:
         raise _id_number_error("id_number.unknown_region")
 
     birth = _parse_birth_date(number)
     if birth > (today or _today_in_china()):
         raise _id_number_error("id_number.birth_date_in_future")
 
-    if _id_number_check_character(number[:17]) != number[17]:
+    if id_number_check_character(number[:17]) != number[17]:
         raise _id_number_error("id_number.invalid_checksum")
 
     return number
@@ -288,7 +288,7 @@ def canonical_bank_card(raw: str) -> str:
     """
     if len(raw) > _MAX_RAW_LENGTH:
         raise _bank_card_length_error()
-    digits = _remove_separators(raw)
+    digits = remove_separators(raw)
 
     if not _ASCII_DIGITS.fullmatch(digits):
         raise IdentifierError(IdentifierKind.BANK_CARD, "bank_card.invalid_characters")
@@ -332,7 +332,7 @@ def mask(kind: IdentifierKind, canonical: str) -> str:
             assert_never(kind)
 
 
-def _remove_separators(raw: str, extra: frozenset[str] = frozenset()) -> str:
+def remove_separators(raw: str, extra: frozenset[str] = frozenset()) -> str:
     """Apply NFKC, then remove whitespace, hyphens and the ``extra`` characters."""
     text = unicodedata.normalize("NFKC", raw).strip()
     return "".join(
@@ -356,7 +356,7 @@ def _normalize_id_number(raw: str) -> str:
     """Return the separator-free, upper-case-X form of an ID number with a valid shape."""
     if len(raw) > _MAX_RAW_LENGTH:
         raise _id_number_length_error()
-    number = _remove_separators(raw)
+    number = remove_separators(raw)
     if number.endswith("x"):
         number = number[:-1] + "X"
 
@@ -380,23 +380,23 @@ def _parse_birth_date(number: str) -> date:
     except ValueError:
         raise _id_number_error("id_number.invalid_birth_date") from None
 
-    if birth < _EARLIEST_BIRTH_DATE:
+    if birth < EARLIEST_BIRTH_DATE:
         raise _id_number_error("id_number.invalid_birth_date")
     return birth
 
 
-def _id_number_check_character(first_17_digits: str) -> str:
+def id_number_check_character(first_17_digits: str) -> str:
     total = sum(
-        int(digit) * weight for digit, weight in zip(first_17_digits, _CHECK_WEIGHTS, strict=True)
+        int(digit) * weight for digit, weight in zip(first_17_digits, CHECK_WEIGHTS, strict=True)
     )
-    return _CHECK_CHARACTERS[total % 11]
+    return CHECK_CHARACTERS[total % 11]
 
 
 def _parse_phone_number(raw: str) -> phonenumbers.PhoneNumber:
     """Parse ``+...``, ``00...`` or a bare 11-digit mainland number into a valid number."""
     if len(raw) > _MAX_RAW_LENGTH:
         raise IdentifierError(IdentifierKind.MOBILE, "mobile.invalid")
-    text = _remove_separators(raw, _PHONE_PUNCTUATION)
+    text = remove_separators(raw, _PHONE_PUNCTUATION)
     if text.startswith("00"):
         text = "+" + text[2:]
 

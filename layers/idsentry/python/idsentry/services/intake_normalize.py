@@ -26,18 +26,18 @@ import phonenumbers
 # The private tables and helpers are imported so that ID number rules and separator removal
 # have one definition, shared with signup.
 from idsentry.identifiers import (
-    _CHECK_CHARACTERS,
-    _CHECK_WEIGHTS,
-    _EARLIEST_BIRTH_DATE,
-    _PROVINCE_CODES,
+    CHECK_CHARACTERS,
+    CHECK_WEIGHTS,
+    EARLIEST_BIRTH_DATE,
+    PROVINCE_CODES,
     IdentifierError,
     IdentifierKind,
-    _id_number_check_character,
-    _remove_separators,
     canonical_bank_card,
     canonical_email,
     canonical_id_number,
     canonical_mobile,
+    id_number_check_character,
+    remove_separators,
 )
 
 
@@ -72,7 +72,7 @@ _MAX_FAST_EMAIL_LENGTH: Final = 254
 
 # Longer input cannot be an identifier. The full validators reject it by length.
 _MAX_RAW_LENGTH: Final = 512
-# ASCII characters that _remove_separators deletes: whitespace (as str.isspace defines it)
+# ASCII characters that remove_separators deletes: whitespace (as str.isspace defines it)
 # and the hyphen, plus brackets and dots in phone numbers. The tables serve ASCII text only.
 _SEPARATORS: Final = dict.fromkeys(
     [code for code in range(128) if chr(code).isspace() or chr(code) == "-"]
@@ -81,7 +81,7 @@ _PHONE_SEPARATORS: Final = _SEPARATORS | dict.fromkeys(map(ord, _PHONE_PUNCTUATI
 
 _ID_NUMBER_LENGTH: Final = 18
 _LEGACY_ID_NUMBER_LENGTH: Final = 15
-_CHECK_WEIGHT_SUM_OF_ZEROS: Final = ord("0") * sum(_CHECK_WEIGHTS)
+_CHECK_WEIGHT_SUM_OF_ZEROS: Final = ord("0") * sum(CHECK_WEIGHTS)
 
 _BANK_CARD_MIN_LENGTH: Final = 12
 _BANK_CARD_MAX_LENGTH: Final = 19
@@ -141,7 +141,7 @@ class LeakedValueNormalizer:
             if len(text) == _LEGACY_ID_NUMBER_LENGTH:
                 first_17 = text[:6] + "19" + text[6:]
                 converted = _fast_id_number(
-                    first_17 + _id_number_check_character(first_17), self.today
+                    first_17 + id_number_check_character(first_17), self.today
                 )
                 if isinstance(converted, str):
                     self.legacy_id_numbers += 1
@@ -206,12 +206,12 @@ def leaked_bank_card(raw: str) -> str | Rejected:
 
 
 def _compact(raw: str, separators: dict[int, None]) -> str:
-    """Apply NFKC and delete separators, as _remove_separators does, faster for ASCII text."""
+    """Apply NFKC and delete separators, as remove_separators does, faster for ASCII text."""
     text = raw if raw.isascii() else unicodedata.normalize("NFKC", raw)
     if text.isascii():
         return text.translate(separators)
     extra = _PHONE_PUNCTUATION if separators is _PHONE_SEPARATORS else frozenset()
-    return _remove_separators(raw, extra)
+    return remove_separators(raw, extra)
 
 
 def _fast_id_number(number: str, today: date) -> str | Rejected:
@@ -227,7 +227,7 @@ def _fast_id_number(number: str, today: date) -> str | Rejected:
     elif not ("0" <= last <= "9" or last == "X"):
         return Rejected("id_number.invalid_characters")
 
-    if number[:2] not in _PROVINCE_CODES:
+    if number[:2] not in PROVINCE_CODES:
         return _UNKNOWN_REGION
     birth = _birth_date(number[6:14])
     if birth is None:
@@ -236,8 +236,8 @@ def _fast_id_number(number: str, today: date) -> str | Rejected:
         return _FUTURE_BIRTH_DATE
 
     # Sum of digit * weight over the ASCII codes, minus what the 17 "0" codes contribute.
-    total = sum(map(operator.mul, number[:17].encode("ascii"), _CHECK_WEIGHTS))
-    if _CHECK_CHARACTERS[(total - _CHECK_WEIGHT_SUM_OF_ZEROS) % 11] != last:
+    total = sum(map(operator.mul, number[:17].encode("ascii"), CHECK_WEIGHTS))
+    if CHECK_CHARACTERS[(total - _CHECK_WEIGHT_SUM_OF_ZEROS) % 11] != last:
         return _INVALID_ID_CHECKSUM
     return number
 
@@ -248,7 +248,7 @@ def _birth_date(digits: str) -> date | None:
         birth = date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
     except ValueError:
         return None
-    return birth if birth >= _EARLIEST_BIRTH_DATE else None
+    return birth if birth >= EARLIEST_BIRTH_DATE else None
 
 
 def _checked_id_number(raw: str, today: date) -> str | Rejected:

@@ -8,8 +8,6 @@ fingerprints, counts and reason codes only.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -239,22 +237,8 @@ def ingest_records(
 
 
 def fingerprint_function(pepper: Pepper, kind: IdentifierKind) -> Callable[[str], str]:
-    """Return a function equal to ``pepper.fingerprint(kind, canonical).value`` (current version).
-
-    It copies an HMAC state already keyed and fed with the kind prefix, which costs less than
-    half of Pepper.fingerprint per value (1.2 µs against 2.7 µs, timeit on a 2-vCPU AMD EPYC
-    VM with CPython 3.12). A unit test compares both on every kind.
-    """
-    key = pepper.versions[pepper.current]
-    # Pepper.fingerprint hashes f"{kind}\x1f{canonical}", so the prefix goes in once here.
-    keyed = hmac.new(key, f"{kind}\x1f".encode(), hashlib.sha256)
-
-    def fingerprint(canonical: str) -> str:
-        state = keyed.copy()
-        state.update(canonical.encode())
-        return state.hexdigest()
-
-    return fingerprint
+    """Return a function equal to ``pepper.fingerprint(kind, canonical).value`` (current version)."""
+    return pepper.fingerprinter(kind)
 
 
 def _checked_reader(source: bytes | BinaryReader, layout: RowLayout) -> BinaryReader | bytes:
