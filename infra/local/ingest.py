@@ -1,8 +1,8 @@
 """`make ingest FILE=… MANIFEST=…`: upload a breach dataset to the running local stack and follow it.
 
 Reads the endpoints of the stack that `make run` started from `.local/stack.json`, uploads the
-data file as `incoming/<upload id>/data.<format>` and then the manifest, and prints the intake
-job's progress until it is done or rejected. Exit status: 0 done, 1 rejected or timed out,
+data file as `incoming/<upload id>/data.<format>` and then the manifest, and follows the intake
+job through the admin API (`GET /v1/admin/intake-jobs/{job_id}`) until it is done or rejected. Exit status: 0 done, 1 rejected or timed out,
 2 bad arguments or no running stack.
 """
 
@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import requests
 
-from idsentry.adapters.dynamo import from_item
 from idsentry.models.breach import ManifestError, parse_manifest
 from idsentry.services.intake import intake_job_id
 
@@ -42,23 +42,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _clients(state: dict[str, Any]) -> tuple[Any, Any]:
-    options = {
-        "endpoint_url": state["aws_endpoint_url"],
-        "region_name": state["aws_region"],
-        "aws_access_key_id": "local",
-        "aws_secret_access_key": "local",
-    }
-    return boto3.client("s3", **options), boto3.client("dynamodb", **options)
+def _s3(state: dict[str, Any]) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=state["aws_endpoint_url"],
+        region_name=state["aws_region"],
+        aws_access_key_id="local",
+        # moto accepts any credentials; these are not a secret.
+        aws_secret_access_key="local",  # noqa: S106
+    )
 
 
-def _job(dynamodb: Any, table: str, job_id: str) -> dict[str, Any] | None:
-    found = dynamodb.get_item(
-        TableName=table,
-        Key={"pk": {"S": f"INTAKE#{job_id}"}, "sk": {"S": "JOB"}},
-        ConsistentRead=True,
-    ).get("Item")
-    return from_item(found) if found else None
+def _job(state: dict[str, Any], job_id: str) -> dict[str, Any] | None:
+    """Read the job through the admin API, as an operator would (None until intake records it)."""
+    response = requests.get(
+        f"{state['base_url']}/v1/admin/intake-jobs/{job_id}",
+        headers={state["admin"]["token_header"]: state["admin"]["token"]},
+        timeout=10,
+    )
+    if response.status_code == 404:
+        return None
+    response.raise_for_status()
+    job: dict[str, Any] = response.json()
+    return job
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     state = json.loads(STATE_FILE.read_text(encoding="utf-8"))
-    s3, dynamodb = _clients(state)
+    s3 = _s3(state)
     bucket = state["intake_bucket"]
     prefix = f"incoming/{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
     data_key, manifest_key = f"{prefix}/data.{manifest.format}", f"{prefix}/manifest.json"
@@ -94,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     deadline = time.monotonic() + args.timeout
     last = None
     while time.monotonic() < deadline:
-        job = _job(dynamodb, state["table_name"], job_id)
+        job = _job(state, job_id)
         if job is not None:
             progress = {name: job.get(name) for name in COUNTERS}
             if progress != last:
@@ -102,6 +108,11 @@ def main(argv: list[str] | None = None) -> int:
                 last = progress
             if job["status"] == "done":
                 print(f"done: breach {job['breach_name']}, {job.get('exposures', 0)} new exposures")
+                for group, counts in sorted(job.get("by_reason", {}).items()):
+                    listed = ", ".join(
+                        f"{reason} {count}" for reason, count in sorted(counts.items())
+                    )
+                    print(f"  {group}: {listed}")
                 return 0
             if job["status"] == "rejected":
                 print(

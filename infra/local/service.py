@@ -15,7 +15,7 @@ from infra.local.emulators.realname import RealNameEmulator
 from infra.local.emulators.stripe import TEST_API_KEY, LocalStripe
 from infra.local.emulators.stripe_shim import StripeShim
 from infra.local.emulators.twilio import TwilioEmulator
-from infra.local.http_api import LocalHttpApi, extract_routes
+from infra.local.http_api import LocalHttpApi, Route, extract_routes
 from infra.local.stack import DEFAULT_TEMPLATE, REPOSITORY_ROOT, LocalStack
 from infra.local.template import load_template
 
@@ -26,6 +26,7 @@ EMAIL_SENDER = "no-reply@idsentry.local"
 STRIPE_PRICES = Path(__file__).with_name("stripe_prices.json")
 HIBP_CATALOGUE = Path(__file__).with_name("hibp_catalogue.json")
 LOCAL_HIBP_REQUESTS_PER_MINUTE = 1000
+ADMIN_TOKEN_HEADER = "x-local-admin-token"  # noqa: S105 - a header name, not a secret
 
 
 def create_local_prices(shim_base_url: str) -> None:
@@ -129,6 +130,8 @@ class LocalService:
         self.twilio_messaging_service_sid = "MG" + secrets.token_hex(16)
         self.realname_api_key = secrets.token_urlsafe(24)
         self.hibp_api_key = secrets.token_hex(16)
+        # Stands in for IAM credentials on the admin routes of the local HTTP API.
+        self.admin_token = secrets.token_urlsafe(24)
         self.pepper = {"current": "1", "1": secrets.token_urlsafe(48)}
         self.stripe_webhook_secret = "whsec_" + secrets.token_urlsafe(24)
 
@@ -222,6 +225,7 @@ class LocalService:
             port=self.port,
             stage=self.stage,
             trust_forwarded_for=self.trust_forwarded_for,
+            authorize=self._authorize,
         )
         self.http_api.start()
         # Like a deployed endpoint, subscribe only to the event types the consumer applies.
@@ -262,6 +266,28 @@ class LocalService:
             )
         return emails
 
+    def _authorize(self, route: Route, event: dict[str, Any]) -> dict[str, Any] | None:
+        """Accept an IAM-authorized route's request that carries this run's admin token.
+
+        In AWS, API Gateway checks the caller's SigV4 signature against IAM; locally the token
+        from `.local/stack.json` in the `x-local-admin-token` header stands in for it.
+        """
+        if route.authorizer != "AWS_IAM":
+            return None
+        headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
+        if not secrets.compare_digest(headers.get(ADMIN_TOKEN_HEADER, ""), self.admin_token):
+            return None
+        return {
+            "iam": {
+                "accessKey": "LOCALADMIN",
+                "accountId": "123456789012",
+                "callerId": "LOCALADMIN",
+                "principalOrgId": None,
+                "userArn": "arn:aws:iam::123456789012:user/local-admin",
+                "userId": "LOCALADMIN",
+            }
+        }
+
     def _write_state_file(self) -> None:
         assert self.stack is not None
         assert self.twilio is not None
@@ -285,6 +311,7 @@ class LocalService:
             },
             "realname": {"base_url": self.realname.base_url, "api_key": self.realname_api_key},
             "hibp": {"base_url": self.hibp.base_url, "api_key": self.hibp_api_key},
+            "admin": {"token_header": ADMIN_TOKEN_HEADER, "token": self.admin_token},
             "stripe": {
                 "base_url": self.stripe_shim.base_url,
                 "localstripe_url": self.stripe.base_url,

@@ -331,3 +331,21 @@ def _finish(deps: IntakeDeps, record: dict[str, Any]) -> None:
         names={"#status": "status"},
     )
     logger.info("intake job finished", extra={"job_id": record["job_id"]})
+
+
+def job_report(table: MainTable, job_id: str) -> dict[str, Any] | None:
+    """Return an intake job for operators: its record and the counts by reason of its pieces."""
+    items = table.get_partition(job_pk(job_id))
+    record = items.get("JOB")
+    if record is None:
+        return None
+    report = {key: value for key, value in record.items() if key not in ("pk", "sk", "layout")}
+    totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for sk, item in items.items():
+        if not sk.startswith("CHUNK#"):
+            continue
+        for group in ("rows_rejected", "values_rejected", "values_converted"):
+            for reason, count in (item.get("summary", {}).get(group) or {}).items():
+                totals[group][reason] += int(count)
+    report["by_reason"] = {group: dict(counts) for group, counts in totals.items()}
+    return report

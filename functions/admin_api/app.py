@@ -1,0 +1,20 @@
+"""The operators' admin API: intake jobs and the breach catalogue, behind IAM authorization."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from idsentry.logs import configure_logging
+from idsentry.routes import admin_routes
+
+logger = Logger()
+configure_logging()
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Handle one admin request."""
+    return admin_routes.handle(event)
