@@ -191,3 +191,64 @@ def test_multiline_file_read_in_pieces(harness: Harness, monkeypatch: pytest.Mon
     pieces = harness.table.get_partition(f"INTAKE#{job['job_id']}")
     assert len([sk for sk in pieces if sk.startswith("CHUNK#")]) == 2
     assert harness.table.get(f"SUB#{subscriber_id}", "EXPOSURE#ExampleShop2026") is not None
+
+
+class RecordingJobs:
+    """Keeps chunk jobs in memory, so the test runs them with its own dependencies."""
+
+    def __init__(self) -> None:
+        self.jobs: list[Any] = []
+
+    def send(self, job: Any) -> None:
+        self.jobs.append(job)
+
+    def send_many(self, jobs: list[Any]) -> None:
+        self.jobs.extend(jobs)
+
+
+def _count_index(harness: Harness) -> int:
+    table = _env(harness.service)["BREACH_INDEX_TABLE"]
+    return int(harness.dynamodb.scan(TableName=table, Select="COUNT")["Count"])
+
+
+def test_match_only_keeps_matches(harness: Harness) -> None:
+    from idsentry.adapters.batch import BatchTable
+    from idsentry.adapters.objects import IntakeObjects
+
+    subscriber_id = _subscriber(harness)
+    env = _env(harness.service)
+    assert harness.service.stack is not None
+    s3 = harness.service.stack.runtime.client("s3")
+    s3.put_object(
+        Bucket=env["INTAKE_BUCKET"],
+        Key="manual/match-only/data.csv",
+        Body=_rows().encode("gb18030"),
+    )
+    s3.put_object(
+        Bucket=env["INTAKE_BUCKET"],
+        Key="manual/match-only/manifest.json",
+        Body=json.dumps(_manifest()).encode(),
+    )
+    before = _count_index(harness)
+    jobs = RecordingJobs()
+    deps = intake.IntakeDeps(
+        table=harness.table,
+        watchers=BatchTable(harness.table.name, harness.dynamodb),
+        index=BatchTable(env["BREACH_INDEX_TABLE"], harness.dynamodb),
+        objects=IntakeObjects(env["INTAKE_BUCKET"], s3),
+        chunks=jobs,  # type: ignore[arg-type]
+        publisher=harness.deps.publisher,
+        pepper=lambda: harness.pepper,
+        clock=harness.clock,
+        chunk_bytes=1024 * 1024,
+        retention_days=30,
+        match_only=True,
+    )
+
+    intake.start_intake(deps, "manual/match-only/manifest.json")
+    outcomes = [intake.ingest_chunk(deps, job) for job in jobs.jobs]
+
+    assert outcomes == ["done"]
+    # Only 王小明's ID number and mobile matched: the other rows leave nothing behind.
+    assert _count_index(harness) - before == 2
+    assert harness.table.get(f"SUB#{subscriber_id}", "EXPOSURE#ExampleShop2026") is not None
