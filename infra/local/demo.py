@@ -43,9 +43,23 @@ scene is a key of the file's `scenes`, whose title is printed when the scene cha
 - `check_referral`: wait until the referee's referral is settled and check its status and
   credit.
 - `check_balance`: read the referrer's Stripe customer balance and its balance transactions.
+- `generate_breach`: write a breach file with the generator (infra.tools.breach_generator):
+  `rows`, `seed`, `encoding`, `name` (the breach Name), and `plant`, a list of
+  {"signup": <signup step>, "kinds": [...]} that puts the name, ID number and mobile that
+  events/demo/identities.json lists for that signup's ID number, and its e-mail address, into
+  the file. `kinds` limits the planted identifiers (default all of id_number, mobile, email).
+- `upload_breach`: upload a generated file and its manifest to `prefix` in the intake bucket,
+  optionally changed by `manifest` ({"remove": [fields]} or {"set": {field: value}}), and
+  follow the intake job through the admin API until it is done or rejected.
+- `check_exposures`: print a signup's EXPOSURE items and check them against
+  `expect.exposures` (every breach, none missing or extra) and `expect.hibp_status`.
+- `hibp_account`: record the e-mail address of a signup in `breaches` at the HIBP emulator.
+- `breach_check`: fire the daily breach check schedule and wait until its check jobs finish.
 - `summary`: print and check the counts of the whole run.
 
 The `check_*` actions read the service's table directly, because no account API exists yet.
+The generated breach files and their manifests are never printed, only counts and the
+manifest's catalogue and provenance fields.
 
 `expect` states what the step must observe. The demo exits 0 when every step met its
 expectations, 1 at the first step that did not (naming the step and what was expected), 2 for
@@ -63,7 +77,9 @@ import logging
 import re
 import signal
 import string
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -84,17 +100,21 @@ from idsentry import identifiers
 from idsentry.adapters.stripe_gateway import API_VERSION
 from idsentry.identifiers import IdentifierKind
 from idsentry.money import format_money, parse_stripe_amount
+from idsentry.services.intake import MANIFEST_NAME, intake_job_id
 from idsentry.templates import SMS_TEMPLATES, render_email
 from idsentry.wiring import main_table
+from infra.local.emulators.hibp import HibpEmulator, InvalidBreachError, load_catalogue
 from infra.local.emulators.realname import RealNameEmulator
 from infra.local.emulators.stripe import TEST_API_KEY
 from infra.local.emulators.stripe_api import StripeApiError
 from infra.local.emulators.stripe_charges import TEST_CARDS
 from infra.local.emulators.stripe_shim import StripeShim, WebhookDelivery, card_label
 from infra.local.emulators.twilio import TwilioEmulator
-from infra.local.service import LocalService
+from infra.local.runtime import LocalRuntime
+from infra.local.service import ADMIN_TOKEN_HEADER, HIBP_CATALOGUE, LocalService
 from infra.local.stack import DEFAULT_TEMPLATE, REPOSITORY_ROOT
 from infra.local.template import load_template
+from infra.tools.breach_generator import DATA_FILE_NAMES, EXPECTED_FILE_NAME, MANIFEST_FILE_NAME
 
 LOG = logging.getLogger(__name__)
 Result = TypeVar("Result")
@@ -123,6 +143,25 @@ LINK_PATTERN = re.compile(r"https?://\S+")
 DEFAULT_TEST_CARD = "pm_card_visa"
 # Dates in the service's notices are Beijing dates, so the demo prints its dates the same way.
 BEIJING = ZoneInfo("Asia/Shanghai")
+# Upper bound for an intake job to end, and for the jobs of one breach check run to finish.
+# Locally the story's 3000-row file takes a few seconds.
+BREACH_WAIT_SECONDS = 30.0
+# Pause between reads of an intake job through the admin API, each of which invokes a handler.
+ADMIN_POLL_SECONDS = 0.2
+GENERATOR_TIMEOUT_SECONDS = 60.0
+GENERATOR_MODULE = "infra.tools.breach_generator"
+PLANT_KINDS = ("id_number", "mobile", "email")
+# The template names the daily check `idsentry-${Stage}-breach-check`, and LocalService
+# provisions the stage "local".
+BREACH_CHECK_SCHEDULE = "idsentry-local-breach-check"
+CHECK_WORKER_FUNCTION = "BreachCheckWorkerFunction"
+# record_exposure() logs this message once per announced (subscriber, breach), with the fields
+# subscriber_id, breach_name and found_by. The check worker logs the second message once per
+# finished check job, with job_id, status and hibp.
+EXPOSURES_LOGGER = "idsentry.services.exposures"
+EXPOSURE_MESSAGE = "exposure detected"
+CHECK_LOGGER = "idsentry.routes.check_jobs"
+CHECK_MESSAGE = "subscriber checked"
 
 EXIT_OK = 0
 EXIT_STEP_FAILED = 1
@@ -133,8 +172,8 @@ EXIT_INTERRUPTED = 130
 UI_TEXT: dict[str, dict[Lang, str]] = {
     "banner": {"zh-CN": "身份哨兵 IDSentry 本地演示", "en": "IDSentry local demo"},
     "starting": {
-        "zh-CN": "正在启动本地服务（moto、Twilio 模拟器、实名核验模拟器、本地 Stripe（localstripe 与 Stripe shim）、HTTP API）……",
-        "en": "Starting the local service (moto, the Twilio and real-name verification emulators, local Stripe (localstripe behind the Stripe shim), the HTTP API)...",
+        "zh-CN": "正在启动本地服务（moto、Twilio 模拟器、实名核验模拟器、HIBP 模拟器、本地 Stripe（localstripe 与 Stripe shim）、HTTP API）……",
+        "en": "Starting the local service (moto, the Twilio, real-name verification and HIBP emulators, local Stripe (localstripe behind the Stripe shim), the HTTP API)...",
     },
     "started": {"zh-CN": "本地服务已启动：{base_url}", "en": "Local service started at {base_url}"},
     "parameter": {
@@ -361,6 +400,139 @@ UI_TEXT: dict[str, dict[Lang, str]] = {
         "zh-CN": "· 余额交易 {transaction_id}：{amount}，{description}",
         "en": "· Balance transaction {transaction_id}: {amount}, {description}",
     },
+    "separator": {"zh-CN": "，", "en": ", "},
+    "generator_command": {
+        "zh-CN": "运行泄露文件生成器：{command}",
+        "en": "Running the breach file generator: {command}",
+    },
+    "breach_file": {
+        "zh-CN": "生成的 {file}：{rows} 行数据，{size} 字节，编码 {encoding}，随机种子 {seed}（在临时目录中，演示结束时删除）",
+        "en": "Generated {file}: {rows} data lines, {size} bytes, encoding {encoding}, seed {seed} (in a temporary directory that the demo removes when it ends)",
+    },
+    "breach_planted": {
+        "zh-CN": "文件中植入的订阅者：{count} 位",
+        "en": "Subscribers planted in the file: {count}",
+    },
+    "breach_plant": {"zh-CN": "· {name}：{values}", "en": "· {name}: {values}"},
+    "plant_id_number": {"zh-CN": "身份证号 {value}", "en": "ID number {value}"},
+    "plant_mobile": {"zh-CN": "手机 {value}", "en": "mobile {value}"},
+    "plant_email": {"zh-CN": "邮箱 {value}", "en": "e-mail {value}"},
+    "breach_catalogue": {
+        "zh-CN": "manifest.json 的泄露目录字段：Name {name}，Title {title}，Domain {domain}，BreachDate {breach_date}，IsVerified {verified}",
+        "en": "Catalogue fields of manifest.json: Name {name}, Title {title}, Domain {domain}, BreachDate {breach_date}, IsVerified {verified}",
+    },
+    "breach_data_classes": {"zh-CN": "DataClasses：{classes}", "en": "DataClasses: {classes}"},
+    "breach_provenance": {
+        "zh-CN": "manifest.json 的来源说明（provenance）：",
+        "en": "Provenance in manifest.json:",
+    },
+    "breach_field": {"zh-CN": "· {name}：{value}", "en": "· {name}: {value}"},
+    "breach_expected": {
+        "zh-CN": "expected.json（生成器按自己的规则算出的入库结果）：读取 {rows_read} 行，接受 {rows_accepted} 行，拒绝 {rows_rejected} 行，转换 15 位旧身份证号 {legacy} 个",
+        "en": "expected.json (the intake counts by the generator's own rules): {rows_read} rows read, {rows_accepted} accepted, {rows_rejected} rejected, {legacy} legacy 15-digit ID numbers converted",
+    },
+    "upload_object": {
+        "zh-CN": "上传 s3://{bucket}/{key}（{size} 字节）",
+        "en": "Upload s3://{bucket}/{key} ({size} bytes)",
+    },
+    "manifest_removed": {
+        "zh-CN": "这份 manifest.json 去掉了字段 {field}",
+        "en": "This manifest.json leaves out the field {field}",
+    },
+    "manifest_set": {
+        "zh-CN": "这份 manifest.json 把 {field} 改为 {value}",
+        "en": "This manifest.json sets {field} to {value}",
+    },
+    "waiting_intake": {
+        "zh-CN": "通过管理 API 查询入库任务，直到任务结束（最长 {seconds} 秒）：GET {path}（本地用 {header} 请求头代替 IAM 签名）",
+        "en": "Following the intake job through the admin API until it ends (at most {seconds} s): GET {path} (locally the {header} header stands in for IAM signing)",
+    },
+    "intake_done": {
+        "zh-CN": "入库任务 {job_id}：状态 {status}，分块 {chunks_done}/{chunks_total}（用时 {elapsed} 秒）",
+        "en": "Intake job {job_id}: status {status}, chunks {chunks_done}/{chunks_total} (after {elapsed} s)",
+    },
+    "intake_rows": {
+        "zh-CN": "读取 {rows_read} 行：接受 {rows_accepted} 行，拒绝 {rows_rejected} 行。拒绝原因：",
+        "en": "Rows read: {rows_read}, accepted {rows_accepted}, rejected {rows_rejected}. Rejected by reason:",
+    },
+    "intake_values": {
+        "zh-CN": "无效的标识符值（同一行中的其他有效值照常入库）：",
+        "en": "Invalid identifier values (the row's other valid values are still ingested):",
+    },
+    "intake_converted": {
+        "zh-CN": "15 位旧身份证号转换为 18 位：{count} 个",
+        "en": "Legacy 15-digit ID numbers converted to 18 digits: {count}",
+    },
+    "intake_index": {
+        "zh-CN": "写入泄露索引的条目：{entries}。新的泄露记录（EXPOSURE#… 项）：{exposures}",
+        "en": "Breach index entries written: {entries}. New exposures (EXPOSURE#… items): {exposures}",
+    },
+    "intake_matches_expected": {
+        "zh-CN": "行数、各拒绝原因的行数和值的统计都与 expected.json 一致",
+        "en": "The row counts, rejections by reason and value counts match expected.json",
+    },
+    "intake_rejected": {
+        "zh-CN": "入库任务 {job_id}：状态 {status}，原因 {reason}（用时 {elapsed} 秒）",
+        "en": "Intake job {job_id}: status {status}, reason {reason} (after {elapsed} s)",
+    },
+    "intake_fields": {"zh-CN": "出错的字段：{fields}", "en": "Fields in error: {fields}"},
+    "intake_detail": {"zh-CN": "说明：{detail}", "en": "Detail: {detail}"},
+    "files_deleted": {
+        "zh-CN": "桶中 {prefix}/ 下剩余文件：{count} 个（任务完成后，入库流程删除原始文件）",
+        "en": "Files left under {prefix}/ in the bucket: {count} (intake deletes the raw files when the job is done)",
+    },
+    "files_kept": {
+        "zh-CN": "桶中 {prefix}/ 下剩余文件：{count} 个（被拒绝的上传留在桶中，直到存储桶的生命周期规则使其过期）",
+        "en": "Files left under {prefix}/ in the bucket: {count} (a rejected upload stays until the bucket's lifecycle rule expires it)",
+    },
+    "exposures_header": {
+        "zh-CN": "账户 {subscriber_id}（{name}）的泄露记录（EXPOSURE#… 项）共 {count} 条：",
+        "en": "Exposures of account {subscriber_id} ({name}), {count} EXPOSURE#… item(s):",
+    },
+    "exposure_item": {
+        "zh-CN": "· {breach}：found_by {found_by}，matched_kinds {kinds}，announced {announced}，Exposure.Detected 事件发送 {events} 次，发现于 {found_at}（北京时间）",
+        "en": "· {breach}: found_by {found_by}, matched_kinds {kinds}, announced {announced}, Exposure.Detected sent {events} time(s), found {found_at} (Beijing time)",
+    },
+    "email_state": {
+        "zh-CN": "邮箱 {email}：confirmed {confirmed}，hibp_status {status}，hibp_checked_at {checked_at}（北京时间）",
+        "en": "E-mail {email}: confirmed {confirmed}, hibp_status {status}, hibp_checked_at {checked_at} (Beijing time)",
+    },
+    "alerts_not_built": {
+        "zh-CN": "注意：风险评估和告警通知尚未实现，所以 Exposure.Detected 事件目前不会触发短信或邮件。",
+        "en": "Note: risk scoring and alert notifications are not built yet, so Exposure.Detected events send no SMS or e-mail for now.",
+    },
+    "hibp_account": {
+        "zh-CN": "HIBP 模拟器控制接口：邮箱 {email} 出现在以下泄露中：",
+        "en": "HIBP emulator control: the e-mail address {email} is now in these breaches:",
+    },
+    "hibp_breach": {
+        "zh-CN": "· {name}（{title}）：IsVerified {verified}，IsSpamList {spam_list}",
+        "en": "· {name} ({title}): IsVerified {verified}, IsSpamList {spam_list}",
+    },
+    "schedule_fired": {
+        "zh-CN": "立即触发定时任务 {schedule}（平时每天北京时间 02:00 运行）",
+        "en": "Firing the schedule {schedule} now (it runs daily at 02:00 Beijing time)",
+    },
+    "planner_result": {
+        "zh-CN": "计划器同步了 HIBP 泄露目录，并排入 {jobs} 个检查任务（每位受监控的订阅者一个）。检查结果：",
+        "en": "The planner synced the HIBP catalogue and queued {jobs} check job(s), one per monitored subscriber. Results:",
+    },
+    "check_result": {
+        "zh-CN": "· {name}（{subscriber_id}）：{status}，HIBP {hibp}",
+        "en": "· {name} ({subscriber_id}): {status}, HIBP {hibp}",
+    },
+    "hibp_requests": {
+        "zh-CN": "HIBP 模拟器收到的请求：GET /api/v3/breaches {catalogue} 次，breachedaccount {lookups} 次（HTTP 状态 {statuses}）",
+        "en": "Requests the HIBP emulator received: GET /api/v3/breaches {catalogue}, breachedaccount {lookups} (HTTP status {statuses})",
+    },
+    "new_exposures": {
+        "zh-CN": "本次检查新发现的泄露记录：{count} 条",
+        "en": "New exposures from this run: {count}",
+    },
+    "new_exposure": {
+        "zh-CN": "· {name}：{breach}（found_by {found_by}）",
+        "en": "· {name}: {breach} (found_by {found_by})",
+    },
     "summary_created": {"zh-CN": "创建的注册申请：{count}", "en": "Signups created: {count}"},
     "summary_verified": {"zh-CN": "验证通过：{count}", "en": "Signups verified: {count}"},
     "summary_rejected": {
@@ -395,6 +567,18 @@ UI_TEXT: dict[str, dict[Lang, str]] = {
     "summary_referrals": {
         "zh-CN": "已发放的邀请奖励：{count}",
         "en": "Referral credits granted: {count}",
+    },
+    "summary_intake": {
+        "zh-CN": "泄露文件入库任务：完成 {done} 个，拒绝 {rejected} 个",
+        "en": "Breach intake jobs: {done} done, {rejected} rejected",
+    },
+    "summary_exposures": {
+        "zh-CN": "泄露记录：{count} 条（数据集入库发现 {dataset} 条，泄露索引 {index} 条，HIBP {hibp} 条），Exposure.Detected 事件 {events} 次",
+        "en": "Exposures: {count} ({dataset} found by dataset intake, {index} by the breach index, {hibp} by HIBP), Exposure.Detected sent {events} time(s)",
+    },
+    "summary_hibp": {
+        "zh-CN": "HIBP breachedaccount 查询：{count} 次",
+        "en": "HIBP breachedaccount lookups: {count}",
     },
     "passed": {
         "zh-CN": "全部 {count} 个步骤都符合预期。",
@@ -605,6 +789,38 @@ UI_TEXT: dict[str, dict[Lang, str]] = {
     "balance_transaction_missing": {
         "zh-CN": "邀请奖励的余额交易 {transaction_id} 不在客户 {customer_id} 的余额交易中",
         "en": "the referral credit's balance transaction {transaction_id} is not among the balance transactions of customer {customer_id}",
+    },
+    "generator_failed": {
+        "zh-CN": "泄露文件生成器以状态 {status} 退出：{error}",
+        "en": "the breach file generator exited with status {status}: {error}",
+    },
+    "planted_count": {
+        "zh-CN": "期望 expected.json 记录植入 {expected} 位，实际 {actual} 位",
+        "en": "expected expected.json to count {expected} planted identities, got {actual}",
+    },
+    "intake_timeout": {
+        "zh-CN": "{seconds} 秒内入库任务 {job_id} 没有结束（最后一次查询：HTTP {http_status}，状态 {status}，分块 {chunks_done}/{chunks_total}，详见 .local/demo.log）",
+        "en": "intake job {job_id} did not end within {seconds} s (last read: HTTP {http_status}, status {status}, chunks {chunks_done}/{chunks_total}; see .local/demo.log)",
+    },
+    "intake_count_mismatch": {
+        "zh-CN": "{name} 与 expected.json 不一致：期望 {expected}，实际 {actual}",
+        "en": "{name} does not match expected.json: expected {expected}, got {actual}",
+    },
+    "exposure_set": {
+        "zh-CN": "期望账户的泄露记录为 {expected}，实际 {actual}",
+        "en": "expected the account's exposures to be {expected}, got {actual}",
+    },
+    "announcement_count": {
+        "zh-CN": "期望 {breach} 的 Exposure.Detected 事件只发送 1 次，实际 {actual} 次",
+        "en": "expected Exposure.Detected for {breach} to be sent once, got {actual}",
+    },
+    "hibp_control_failed": {
+        "zh-CN": "HIBP 模拟器拒绝了这项设置：{error}",
+        "en": "the HIBP emulator rejected the control: {error}",
+    },
+    "checks_timeout": {
+        "zh-CN": "{seconds} 秒内检查任务没有全部完成（完成 {done}/{jobs} 个，队列中还有 {backlog} 个，详见 .local/demo.log）",
+        "en": "the check jobs did not all finish within {seconds} s ({done} of {jobs} done, {backlog} still queued; see .local/demo.log)",
     },
     "unexpected_error": {
         "zh-CN": "意外错误 {error_type}：{error}（详见 {path}）",
@@ -863,6 +1079,47 @@ class EventApplications(logging.Handler):
             return self._counts[event_id]
 
 
+class ServiceLogRecords(logging.Handler):
+    """Log handler that keeps chosen fields of the service's records with chosen messages.
+
+    `fields` maps each message to the names of the `extra` fields to keep. The service logs
+    ids there, never personal data.
+    """
+
+    def __init__(self, fields: dict[str, tuple[str, ...]]) -> None:
+        super().__init__(logging.INFO)
+        self._fields = fields
+        self._records_lock = threading.Lock()
+        self._records: dict[str, list[dict[str, str]]] = {message: [] for message in fields}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        names = self._fields.get(str(record.msg))
+        if names is None:
+            return
+        values = {name: str(getattr(record, name, "")) for name in names}
+        with self._records_lock:
+            self._records[str(record.msg)].append(values)
+
+    def records(self, message: str, after: int = 0) -> list[dict[str, str]]:
+        """Return the kept records of `message`, oldest first, from position `after` on."""
+        with self._records_lock:
+            return list(self._records[message][after:])
+
+    def count(self, message: str) -> int:
+        """Return how many records of `message` were kept so far."""
+        with self._records_lock:
+            return len(self._records[message])
+
+
+@dataclass
+class BreachFileRecord:
+    """A breach file that a `generate_breach` step wrote, with its manifest and expected counts."""
+
+    data_path: Path
+    manifest: dict[str, Any]
+    expected: dict[str, Any]
+
+
 class _HtmlText(html.parser.HTMLParser):
     """Parser that extracts the visible text of an HTML page or e-mail, keeping paragraphs."""
 
@@ -989,6 +1246,18 @@ class Demo:
         # Proxy settings from the environment must never route a request off 127.0.0.1.
         self._http.trust_env = False
         self.applications = EventApplications()
+        self.service_logs = ServiceLogRecords(
+            {
+                EXPOSURE_MESSAGE: ("subscriber_id", "breach_name", "found_by"),
+                CHECK_MESSAGE: ("job_id", "status", "hibp"),
+            }
+        )
+        # Generated breach files and the results of intake jobs, by the id of their step.
+        # The files live in a temporary directory that run() removes.
+        self.breach_files: dict[str, BreachFileRecord] = {}
+        self.intake_jobs: dict[str, dict[str, Any]] = {}
+        self._workdir: tempfile.TemporaryDirectory[str] | None = None
+        self.alerts_note_shown = False
 
     # Output.
 
@@ -1031,6 +1300,20 @@ class Demo:
         return self.service.realname
 
     @property
+    def hibp(self) -> HibpEmulator:
+        """The running HIBP emulator."""
+        if self.service.hibp is None:
+            raise RuntimeError("the HIBP emulator is not started")
+        return self.service.hibp
+
+    @property
+    def workdir(self) -> Path:
+        """A temporary directory for generated breach files, removed when the run ends."""
+        if self._workdir is None:
+            self._workdir = tempfile.TemporaryDirectory(prefix="idsentry-demo-")
+        return Path(self._workdir.name)
+
+    @property
     def stripe_shim(self) -> StripeShim:
         """The running Stripe shim in front of localstripe."""
         if self.service.stripe_shim is None:
@@ -1043,10 +1326,15 @@ class Demo:
         """Start the local service, play every step and stop it. Returns the exit status."""
         self.say("banner")
         self.say("starting")
-        billing_logger = logging.getLogger(BILLING_LOGGER)
-        previous_level = billing_logger.level
-        billing_logger.setLevel(logging.INFO)
-        billing_logger.addHandler(self.applications)
+        watched = [
+            (logging.getLogger(BILLING_LOGGER), self.applications),
+            (logging.getLogger(EXPOSURES_LOGGER), self.service_logs),
+            (logging.getLogger(CHECK_LOGGER), self.service_logs),
+        ]
+        previous_levels = [logger.level for logger, _ in watched]
+        for logger, handler in watched:
+            logger.setLevel(logging.INFO)
+            logger.addHandler(handler)
         try:
             with LocalService(
                 port=0,
@@ -1059,8 +1347,12 @@ class Demo:
                 status = self._play()
                 self._service = None
         finally:
-            billing_logger.removeHandler(self.applications)
-            billing_logger.setLevel(previous_level)
+            for (logger, handler), level in zip(watched, previous_levels, strict=True):
+                logger.removeHandler(handler)
+                logger.setLevel(level)
+            if self._workdir is not None:
+                self._workdir.cleanup()
+                self._workdir = None
         self.say("stopped")
         return status
 
@@ -1123,12 +1415,17 @@ class Demo:
         locale: str | None = None,
         accept: str | None = None,
         base_url: str | None = None,
+        admin: bool = False,
     ) -> ApiResponse:
         """Send one request to the local API, or to the local server at `base_url`.
 
-        Returns the response's status, headers and JSON body.
+        `admin` sends this run's admin token, which the local HTTP API accepts in place of the
+        IAM signature that the admin routes need. Returns the response's status, headers and
+        JSON body.
         """
         headers: dict[str, str] = {}
+        if admin:
+            headers[ADMIN_TOKEN_HEADER] = self.service.admin_token
         if source_ip:
             headers["X-Forwarded-For"] = source_ip
         if idempotency_key:
@@ -1288,6 +1585,14 @@ class Demo:
 
     # Shared lookups.
 
+    @property
+    def runtime(self) -> LocalRuntime:
+        """The running local Lambda runtime, which also creates boto3 clients for moto."""
+        stack = self.service.stack
+        if stack is None:
+            raise RuntimeError("the local stack is not started")
+        return stack.runtime
+
     def signup_record(self, step: dict[str, Any], name: str = "signup") -> SignupRecord:
         """Return the accepted signup that `step[name]` refers to."""
         reference = step.get(name)
@@ -1301,14 +1606,15 @@ class Demo:
 
     def stripe_events_backlog(self) -> int:
         """Return the number of Stripe event jobs that are queued, in flight or delayed."""
-        stack = self.service.stack
-        if stack is None:
-            raise RuntimeError("the local stack is not started")
-        runtime = stack.runtime
+        return self.queue_backlog(STRIPE_EVENTS_FUNCTION)
+
+    def queue_backlog(self, function_logical_id: str) -> int:
+        """Return the number of jobs of a function's queue that are queued, in flight or delayed."""
+        runtime = self.runtime
         queue_url = next(
             mapping.queue_url
             for mapping in runtime.mappings
-            if mapping.function_logical_id == STRIPE_EVENTS_FUNCTION
+            if mapping.function_logical_id == function_logical_id
         )
         names = [
             "ApproximateNumberOfMessages",
@@ -1920,6 +2226,13 @@ def act_summary(demo: Demo, step: dict[str, Any]) -> None:
     ledger_entries = sum(
         len(_ledger_entries(table, subscriber_id)) for subscriber_id in subscriber_ids
     )
+    exposures_found_by = Counter(
+        str(item.get("found_by"))
+        for subscriber_id in subscriber_ids
+        for sort_key, item in table.get_partition(f"SUB#{subscriber_id}").items()
+        if sort_key.startswith("EXPOSURE#")
+    )
+    intake_statuses = Counter(str(job.get("status")) for job in demo.intake_jobs.values())
     deliveries = demo.stripe_shim.deliveries()
     counts = {
         "signups_created": len(demo.tally.signup_ids),
@@ -1938,6 +2251,17 @@ def act_summary(demo: Demo, step: dict[str, Any]) -> None:
         "ledger_entries": ledger_entries,
         "referrals_credited": sum(
             1 for referral in referrals if referral.get("status") == "credited"
+        ),
+        "intake_jobs_done": intake_statuses["done"],
+        "intake_jobs_rejected": intake_statuses["rejected"],
+        "exposures_dataset": exposures_found_by["dataset"],
+        "exposures_index": exposures_found_by["index"],
+        "exposures_hibp": exposures_found_by["hibp"],
+        "exposure_events": demo.service_logs.count(EXPOSURE_MESSAGE),
+        "hibp_lookups": sum(
+            1
+            for entry in demo.hibp.requests()["requests"]
+            if entry["endpoint"] == "breachedaccount"
         ),
     }
 
@@ -1959,6 +2283,22 @@ def act_summary(demo: Demo, step: dict[str, Any]) -> None:
     )
     demo.say("summary_ledger", indent=1, count=counts["ledger_entries"])
     demo.say("summary_referrals", indent=1, count=counts["referrals_credited"])
+    demo.say(
+        "summary_intake",
+        indent=1,
+        done=counts["intake_jobs_done"],
+        rejected=counts["intake_jobs_rejected"],
+    )
+    demo.say(
+        "summary_exposures",
+        indent=1,
+        count=sum(exposures_found_by.values()),
+        dataset=counts["exposures_dataset"],
+        index=counts["exposures_index"],
+        hibp=counts["exposures_hibp"],
+        events=counts["exposure_events"],
+    )
+    demo.say("summary_hibp", indent=1, count=counts["hibp_lookups"])
 
     for name, expected in expect.items():
         if name not in counts:
@@ -2563,6 +2903,523 @@ def act_open_billing_link(demo: Demo, step: dict[str, Any]) -> None:
         raise demo.fail("page_missing_text", text=expected_text)
 
 
+# ---------------------------------------------------------------------------- breaches
+
+
+def _planted_identities(demo: Demo, step: dict[str, Any]) -> list[dict[str, str]]:
+    """Return the identities that a `generate_breach` step plants, in the generator's form.
+
+    The name, ID number and mobile come from the identities file entry with the signup's ID
+    number, and the e-mail address from the signup.
+    """
+    plant = step.get("plant")
+    if not isinstance(plant, list) or not plant:
+        raise StoryError(f"step {step['id']}: plant must be a non-empty list")
+    entries = json.loads(demo.story.identities_path.read_text(encoding="utf-8"))
+    by_id_number = {identifiers.canonical_id_number(entry["id_number"]): entry for entry in entries}
+
+    planted = []
+    for index, entry in enumerate(plant):
+        if not isinstance(entry, dict):
+            raise StoryError(f"step {step['id']}: plant[{index}] must be an object")
+        record = demo.signup_record({**entry, "id": step["id"]})
+        kinds = entry.get("kinds", list(PLANT_KINDS))
+        if not isinstance(kinds, list) or not kinds or not set(kinds) <= set(PLANT_KINDS):
+            raise StoryError(
+                f"step {step['id']}: plant[{index}].kinds must list some of {list(PLANT_KINDS)}"
+            )
+        identity = by_id_number.get(identifiers.canonical_id_number(record.body["id_number"]))
+        if identity is None:
+            raise StoryError(
+                f"step {step['id']}: {demo.story.identities_path.name} has no entry with the "
+                f"ID number of {record.step_id}"
+            )
+
+        person = {"name": str(identity["name"])}
+        if "id_number" in kinds:
+            person["id_number"] = str(identity["id_number"])
+        if "mobile" in kinds:
+            person["mobile"] = str(identity["mobile"])
+        if "email" in kinds:
+            person["email"] = record.email
+        planted.append(person)
+    return planted
+
+
+def _masked_person(demo: Demo, person: dict[str, str]) -> str:
+    """Return the masked identifiers of a planted person, such as "ID number 1101…, mobile 138…"."""
+    parts = []
+    if "id_number" in person:
+        parts.append(text("plant_id_number", demo.lang, value=mask_id_number(person["id_number"])))
+    if "mobile" in person:
+        parts.append(text("plant_mobile", demo.lang, value=mask_mobile(person["mobile"])))
+    if "email" in person:
+        parts.append(text("plant_email", demo.lang, value=mask_email(person["email"])))
+    return text("separator", demo.lang).join(parts)
+
+
+def act_generate_breach(demo: Demo, step: dict[str, Any]) -> None:
+    """Write a breach file and its manifest with the generator, planting the step's signups.
+
+    Prints counts and the manifest's catalogue and provenance fields, never a row.
+    """
+    rows, seed, name = step.get("rows"), step.get("seed"), step.get("name")
+    if not isinstance(rows, int) or rows < 1 or not isinstance(seed, int):
+        raise StoryError(f"step {step['id']}: rows (a positive integer) and seed are required")
+    if not isinstance(name, str) or not name:
+        raise StoryError(f"step {step['id']}: name must be the breach Name")
+    encoding = str(step.get("encoding", "gb18030"))
+    planted = _planted_identities(demo, step)
+
+    out_dir = demo.workdir / step["id"]
+    plant_path = demo.workdir / f"{step['id']}.plant.json"
+    plant_path.write_text(json.dumps(planted, ensure_ascii=False), encoding="utf-8")
+    arguments = [
+        *("--rows", str(rows), "--encoding", encoding, "--seed", str(seed), "--name", name),
+        *("--plant", str(plant_path), "--out", str(out_dir)),
+    ]
+    demo.say(
+        "generator_command", indent=1, command=" ".join(["python -m", GENERATOR_MODULE, *arguments])
+    )
+    # The command is this interpreter with arguments from the story file, so S603 does not apply.
+    completed = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", GENERATOR_MODULE, *arguments],
+        cwd=REPOSITORY_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=GENERATOR_TIMEOUT_SECONDS,
+        check=False,
+    )
+    if completed.returncode != 0:
+        # The generator's errors name arguments and rules, never a planted value.
+        lines = completed.stderr.strip().splitlines()
+        raise demo.fail(
+            "generator_failed", status=completed.returncode, error=lines[-1] if lines else "-"
+        )
+
+    manifest = json.loads((out_dir / MANIFEST_FILE_NAME).read_text(encoding="utf-8"))
+    expected = json.loads((out_dir / EXPECTED_FILE_NAME).read_text(encoding="utf-8"))
+    data_path = out_dir / DATA_FILE_NAMES[str(manifest["format"])]
+    demo.say(
+        "breach_file",
+        indent=1,
+        file=data_path.name,
+        rows=expected["rows"],
+        size=f"{data_path.stat().st_size:,}",
+        encoding=manifest["encoding"],
+        seed=expected["seed"],
+    )
+    demo.say("breach_planted", indent=1, count=len(planted))
+    for person in planted:
+        demo.say("breach_plant", indent=2, name=person["name"], values=_masked_person(demo, person))
+    if expected["planted"] != len(planted):
+        raise demo.fail("planted_count", expected=len(planted), actual=expected["planted"])
+
+    breach = manifest["breach"]
+    demo.say(
+        "breach_catalogue",
+        indent=1,
+        name=breach.get("Name"),
+        title=breach.get("Title"),
+        domain=breach.get("Domain"),
+        breach_date=breach.get("BreachDate"),
+        verified=_compact(breach.get("IsVerified")),
+    )
+    demo.say("breach_data_classes", indent=2, classes=", ".join(breach.get("DataClasses", [])))
+    demo.say("breach_provenance", indent=1)
+    for field_name, value in manifest["provenance"].items():
+        demo.say("breach_field", indent=2, name=field_name, value=value)
+    demo.say(
+        "breach_expected",
+        indent=1,
+        rows_read=expected["rows_read"],
+        rows_accepted=expected["rows_accepted"],
+        rows_rejected=sum(expected["rows_rejected"].values()),
+        legacy=expected["values_converted"].get("id_number.legacy_15_digit", 0),
+    )
+    demo.breach_files[step["id"]] = BreachFileRecord(
+        data_path=data_path, manifest=manifest, expected=expected
+    )
+
+
+def _changed_manifest(demo: Demo, step: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
+    """Return a copy of `manifest` with the step's `manifest` changes, printing each change."""
+    changes = step.get("manifest", {})
+    removed = changes.get("remove", []) if isinstance(changes, dict) else None
+    replaced = changes.get("set", {}) if isinstance(changes, dict) else None
+    if (
+        not isinstance(removed, list)
+        or not isinstance(replaced, dict)
+        or not set(changes) <= {"remove", "set"}
+    ):
+        raise StoryError(
+            f"step {step['id']}: manifest may only contain remove (a list of fields) and set "
+            "(an object of field values)"
+        )
+
+    changed = dict(manifest)
+    for field_name in removed:
+        changed.pop(field_name, None)
+        demo.say("manifest_removed", indent=1, field=field_name)
+    for field_name, value in replaced.items():
+        changed[field_name] = value
+        demo.say("manifest_set", indent=1, field=field_name, value=_compact(value))
+    return changed
+
+
+def _wait_for_intake(demo: Demo, job_id: str) -> tuple[dict[str, Any], float]:
+    """Read an intake job through the admin API until it is done or rejected.
+
+    Returns the job's report and the seconds waited. The route returns 404 until intake
+    records the job, and any status other than 200 and 404 fails the step.
+    """
+    path = f"/v1/admin/intake-jobs/{job_id}"
+    demo.say(
+        "waiting_intake",
+        indent=1,
+        path=path,
+        header=ADMIN_TOKEN_HEADER,
+        seconds=int(BREACH_WAIT_SECONDS),
+    )
+    started = time.monotonic()
+    deadline = started + BREACH_WAIT_SECONDS
+    while True:
+        response = demo.request("GET", path, admin=True)
+        if response.status not in (200, 404):
+            raise demo.fail(
+                "expected_status", expected=200, actual=response.status, code=response.code or "-"
+            )
+        job = response.body if response.status == 200 else {}
+        ended = job.get("status") in ("done", "rejected")
+        if ended or time.monotonic() >= deadline:
+            break
+        time.sleep(ADMIN_POLL_SECONDS)
+    if not ended:
+        raise demo.fail(
+            "intake_timeout",
+            seconds=int(BREACH_WAIT_SECONDS),
+            job_id=job_id,
+            http_status=response.status,
+            status=job.get("status") or "-",
+            chunks_done=job.get("chunks_done", "-"),
+            chunks_total=job.get("chunks_total", "-"),
+        )
+    return job, time.monotonic() - started
+
+
+def _print_reasons(demo: Demo, counts: Counter[str]) -> None:
+    for reason, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        demo.say("summary_reason", indent=3, reason=reason, count=count)
+
+
+def _report_done_job(
+    demo: Demo, job: dict[str, Any], elapsed: float, expected: dict[str, Any]
+) -> None:
+    """Print a finished intake job's counts by reason and check them against expected.json.
+
+    `job` is the admin API's report: the job record's totals, and under `by_reason` the counts
+    by reason that the job's pieces recorded.
+    """
+    by_reason = job.get("by_reason") or {}
+    totals: dict[str, Counter[str]] = {
+        name: Counter(by_reason.get(name) or {})
+        for name in ("rows_rejected", "values_rejected", "values_converted")
+    }
+
+    demo.say(
+        "intake_done",
+        indent=1,
+        job_id=job["job_id"],
+        status=job["status"],
+        chunks_done=job.get("chunks_done"),
+        chunks_total=job.get("chunks_total"),
+        elapsed=f"{elapsed:.1f}",
+    )
+    demo.say(
+        "intake_rows",
+        indent=2,
+        rows_read=job.get("rows_read"),
+        rows_accepted=job.get("rows_accepted"),
+        rows_rejected=job.get("rows_rejected"),
+    )
+    _print_reasons(demo, totals["rows_rejected"])
+    demo.say("intake_values", indent=2)
+    _print_reasons(demo, totals["values_rejected"])
+    demo.say(
+        "intake_converted",
+        indent=2,
+        count=totals["values_converted"].get("id_number.legacy_15_digit", 0),
+    )
+    demo.say(
+        "intake_index", indent=2, entries=job.get("index_entries"), exposures=job.get("exposures")
+    )
+
+    observed = {
+        "rows_read": job.get("rows_read"),
+        "rows_accepted": job.get("rows_accepted"),
+        **{name: dict(counts) for name, counts in totals.items()},
+    }
+    for name, actual in observed.items():
+        if actual != expected[name]:
+            raise demo.fail(
+                "intake_count_mismatch",
+                name=name,
+                expected=_compact(expected[name]),
+                actual=_compact(actual),
+            )
+    demo.say("intake_matches_expected", indent=2)
+
+
+def act_upload_breach(demo: Demo, step: dict[str, Any]) -> None:
+    """Upload a generated breach file and its manifest, then follow the intake job to its end.
+
+    The manifest goes last, because its upload notification starts the intake job.
+    """
+    source = demo.breach_files.get(str(step.get("file")))
+    if source is None:
+        raise StoryError(f"step {step['id']}: file must name an earlier generate_breach step")
+    prefix = step.get("prefix")
+    if not isinstance(prefix, str) or not prefix.strip("/") or prefix != prefix.strip("/"):
+        raise StoryError(
+            f"step {step['id']}: prefix must be a key prefix without slashes at its ends"
+        )
+    manifest = _changed_manifest(demo, step, source.manifest)
+
+    runtime = demo.runtime
+    bucket = runtime.environment["INTAKE_BUCKET"]
+    s3 = runtime.client("s3")
+    data = source.data_path.read_bytes()
+    data_key = f"{prefix}/data.{source.manifest['format']}"
+    manifest_key = f"{prefix}/{MANIFEST_NAME}"
+    manifest_body = json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8")
+    demo.say("upload_object", indent=1, bucket=bucket, key=data_key, size=f"{len(data):,}")
+    s3.put_object(Bucket=bucket, Key=data_key, Body=data)
+    demo.say(
+        "upload_object", indent=1, bucket=bucket, key=manifest_key, size=f"{len(manifest_body):,}"
+    )
+    uploaded = s3.put_object(Bucket=bucket, Key=manifest_key, Body=manifest_body)
+
+    job_id = intake_job_id(bucket, manifest_key, str(uploaded["ETag"]).strip('"'))
+    job, elapsed = _wait_for_intake(demo, job_id)
+    demo.intake_jobs[step["id"]] = job
+    files_left = int(s3.list_objects_v2(Bucket=bucket, Prefix=prefix + "/").get("KeyCount", 0))
+    detail = job.get("detail") or {}
+    if job["status"] == "done":
+        _report_done_job(demo, job, elapsed, source.expected)
+        demo.say("files_deleted", indent=2, prefix=prefix, count=files_left)
+    else:
+        demo.say(
+            "intake_rejected",
+            indent=1,
+            job_id=job_id,
+            status=job["status"],
+            reason=job.get("reason"),
+            elapsed=f"{elapsed:.1f}",
+        )
+        if detail.get("fields"):
+            demo.say("intake_fields", indent=2, fields=", ".join(detail["fields"]))
+        if detail.get("detail"):
+            demo.say("intake_detail", indent=2, detail=detail["detail"])
+        demo.say("files_kept", indent=2, prefix=prefix, count=files_left)
+
+    observed = {
+        "status": job["status"],
+        "reason": job.get("reason"),
+        "fields": detail.get("fields"),
+        "exposures": job.get("exposures"),
+        "files_left": files_left,
+    }
+    expect = step.get("expect", {})
+    if not set(expect) <= set(observed):
+        raise StoryError(f"step {step['id']}: expect may only contain {sorted(observed)}")
+    demo.check_fields(expect, observed, "job")
+
+
+def _subscriber_name(demo: Demo, subscriber_id: str) -> str:
+    """Return the name that the signup of a subscriber gave, or "-"."""
+    for record in demo.signups.values():
+        if record.subscriber_id == subscriber_id:
+            return str(record.body.get("name", "-"))
+    return "-"
+
+
+def act_check_exposures(demo: Demo, step: dict[str, Any]) -> None:
+    """Print a verified signup's exposures and its e-mail's HIBP state, and check them.
+
+    `expect.exposures` maps every breach the subscriber must be exposed in to the fields its
+    EXPOSURE item must have. Each exposure must have been announced exactly once.
+    """
+    record = demo.signup_record(step)
+    subscriber_id = record.subscriber_id
+    if subscriber_id is None:
+        raise demo.fail("not_verified", step=record.step_id)
+    expect = step.get("expect", {})
+    expected_exposures = expect.get("exposures")
+    if not isinstance(expected_exposures, dict):
+        raise StoryError(f"step {step['id']}: expect.exposures must map breach names to fields")
+
+    # NOTE: reads the table directly because no account API exists yet.
+    items = main_table().get_partition(f"SUB#{subscriber_id}")
+    exposures = {
+        sort_key.removeprefix("EXPOSURE#"): item
+        for sort_key, item in items.items()
+        if sort_key.startswith("EXPOSURE#")
+    }
+    announcements = Counter(
+        entry["breach_name"]
+        for entry in demo.service_logs.records(EXPOSURE_MESSAGE)
+        if entry["subscriber_id"] == subscriber_id
+    )
+    demo.say(
+        "exposures_header",
+        indent=1,
+        subscriber_id=subscriber_id,
+        name=record.body.get("name", "-"),
+        count=len(exposures),
+    )
+    for breach_name, item in sorted(exposures.items()):
+        demo.say(
+            "exposure_item",
+            indent=2,
+            breach=breach_name,
+            found_by=item.get("found_by"),
+            kinds=", ".join(sorted(item.get("matched_kinds") or ())),
+            announced=_compact(item.get("announced")),
+            events=announcements[breach_name],
+            found_at=_beijing_time(item.get("found_at")),
+        )
+    email = items.get("IDENT#email") or {}
+    demo.say(
+        "email_state",
+        indent=1,
+        email=mask_email(record.email),
+        confirmed=_compact(email.get("confirmed") is True),
+        status=email.get("hibp_status") or "-",
+        checked_at=_beijing_time(email.get("hibp_checked_at")),
+    )
+    if exposures and not demo.alerts_note_shown:
+        demo.say("alerts_not_built", indent=1)
+        demo.alerts_note_shown = True
+
+    if set(exposures) != set(expected_exposures):
+        raise demo.fail(
+            "exposure_set",
+            expected=_compact(sorted(expected_exposures)),
+            actual=_compact(sorted(exposures)),
+        )
+    for breach_name, fields in expected_exposures.items():
+        item = exposures[breach_name]
+        observed = {
+            "found_by": item.get("found_by"),
+            "matched_kinds": sorted(item.get("matched_kinds") or ()),
+            "announced": item.get("announced"),
+        }
+        expected_fields = {**fields, "matched_kinds": sorted(fields.get("matched_kinds", []))}
+        demo.check_fields(expected_fields, observed, f"EXPOSURE#{breach_name}")
+        if announcements[breach_name] != 1:
+            raise demo.fail(
+                "announcement_count", breach=breach_name, actual=announcements[breach_name]
+            )
+    if "hibp_status" in expect:
+        demo.check_fields(
+            {"hibp_status": expect["hibp_status"]},
+            {"hibp_status": email.get("hibp_status")},
+            "IDENT#email",
+        )
+
+
+def act_hibp_account(demo: Demo, step: dict[str, Any]) -> None:
+    """Record a signup's e-mail address in breaches of the HIBP emulator's catalogue."""
+    record = demo.signup_record(step)
+    names = step.get("breaches")
+    if not isinstance(names, list) or not names:
+        raise StoryError(f"step {step['id']}: breaches must list breach names")
+    catalogue = {breach["Name"]: breach for breach in load_catalogue(HIBP_CATALOGUE)}
+
+    demo.say("hibp_account", indent=1, email=mask_email(record.email))
+    for name in names:
+        breach = catalogue.get(name, {})
+        demo.say(
+            "hibp_breach",
+            indent=2,
+            name=name,
+            title=breach.get("Title", "-"),
+            verified=_compact(breach.get("IsVerified")),
+            spam_list=_compact(breach.get("IsSpamList")),
+        )
+    try:
+        demo.hibp.add_account(record.email, names)
+    except InvalidBreachError as exc:
+        raise demo.fail("hibp_control_failed", error=exc) from exc
+
+
+def act_breach_check(demo: Demo, step: dict[str, Any]) -> None:
+    """Fire the daily breach check schedule and wait until every check job it queued finished.
+
+    Prints each subscriber's result, the HIBP requests of the run and the exposures it found.
+    """
+    hibp_mark = demo.hibp.requests()["count"]
+    checks_mark = demo.service_logs.count(CHECK_MESSAGE)
+    exposures_mark = demo.service_logs.count(EXPOSURE_MESSAGE)
+
+    demo.say("schedule_fired", indent=1, schedule=BREACH_CHECK_SCHEDULE)
+    (planned,) = demo.runtime.fire_schedule(BREACH_CHECK_SCHEDULE)
+    jobs = int(planned["jobs"])
+    deadline = time.monotonic() + BREACH_WAIT_SECONDS
+    while True:
+        checks = demo.service_logs.records(CHECK_MESSAGE, checks_mark)
+        backlog = demo.queue_backlog(CHECK_WORKER_FUNCTION)
+        if (len(checks) >= jobs and backlog == 0) or time.monotonic() >= deadline:
+            break
+        time.sleep(POLL_SECONDS)
+    if len(checks) < jobs or backlog:
+        raise demo.fail(
+            "checks_timeout",
+            seconds=int(BREACH_WAIT_SECONDS),
+            done=len(checks),
+            jobs=jobs,
+            backlog=backlog,
+        )
+
+    demo.say("planner_result", indent=1, jobs=jobs)
+    for check in checks:
+        # Check job ids are check_{run date}_{subscriber id}.
+        subscriber_id = check["job_id"].split("_", 2)[-1]
+        demo.say(
+            "check_result",
+            indent=2,
+            name=_subscriber_name(demo, subscriber_id),
+            subscriber_id=subscriber_id,
+            status=check["status"],
+            hibp=check["hibp"],
+        )
+    requests_made = demo.hibp.requests()["requests"][hibp_mark:]
+    lookups = [entry for entry in requests_made if entry["endpoint"] == "breachedaccount"]
+    demo.say(
+        "hibp_requests",
+        indent=1,
+        catalogue=sum(1 for entry in requests_made if entry["endpoint"] == "breaches"),
+        lookups=len(lookups),
+        statuses=", ".join(str(entry["status"]) for entry in lookups) or "-",
+    )
+    found = demo.service_logs.records(EXPOSURE_MESSAGE, exposures_mark)
+    demo.say("new_exposures", indent=1, count=len(found))
+    for entry in found:
+        demo.say(
+            "new_exposure",
+            indent=2,
+            name=_subscriber_name(demo, entry["subscriber_id"]),
+            breach=entry["breach_name"],
+            found_by=entry["found_by"],
+        )
+
+    observed = {"jobs": jobs, "hibp_lookups": len(lookups), "exposures": len(found)}
+    expect = step.get("expect", {})
+    if not set(expect) <= set(observed):
+        raise StoryError(f"step {step['id']}: expect may only contain {sorted(observed)}")
+    demo.check_fields(expect, observed, "run")
+
+
 ACTIONS: dict[str, Callable[[Demo, dict[str, Any]], None]] = {
     "signup": act_signup,
     "signup_burst": act_signup_burst,
@@ -2586,6 +3443,11 @@ ACTIONS: dict[str, Callable[[Demo, dict[str, Any]], None]] = {
     "check_ledger": act_check_ledger,
     "check_referral": act_check_referral,
     "check_balance": act_check_balance,
+    "generate_breach": act_generate_breach,
+    "upload_breach": act_upload_breach,
+    "check_exposures": act_check_exposures,
+    "hibp_account": act_hibp_account,
+    "breach_check": act_breach_check,
     "summary": act_summary,
 }
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,14 @@ REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 STORY_DIR = REPOSITORY_ROOT / "events" / "demo"
 IDENTIFIER_KEYS = ("id_number", "mobile", "mobiles", "email")
 TIMEOUT_SECONDS = 300
+# Unmasked identifiers of any origin, such as a row of a generated breach file: 18-digit and
+# 15-digit ID numbers, 11-digit mainland mobiles and e-mail addresses, matched after NFKC turns
+# full-width digits into ASCII. Masked forms contain "*", so they do not match.
+UNMASKED_PATTERNS = {
+    "ID number": re.compile(r"(?<![\w*])(?:\d{17}[\dXx]|\d{15})(?!\w)"),
+    "mobile": re.compile(r"(?<![\w*])(?:\+?86)?1\d{10}(?!\w)"),
+    "e-mail address": re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+"),
+}
 
 
 def run_demo(*args: str) -> subprocess.CompletedProcess[str]:
@@ -97,6 +107,40 @@ def test_demo_output_has_no_raw_identifier(demo_run: subprocess.CompletedProcess
             assert form not in output, f"the demo printed the raw identifier {form}"
 
 
+def test_demo_output_has_no_unmasked_identifier(
+    demo_run: subprocess.CompletedProcess[str],
+) -> None:
+    output = unicodedata.normalize("NFKC", demo_run.stdout + demo_run.stderr)
+
+    for kind, pattern in UNMASKED_PATTERNS.items():
+        found = sorted(set(pattern.findall(output)))
+        assert not found, f"the demo printed {len(found)} unmasked {kind} value(s)"
+
+
+def test_demo_breach_intake_in_english(demo_run: subprocess.CompletedProcess[str]) -> None:
+    output = demo_run.stdout
+
+    assert output.count("status done, chunks 1/1") == 2
+    assert output.count("value counts match expected.json") == 2
+    assert "Legacy 15-digit ID numbers converted to 18 digits: " in output
+    assert "status rejected, reason manifest_invalid" in output
+    assert "Fields in error: provenance" in output
+    assert "status rejected, reason encoding_mismatch" in output
+    assert "Declare 'gb18030' in the manifest." in output
+    assert "DemoLeak2026: found_by dataset, matched_kinds id_number, mobile," in output
+
+
+def test_demo_hibp_check_in_english(demo_run: subprocess.CompletedProcess[str]) -> None:
+    output = demo_run.stdout
+
+    assert "ExampleForum2026: found_by hibp, matched_kinds email, announced true" in output
+    assert "ExampleSpamList2026: found_by" not in output
+    assert "hibp_status breached" in output
+    assert "breachedaccount 1 (HTTP status 200)" in output
+    assert "breachedaccount 0 (HTTP status -)" in output
+    assert "Breach intake jobs: 2 done, 2 rejected" in output
+
+
 def test_demo_failed_step_exits_nonzero(tmp_path: Path) -> None:
     story = json.loads((STORY_DIR / "story.json").read_text(encoding="utf-8"))
     first = dict(story["steps"][0])
@@ -125,6 +169,21 @@ def test_demo_referral_from_unknown_step(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "referral_code.from_step must name an earlier verify step" in result.stdout
     assert "'nobody.verify'" in result.stdout
+    assert "Local service stopped." in result.stdout
+
+
+def test_demo_plant_from_unknown_step(tmp_path: Path) -> None:
+    story = json.loads((STORY_DIR / "story.json").read_text(encoding="utf-8"))
+    generate = next(step for step in story["steps"] if step["action"] == "generate_breach")
+    story["steps"] = [{**generate, "plant": [{"signup": "nobody.signup"}]}]
+    shutil.copy(STORY_DIR / "identities.json", tmp_path / "identities.json")
+    (tmp_path / "story.json").write_text(json.dumps(story, ensure_ascii=False), encoding="utf-8")
+
+    result = run_demo("--lang", "en", "--story", str(tmp_path / "story.json"))
+
+    assert result.returncode == 1
+    assert "signup must name an earlier signup step that returned 202" in result.stdout
+    assert "'nobody.signup'" in result.stdout
     assert "Local service stopped." in result.stdout
 
 

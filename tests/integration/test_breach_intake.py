@@ -89,10 +89,15 @@ def _jobs(table: MainTable, client: Any) -> list[dict[str, Any]]:
     return [table.get(item["pk"]["S"], "JOB") or {} for item in items]
 
 
-def _subscriber(harness: Harness) -> str:
+def _subscriber(harness: Harness, *, monitored: bool = True) -> str:
     signup_id = harness.create("wang")
     result = signup.verify_signup(harness.deps, signup_id, harness.send_code(signup_id))
-    return str(result["subscriber_id"])
+    subscriber_id = str(result["subscriber_id"])
+    if monitored:
+        harness.table.update(
+            f"SUB#{subscriber_id}", "PROFILE", "SET monitored = :true", values={":true": True}
+        )
+    return subscriber_id
 
 
 def test_upload_finds_subscriber_once(harness: Harness) -> None:
@@ -211,27 +216,26 @@ def _count_index(harness: Harness) -> int:
     return int(harness.dynamodb.scan(TableName=table, Select="COUNT")["Count"])
 
 
-def test_match_only_keeps_matches(harness: Harness) -> None:
+def _manual_deps(
+    harness: Harness, prefix: str, jobs: RecordingJobs, breach_name: str, *, match_only: bool
+) -> intake.IntakeDeps:
+    """Upload the test rows under `prefix` and return intake dependencies that keep chunk jobs."""
     from idsentry.adapters.batch import BatchTable
     from idsentry.adapters.objects import IntakeObjects
 
-    subscriber_id = _subscriber(harness)
     env = _env(harness.service)
     assert harness.service.stack is not None
     s3 = harness.service.stack.runtime.client("s3")
+    manifest = _manifest(breach={**BREACH, "Name": breach_name})
     s3.put_object(
-        Bucket=env["INTAKE_BUCKET"],
-        Key="manual/match-only/data.csv",
-        Body=_rows().encode("gb18030"),
+        Bucket=env["INTAKE_BUCKET"], Key=f"{prefix}/data.csv", Body=_rows().encode("gb18030")
     )
     s3.put_object(
         Bucket=env["INTAKE_BUCKET"],
-        Key="manual/match-only/manifest.json",
-        Body=json.dumps(_manifest()).encode(),
+        Key=f"{prefix}/manifest.json",
+        Body=json.dumps(manifest).encode(),
     )
-    before = _count_index(harness)
-    jobs = RecordingJobs()
-    deps = intake.IntakeDeps(
+    return intake.IntakeDeps(
         table=harness.table,
         watchers=BatchTable(harness.table.name, harness.dynamodb),
         index=BatchTable(env["BREACH_INDEX_TABLE"], harness.dynamodb),
@@ -242,8 +246,15 @@ def test_match_only_keeps_matches(harness: Harness) -> None:
         clock=harness.clock,
         chunk_bytes=1024 * 1024,
         retention_days=30,
-        match_only=True,
+        match_only=match_only,
     )
+
+
+def test_match_only_keeps_matches(harness: Harness) -> None:
+    subscriber_id = _subscriber(harness)
+    before = _count_index(harness)
+    jobs = RecordingJobs()
+    deps = _manual_deps(harness, "manual/match-only", jobs, "MatchOnlyLeak", match_only=True)
 
     intake.start_intake(deps, "manual/match-only/manifest.json")
     outcomes = [intake.ingest_chunk(deps, job) for job in jobs.jobs]
@@ -251,4 +262,45 @@ def test_match_only_keeps_matches(harness: Harness) -> None:
     assert outcomes == ["done"]
     # Only 王小明's ID number and mobile matched: the other rows leave nothing behind.
     assert _count_index(harness) - before == 2
-    assert harness.table.get(f"SUB#{subscriber_id}", "EXPOSURE#ExampleShop2026") is not None
+    assert harness.table.get(f"SUB#{subscriber_id}", "EXPOSURE#MatchOnlyLeak") is not None
+
+
+def test_redelivered_chunk_changes_nothing(harness: Harness) -> None:
+    subscriber_id = _subscriber(harness)
+    jobs = RecordingJobs()
+    deps = _manual_deps(harness, "manual/redelivery", jobs, "RedeliveredLeak", match_only=False)
+    intake.start_intake(deps, "manual/redelivery/manifest.json")
+    (chunk,) = jobs.jobs
+    assert intake.ingest_chunk(deps, chunk) == "done"
+    first = harness.table.get(f"INTAKE#{chunk.job_id}", "JOB")
+
+    again = intake.ingest_chunk(deps, chunk)
+
+    assert again == "duplicate"
+    assert harness.table.get(f"INTAKE#{chunk.job_id}", "JOB") == first
+    exposure = harness.table.get(f"SUB#{subscriber_id}", "EXPOSURE#RedeliveredLeak")
+    assert exposure is not None and exposure["announced"] is True
+
+
+def test_unpaid_watcher_not_told(harness: Harness) -> None:
+    subscriber_id = _subscriber(harness, monitored=False)
+
+    _upload(harness.service, "incoming/unpaid", _rows().encode("gb18030"), _manifest())
+
+    (job,) = _jobs(harness.table, harness.dynamodb)
+    assert (job["status"], job["exposures"]) == ("done", 0)
+    assert harness.table.get(f"SUB#{subscriber_id}", "EXPOSURE#ExampleShop2026") is None
+
+
+def test_same_upload_again_deleted(harness: Harness) -> None:
+    data = _rows().encode("gb18030")
+    _upload(harness.service, "incoming/same", data, _manifest())
+
+    _upload(harness.service, "incoming/same", data, _manifest())
+
+    assert len(_jobs(harness.table, harness.dynamodb)) == 1
+    assert harness.service.stack is not None
+    listed = harness.service.stack.runtime.client("s3").list_objects_v2(
+        Bucket=_env(harness.service)["INTAKE_BUCKET"], Prefix="incoming/same/"
+    )
+    assert listed.get("KeyCount", 0) == 0

@@ -93,6 +93,10 @@ def start_intake(deps: IntakeDeps, manifest_key: str) -> dict[str, Any]:
     existing = deps.table.get(job_pk(job_id), "JOB")
     if existing is not None:
         logger.info("intake job exists", extra={"job_id": job_id, "status": existing["status"]})
+        if existing["status"] == "done":
+            # The same manifest uploaded to the same key again: that content was ingested and
+            # deleted once, so this copy is deleted too rather than left for the lifecycle rule.
+            deps.objects.delete([manifest_key, str(existing["data_key"])])
         return existing
 
     now = deps.clock()
@@ -245,6 +249,12 @@ def ingest_chunk(
         for hit in hits:
             for subscriber_id in hit.subscriber_ids:
                 kinds_by_subscriber[subscriber_id].add(hit.kind)
+        # Only monitored subscribers are told. Another watcher (unpaid, lapsed) is found by the
+        # daily check's index lookup once monitoring starts, and told then.
+        profiles = deps.watchers.get_many((f"SUB#{sub}", "PROFILE") for sub in kinds_by_subscriber)
+        for subscriber_id in list(kinds_by_subscriber):
+            if not profiles.get((f"SUB#{subscriber_id}", "PROFILE"), {}).get("monitored"):
+                del kinds_by_subscriber[subscriber_id]
         for subscriber_id, kinds in sorted(kinds_by_subscriber.items()):
             if record_exposure(
                 deps.table,
