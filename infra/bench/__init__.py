@@ -1,1 +1,1 @@
-"""The bench suite: cold start and AWS requests per unit of work, written to docs/benchmarks.md."""
+"""The bench suite: cold start, AWS requests and breach intake, written to docs/benchmarks.md."""

@@ -1,4 +1,4 @@
-"""Run the bench against a local service and write docs/benchmarks.md: `python -m infra.bench`."""
+"""Run the bench (intake, then the local service) and write docs/benchmarks.md: `python -m infra.bench`."""
 
 from __future__ import annotations
 
@@ -6,9 +6,12 @@ import argparse
 import logging
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from infra.bench.coldstart import ColdStartBench
+from infra.bench.intake import IntakeSizes, measure_intake
+from infra.bench.intake_report import intake_section
 from infra.bench.report import command_line, render
 from infra.bench.request_counts import (
     BenchFailedError,
@@ -45,8 +48,32 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_OUTPUT,
         help="Markdown page to overwrite (default docs/benchmarks.md)",
     )
+    parser.add_argument(
+        "--breach-rows",
+        type=positive,
+        default=IntakeSizes.memory_rows,
+        help="rows of the breach file ingested with in-memory adapters "
+        f"(default {IntakeSizes.memory_rows})",
+    )
+    parser.add_argument(
+        "--local-breach-rows",
+        type=positive,
+        default=IntakeSizes.local_rows,
+        help="rows of the breach file ingested through the local stack "
+        f"(default {IntakeSizes.local_rows})",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    started = time.perf_counter()
+    sizes = IntakeSizes(memory_rows=args.breach_rows, local_rows=args.local_breach_rows)
+
+    # The intake measurements run first, in child processes, while no queue poller runs.
+    with tempfile.TemporaryDirectory(prefix="idsentry-bench-intake-") as workdir:
+        try:
+            intake = measure_intake(sizes, Path(workdir))
+        except BenchFailedError as exc:
+            print(f"bench failed: {exc}", file=sys.stderr)
+            return 1
 
     service = start_service()
     try:
@@ -60,7 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         service.stop()
 
-    page = render(command_line(), units, cold_starts)
+    page = render(
+        command_line(),
+        units,
+        cold_starts,
+        intake_section(intake),
+        duration_s=time.perf_counter() - started,
+    )
     args.output.write_text(page, encoding="utf-8")
     print(page)
     print(f"wrote {args.output}", file=sys.stderr)

@@ -123,8 +123,8 @@ def _memory() -> str:
     return "unknown memory"
 
 
-def header(command: str) -> str:
-    """Return the page title and the facts of this run: date, command, machine, versions."""
+def header(command: str, duration_s: float | None = None) -> str:
+    """Return the page title and the facts of this run: date, command, duration, machine, versions."""
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     versions = ", ".join(
         f"{package} {version(package)}"
@@ -139,6 +139,7 @@ def header(command: str) -> str:
             "",
             f"- date: {now}",
             f"- command: `{command}`",
+            *([f"- duration: {duration_s:.0f} s for the whole run"] if duration_s else []),
             f"- machine: {platform.machine()}, {_cpu_model()}, {os.cpu_count()} cores, "
             f"{_memory()} memory, {platform.system()} {platform.release()}",
             f"- Python {platform.python_version()}; {versions}",
@@ -462,9 +463,20 @@ def request_count_section(units: Sequence[UnitCalls]) -> str:
     return "\n".join(parts)
 
 
-def render(command: str, units: Sequence[UnitCalls], cold_starts: Sequence[ColdStartResult]) -> str:
-    """Return the whole page."""
-    sections = [header(command), cold_start_section(cold_starts), request_count_section(units)]
+def render(
+    command: str,
+    units: Sequence[UnitCalls],
+    cold_starts: Sequence[ColdStartResult],
+    intake: str | None = None,
+    duration_s: float | None = None,
+) -> str:
+    """Return the whole page. `intake` is the breach intake section that `intake_report` renders."""
+    sections = [
+        header(command, duration_s),
+        cold_start_section(cold_starts),
+        request_count_section(units),
+        *([intake] if intake else []),
+    ]
     return "\n\n".join(sections) + "\n"
 
 

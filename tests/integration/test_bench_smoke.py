@@ -1,16 +1,32 @@
-"""The bench's request counting and replay against the local service (no timing)."""
+"""The bench's request counting, replay and intake measurements on tiny inputs (no timing)."""
 
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
+from infra.bench import intake_child
 from infra.bench.child import CallRecorder
+from infra.bench.intake import (
+    BreachFile,
+    IntakeResults,
+    TemplateFacts,
+    breach_file,
+    local_result,
+    measure_memory,
+    measure_ratio,
+    request_figures,
+)
+from infra.bench.intake_report import intake_section
+from infra.bench.memory_aws import MemoryDynamoClient, apply_update
 from infra.bench.replay import BENCH_KEY_PREFIX, build_plan, prepare_targets, recorded_tables
 from infra.bench.report import request_count_section
 from infra.bench.request_counts import (
@@ -27,6 +43,11 @@ from infra.bench.workload import stripe_delivery
 from infra.local.service import LocalService
 
 pytestmark = pytest.mark.integration
+
+INTAKE_ROWS = 400
+CHECK_JOBS = 23
+# Small enough that the tiny file makes several chunks.
+SMALL_CHUNK_BYTES = 16 << 10
 
 
 @pytest.fixture(scope="module")
@@ -217,3 +238,132 @@ def _queued(sqs: Any, queue_url: str) -> int:
         AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
     )["Attributes"]
     return sum(int(count) for count in attributes.values())
+
+
+@pytest.fixture(scope="module")
+def small_breach(tmp_path_factory: pytest.TempPathFactory) -> BreachFile:
+    return breach_file(INTAKE_ROWS, cache=tmp_path_factory.mktemp("bench-data"))
+
+
+@pytest.fixture(scope="module")
+def intake(
+    service: LocalService, small_breach: BreachFile, tmp_path_factory: pytest.TempPathFactory
+) -> IntakeResults:
+    """Every intake measurement on the tiny file; the local one on the module's service."""
+    workdir = tmp_path_factory.mktemp("intake")
+    facts = TemplateFacts(
+        chunk_bytes=SMALL_CHUNK_BYTES,
+        retention_days=30,
+        ingest_memory_mb=1769,
+        ingest_concurrency=50,
+    )
+    ratio = measure_ratio(small_breach, 2, workdir)
+    memory = measure_memory(small_breach, facts, workdir)
+    assert service.stack is not None
+    runtime = service.stack.runtime
+    runtime.stop()
+    try:
+        measured = intake_child.measure_local(
+            service, small_breach.data, small_breach.manifest, check_jobs=CHECK_JOBS, deadline_s=60
+        )
+    finally:
+        runtime.start()
+    local = local_result(small_breach, CHECK_JOBS, measured)
+    return IntakeResults(
+        facts=facts,
+        ratio=ratio,
+        memory=memory,
+        local=local,
+        requests=request_figures(memory, local, CHECK_JOBS),
+        check_jobs=CHECK_JOBS,
+        elapsed_s=0.0,
+    )
+
+
+def test_intake_ratio_counts_values(intake: IntakeResults, small_breach: BreachFile) -> None:
+    expected = sum(small_breach.expected["values_accepted"].values())
+
+    assert intake.ratio.values == expected
+    assert len(intake.ratio.ingest_s) == 2
+    assert intake.ratio.ratio > 0
+    assert intake.ratio.profile
+
+
+def test_intake_memory_several_chunks(intake: IntakeResults) -> None:
+    detail = intake.memory.detail
+    write_sizes = {int(size): count for size, count in detail["index_write_sizes"].items()}
+    per_chunk_bound = sum(math.ceil(entries / 25) for entries in detail["chunk_entries"])
+
+    assert intake.memory.chunks > 1
+    assert detail["chunk_outcomes"] == {"done": intake.memory.chunks}
+    assert max(write_sizes) <= 25
+    assert sum(write_sizes.values()) == per_chunk_bound
+    assert sum(detail["chunk_batch_sizes"]) == intake.memory.chunks
+    assert detail["deleted"] == ["bench/manifest.json", "bench/data.csv"]
+
+
+def test_intake_local_one_chunk(intake: IntakeResults, small_breach: BreachFile) -> None:
+    assert intake.local.chunks == 1
+    assert intake.local.rows_read == small_breach.expected["rows_read"]
+    assert intake.local.index_entries == sum(small_breach.expected["distinct"].values())
+
+
+def test_intake_requests_near_bound(intake: IntakeResults) -> None:
+    figures = {(figure.operation, figure.source): figure for figure in intake.requests}
+    sends = [figure for figure in intake.requests if figure.operation == "sqs:SendMessageBatch"]
+
+    assert len(figures) == 5
+    assert [(figure.units, figure.requests) for figure in sends] == [(CHECK_JOBS, 3)]
+    for figure in intake.requests:
+        assert figure.lower_bound <= figure.requests <= figure.lower_bound + intake.memory.chunks
+
+
+def test_intake_report_sections(intake: IntakeResults) -> None:
+    text = intake_section(intake)
+
+    assert "### Ingestion CPU per breach record" in text
+    assert "### AWS requests against the batching lower bound" in text
+    assert "### Rows per second and peak memory" in text
+    assert "`sqs:SendMessageBatch`" in text
+    assert "ru_maxrss" in text
+
+
+def test_memory_client_rejects_oversize() -> None:
+    client = MemoryDynamoClient("bench")
+    puts = [
+        {"PutRequest": {"Item": {"pk": {"S": f"k{number}"}, "sk": {"S": "s"}}}}
+        for number in range(26)
+    ]
+    keys = [{"pk": {"S": f"k{number}"}, "sk": {"S": "s"}} for number in range(101)]
+
+    with pytest.raises(ClientError, match="26 writes"):
+        client.batch_write_item(RequestItems={"bench": puts})
+    with pytest.raises(ClientError, match="names one key twice"):
+        client.batch_write_item(RequestItems={"bench": [puts[0], puts[0]]})
+    with pytest.raises(ClientError, match="101 keys"):
+        client.batch_get_item(RequestItems={"bench": {"Keys": keys}})
+    assert client.write_sizes == []
+    assert client.get_sizes == []
+
+
+def test_memory_update_set_and_add() -> None:
+    item: dict[str, Any] = {"pk": "p", "sk": "s", "rows_read": 2}
+
+    apply_update(
+        item,
+        "SET #status = :done ADD rows_read :read, chunks_done :one",
+        {":done": "done", ":read": 3, ":one": 1},
+        {"#status": "status"},
+    )
+
+    assert item == {"pk": "p", "sk": "s", "rows_read": 5, "status": "done", "chunks_done": 1}
+    with pytest.raises(NotImplementedError):
+        apply_update(item, "SET a = if_not_exists(a, :x)", {":x": 1}, {})
+
+
+def test_breach_file_cached(small_breach: BreachFile) -> None:
+    again = breach_file(INTAKE_ROWS, cache=small_breach.data.parent.parent)
+
+    assert again.generated_s is None
+    assert again.data == small_breach.data
+    assert Path(again.manifest).is_file()
