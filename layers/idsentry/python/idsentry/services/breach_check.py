@@ -120,6 +120,8 @@ def plan_run(deps: CheckDeps) -> dict[str, int]:
         logger.warning("hibp catalogue sync failed", extra={"provider": exc.provider})
 
     day = run_date(now)
+    # NOTE: one run queues the jobs in sequence, about a million in the 15 minutes a Lambda run
+    # has (docs/scaling.md); beyond that the planner must page through continuation jobs.
     queued = 0
     batch: list[CheckJob] = []
     for subscriber_id in entitled_subscribers(deps.table):
