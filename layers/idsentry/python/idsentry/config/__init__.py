@@ -1,0 +1,1 @@
+"""Configuration files that ship inside the idsentry package, read with importlib.resources."""
