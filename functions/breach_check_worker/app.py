@@ -1,8 +1,7 @@
-"""Check jobs from SQS: look one subscriber up in the breach index and at HIBP."""
+"""Check and page jobs from SQS: plan a page of subscribers, or look one up in the breach index."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -14,29 +13,16 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from idsentry.adapters.aws import client
 from idsentry.logs import configure_logging
 from idsentry.routes.check_jobs import process_check_record
-from idsentry.services.breach_check import CheckDeferredError
 
 logger = Logger()
 configure_logging()
 processor = BatchProcessor(event_type=EventType.SQS)
-# SQS allows at most 12 hours of visibility; a deferral never needs that much.
-MAX_DEFER_SECONDS = 900
 
 
 def _record_handler(record: SQSRecord) -> str:
-    try:
-        return process_check_record(record.message_id, record.body)
-    except CheckDeferredError as exc:
-        # The shared HIBP bucket is empty: come back when a token should be free.
-        client("sqs").change_message_visibility(
-            QueueUrl=os.environ["CHECK_QUEUE_URL"],
-            ReceiptHandle=record.receipt_handle,
-            VisibilityTimeout=min(MAX_DEFER_SECONDS, max(1, int(exc.seconds) + 1)),
-        )
-        raise
+    return process_check_record(record.message_id, record.body)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from idsentry.services import signup
+from idsentry.services import breach_check, signup
 from infra.local.service import LocalService
 from tests.integration.conftest import MovableClock
 from tests.integration.test_signup_service import Harness, _clear_table
@@ -176,3 +176,28 @@ def test_unavailable_hibp_retried(harness: Harness) -> None:
 
     email = harness.table.get(f"SUB#{subscriber_id}", "IDENT#email")
     assert email is not None and email["hibp_status"] == "breached"
+
+
+def test_pages_chain_through_every_subscriber(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wang = _monitored_subscriber(harness)
+    _index_mobile(harness, wang, "OldLeak2025")
+    signup_id = harness.create("alice")
+    alice = str(
+        signup.verify_signup(harness.deps, signup_id, harness.send_code(signup_id))["subscriber_id"]
+    )
+    harness.table.update(
+        f"SUB#{alice}",
+        "PROFILE",
+        "SET monitored = :true, gsi1pk = :entitled, gsi1sk = :id",
+        values={":true": True, ":entitled": "ENTITLED", ":id": alice},
+    )
+    _index_mobile(harness, alice, "OldLeak2025")
+    # One subscriber per page: the run must follow the page jobs to the end.
+    monkeypatch.setattr(breach_check, "PAGE_SIZE", 1)
+
+    _run(harness)
+
+    assert "OldLeak2025" in _exposures(harness, wang)
+    assert "OldLeak2025" in _exposures(harness, alice)

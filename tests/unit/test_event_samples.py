@@ -19,7 +19,14 @@ from twilio.request_validator import RequestValidator
 from idsentry.crypto import Pepper, verify_token
 from idsentry.http import parse_http_event
 from idsentry.models.events import ALL_EVENT_TYPES
-from idsentry.models.jobs import ChunkJob, NotificationJob, StripeEventJob
+from idsentry.models.jobs import (
+    CheckJob,
+    ChunkJob,
+    HibpJob,
+    NotificationJob,
+    PlanPageJob,
+    StripeEventJob,
+)
 from idsentry.routes.breach_jobs import manifest_keys
 from infra.local.http_api import Route, extract_routes
 from infra.local.template import IntrinsicResolver, PseudoParameters, load_template
@@ -44,6 +51,8 @@ QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:idsentry-dev-notifications"
 STRIPE_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:idsentry-dev-stripe-events"
 CHUNK_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:idsentry-dev-breach-chunks"
 INTAKE_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:idsentry-dev-breach-intake"
+CHECK_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:idsentry-dev-breach-checks"
+HIBP_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:idsentry-dev-hibp-lookups"
 # S3 event notifications are not jobs of ours; this stands for their kind in the tables below.
 S3_NOTIFICATION = "s3_notification"
 ENVELOPE_FIELDS = {
@@ -92,6 +101,12 @@ def validate_job(body: str) -> tuple[str, str]:
         return StripeEventJob.model_validate_json(body).kind, STRIPE_QUEUE_ARN
     if '"kind":"breach_chunk"' in compact:
         return ChunkJob.model_validate_json(body).kind, CHUNK_QUEUE_ARN
+    if '"kind":"breach_check"' in compact:
+        return CheckJob.model_validate_json(body).kind, CHECK_QUEUE_ARN
+    if '"kind":"breach_plan_page"' in compact:
+        return PlanPageJob.model_validate_json(body).kind, CHECK_QUEUE_ARN
+    if '"kind":"hibp_lookup"' in compact:
+        return HibpJob.model_validate_json(body).kind, HIBP_QUEUE_ARN
     if '"eventSource":"aws:s3"' in compact:
         assert manifest_keys(body), "the S3 notification names no manifest"
         return S3_NOTIFICATION, INTAKE_QUEUE_ARN
@@ -115,6 +130,9 @@ def job_kinds() -> set[str]:
     return kinds | {
         str(StripeEventJob.model_fields["kind"].default),
         str(ChunkJob.model_fields["kind"].default),
+        str(CheckJob.model_fields["kind"].default),
+        str(PlanPageJob.model_fields["kind"].default),
+        str(HibpJob.model_fields["kind"].default),
         S3_NOTIFICATION,
     }
 
@@ -242,6 +260,8 @@ def test_sqs_queue_matches_template(template: dict[str, Any]) -> None:
         ("StripeEventsQueue", STRIPE_QUEUE_ARN),
         ("ChunkQueue", CHUNK_QUEUE_ARN),
         ("IntakeQueue", INTAKE_QUEUE_ARN),
+        ("CheckQueue", CHECK_QUEUE_ARN),
+        ("HibpQueue", HIBP_QUEUE_ARN),
     ):
         queue_name = resolver.resolve(template["Resources"][logical_id]["Properties"]["QueueName"])
         assert arn == f"arn:aws:sqs:{pseudo.region}:{pseudo.account_id}:{queue_name}"

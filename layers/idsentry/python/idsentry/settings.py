@@ -135,6 +135,7 @@ class BreachCheckSettings(CoreSettings):
 
     breach_index_table: str
     check_queue_url: str
+    hibp_queue_url: str
     hibp_secret_id: str
     # The HIBP tier's limit, shared by every worker through one token bucket.
     hibp_requests_per_minute: int = 10

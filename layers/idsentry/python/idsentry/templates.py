@@ -14,7 +14,7 @@ from idsentry.i18n import Locale
 SMS_TEMPLATES: Final[dict[str, dict[Locale, str]]] = {
     "otp": {
         "zh-CN": "身份哨兵验证码：{code}，10分钟内有效。请勿告诉他人，工作人员不会索要。",
-        "en": "IDSentry code: {code}. Valid for 10 minutes. Never share it; we will never ask for it.",
+        "en": "IDSentry code: {code} (10 min). Never share it; we never ask.",
     },
     # Payment texts carry no link: a link in a payment SMS is what phishing looks like, so the
     # subscriber is sent to the e-mail, which links to the portal.

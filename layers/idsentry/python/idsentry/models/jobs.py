@@ -90,3 +90,28 @@ class CheckJob(BaseModel):
     job_id: str
     subscriber_id: str
     run: str = Field(pattern=r"^[0-9]{8}$")
+
+
+class PlanPageJob(BaseModel):
+    """Queue the check jobs of one page of entitled subscribers, then the job of the next page."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = 1
+    kind: Literal["breach_plan_page"] = "breach_plan_page"
+    job_id: str
+    run: str = Field(pattern=r"^[0-9]{8}$")
+    # The index key to continue after (gsi1pk, gsi1sk, pk, sk of the last subscriber), or None.
+    start_after: dict[str, str] | None = None
+
+
+class HibpJob(BaseModel):
+    """Ask HIBP about one subscriber's confirmed e-mail address in run `run`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = 1
+    kind: Literal["hibp_lookup"] = "hibp_lookup"
+    job_id: str
+    subscriber_id: str
+    run: str = Field(pattern=r"^[0-9]{8}$")

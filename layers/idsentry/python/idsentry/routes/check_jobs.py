@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import logging
 from functools import cache
+from typing import Annotated
 
-from pydantic import ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from idsentry.adapters.breach_index import BreachIndexReader
 from idsentry.adapters.hibp import HibpClient
 from idsentry.clock import utc_now
 from idsentry.errors import PoisonMessageError
-from idsentry.models.jobs import CheckJob
-from idsentry.services.breach_check import CheckDeps, check_subscriber, plan_run
+from idsentry.models.jobs import CheckJob, HibpJob, PlanPageJob
+from idsentry.services.breach_check import (
+    CheckDeps,
+    check_subscriber,
+    lookup_hibp,
+    plan_page,
+    plan_run,
+)
 from idsentry.services.rate_limit import TokenBucket
 from idsentry.settings import BreachCheckSettings, load_settings
 from idsentry.wiring import data_keys, main_table, publisher, secret_cache
@@ -47,6 +54,7 @@ def check_deps() -> CheckDeps:
         index=BreachIndexReader(settings.breach_index_table),
         keys=data_keys(),
         jobs=JobQueue(settings.check_queue_url),
+        hibp_jobs=JobQueue(settings.hibp_queue_url),
         publisher=publisher(),
         hibp=hibp,
         catalogue=hibp,
@@ -56,21 +64,40 @@ def check_deps() -> CheckDeps:
     )
 
 
-def run_planner() -> dict[str, int]:
+def run_planner() -> dict[str, str]:
     """Plan today's check run."""
     return plan_run(check_deps())
 
 
+_check_adapter: TypeAdapter[CheckJob | PlanPageJob] = TypeAdapter(
+    Annotated[CheckJob | PlanPageJob, Field(discriminator="kind")]
+)
+
+
 def process_check_record(message_id: str, body: str) -> str:
-    """Check one subscriber; raises so SQS retries the job."""
+    """Run one check or page job; raises so SQS retries it."""
     try:
-        job = CheckJob.model_validate_json(body)
+        job = _check_adapter.validate_json(body)
     except ValidationError as exc:
         logger.error("check job invalid", extra={"message_id": message_id})
         raise PoisonMessageError(message_id) from exc
+    if isinstance(job, PlanPageJob):
+        return f"planned {plan_page(check_deps(), job)}"
     result = check_subscriber(check_deps(), job)
     logger.info(
         "subscriber checked",
         extra={"job_id": job.job_id, "status": result["status"], "hibp": result.get("hibp")},
     )
     return str(result["status"])
+
+
+def process_hibp_record(message_id: str, body: str) -> str:
+    """Run one HIBP lookup job; raises so SQS retries it."""
+    try:
+        job = HibpJob.model_validate_json(body)
+    except ValidationError as exc:
+        logger.error("hibp job invalid", extra={"message_id": message_id})
+        raise PoisonMessageError(message_id) from exc
+    outcome = lookup_hibp(check_deps(), job)
+    logger.info("hibp lookup done", extra={"job_id": job.job_id, "outcome": outcome})
+    return outcome

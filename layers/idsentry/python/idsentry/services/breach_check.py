@@ -1,17 +1,21 @@
 """The daily breach check: a planner fans out one job per entitled subscriber, workers check each.
 
-The planner first syncs the HIBP catalogue, then pages the sparse `ENTITLED` index and queues
-check jobs in batches of 10. A worker looks each of the subscriber's fingerprints up in the
-breach index, asks HIBP about the confirmed e-mail address when a breach was added since its
-last lookup, and records every hit as an exposure (once per subscriber and breach, so a run
-that is retried halfway sends nothing twice).
+The planner syncs the HIBP catalogue and queues the first page job. Each page job reads one page
+of the sparse `ENTITLED` index, queues a check job per subscriber in batches of 10 and then the
+next page job, so no single invocation has to list every subscriber. A check worker looks the
+subscriber's fingerprints up in the breach index and, when a breach was added to HIBP's
+catalogue since the confirmed e-mail address was last looked up, queues an HIBP job. HIBP
+workers run with reserved concurrency and share one token bucket, waiting for their turn inside
+the invocation. Every hit is recorded as an exposure once per subscriber and breach, so a run
+that is retried halfway sends nothing twice.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -25,7 +29,7 @@ from idsentry.adapters.table import MainTable
 from idsentry.clock import Clock, epoch
 from idsentry.crypto import decrypt_field
 from idsentry.errors import ProviderError
-from idsentry.models.jobs import CheckJob
+from idsentry.models.jobs import CheckJob, HibpJob, PlanPageJob
 from idsentry.services.exposures import record_exposure
 from idsentry.services.hibp_catalogue import (
     CatalogueSource,
@@ -40,7 +44,9 @@ logger = logging.getLogger(__name__)
 
 CHINA = ZoneInfo("Asia/Shanghai")
 ENTITLED_INDEX_KEY = "ENTITLED"
-PAGE_SIZE = 500
+PAGE_SIZE = 1000
+# An HIBP worker waits this long at most for a token before it hands the job back to SQS.
+MAX_INLINE_WAIT_SECONDS = 20.0
 # Kinds looked up in the breach index; the e-mail only once confirmed.
 INDEXED_KINDS = ("id_number", "mobile", "email", "bank_card")
 
@@ -65,12 +71,14 @@ class CheckDeps:
     index: BreachIndex
     keys: DataKeyStore
     jobs: JobQueue
+    hibp_jobs: JobQueue
     publisher: EventPublisher
     hibp: Callable[[], HibpAccounts]
     catalogue: Callable[[], CatalogueSource]
     bucket: TokenBucket
     clock: Clock
     on_hibp_unauthorized: Callable[[], None]
+    sleep: Callable[[float], None] = time.sleep
 
 
 class CheckDeferredError(RuntimeError):
@@ -86,29 +94,8 @@ def run_date(moment: datetime) -> str:
     return moment.astimezone(CHINA).strftime("%Y%m%d")
 
 
-def entitled_subscribers(table: MainTable) -> Iterator[str]:
-    """Yield the ids of monitored subscribers by paging the sparse `ENTITLED` index."""
-    start: dict[str, Any] | None = None
-    while True:
-        request: dict[str, Any] = {
-            "TableName": table.name,
-            "IndexName": "gsi1",
-            "KeyConditionExpression": "gsi1pk = :entitled",
-            "ExpressionAttributeValues": {":entitled": {"S": ENTITLED_INDEX_KEY}},
-            "Limit": PAGE_SIZE,
-        }
-        if start:
-            request["ExclusiveStartKey"] = start
-        page = table.client().query(**request)
-        for item in page.get("Items", []):
-            yield item["gsi1sk"]["S"]
-        start = page.get("LastEvaluatedKey")
-        if not start:
-            return
-
-
-def plan_run(deps: CheckDeps) -> dict[str, int]:
-    """Sync the HIBP catalogue, then queue one check job per entitled subscriber."""
+def plan_run(deps: CheckDeps) -> dict[str, str]:
+    """Sync the HIBP catalogue, then queue the run's first page job."""
     now = deps.clock()
     try:
         summary = sync_catalogue(deps.catalogue(), deps.table, now)
@@ -120,23 +107,47 @@ def plan_run(deps: CheckDeps) -> dict[str, int]:
         logger.warning("hibp catalogue sync failed", extra={"provider": exc.provider})
 
     day = run_date(now)
-    # NOTE: one run queues the jobs in sequence, about a million in the 15 minutes a Lambda run
-    # has (docs/scaling.md); beyond that the planner must page through continuation jobs.
-    queued = 0
-    batch: list[CheckJob] = []
-    for subscriber_id in entitled_subscribers(deps.table):
-        batch.append(
-            CheckJob(job_id=f"check_{day}_{subscriber_id}", subscriber_id=subscriber_id, run=day)
+    deps.jobs.send(PlanPageJob(job_id=f"plan_{day}_0", run=day))
+    logger.info("breach check planned", extra={"run": day})
+    return {"run": day}
+
+
+def plan_page(deps: CheckDeps, job: PlanPageJob) -> int:
+    """Queue the check jobs of one page of entitled subscribers and the next page's job."""
+    request: dict[str, Any] = {
+        "TableName": deps.table.name,
+        "IndexName": "gsi1",
+        "KeyConditionExpression": "gsi1pk = :entitled",
+        "ExpressionAttributeValues": {":entitled": {"S": ENTITLED_INDEX_KEY}},
+        "Limit": PAGE_SIZE,
+    }
+    if job.start_after:
+        request["ExclusiveStartKey"] = {
+            name: {"S": value} for name, value in job.start_after.items()
+        }
+    page = deps.table.client().query(**request)
+
+    subscribers = [item["gsi1sk"]["S"] for item in page.get("Items", [])]
+    deps.jobs.send_many(
+        [
+            CheckJob(job_id=f"check_{job.run}_{subscriber}", subscriber_id=subscriber, run=job.run)
+            for subscriber in subscribers
+        ]
+    )
+    last = page.get("LastEvaluatedKey")
+    if last:
+        # Sent after this page's jobs: a crash in between repeats the page, never skips one.
+        deps.jobs.send(
+            PlanPageJob(
+                job_id=f"plan_{job.run}_{subscribers[-1]}",
+                run=job.run,
+                start_after={name: value["S"] for name, value in last.items()},
+            )
         )
-        if len(batch) == 10:
-            deps.jobs.send_many(batch)
-            queued += len(batch)
-            batch = []
-    if batch:
-        deps.jobs.send_many(batch)
-        queued += len(batch)
-    logger.info("breach check planned", extra={"run": day, "jobs": queued})
-    return {"jobs": queued}
+    logger.info(
+        "check page planned", extra={"run": job.run, "jobs": len(subscribers), "more": bool(last)}
+    )
+    return len(subscribers)
 
 
 def check_subscriber(deps: CheckDeps, job: CheckJob) -> dict[str, Any]:
@@ -159,8 +170,28 @@ def check_subscriber(deps: CheckDeps, job: CheckJob) -> dict[str, Any]:
                 found[breach_name].add(kind)
     exposures = _record(deps, job.subscriber_id, found, "index", epoch(now))
 
-    hibp_status = _check_hibp(deps, job.subscriber_id, items.get("IDENT#email"), profile, now)
-    return {"status": "checked", "exposures": exposures, "hibp": hibp_status}
+    hibp = "not_due"
+    if _hibp_due(deps, items.get("IDENT#email"), profile):
+        deps.hibp_jobs.send(
+            HibpJob(
+                job_id=f"hibp_{job.run}_{job.subscriber_id}",
+                subscriber_id=job.subscriber_id,
+                run=job.run,
+            )
+        )
+        hibp = "queued"
+    return {"status": "checked", "exposures": exposures, "hibp": hibp}
+
+
+def lookup_hibp(deps: CheckDeps, job: HibpJob) -> str:
+    """Ask HIBP about the subscriber's confirmed address, if still due; returns the outcome."""
+    items = deps.table.get_partition(f"SUB#{job.subscriber_id}")
+    profile = items.get("PROFILE")
+    identifier = items.get("IDENT#email")
+    if profile is None or not profile.get("monitored") or not _hibp_due(deps, identifier, profile):
+        return "not_due"
+    assert identifier is not None
+    return _check_hibp(deps, job.subscriber_id, identifier, deps.clock())
 
 
 def _record(
@@ -178,28 +209,33 @@ def _record(
     return announced
 
 
-def _check_hibp(
-    deps: CheckDeps,
-    subscriber_id: str,
-    identifier: dict[str, Any] | None,
-    profile: dict[str, Any],
-    now: datetime,
-) -> str:
+def _hibp_due(deps: CheckDeps, identifier: dict[str, Any] | None, profile: dict[str, Any]) -> bool:
     if identifier is None or not identifier.get("confirmed"):
-        return "not_confirmed"
+        return False
     confirmed_at = profile.get("email_confirmed_at")
     last_checked = identifier.get("hibp_checked_at")
-    due = address_due(
+    return address_due(
         datetime.fromtimestamp(int(last_checked), UTC) if last_checked else None,
         datetime.fromtimestamp(int(confirmed_at), UTC) if confirmed_at else None,
         latest_added_date(deps.table),
     )
-    if not due:
-        return "not_due"
 
-    wait = deps.bucket.try_take(now)
-    if wait > 0:
-        raise CheckDeferredError(wait)
+
+def _take_token(deps: CheckDeps, now: datetime) -> None:
+    """Wait for the shared bucket's token inside the invocation, or hand the job back to SQS."""
+    waited = 0.0
+    while (wait := deps.bucket.try_take(now)) > 0:
+        if waited + wait > MAX_INLINE_WAIT_SECONDS:
+            raise CheckDeferredError(wait)
+        deps.sleep(wait)
+        waited += wait
+        now = deps.clock()
+
+
+def _check_hibp(
+    deps: CheckDeps, subscriber_id: str, identifier: dict[str, Any], now: datetime
+) -> str:
+    _take_token(deps, now)
     email = decrypt_field(deps.keys.get(subscriber_id), subscriber_id, identifier["value_enc"])
     result = deps.hibp().breached_account(email)
 
