@@ -27,7 +27,7 @@ Key = tuple[str, str]
 
 
 class BatchIncompleteError(RuntimeError):
-    """DynamoDB still returned unprocessed items after every retry; the caller should retry later."""
+    """DynamoDB still returned unprocessed items after every retry, so the caller should retry later."""
 
 
 @dataclass

@@ -88,7 +88,7 @@ def record_exposure(
     """Record that the subscriber is in the breach; returns True when this call announced it.
 
     The item is created unannounced, claimed, the event sent, then the item marked announced.
-    A crash after the claim is repaired by an attempt a minute later; the event id is fixed per
+    A crash after the claim is repaired by an attempt a minute later. The event id is fixed per
     (subscriber, breach), so consumers de-duplicate the rare second send.
     """
     matched = set(kinds)
@@ -107,8 +107,8 @@ def record_exposure(
             ":kinds": matched,
         },
     )
-    # One caller at a time may announce; a claim older than a minute belonged to a caller
-    # that crashed, and is taken over.
+    # One caller at a time may announce. A claim older than a minute belonged to a caller that
+    # crashed, and is taken over.
     claimed = table.update(
         pk,
         sk,
