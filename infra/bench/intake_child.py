@@ -334,6 +334,7 @@ def measure_local(
         _write_entitled_subscribers(dynamodb, environment["TABLE_NAME"], check_jobs)
         with recorder.capture() as planner_calls:
             planned = runtime.fire_schedule(CHECK_SCHEDULE)
+            pages = _run_page_jobs(runtime, environment["CHECK_QUEUE_URL"])
         runtime.client("sqs").purge_queue(QueueUrl=environment["CHECK_QUEUE_URL"])
     finally:
         recorder.active = False
@@ -350,10 +351,48 @@ def measure_local(
         "intake_calls": intake_calls,
         "planner_calls": planner_calls,
         "planner_result": planned,
+        "plan_pages": pages,
         "index_table": environment["BREACH_INDEX_TABLE"],
         "main_table": environment["TABLE_NAME"],
         "check_queue_url": environment["CHECK_QUEUE_URL"],
     }
+
+
+def _run_page_jobs(runtime: Any, queue_url: str) -> int:
+    """Run the planner's page jobs from the check queue and leave its check jobs queued.
+
+    Check jobs are counted by their SendMessageBatch calls, so they are not run here: once
+    received they stay invisible for the rest of the run, and the loop ends when the queue
+    returns nothing.
+    """
+    sqs = runtime.client("sqs")
+    pages = 0
+    while True:
+        received = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=600
+        ).get("Messages", [])
+        page_jobs = [m for m in received if '"kind":"breach_plan_page"' in m["Body"]]
+        if not received:
+            return pages
+        for message in page_jobs:
+            event = {
+                "Records": [
+                    {
+                        "messageId": message["MessageId"],
+                        "receiptHandle": message["ReceiptHandle"],
+                        "body": message["Body"],
+                        "attributes": {"ApproximateReceiveCount": "1"},
+                        "messageAttributes": {},
+                        "md5OfBody": message["MD5OfBody"],
+                        "eventSource": "aws:sqs",
+                        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:bench",
+                        "awsRegion": "us-east-1",
+                    }
+                ]
+            }
+            runtime.invoke("BreachCheckWorkerFunction", event)
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            pages += 1
 
 
 def service_job(dynamodb: Any, table: str, job_id: str) -> dict[str, Any]:
