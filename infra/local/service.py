@@ -269,8 +269,8 @@ class LocalService:
     def _authorize(self, route: Route, event: dict[str, Any]) -> dict[str, Any] | None:
         """Accept an IAM-authorized route's request that carries this run's admin token.
 
-        In AWS, API Gateway checks the caller's SigV4 signature against IAM; locally the token
-        from `.local/stack.json` in the `x-local-admin-token` header stands in for it.
+        In AWS, API Gateway checks the caller's SigV4 signature against IAM. Locally the token
+        from `.local/stack.json` in the `x-local-admin-token` header replaces that check.
         """
         if route.authorizer != "AWS_IAM":
             return None

@@ -192,7 +192,8 @@ def test_multiline_file_read_in_pieces(harness: Harness, monkeypatch: pytest.Mon
     assert job["status"] == "done"
     assert (job["chunks_total"], job["chunks_done"]) == (1, 1)
     assert job["rows_read"] == 3001
-    assert len(calls) == 2 and calls[1] > calls[0]
+    assert len(calls) == 2
+    assert calls[1] > calls[0]
     pieces = harness.table.get_partition(f"INTAKE#{job['job_id']}")
     assert len([sk for sk in pieces if sk.startswith("CHUNK#")]) == 2
     assert harness.table.get(f"SUB#{subscriber_id}", "EXPOSURE#ExampleShop2026") is not None

@@ -70,7 +70,8 @@ def test_failure_notice_by_email_and_sms(harness: Harness) -> None:
     emails, messages = _outbox(harness)
     assert outcome == "sent"
     assert [job.notice for job in queue.jobs] == ["failed"]
-    assert len(emails) == emails_before + 1 and len(messages) == sms_before + 1
+    assert len(emails) == emails_before + 1
+    assert len(messages) == sms_before + 1
     assert "¥18.00" in emails[-1]["body"]
     assert "/v1/billing/" in emails[-1]["body"]
     assert "¥18.00" in messages[-1]["body"]

@@ -71,7 +71,8 @@ def test_verified_subscriber_gets_code(harness: Harness) -> None:
     result = _subscribe(harness, "wang")
 
     code = result["referral_code"]
-    assert len(code) == referrals.CODE_LENGTH and set(code) <= set(referrals.CODE_ALPHABET)
+    assert len(code) == referrals.CODE_LENGTH
+    assert set(code) <= set(referrals.CODE_ALPHABET)
     owner = harness.table.get(f"REFCODE#{code}", "REFCODE")
     assert owner is not None and owner["subscriber_id"] == result["subscriber_id"]
 

@@ -204,7 +204,7 @@ class Breach(BaseModel):
 
 
 class Provenance(BaseModel):
-    """Where a dataset came from, the legal basis for processing it and who approved it."""
+    """The origin of a dataset, the legal basis for processing it and who approved it."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 

@@ -1,8 +1,8 @@
 """Failed payments: the notice at once, a reminder later, and nothing once the invoice is paid.
 
 Each failed invoice gets one `DUNNING#{invoice_id}` item on the subscriber. While the invoice is
-unpaid the item sits in the overloaded index under `REMINDER`, sorted by when the reminder is
-due; the hourly sweep sends the reminders that are due. Paying the invoice resolves the item and
+unpaid the item is in the overloaded index under `REMINDER`, sorted by when the reminder is
+due, and the hourly sweep sends the reminders that are due. Paying the invoice resolves the item and
 takes it out of the index, and the notifier skips any notice of a resolved item.
 """
 

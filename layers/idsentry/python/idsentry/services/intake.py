@@ -249,8 +249,8 @@ def ingest_chunk(
         for hit in hits:
             for subscriber_id in hit.subscriber_ids:
                 kinds_by_subscriber[subscriber_id].add(hit.kind)
-        # Only monitored subscribers are told. Another watcher (unpaid, lapsed) is found by the
-        # daily check's index lookup once monitoring starts, and told then.
+        # Only monitored subscribers are alerted. Another watcher (unpaid, lapsed) is found by
+        # the daily check's index lookup once monitoring starts, and alerted then.
         profiles = deps.watchers.get_many((f"SUB#{sub}", "PROFILE") for sub in kinds_by_subscriber)
         for subscriber_id in list(kinds_by_subscriber):
             if not profiles.get((f"SUB#{subscriber_id}", "PROFILE"), {}).get("monitored"):

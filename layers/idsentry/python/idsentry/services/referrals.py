@@ -95,7 +95,7 @@ def find_referrer(
     found = table.get_many([(pk, "PROFILE"), (pk, "IDENT#id_number"), (pk, "IDENT#mobile")])
     profile = found.get((pk, "PROFILE"))
     if profile is None or not profile.get("monitored"):
-        # Not said apart from an unknown code: it would tell who is a paying subscriber.
+        # Reported as an unknown code, because a separate error would reveal who pays.
         raise RequestValidationError([FieldProblem("referral_code", "referral_code.unknown")])
     if _matches(found.get((pk, "IDENT#id_number")), id_fingerprints) or _matches(
         found.get((pk, "IDENT#mobile")), mobile_fingerprints
