@@ -161,7 +161,13 @@ CHECK_WORKER_FUNCTION = "BreachCheckWorkerFunction"
 EXPOSURES_LOGGER = "idsentry.services.exposures"
 EXPOSURE_MESSAGE = "exposure detected"
 CHECK_LOGGER = "idsentry.routes.check_jobs"
+PLANNER_LOGGER = "idsentry.services.breach_check"
 CHECK_MESSAGE = "subscriber checked"
+# Logged by each page job of a check run, with the number of check jobs it queued.
+PAGE_MESSAGE = "check page planned"
+# Logged by the HIBP worker after each lookup job.
+HIBP_MESSAGE = "hibp lookup done"
+HIBP_WORKER_FUNCTION = "BreachHibpWorkerFunction"
 
 EXIT_OK = 0
 EXIT_STEP_FAILED = 1
@@ -1250,6 +1256,8 @@ class Demo:
             {
                 EXPOSURE_MESSAGE: ("subscriber_id", "breach_name", "found_by"),
                 CHECK_MESSAGE: ("job_id", "status", "hibp"),
+                PAGE_MESSAGE: ("run", "jobs", "more"),
+                HIBP_MESSAGE: ("job_id", "outcome"),
             }
         )
         # Generated breach files and the results of intake jobs, by the id of their step.
@@ -1330,6 +1338,7 @@ class Demo:
             (logging.getLogger(BILLING_LOGGER), self.applications),
             (logging.getLogger(EXPOSURES_LOGGER), self.service_logs),
             (logging.getLogger(CHECK_LOGGER), self.service_logs),
+            (logging.getLogger(PLANNER_LOGGER), self.service_logs),
         ]
         previous_levels = [logger.level for logger, _ in watched]
         for logger, handler in watched:
@@ -3360,19 +3369,30 @@ def act_breach_check(demo: Demo, step: dict[str, Any]) -> None:
     """
     hibp_mark = demo.hibp.requests()["count"]
     checks_mark = demo.service_logs.count(CHECK_MESSAGE)
+    pages_mark = demo.service_logs.count(PAGE_MESSAGE)
+    lookups_mark = demo.service_logs.count(HIBP_MESSAGE)
     exposures_mark = demo.service_logs.count(EXPOSURE_MESSAGE)
 
     demo.say("schedule_fired", indent=1, schedule=BREACH_CHECK_SCHEDULE)
-    (planned,) = demo.runtime.fire_schedule(BREACH_CHECK_SCHEDULE)
-    jobs = int(planned["jobs"])
+    demo.runtime.fire_schedule(BREACH_CHECK_SCHEDULE)
+    # The run is over when its last page job ran, every check job it queued logged its result,
+    # every HIBP job those queued logged its lookup, and both queues are empty.
     deadline = time.monotonic() + BREACH_WAIT_SECONDS
     while True:
+        pages = demo.service_logs.records(PAGE_MESSAGE, pages_mark)
+        jobs = sum(int(page["jobs"]) for page in pages)
         checks = demo.service_logs.records(CHECK_MESSAGE, checks_mark)
-        backlog = demo.queue_backlog(CHECK_WORKER_FUNCTION)
-        if (len(checks) >= jobs and backlog == 0) or time.monotonic() >= deadline:
+        queued = sum(1 for check in checks if check["hibp"] == "queued")
+        looked_up = demo.service_logs.records(HIBP_MESSAGE, lookups_mark)
+        backlog = demo.queue_backlog(CHECK_WORKER_FUNCTION) + demo.queue_backlog(
+            HIBP_WORKER_FUNCTION
+        )
+        planned = any(page["more"] == "False" for page in pages)
+        done = planned and len(checks) >= jobs and len(looked_up) >= queued and backlog == 0
+        if done or time.monotonic() >= deadline:
             break
         time.sleep(POLL_SECONDS)
-    if len(checks) < jobs or backlog:
+    if not done:
         raise demo.fail(
             "checks_timeout",
             seconds=int(BREACH_WAIT_SECONDS),

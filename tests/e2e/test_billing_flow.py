@@ -179,7 +179,9 @@ def test_referral_discount_and_credit(billing_service: LocalService) -> None:
         billing_service, LI, card="pm_card_mastercard", referral_code=wang["referral_code"]
     )
 
-    assert _ledger(billing_service, li["subscriber_id"]) == [("invoice_paid", 900)]
+    # The subscription can turn active before the invoice.paid event is applied.
+    ledger = _until(lambda: _ledger(billing_service, li["subscriber_id"]), "the referee's payment")
+    assert ledger == [("invoice_paid", 900)]
     referral = _until(
         lambda: (lambda item: item if item.get("status") == "credited" else None)(
             _item(billing_service, f"SUB#{li['subscriber_id']}", "REFERRED_BY")
