@@ -305,3 +305,27 @@ def test_same_upload_again_deleted(harness: Harness) -> None:
         Bucket=_env(harness.service)["INTAKE_BUCKET"], Prefix="incoming/same/"
     )
     assert listed.get("KeyCount", 0) == 0
+
+
+def test_exposure_becomes_confirmed_alert(harness: Harness) -> None:
+    subscriber_id = _subscriber(harness)
+
+    _upload(harness.service, "incoming/alert", _rows().encode("gb18030"), _manifest())
+
+    alert = harness.table.get(f"SUB#{subscriber_id}", "ALERT#ExampleShop2026")
+    assert alert is not None
+    # An exact ID-number match in a verified breach: high confidence, confirmed by the rules.
+    assert (alert["confidence"], alert["status"]) == ("high", "confirmed")
+    assert alert["severity"] == "high"
+
+
+def test_unverified_breach_waits_for_review(harness: Harness) -> None:
+    subscriber_id = _subscriber(harness)
+    manifest = _manifest(breach={**BREACH, "Name": "UnverifiedShop", "IsVerified": False})
+
+    _upload(harness.service, "incoming/unverified", _rows().encode("gb18030"), manifest)
+
+    alert = harness.table.get(f"SUB#{subscriber_id}", "ALERT#UnverifiedShop")
+    assert alert is not None
+    assert alert["status"] == "pending_review"
+    assert alert["gsi1pk"] == "REVIEW"

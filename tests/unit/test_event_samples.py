@@ -18,7 +18,7 @@ from twilio.request_validator import RequestValidator
 
 from idsentry.crypto import Pepper, verify_token
 from idsentry.http import parse_http_event
-from idsentry.models.events import ALL_EVENT_TYPES
+from idsentry.models.events import ALL_EVENT_TYPES, ExposureDetected
 from idsentry.models.jobs import (
     CheckJob,
     ChunkJob,
@@ -53,6 +53,9 @@ CHUNK_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:idsentry-dev-breach-chunks
 INTAKE_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:idsentry-dev-breach-intake"
 CHECK_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:idsentry-dev-breach-checks"
 HIBP_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:idsentry-dev-hibp-lookups"
+RISK_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:idsentry-dev-risk"
+# EventBridge events that a rule delivers to a queue, whole; this stands for their kind below.
+BUS_EVENT = "eventbridge_event"
 # S3 event notifications are not jobs of ours; this stands for their kind in the tables below.
 S3_NOTIFICATION = "s3_notification"
 ENVELOPE_FIELDS = {
@@ -107,6 +110,10 @@ def validate_job(body: str) -> tuple[str, str]:
         return PlanPageJob.model_validate_json(body).kind, CHECK_QUEUE_ARN
     if '"kind":"hibp_lookup"' in compact:
         return HibpJob.model_validate_json(body).kind, HIBP_QUEUE_ARN
+    if '"detail-type":"Exposure.Detected"' in compact:
+        envelope = json.loads(body)
+        ExposureDetected.model_validate(envelope["detail"])
+        return BUS_EVENT, RISK_QUEUE_ARN
     if '"eventSource":"aws:s3"' in compact:
         assert manifest_keys(body), "the S3 notification names no manifest"
         return S3_NOTIFICATION, INTAKE_QUEUE_ARN
@@ -134,6 +141,7 @@ def job_kinds() -> set[str]:
         str(PlanPageJob.model_fields["kind"].default),
         str(HibpJob.model_fields["kind"].default),
         S3_NOTIFICATION,
+        BUS_EVENT,
     }
 
 
@@ -262,6 +270,7 @@ def test_sqs_queue_matches_template(template: dict[str, Any]) -> None:
         ("IntakeQueue", INTAKE_QUEUE_ARN),
         ("CheckQueue", CHECK_QUEUE_ARN),
         ("HibpQueue", HIBP_QUEUE_ARN),
+        ("RiskQueue", RISK_QUEUE_ARN),
     ):
         queue_name = resolver.resolve(template["Resources"][logical_id]["Properties"]["QueueName"])
         assert arn == f"arn:aws:sqs:{pseudo.region}:{pseudo.account_id}:{queue_name}"

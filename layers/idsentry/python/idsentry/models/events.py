@@ -90,6 +90,21 @@ class ExposureDetected(EventDetail):
     found_by: Literal["dataset", "index", "hibp"]
 
 
+class AlertConfirmed(EventDetail):
+    """An exposure became an alert for the subscriber: confirmed by the rules or by an analyst."""
+
+    source: ClassVar[str] = "idsentry.risk"
+    detail_type: ClassVar[str] = "Alert.Confirmed"
+
+    subscriber_id: str
+    alert_id: str
+    breach_name: str
+    severity: Literal["critical", "high", "medium", "low"]
+    confidence: Literal["high", "medium", "low"]
+    # "rules" when the confidence table confirmed it, or "analyst".
+    confirmed_by: Literal["rules", "analyst"]
+
+
 ALL_EVENT_TYPES: tuple[type[EventDetail], ...] = (
     SubscriberRegistered,
     IdentifierReassigned,
@@ -97,4 +112,5 @@ ALL_EVENT_TYPES: tuple[type[EventDetail], ...] = (
     SubscriptionChanged,
     PaymentFailed,
     ExposureDetected,
+    AlertConfirmed,
 )
