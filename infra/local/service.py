@@ -70,7 +70,14 @@ def clear_cached_dependencies() -> None:
     """
     from idsentry import wiring
     from idsentry.adapters import aws
-    from idsentry.routes import billing_jobs, breach_jobs, check_jobs, jobs, signup_wiring
+    from idsentry.routes import (
+        billing_jobs,
+        breach_jobs,
+        check_jobs,
+        jobs,
+        risk_jobs,
+        signup_wiring,
+    )
 
     for cached in (
         aws.client,
@@ -87,6 +94,7 @@ def clear_cached_dependencies() -> None:
         billing_jobs.billing_deps,
         breach_jobs.intake_deps,
         check_jobs.check_deps,
+        risk_jobs.alert_deps,
     ):
         cached.cache_clear()
 
