@@ -329,3 +329,27 @@ def test_unverified_breach_waits_for_review(harness: Harness) -> None:
     assert alert is not None
     assert alert["status"] == "pending_review"
     assert alert["gsi1pk"] == "REVIEW"
+
+
+def test_confirmed_alert_reaches_subscriber(harness: Harness) -> None:
+    subscriber_id = _subscriber(harness)
+    assert harness.service.twilio is not None
+    mobile = PEOPLE["wang"][2]
+    sms_before = len([m for m in harness.service.twilio.messages() if m["to"] == mobile])
+
+    _upload(harness.service, "incoming/notify", _rows().encode("gb18030"), _manifest())
+
+    ledger = harness.table.get_partition("NOTIFY#alert:" + _alert_id(harness, subscriber_id))
+    assert set(ledger) == {"email", "sms"}
+    assert all(item["state"] == "sent" for item in ledger.values())
+    emails = [e for e in harness.service.sent_emails() if e["to"] == ["wang@example.com"]]
+    assert "Example Shop" in emails[-1]["subject"]
+    messages = [m for m in harness.service.twilio.messages() if m["to"] == mobile]
+    assert len(messages) == sms_before + 1
+    assert "http" not in messages[-1]["body"]
+
+
+def _alert_id(harness: Harness, subscriber_id: str) -> str:
+    alert = harness.table.get(f"SUB#{subscriber_id}", "ALERT#ExampleShop2026")
+    assert alert is not None
+    return str(alert["alert_id"])

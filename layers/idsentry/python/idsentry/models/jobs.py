@@ -46,8 +46,17 @@ class PaymentNoticeJob(_Job):
     notice: Literal["failed", "reminder"]
 
 
+class AlertJob(_Job):
+    """Tell a subscriber about confirmed alert `alert_id` (breach `breach_name`)."""
+
+    kind: Literal["alert"] = "alert"
+    subscriber_id: str
+    alert_id: str
+    breach_name: str
+
+
 NotificationJob = Annotated[
-    OtpJob | EmailConfirmationJob | IdentifierReassignedJob | PaymentNoticeJob,
+    OtpJob | EmailConfirmationJob | IdentifierReassignedJob | PaymentNoticeJob | AlertJob,
     Field(discriminator="kind"),
 ]
 

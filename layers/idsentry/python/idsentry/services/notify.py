@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from idsentry.adapters.email import EmailSender
@@ -17,6 +18,7 @@ from idsentry.errors import ProviderError
 from idsentry.i18n import Locale
 from idsentry.identifiers import IdentifierKind, mask
 from idsentry.models.jobs import (
+    AlertJob,
     EmailConfirmationJob,
     IdentifierReassignedJob,
     OtpJob,
@@ -123,7 +125,7 @@ class Ledger:
 
 def process_job(
     deps: NotifierDeps,
-    job: OtpJob | EmailConfirmationJob | IdentifierReassignedJob | PaymentNoticeJob,
+    job: OtpJob | EmailConfirmationJob | IdentifierReassignedJob | PaymentNoticeJob | AlertJob,
 ) -> str:
     """Process one job; returns "sent", "skipped" or "failed". Transient errors propagate."""
     ledger = Ledger(deps.table, lambda: epoch(deps.clock()))
@@ -133,6 +135,8 @@ def process_job(
         return _send_email_confirmation(deps, ledger, job)
     if isinstance(job, PaymentNoticeJob):
         return _send_payment_notice(deps, ledger, job)
+    if isinstance(job, AlertJob):
+        return _send_alert(deps, ledger, job)
     return _send_reassignment_notice(deps, ledger, job)
 
 
@@ -361,6 +365,82 @@ def _send_payment_notice(deps: NotifierDeps, ledger: Ledger, job: PaymentNoticeJ
         return outcome
     mobile = decrypt_field(key, job.subscriber_id, profile["mobile_enc"])
     text = render_sms(kind, locale, amount=amount, until=until)
+    callback = f"{deps.public_base_url}/v1/webhooks/twilio/status"
+    sms_outcome = _send(
+        ledger,
+        message_key,
+        "sms",
+        job.subscriber_id,
+        lambda: deps.sms().send(mobile, text, callback),
+    )
+    return "sent" if "sent" in (outcome, sms_outcome) else sms_outcome
+
+
+# The kind an alert message names when several matched, most harmful first.
+ALERT_KIND_ORDER = ("id_number", "bank_card", "mobile", "email")
+
+
+def _send_alert(deps: NotifierDeps, ledger: Ledger, job: AlertJob) -> str:
+    from idsentry.alert_templates import (
+        SMS_SEVERITIES,
+        AlertContent,
+        render_alert_email,
+        render_alert_sms,
+    )
+    from idsentry.services.hibp_catalogue import load_breach
+
+    found = _subscriber_contact(deps, job.subscriber_id)
+    items = deps.table.get_partition(f"SUB#{job.subscriber_id}")
+    alert = items.get(f"ALERT#{job.breach_name}")
+    exposure = items.get(f"EXPOSURE#{job.breach_name}")
+    breach = load_breach(deps.table, job.breach_name)
+    if found is None or alert is None or exposure is None or breach is None:
+        logger.info(
+            "alert skipped", extra={"subscriber_id": job.subscriber_id, "alert_id": job.alert_id}
+        )
+        return "skipped"
+    if alert.get("status") != "confirmed":
+        return "skipped"
+    profile, key = found
+    locale = _locale(profile.get("locale"))
+    matched = set(exposure.get("matched_kinds") or ())
+    kind = next(kind for kind in ALERT_KIND_ORDER if kind in matched)
+    masked = str((items.get(f"IDENT#{kind}") or {}).get("masked") or "****")
+    content = AlertContent(
+        kind=IdentifierKind(kind),
+        masked_identifier=masked,
+        breach=breach,
+        found_at=datetime.fromtimestamp(int(exposure["found_at"]), UTC),
+        found_by=exposure["found_by"],
+        severity=alert["severity"],
+        confidence=alert["confidence"],
+    )
+    message_key = f"alert:{job.alert_id}"
+
+    email = decrypt_field(key, job.subscriber_id, profile["email_enc"])
+    message = render_alert_email(content, locale)
+    outcome = _send(
+        ledger,
+        message_key,
+        "email",
+        job.subscriber_id,
+        lambda: deps.email().send(email, message.subject, message.text, message.html),
+    )
+
+    # NOTE: quiet hours (22:00-08:00) are not applied yet: a high or critical alert SMS goes out at once.
+    if alert["severity"] not in SMS_SEVERITIES or ledger.already_sent(message_key, "sms"):
+        return outcome
+    if not _take_notice_slot(deps, job.subscriber_id, epoch(deps.clock())):
+        logger.info("alert sms held back by the daily cap", extra={"alert_id": job.alert_id})
+        return outcome
+    mobile = decrypt_field(key, job.subscriber_id, profile["mobile_enc"])
+    text = render_alert_sms(
+        alert["severity"],
+        locale,
+        kind=IdentifierKind(kind),
+        masked_identifier=masked,
+        breach_title=breach.title,
+    )
     callback = f"{deps.public_base_url}/v1/webhooks/twilio/status"
     sms_outcome = _send(
         ledger,
