@@ -430,7 +430,7 @@ def test_held_subscription_retried(deps: BillingDeps, stripe_fake: FakeStripe) -
     _subscription(stripe_fake, "active")
     _checkout(stripe_fake)
     event_id = _event(stripe_fake, "evt_checkout", "checkout.session.completed", "cs_test_1")
-    # Another consumer holds the subscription: this one must neither write nor mark the event.
+    # Another consumer has the subscription's lease: this one must neither write nor mark the event.
     deps.table.put(
         {
             "pk": f"STRIPESUB#{SUBSCRIPTION}",

@@ -175,7 +175,7 @@ def test_multiline_file_read_in_pieces(harness: Harness, monkeypatch: pytest.Mon
         breach={**BREACH, "DataClasses": [*BREACH["DataClasses"], "Physical addresses"]},
     )
     # The first invocation runs out of time after its first records, as a 15-minute Lambda
-    # run would on a large file; the next one resumes from its checkpoint.
+    # run would on a large file. The next one resumes from its checkpoint.
     calls = []
     real_ingest = intake.ingest_records
 

@@ -18,7 +18,7 @@ TABLE = "idsentry-test-breach-index"
 
 @pytest.fixture
 def client() -> Any:
-    # The Stubber answers every call, so no request leaves the process.
+    # The Stubber replies to every call, so no request leaves the process.
     return boto3.client(
         "dynamodb",
         region_name="us-east-1",

@@ -74,8 +74,8 @@ class StripeEventJob(BaseModel):
 class ChunkJob(BaseModel):
     """Ingest bytes [start, end) of a breach file for intake job `job_id`.
 
-    A sequential job (a CSV whose quoted fields may hold line breaks) covers the rest of the
-    file from `start`; the worker stops in time and queues the next job from its checkpoint.
+    A sequential job (a CSV whose quoted fields may contain line breaks) covers the rest of the
+    file from `start`. The worker stops in time and queues the next job from its checkpoint.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -277,7 +277,6 @@ def _send_reassignment_notice(
 
 
 def _beijing_date(epoch_seconds: int, locale: Locale) -> str:
-    from datetime import datetime
     from zoneinfo import ZoneInfo
 
     moment = datetime.fromtimestamp(epoch_seconds, ZoneInfo("Asia/Shanghai"))

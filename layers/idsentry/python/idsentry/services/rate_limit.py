@@ -7,7 +7,7 @@ worker reads again. Tokens are counted in thousandths and time in milliseconds, 
 numbers are integers and rounding only ever loses tokens.
 
 With `burst=1` the requests are spaced `60 / requests_per_minute` seconds apart, so no
-60-second window holds more than `requests_per_minute` of them, whichever way the provider
+60-second window contains more than `requests_per_minute` of them, whichever way the provider
 counts its window. A larger burst allows up to `burst - 1` more in one window.
 """
 
