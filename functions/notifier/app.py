@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -13,6 +14,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from idsentry.adapters.aws import client
 from idsentry.logs import configure_logging
 from idsentry.routes.jobs import process_notification_record
 
@@ -22,7 +24,15 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def _record_handler(record: SQSRecord) -> str:
-    return process_notification_record(record.message_id, record.body)
+    def defer(seconds: int) -> None:
+        client("sqs").change_message_visibility(
+            QueueUrl=os.environ["NOTIFICATION_QUEUE_URL"],
+            ReceiptHandle=record.receipt_handle,
+            VisibilityTimeout=seconds,
+        )
+
+    receive_count = int(record.attributes.approximate_receive_count)
+    return process_notification_record(record.message_id, record.body, receive_count, defer)
 
 
 @logger.inject_lambda_context(clear_state=True)

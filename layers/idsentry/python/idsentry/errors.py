@@ -73,12 +73,19 @@ class ServiceUnavailableError(DomainError):
 
 
 class ProviderError(RuntimeError):
-    """A third-party provider failed. `transient` is True when a retry may succeed."""
+    """A third-party provider failed. `transient` is True when a retry may succeed.
 
-    def __init__(self, provider: str, detail: str, *, transient: bool) -> None:
+    `code` is the provider's own error code when it gave one (Twilio's 21610, SES's
+    `MessageRejected`), so callers can act on it: mark a number opted out, suppress an address.
+    """
+
+    def __init__(
+        self, provider: str, detail: str, *, transient: bool, code: str | None = None
+    ) -> None:
         super().__init__(f"{provider}: {detail}")
         self.provider = provider
         self.transient = transient
+        self.code = code
 
 
 class PoisonMessageError(ValueError):

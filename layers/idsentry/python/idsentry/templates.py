@@ -80,6 +80,22 @@ _EMAIL_TEXT: Final[dict[str, dict[Locale, tuple[str, str]]]] = {
             "Update your payment method:\n\n{link}\n\nThe link is valid for 7 days.\n\nIDSentry",
         ),
     },
+    # Twilio answered 21211 or 21614: the number cannot receive SMS, so codes and urgent
+    # alerts would never arrive. The subscriber is asked for a working number.
+    "mobile_invalid": {
+        "zh-CN": (
+            "您的手机号无法接收短信 - 身份哨兵",
+            "您好，\n\n我们给手机号 {masked_mobile} 发送的短信被运营商退回：该号码无效或不是手机号码。"
+            "在您更新号码之前，我们只会通过邮件向您发送泄露警报和账户通知。\n\n"
+            "请回复本邮件告诉我们一个能接收短信的手机号，我们会向新号码发送验证码确认。\n\n身份哨兵",
+        ),
+        "en": (
+            "Your mobile number cannot receive SMS - IDSentry",
+            "Hello,\n\nThe carrier returned our SMS to {masked_mobile}: the number is not valid or is not a mobile number. "
+            "Until you update it, we send breach alerts and account notices by e-mail only.\n\n"
+            "Reply to this e-mail with a number that can receive SMS, and we will confirm it with a code.\n\nIDSentry",
+        ),
+    },
     "identifier_reassigned": {
         "zh-CN": (
             "您账户中的身份证号已移除 - 身份哨兵",

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 from idsentry.errors import ProviderError
 
 PROVIDER = "twilio"
+NOT_FOUND_CODE = "20404"
 
 
 class SmsSender(Protocol):
-    """Sends one SMS and returns the provider's message id."""
+    """Sends one SMS and returns the provider's message id; looks a sent message's status up."""
 
-    def send(self, to: str, body: str, status_callback: str | None) -> str: ...
+    def send(
+        self,
+        to: str,
+        body: str,
+        status_callback: str | None,
+        validity_seconds: int | None = None,
+    ) -> str: ...
+
+    def status(self, message_id: str) -> str | None: ...
 
 
 class TwilioSms:
@@ -54,10 +65,18 @@ class TwilioSms:
                 self._client.edge = None
         return self._client
 
-    def send(self, to: str, body: str, status_callback: str | None) -> str:
-        """Queue one message at Twilio; raises ProviderError classified as transient or not."""
-        from twilio.base.exceptions import TwilioException, TwilioRestException
+    def send(
+        self,
+        to: str,
+        body: str,
+        status_callback: str | None,
+        validity_seconds: int | None = None,
+    ) -> str:
+        """Queue one message at Twilio; raises ProviderError classified as transient or not.
 
+        `validity_seconds` is how long Twilio may keep the message queued before giving up
+        (error 30036); a code is worthless once it has expired, an alert a few hours later.
+        """
         options: dict[str, Any] = {
             "to": to,
             "body": body,
@@ -65,17 +84,40 @@ class TwilioSms:
         }
         if status_callback:
             options["status_callback"] = status_callback
-        try:
+        if validity_seconds:
+            options["validity_period"] = validity_seconds
+        with _classified_errors():
             message = self._twilio().messages.create(**options)
-        except TwilioRestException as exc:
-            # 429 (too many concurrent requests) and 5xx pass; other 4xx (invalid or opted-out
-            # number, unsupported region) fail the same way on every retry.
-            transient = exc.status == 429 or exc.status >= 500
-            raise ProviderError(
-                PROVIDER, f"HTTP {exc.status} code {exc.code}", transient=transient
-            ) from None
-        except TwilioException as exc:
-            raise ProviderError(PROVIDER, type(exc).__name__, transient=True) from None
-        except OSError as exc:
-            raise ProviderError(PROVIDER, type(exc).__name__, transient=True) from None
         return str(message.sid)
+
+    def status(self, message_id: str) -> str | None:
+        """Return Twilio's current status of a message, or None when Twilio does not know it."""
+        try:
+            with _classified_errors():
+                message = self._twilio().messages(message_id).fetch()
+        except ProviderError as exc:
+            if exc.code == NOT_FOUND_CODE:
+                return None
+            raise
+        return str(message.status)
+
+
+@contextmanager
+def _classified_errors() -> Iterator[None]:
+    """Turn the SDK's errors into ProviderError, transient or not, with Twilio's error code."""
+    from twilio.base.exceptions import TwilioException, TwilioRestException
+
+    try:
+        yield
+    except TwilioRestException as exc:
+        # 429 (too many concurrent requests) and 5xx pass; other 4xx (opted-out or invalid
+        # number, unsupported region) fail the same way on every retry.
+        transient = exc.status == 429 or exc.status >= 500
+        code = str(exc.code) if exc.code is not None else None
+        raise ProviderError(
+            PROVIDER, f"HTTP {exc.status} code {code}", transient=transient, code=code
+        ) from None
+    except TwilioException as exc:
+        raise ProviderError(PROVIDER, type(exc).__name__, transient=True) from None
+    except OSError as exc:
+        raise ProviderError(PROVIDER, type(exc).__name__, transient=True) from None

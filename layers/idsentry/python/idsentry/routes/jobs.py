@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import random
+from collections.abc import Callable
 from functools import cache
 
 from pydantic import TypeAdapter, ValidationError
@@ -10,14 +12,20 @@ from pydantic import TypeAdapter, ValidationError
 from idsentry.adapters.email import SesEmail
 from idsentry.adapters.sms import TwilioSms
 from idsentry.clock import utc_now
-from idsentry.errors import PoisonMessageError
+from idsentry.errors import PoisonMessageError, ProviderError
 from idsentry.models.jobs import NotificationJob
+from idsentry.services.ledger import STALE_PENDING_SECONDS, DeliveryInFlightError
 from idsentry.services.notify import NotifierDeps, process_job
 from idsentry.settings import NotifierSettings, load_settings
 from idsentry.wiring import data_keys, main_table, pepper_loader, secret_cache
 
 logger = logging.getLogger(__name__)
 _job_adapter: TypeAdapter[NotificationJob] = TypeAdapter(NotificationJob)
+
+FIRST_RETRY_SECONDS = 10
+MAX_RETRY_SECONDS = 15 * 60
+# A claim in flight is either finished or stale by then.
+IN_FLIGHT_RETRY_SECONDS = STALE_PENDING_SECONDS
 
 
 @cache
@@ -47,15 +55,48 @@ def notifier_deps() -> NotifierDeps:
     )
 
 
-def process_notification_record(message_id: str, body: str) -> str:
-    """Process one notification job message; raises to have SQS retry it."""
+def retry_delay(receive_count: int, jitter: Callable[[float], float] = random.uniform) -> int:
+    """Return the wait before the next attempt: doubling from 10 s up to 15 min, with full jitter.
+
+    Full jitter spreads the retries of many jobs that failed together (Twilio's 429 on too
+    many concurrent requests) so they do not come back together.
+    """
+    ceiling = min(FIRST_RETRY_SECONDS * 2 ** max(receive_count - 1, 0), MAX_RETRY_SECONDS)
+    return max(int(jitter(FIRST_RETRY_SECONDS, ceiling)), 1)
+
+
+def process_notification_record(
+    message_id: str, body: str, receive_count: int = 1, defer: Callable[[int], None] | None = None
+) -> str:
+    """Process one notification job message; raises to have SQS retry it, after `defer(s)`."""
     try:
         job = _job_adapter.validate_json(body)
     except ValidationError as exc:
         logger.error("notification job invalid", extra={"message_id": message_id})
         raise PoisonMessageError(message_id) from exc
 
-    outcome = process_job(notifier_deps(), job)
+    try:
+        outcome = process_job(notifier_deps(), job)
+    except DeliveryInFlightError:
+        logger.info("notification job waits for a send in flight", extra={"job_id": job.job_id})
+        if defer is not None:
+            defer(IN_FLIGHT_RETRY_SECONDS)
+        raise
+    except ProviderError as exc:
+        delay = retry_delay(receive_count)
+        logger.warning(
+            "notification job retried after a provider error",
+            extra={
+                "job_id": job.job_id,
+                "provider": exc.provider,
+                "error_code": exc.code,
+                "retry_in_seconds": delay,
+                "receive_count": receive_count,
+            },
+        )
+        if defer is not None:
+            defer(delay)
+        raise
     logger.info(
         "notification job processed",
         extra={"job_id": job.job_id, "kind": job.kind, "outcome": outcome},

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from idsentry.adapters.email import EmailSender
 from idsentry.adapters.keys import DataKeyNotFoundError, DataKeyStore
@@ -14,7 +15,6 @@ from idsentry.adapters.sms import SmsSender
 from idsentry.adapters.table import MainTable
 from idsentry.clock import Clock, epoch
 from idsentry.crypto import Pepper, decrypt_field
-from idsentry.errors import ProviderError
 from idsentry.i18n import Locale
 from idsentry.identifiers import IdentifierKind, mask
 from idsentry.models.jobs import (
@@ -28,11 +28,18 @@ from idsentry.money import format_money, parse_stripe_amount
 from idsentry.services import limits, otp
 from idsentry.services.billing_links import billing_url
 from idsentry.services.email_links import confirmation_url
+from idsentry.services.ledger import Channel, Ledger
+from idsentry.services.preferences import Preferences, load_preferences, set_sms_state
 from idsentry.templates import render_email, render_sms
 
 logger = logging.getLogger(__name__)
 
-LEDGER_TTL_SECONDS = 90 * 24 * 3600
+# How long Twilio may hold an SMS in its queue before dropping it (error 30036; at most
+# 36,000 s): a code is worthless after it expires, and a notice hours late only confuses.
+SMS_VALIDITY_SECONDS = {"otp": otp.VALID_SECONDS, "notice": 8 * 3600, "alert": 4 * 3600}
+# Twilio's create errors that no retry fixes, and what they say about the number.
+SMS_OPTED_OUT_CODES = frozenset({"21610"})
+SMS_INVALID_CODES = frozenset({"21211", "21614"})
 
 
 @dataclass
@@ -53,82 +60,28 @@ def _locale(value: object) -> Locale:
     return "en" if value == "en" else "zh-CN"
 
 
-class Ledger:
-    """Delivery records keyed by message instance and channel, e.g. `code:{code_id}` + `sms`."""
+def _ledger(deps: NotifierDeps) -> Ledger:
+    def lookup(channel: str, provider_id: str) -> str | None:
+        # SES has no lookup by message id: a stale e-mail claim is settled as unknown.
+        return deps.sms().status(provider_id) if channel == "sms" else None
 
-    def __init__(self, table: MainTable, now: Callable[[], int]) -> None:
-        self._table = table
-        self._now = now
+    return Ledger(deps.table, lambda: epoch(deps.clock()), lookup)
 
-    def already_sent(self, message_key: str, channel: str) -> bool:
-        """Return whether this message went out on this channel before (or failed for good)."""
-        record = self._table.get(f"NOTIFY#{message_key}", channel)
-        return record is not None and record["state"] in {"sent", "failed"}
 
-    def record_pending(self, message_key: str, channel: str, subject_id: str) -> None:
-        """Record that a send is about to happen; a crash leaves it pending for the retry."""
-        now = self._now()
-        self._table.update(
-            f"NOTIFY#{message_key}",
-            channel,
-            "SET #state = :pending, subject_id = :subject, attempts = if_not_exists(attempts, :zero) + :one, "
-            "updated_at = :now, expires_at = :expires",
-            values={
-                ":pending": "pending",
-                ":subject": subject_id,
-                ":zero": 0,
-                ":one": 1,
-                ":now": now,
-                ":expires": now + LEDGER_TTL_SECONDS,
-            },
-            names={"#state": "state"},
-        )
-
-    def record_sent(self, message_key: str, channel: str, provider_id: str) -> None:
-        """Mark the send done with the provider's message id."""
-        self._table.update(
-            f"NOTIFY#{message_key}",
-            channel,
-            "SET #state = :sent, provider_id = :provider_id, updated_at = :now",
-            values={
-                ":sent": "sent",
-                ":provider_id": provider_id,
-                ":now": self._now(),
-            },
-            names={"#state": "state"},
-        )
-        if channel == "sms":
-            # Status callbacks carry only the message sid; this item points back to the ledger
-            # and stores the delivery state, even when a callback arrived first.
-            self._table.update(
-                f"SMS#{provider_id}",
-                "SMS",
-                "SET ledger_pk = :ledger_pk, ledger_sk = :ledger_sk, "
-                "expires_at = if_not_exists(expires_at, :expires)",
-                values={
-                    ":ledger_pk": f"NOTIFY#{message_key}",
-                    ":ledger_sk": channel,
-                    ":expires": self._now() + LEDGER_TTL_SECONDS,
-                },
-            )
-
-    def record_failed(self, message_key: str, channel: str, reason: str) -> None:
-        """Mark a permanent failure, which no retry will fix."""
-        self._table.update(
-            f"NOTIFY#{message_key}",
-            channel,
-            "SET #state = :failed, failure = :reason, updated_at = :now",
-            values={":failed": "failed", ":reason": reason, ":now": self._now()},
-            names={"#state": "state"},
-        )
+def status_callback_url(public_base_url: str, message_key: str) -> str:
+    """Return the status callback URL of one SMS; it names the ledger record it settles."""
+    return f"{public_base_url}/v1/webhooks/twilio/status?m={quote(message_key, safe='')}&c=sms"
 
 
 def process_job(
     deps: NotifierDeps,
     job: OtpJob | EmailConfirmationJob | IdentifierReassignedJob | PaymentNoticeJob | AlertJob,
 ) -> str:
-    """Process one job; returns "sent", "skipped" or "failed". Transient errors propagate."""
-    ledger = Ledger(deps.table, lambda: epoch(deps.clock()))
+    """Process one job; returns "sent", "skipped", "failed", "unknown" or "deferred".
+
+    Transient provider errors and DeliveryInFlightError propagate, so the job is retried.
+    """
+    ledger = _ledger(deps)
     if isinstance(job, OtpJob):
         return _send_code(deps, ledger, job)
     if isinstance(job, EmailConfirmationJob):
@@ -141,30 +94,14 @@ def process_job(
 
 
 def _send(
-    ledger: Ledger, message_key: str, channel: str, subject_id: str, send: Callable[[], str]
+    ledger: Ledger, message_key: str, channel: Channel, subject_id: str, send: Callable[[], str]
 ) -> str:
-    if ledger.already_sent(message_key, channel):
-        logger.info(
-            "notification already sent", extra={"message_key": message_key, "channel": channel}
-        )
-        return "skipped"
+    return ledger.deliver(message_key, channel, subject_id, send).outcome
 
-    ledger.record_pending(message_key, channel, subject_id)
-    try:
-        provider_id = send()
-    except ProviderError as exc:
-        if exc.transient:
-            raise
-        ledger.record_failed(message_key, channel, str(exc))
-        logger.warning(
-            "notification failed permanently",
-            extra={"message_key": message_key, "channel": channel, "provider": exc.provider},
-        )
-        return "failed"
 
-    ledger.record_sent(message_key, channel, provider_id)
-    logger.info("notification sent", extra={"message_key": message_key, "channel": channel})
-    return "sent"
+def _combined(email_outcome: str, sms_outcome: str) -> str:
+    """Return one outcome for a message sent on both channels: "sent" when either went out."""
+    return "sent" if "sent" in (email_outcome, sms_outcome) else sms_outcome
 
 
 def _send_code(deps: NotifierDeps, ledger: Ledger, job: OtpJob) -> str:
@@ -202,9 +139,14 @@ def _send_code(deps: NotifierDeps, ledger: Ledger, job: OtpJob) -> str:
     key = deps.keys.get(job.signup_id)
     mobile = decrypt_field(key, job.signup_id, signup["mobile_enc"])
     text = render_sms("otp", _locale(signup.get("locale")), code=code)
-    callback = f"{deps.public_base_url}/v1/webhooks/twilio/status"
+    callback = status_callback_url(deps.public_base_url, message_key)
+    validity = SMS_VALIDITY_SECONDS["otp"]
     return _send(
-        ledger, message_key, "sms", job.signup_id, lambda: deps.sms().send(mobile, text, callback)
+        ledger,
+        message_key,
+        "sms",
+        job.signup_id,
+        lambda: deps.sms().send(mobile, text, callback, validity),
     )
 
 
@@ -285,11 +227,15 @@ def _beijing_date(epoch_seconds: int, locale: Locale) -> str:
     return f"{moment.year}年{moment.month}月{moment.day}日"
 
 
+def _mobile_fingerprint(deps: NotifierDeps, subscriber_id: str) -> str | None:
+    mobile = deps.table.get(f"SUB#{subscriber_id}", "IDENT#mobile")
+    fingerprint = (mobile or {}).get("fingerprints", {}).get(deps.pepper().current)
+    return str(fingerprint) if fingerprint else None
+
+
 def _take_notice_slot(deps: NotifierDeps, subscriber_id: str, now: int) -> bool:
     """Count one notice SMS in the number's 24-hour window; False when the window is full."""
-    mobile = deps.table.get(f"SUB#{subscriber_id}", "IDENT#mobile")
-    pepper = deps.pepper()
-    fingerprint = (mobile or {}).get("fingerprints", {}).get(pepper.current)
+    fingerprint = _mobile_fingerprint(deps, subscriber_id)
     if not fingerprint:
         return False
     key = f"SMSWIN#{fingerprint}"
@@ -311,17 +257,105 @@ def _take_notice_slot(deps: NotifierDeps, subscriber_id: str, now: int) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class _Contact:
+    """A subscriber's decrypted addresses and preferences, for one job."""
+
+    subscriber_id: str
+    profile: dict[str, Any]
+    key: bytes
+    preferences: Preferences
+
+    @property
+    def locale(self) -> Locale:
+        return _locale(self.profile.get("locale"))
+
+    def email(self) -> str:
+        return decrypt_field(self.key, self.subscriber_id, self.profile["email_enc"])
+
+    def mobile(self) -> str:
+        return decrypt_field(self.key, self.subscriber_id, self.profile["mobile_enc"])
+
+
+def _contact(deps: NotifierDeps, subscriber_id: str) -> _Contact | None:
+    found = _subscriber_contact(deps, subscriber_id)
+    if found is None:
+        return None
+    profile, key = found
+    return _Contact(subscriber_id, profile, key, load_preferences(deps.table, subscriber_id))
+
+
+def _send_notice_sms(
+    deps: NotifierDeps,
+    ledger: Ledger,
+    contact: _Contact,
+    message_key: str,
+    text: Callable[[], str],
+    validity_seconds: int,
+) -> str:
+    """Send one alert or notice SMS within the number's daily window; act on a refused number."""
+    if ledger.already_sent(message_key, "sms"):
+        return "skipped"
+    if not _take_notice_slot(deps, contact.subscriber_id, epoch(deps.clock())):
+        logger.info(
+            "sms held back by the daily cap",
+            extra={"subscriber_id": contact.subscriber_id, "message_key": message_key},
+        )
+        return "skipped"
+
+    mobile = contact.mobile()
+    callback = status_callback_url(deps.public_base_url, message_key)
+    delivery = ledger.deliver(
+        message_key,
+        "sms",
+        contact.subscriber_id,
+        lambda: deps.sms().send(mobile, text(), callback, validity_seconds),
+    )
+    if delivery.outcome == "failed":
+        _act_on_refused_number(deps, ledger, contact, delivery.error_code)
+    return delivery.outcome
+
+
+def _act_on_refused_number(
+    deps: NotifierDeps, ledger: Ledger, contact: _Contact, error_code: str | None
+) -> None:
+    """Stop SMS to a number Twilio refused for good; ask for a new one when it is invalid."""
+    now = epoch(deps.clock())
+    if error_code in SMS_OPTED_OUT_CODES:
+        # The e-mail of the same message goes out regardless, so nothing else is owed.
+        set_sms_state(deps.table, contact.subscriber_id, "opted_out", error_code, now)
+        logger.info("sms opted out", extra={"subscriber_id": contact.subscriber_id})
+        return
+    if error_code not in SMS_INVALID_CODES:
+        return
+
+    set_sms_state(deps.table, contact.subscriber_id, "invalid", error_code, now)
+    logger.info("mobile number invalid", extra={"subscriber_id": contact.subscriber_id})
+    if not contact.preferences.may_email(None):
+        return
+    masked = mask(IdentifierKind.MOBILE, contact.mobile())
+    message = render_email("mobile_invalid", contact.locale, masked_mobile=masked)
+    email = contact.email()
+    fingerprint = _mobile_fingerprint(deps, contact.subscriber_id) or "unknown"
+    _send(
+        ledger,
+        f"mobile_invalid:{contact.subscriber_id}:{fingerprint}",
+        "email",
+        contact.subscriber_id,
+        lambda: deps.email().send(email, message.subject, message.text, message.html),
+    )
+
+
 def _send_payment_notice(deps: NotifierDeps, ledger: Ledger, job: PaymentNoticeJob) -> str:
-    found = _subscriber_contact(deps, job.subscriber_id)
+    contact = _contact(deps, job.subscriber_id)
     dunning = deps.table.get(f"SUB#{job.subscriber_id}", f"DUNNING#{job.invoice_id}")
-    if found is None or dunning is None or dunning.get("resolved"):
+    if contact is None or dunning is None or dunning.get("resolved"):
         logger.info(
             "payment notice skipped",
             extra={"subscriber_id": job.subscriber_id, "invoice_id": job.invoice_id},
         )
         return "skipped"
-    profile, key = found
-    locale = _locale(profile.get("locale"))
+    locale = contact.locale
     now = epoch(deps.clock())
 
     amount = format_money(
@@ -336,43 +370,37 @@ def _send_payment_notice(deps: NotifierDeps, ledger: Ledger, job: PaymentNoticeJ
         else f"invoice:{job.invoice_id}:reminder"
     )
 
-    email = decrypt_field(key, job.subscriber_id, profile["email_enc"])
-    link = billing_url(deps.pepper(), deps.public_base_url, job.subscriber_id, "portal", now)
-    message = render_email(
-        kind,
-        locale,
-        amount=amount,
-        until=until,
-        attempt=str(dunning["attempt_count"]),
-        link=link,
-    )
-    outcome = _send(
-        ledger,
-        message_key,
-        "email",
-        job.subscriber_id,
-        lambda: deps.email().send(email, message.subject, message.text, message.html),
-    )
-
-    if ledger.already_sent(message_key, "sms"):
-        return outcome
-    if not _take_notice_slot(deps, job.subscriber_id, now):
-        logger.info(
-            "payment notice sms held back by the daily cap",
-            extra={"subscriber_id": job.subscriber_id, "invoice_id": job.invoice_id},
+    outcome = "skipped"
+    if contact.preferences.may_email(None):
+        email = contact.email()
+        link = billing_url(deps.pepper(), deps.public_base_url, job.subscriber_id, "portal", now)
+        message = render_email(
+            kind,
+            locale,
+            amount=amount,
+            until=until,
+            attempt=str(dunning["attempt_count"]),
+            link=link,
         )
+        outcome = _send(
+            ledger,
+            message_key,
+            "email",
+            job.subscriber_id,
+            lambda: deps.email().send(email, message.subject, message.text, message.html),
+        )
+
+    if not contact.preferences.may_sms(alert=False):
         return outcome
-    mobile = decrypt_field(key, job.subscriber_id, profile["mobile_enc"])
-    text = render_sms(kind, locale, amount=amount, until=until)
-    callback = f"{deps.public_base_url}/v1/webhooks/twilio/status"
-    sms_outcome = _send(
+    sms_outcome = _send_notice_sms(
+        deps,
         ledger,
+        contact,
         message_key,
-        "sms",
-        job.subscriber_id,
-        lambda: deps.sms().send(mobile, text, callback),
+        lambda: render_sms(kind, locale, amount=amount, until=until),
+        SMS_VALIDITY_SECONDS["notice"],
     )
-    return "sent" if "sent" in (outcome, sms_outcome) else sms_outcome
+    return _combined(outcome, sms_outcome)
 
 
 # The kind an alert message names when several matched, most harmful first.
@@ -388,20 +416,19 @@ def _send_alert(deps: NotifierDeps, ledger: Ledger, job: AlertJob) -> str:
     )
     from idsentry.services.hibp_catalogue import load_breach
 
-    found = _subscriber_contact(deps, job.subscriber_id)
+    contact = _contact(deps, job.subscriber_id)
     items = deps.table.get_partition(f"SUB#{job.subscriber_id}")
     alert = items.get(f"ALERT#{job.breach_name}")
     exposure = items.get(f"EXPOSURE#{job.breach_name}")
     breach = load_breach(deps.table, job.breach_name)
-    if found is None or alert is None or exposure is None or breach is None:
+    if contact is None or alert is None or exposure is None or breach is None:
         logger.info(
             "alert skipped", extra={"subscriber_id": job.subscriber_id, "alert_id": job.alert_id}
         )
         return "skipped"
     if alert.get("status") != "confirmed":
         return "skipped"
-    profile, key = found
-    locale = _locale(profile.get("locale"))
+    locale = contact.locale
     matched = set(exposure.get("matched_kinds") or ())
     kind = next(kind for kind in ALERT_KIND_ORDER if kind in matched)
     masked = str((items.get(f"IDENT#{kind}") or {}).get("masked") or "****")
@@ -416,36 +443,33 @@ def _send_alert(deps: NotifierDeps, ledger: Ledger, job: AlertJob) -> str:
     )
     message_key = f"alert:{job.alert_id}"
 
-    email = decrypt_field(key, job.subscriber_id, profile["email_enc"])
-    message = render_alert_email(content, locale)
-    outcome = _send(
-        ledger,
-        message_key,
-        "email",
-        job.subscriber_id,
-        lambda: deps.email().send(email, message.subject, message.text, message.html),
-    )
+    outcome = "skipped"
+    if contact.preferences.may_email("alerts"):
+        email = contact.email()
+        message = render_alert_email(content, locale)
+        outcome = _send(
+            ledger,
+            message_key,
+            "email",
+            job.subscriber_id,
+            lambda: deps.email().send(email, message.subject, message.text, message.html),
+        )
 
     # NOTE: quiet hours (22:00-08:00) are not applied yet: a high or critical alert SMS goes out at once.
-    if alert["severity"] not in SMS_SEVERITIES or ledger.already_sent(message_key, "sms"):
+    if alert["severity"] not in SMS_SEVERITIES or not contact.preferences.may_sms(alert=True):
         return outcome
-    if not _take_notice_slot(deps, job.subscriber_id, epoch(deps.clock())):
-        logger.info("alert sms held back by the daily cap", extra={"alert_id": job.alert_id})
-        return outcome
-    mobile = decrypt_field(key, job.subscriber_id, profile["mobile_enc"])
-    text = render_alert_sms(
-        alert["severity"],
-        locale,
-        kind=IdentifierKind(kind),
-        masked_identifier=masked,
-        breach_title=breach.title,
-    )
-    callback = f"{deps.public_base_url}/v1/webhooks/twilio/status"
-    sms_outcome = _send(
+    sms_outcome = _send_notice_sms(
+        deps,
         ledger,
+        contact,
         message_key,
-        "sms",
-        job.subscriber_id,
-        lambda: deps.sms().send(mobile, text, callback),
+        lambda: render_alert_sms(
+            alert["severity"],
+            locale,
+            kind=IdentifierKind(kind),
+            masked_identifier=masked,
+            breach_title=breach.title,
+        ),
+        SMS_VALIDITY_SECONDS["alert"],
     )
-    return "sent" if "sent" in (outcome, sms_outcome) else sms_outcome
+    return _combined(outcome, sms_outcome)

@@ -1,0 +1,261 @@
+"""The delivery ledger: each message instance goes out at most once per channel.
+
+A record is `NOTIFY#{message_key}` / `{channel}`, where the key names one message instance
+(`alert:{alert_id}`, `invoice:{id}:failed:{attempt}`, `code:{code_id}` …). Sending follows
+"already sent? → claim (pending) → send → mark sent with the provider's id", and:
+
+- a transient provider error marks the record `retry` before the job is retried, because
+  nothing left: the next attempt may claim it again;
+- a permanent error marks it `failed` with the provider's code, and nothing retries it;
+- a `pending` record means a send began and never finished. While it is fresh another worker
+  may still be sending, so the job waits (DeliveryInFlightError). Once it is stale, the
+  process that made it has died: the record is settled by asking the provider about the
+  message id a status callback linked to it, or, without one, marked `unknown` for support.
+  It is never sent blindly again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from idsentry.adapters.table import MainTable
+from idsentry.errors import ProviderError
+
+logger = logging.getLogger(__name__)
+
+LEDGER_TTL_SECONDS = 90 * 24 * 3600
+# A claim older than this outlived the notifier's timeout: whoever made it has stopped.
+STALE_PENDING_SECONDS = 180
+UNKNOWN_INDEX_KEY = "NOTIFY_UNKNOWN"
+
+# Twilio statuses that mean the message never reached the phone.
+_FAILED_STATUSES = {"failed", "undelivered", "canceled"}
+
+Channel = Literal["sms", "email"]
+Outcome = Literal["sent", "skipped", "failed", "unknown"]
+
+
+class DeliveryInFlightError(RuntimeError):
+    """Another worker claimed this message moments ago; retry the job once it has finished."""
+
+    def __init__(self, message_key: str, channel: str) -> None:
+        super().__init__(f"{message_key} on {channel} is being sent elsewhere")
+        self.message_key = message_key
+        self.channel = channel
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What one send attempt came to, with the provider's error code when it failed for good."""
+
+    outcome: Outcome
+    error_code: str | None = None
+
+
+def _record_key(message_key: str) -> str:
+    return f"NOTIFY#{message_key}"
+
+
+class Ledger:
+    """Delivery records of the main table, with the clock and the provider lookup injected.
+
+    `lookup(channel, provider_id)` returns the provider's current status of a message, or None
+    when the provider does not know it.
+    """
+
+    def __init__(
+        self,
+        table: MainTable,
+        now: Callable[[], int],
+        lookup: Callable[[str, str], str | None] | None = None,
+    ) -> None:
+        self._table = table
+        self._now = now
+        self._lookup = lookup
+
+    def record(self, message_key: str, channel: Channel) -> dict[str, Any] | None:
+        """Return the stored record of one message and channel, if any."""
+        return self._table.get(_record_key(message_key), channel)
+
+    def already_sent(self, message_key: str, channel: Channel) -> bool:
+        """Return whether this message was sent, settled or claimed on this channel before."""
+        record = self.record(message_key, channel)
+        return record is not None and record["state"] != "retry"
+
+    def deliver(
+        self,
+        message_key: str,
+        channel: Channel,
+        subject_id: str,
+        send: Callable[[], str],
+    ) -> Delivery:
+        """Send one message at most once; transient provider errors propagate after `retry`."""
+        if not self._claim(message_key, channel, subject_id):
+            return self._resolve_claimed(message_key, channel)
+
+        try:
+            provider_id = send()
+        except ProviderError as exc:
+            if exc.transient:
+                self._mark(message_key, channel, "retry", failure=str(exc))
+                raise
+            self._mark(message_key, channel, "failed", failure=str(exc), error_code=exc.code)
+            logger.warning(
+                "notification failed permanently",
+                extra={
+                    "message_key": message_key,
+                    "channel": channel,
+                    "provider": exc.provider,
+                    "error_code": exc.code,
+                },
+            )
+            return Delivery("failed", exc.code)
+
+        self._mark(message_key, channel, "sent", provider_id=provider_id)
+        if channel == "sms":
+            self._link_sms(message_key, provider_id)
+        logger.info("notification sent", extra={"message_key": message_key, "channel": channel})
+        return Delivery("sent")
+
+    def _claim(self, message_key: str, channel: Channel, subject_id: str) -> bool:
+        now = self._now()
+        claimed = self._table.update(
+            _record_key(message_key),
+            channel,
+            "SET #state = :pending, subject_id = :subject, claimed_at = :now, updated_at = :now, "
+            "attempts = if_not_exists(attempts, :zero) + :one, expires_at = :expires",
+            values={
+                ":pending": "pending",
+                ":retry": "retry",
+                ":subject": subject_id,
+                ":zero": 0,
+                ":one": 1,
+                ":now": now,
+                ":expires": now + LEDGER_TTL_SECONDS,
+            },
+            names={"#state": "state"},
+            condition="attribute_not_exists(pk) OR #state = :retry",
+        )
+        return claimed is not None
+
+    def _resolve_claimed(self, message_key: str, channel: Channel) -> Delivery:
+        record = self.record(message_key, channel) or {}
+        state = record.get("state")
+        if state != "pending":
+            logger.info(
+                "notification already sent",
+                extra={"message_key": message_key, "channel": channel, "state": state},
+            )
+            return Delivery("skipped")
+        if self._now() - int(record.get("claimed_at", 0)) < STALE_PENDING_SECONDS:
+            raise DeliveryInFlightError(message_key, channel)
+        return self.settle(message_key, channel, record)
+
+    def settle(self, message_key: str, channel: Channel, record: dict[str, Any]) -> Delivery:
+        """Settle a stale pending record from what the provider knows; never send again."""
+        provider_id = record.get("provider_id")
+        status = self._lookup(channel, provider_id) if provider_id and self._lookup else None
+
+        if status is None:
+            now = self._now()
+            settled = self._mark(
+                message_key,
+                channel,
+                "unknown",
+                expected="pending",
+                extra={
+                    "gsi1pk": UNKNOWN_INDEX_KEY,
+                    "gsi1sk": f"{now:010d}#{message_key}#{channel}",
+                },
+            )
+            if settled:
+                logger.warning(
+                    "notification outcome unknown",
+                    extra={"message_key": message_key, "channel": channel},
+                )
+            return Delivery("unknown")
+
+        if status in _FAILED_STATUSES:
+            self._mark(message_key, channel, "failed", expected="pending", failure=status)
+            return Delivery("failed")
+        self._mark(message_key, channel, "sent", expected="pending", provider_id=provider_id)
+        logger.info(
+            "notification settled as sent", extra={"message_key": message_key, "channel": channel}
+        )
+        return Delivery("skipped")
+
+    def _mark(
+        self,
+        message_key: str,
+        channel: Channel,
+        state: str,
+        *,
+        expected: str | None = None,
+        provider_id: str | None = None,
+        failure: str | None = None,
+        error_code: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> bool:
+        attributes: dict[str, Any] = {
+            "state": state,
+            "updated_at": self._now(),
+            "provider_id": provider_id,
+            "failure": failure,
+            "error_code": error_code,
+            **(extra or {}),
+        }
+        present = {name: value for name, value in attributes.items() if value is not None}
+        names = {f"#a{index}": name for index, name in enumerate(present)}
+        values = {f":v{index}": value for index, value in enumerate(present.values())}
+        expression = "SET " + ", ".join(f"#a{index} = :v{index}" for index in range(len(present)))
+        condition = None
+        if expected is not None:
+            names["#expected_state"] = "state"
+            values[":expected"] = expected
+            condition = "#expected_state = :expected"
+        updated = self._table.update(
+            _record_key(message_key),
+            channel,
+            expression,
+            values=values,
+            names=names,
+            condition=condition,
+        )
+        return updated is not None
+
+    def _link_sms(self, message_key: str, provider_id: str) -> None:
+        # Status callbacks carry only the message sid; this item points back to the ledger
+        # and stores the delivery state, even when a callback arrived first.
+        self._table.update(
+            f"SMS#{provider_id}",
+            "SMS",
+            "SET ledger_pk = :ledger_pk, ledger_sk = :ledger_sk, "
+            "expires_at = if_not_exists(expires_at, :expires)",
+            values={
+                ":ledger_pk": _record_key(message_key),
+                ":ledger_sk": "sms",
+                ":expires": self._now() + LEDGER_TTL_SECONDS,
+            },
+        )
+
+
+def link_provider_id(
+    table: MainTable, message_key: str, channel: str, provider_id: str, now: int
+) -> None:
+    """Record the provider's id on a still-pending record, from a status callback.
+
+    The callback URL names the message key, so a callback that arrives while the sender is
+    still pending (or after it crashed) tells the settlement which message to ask about.
+    Records in any other state, and records that already have an id, are left alone.
+    """
+    table.update(
+        _record_key(message_key),
+        channel,
+        "SET provider_id = :provider_id, linked_at = :now",
+        values={":provider_id": provider_id, ":now": now, ":pending": "pending"},
+        names={"#state": "state"},
+        condition="#state = :pending AND attribute_not_exists(provider_id)",
+    )
