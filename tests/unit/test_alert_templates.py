@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import itertools
 from datetime import UTC, datetime
-from typing import Any, get_args
+from typing import Any
 
 import pytest
 
@@ -51,8 +51,8 @@ TITLES: dict[Locale, str] = {
 }
 FOUND_AT = datetime(2026, 3, 1, 20, 30, tzinfo=UTC)  # 2026-03-02 04:30 in Asia/Shanghai
 
-SEVERITIES: tuple[Severity, ...] = get_args(Severity)
-CONFIDENCES: tuple[Confidence, ...] = get_args(Confidence)
+SEVERITIES: tuple[Severity, ...] = tuple(Severity)
+CONFIDENCES: tuple[Confidence, ...] = tuple(Confidence)
 
 
 def make_breach(source: str = "dataset", **fields: Any) -> Breach:

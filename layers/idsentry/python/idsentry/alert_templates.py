@@ -5,22 +5,17 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final, Literal
+from typing import Final
 
 from idsentry.clock import SHANGHAI
 from idsentry.i18n import SUPPORTED_LOCALES, Locale
 from idsentry.identifiers import IdentifierKind
 from idsentry.models.breach import Breach, DataKind
+from idsentry.services.risk import Confidence, FoundBy, Severity
 from idsentry.sms_segments import count_segments
 from idsentry.templates import Email
 
-# The same values as services.exposures.FoundBy, repeated so that this module imports no AWS code.
-FoundBy = Literal["dataset", "index", "hibp"]
-Severity = Literal["low", "medium", "high", "critical"]
-Confidence = Literal["low", "medium", "high"]
-SmsSeverity = Literal["high", "critical"]
-
-SMS_SEVERITIES: Final[tuple[SmsSeverity, ...]] = ("high", "critical")
+SMS_SEVERITIES: Final[tuple[Severity, ...]] = (Severity.HIGH, Severity.CRITICAL)
 CARRIER_SIGNATURE: Final = "【身份哨兵】"
 MAX_SMS_SEGMENTS: Final = 2
 # The SMS cuts longer breach titles with "…", and the e-mail always shows the full title.
@@ -29,14 +24,14 @@ HIBP_URL: Final = "https://haveibeenpwned.com"
 
 # SMS text is fixed per severity and locale because mainland carriers accept only
 # pre-approved templates. It carries no link, so that it cannot be mistaken for phishing.
-ALERT_SMS_TEMPLATES: Final[dict[SmsSeverity, dict[Locale, str]]] = {
-    "critical": {
+ALERT_SMS_TEMPLATES: Final[dict[Severity, dict[Locale, str]]] = {
+    Severity.CRITICAL: {
         "zh-CN": "紧急：您的{kind_label}{masked_identifier}出现在“{breach_title}”泄露数据中。"
         "请立即按我们邮件中的步骤处理。",
         "en": "URGENT: your {kind_label} {masked_identifier} leaked in {breach_title}. "
         "See our e-mail now.",
     },
-    "high": {
+    Severity.HIGH: {
         "zh-CN": "提醒：您的{kind_label}{masked_identifier}出现在“{breach_title}”泄露数据中。"
         "请尽快按我们邮件中的步骤处理。",
         "en": "Alert: your {kind_label} {masked_identifier} leaked in {breach_title}. "
@@ -160,34 +155,34 @@ NEXT_STEPS: Final[dict[DataKind, dict[Locale, tuple[str, ...]]]] = {
 }
 
 SEVERITY_TEXT: Final[dict[Severity, dict[Locale, str]]] = {
-    "critical": {
+    Severity.CRITICAL: {
         "zh-CN": "严重。泄露的信息足以被用来冒用您的身份办理业务或盗取资金。",
         "en": "Critical. The leaked data is enough to open accounts in your name or take your money.",
     },
-    "high": {
+    Severity.HIGH: {
         "zh-CN": "高。泄露的信息可能被用来冒用您的身份或登录您的账户。",
         "en": "High. The leaked data could be used to pose as you or to sign in to your accounts.",
     },
-    "medium": {
+    Severity.MEDIUM: {
         "zh-CN": "中。泄露的信息可能被用于诈骗电话、短信或钓鱼邮件。",
         "en": "Medium. The leaked data could be used for fraud calls, texts or phishing e-mails.",
     },
-    "low": {
+    Severity.LOW: {
         "zh-CN": "低。泄露的信息单独使用危害有限，但仍建议您按下面的步骤检查。",
         "en": "Low. The leaked data does little harm on its own, but the steps below are still worth taking.",
     },
 }
 
 CONFIDENCE_TEXT: Final[dict[Confidence, dict[Locale, str]]] = {
-    "high": {
+    Confidence.HIGH: {
         "zh-CN": "高。泄露数据中的记录与您的信息完全一致。",
         "en": "High. A record in the breach data matches your details exactly.",
     },
-    "medium": {
+    Confidence.MEDIUM: {
         "zh-CN": "中。这条记录很可能属于您，但仍有不确定之处。",
         "en": "Medium. The record is probably yours, but some doubt remains.",
     },
-    "low": {
+    Confidence.LOW: {
         "zh-CN": "低。这条记录可能属于您，我们还无法确认。",
         "en": "Low. The record may be yours; we cannot confirm it yet.",
     },
@@ -278,7 +273,7 @@ def render_alert_sms(
             f"severity {severity!r} gets no SMS: alert SMS exist only for 'high' and 'critical'"
         )
 
-    template = ALERT_SMS_TEMPLATES["critical" if severity == "critical" else "high"][locale]
+    template = ALERT_SMS_TEMPLATES[Severity(severity)][locale]
     text = template.format(
         kind_label=SMS_KIND_LABELS[kind][locale],
         masked_identifier=masked_identifier,
