@@ -460,3 +460,22 @@ def test_checkout_outage_retried_with_code(harness: Harness) -> None:
     assert retried["next_step"]["checkout_url"] == replayed["next_step"]["checkout_url"]
     assert len(fake.customers) == 1
     assert len(fake.sessions) == 1
+
+
+def test_verification_keeps_the_time_zone_for_quiet_hours(harness: Harness) -> None:
+    from idsentry.services.preferences import DEFAULT_TIMEZONE, load_preferences
+
+    abroad = harness.create("wang", timezone="Europe/London")
+    at_home = harness.create("chen")
+
+    subscriber_ids = [
+        str(
+            signup.verify_signup(harness.deps, signup_id, harness.send_code(signup_id))[
+                "subscriber_id"
+            ]
+        )
+        for signup_id in (abroad, at_home)
+    ]
+
+    zones = [load_preferences(harness.table, sid).timezone for sid in subscriber_ids]
+    assert zones == ["Europe/London", DEFAULT_TIMEZONE]

@@ -156,6 +156,7 @@ def test_valid_signup_canonical() -> None:
         mobile="+86 195-1234-0001",
         email=" Zhang.San@EXAMPLE.com ",
         locale="en",
+        timezone="Europe/London",
         plan="annual",
         referral_code="Friend2026",
         human_check_token="token-123",
@@ -169,6 +170,7 @@ def test_valid_signup_canonical() -> None:
         mobile="+8619512340001",
         email="zhang.san@example.com",
         locale="en",
+        timezone="Europe/London",
         plan="annual",
         consent_versions={kind.value: CURRENT_VERSIONS[kind] for kind in ConsentKind},
         referral_code="Friend2026",
@@ -570,6 +572,23 @@ def test_locale_unsupported(locale: str) -> None:
 
     assert list(problems) == ["locale"]
     assert problems["locale"].code == "locale.unsupported"
+
+
+@pytest.mark.parametrize(
+    "timezone", [None, "Asia/Shanghai", "UTC", "America/Argentina/Buenos_Aires", "Etc/GMT-8"]
+)
+def test_timezone_accepted(timezone: str | None) -> None:
+    assert parse(body(timezone=timezone)).timezone == timezone
+
+
+@pytest.mark.parametrize(
+    "timezone", ["", "Mars/Olympus_Mons", "asia/shanghai ", "../../etc/passwd", "/etc/localtime"]
+)
+def test_timezone_unknown(timezone: str) -> None:
+    problems = rejected(body(timezone=timezone))
+
+    assert list(problems) == ["timezone"]
+    assert problems["timezone"].code == "timezone.unknown"
 
 
 @pytest.mark.parametrize("code", [None, "ABCD", "Ab12", "a" * 32, "2026"])

@@ -45,6 +45,10 @@ MESSAGES: Final[dict[str, dict[Locale, str]]] = {
         "zh-CN": "语言只能是 zh-CN 或 en。",
         "en": "The locale must be zh-CN or en.",
     },
+    "timezone.unknown": {
+        "zh-CN": "时区无法识别，请使用 IANA 时区名称，例如 Asia/Shanghai。",
+        "en": "The time zone is not recognised: use an IANA time zone name such as Asia/Shanghai.",
+    },
     "plan.unknown": {
         "zh-CN": "套餐无效，请选择 monthly（包月）或 annual（包年）。",
         "en": "Unknown plan. Choose monthly or annual.",

@@ -7,6 +7,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -21,6 +22,8 @@ MINIMUM_AGE = 14
 # (·, and its look-alikes after NFKC), spaces, apostrophes, periods and hyphens for Latin names.
 _NAME_PATTERN = re.compile(r"^[^\W\d_][\w\s·・.'\-]*$")
 _REFERRAL_PATTERN = re.compile(r"[A-Za-z0-9]{4,32}")
+# Area/Location names such as Asia/Shanghai or America/Argentina/Buenos_Aires, and UTC.
+_TIMEZONE_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}")
 _CODE_PATTERN = re.compile(r"^[0-9]{6}$")
 
 
@@ -43,6 +46,8 @@ class SignupBody(BaseModel):
     mobile: str = Field(max_length=64)
     email: str = Field(max_length=254)
     locale: str | None = None
+    # The IANA time zone the signup page reads from the browser; quiet hours follow it.
+    timezone: str | None = Field(default=None, max_length=64)
     plan: str
     consents: dict[str, ConsentInput]
     referral_code: str | None = None
@@ -66,10 +71,22 @@ class ValidSignup:
     mobile: str
     email: str
     locale: str | None
+    timezone: str | None
     plan: str
     consent_versions: dict[str, str]
     referral_code: str | None
     human_check_token: str | None
+
+
+def is_known_timezone(name: str) -> bool:
+    """Return whether `name` is an IANA time zone of the bundled database (not a file path)."""
+    if not _TIMEZONE_PATTERN.fullmatch(name):
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def _pydantic_problems(exc: ValidationError) -> list[FieldProblem]:
@@ -149,6 +166,8 @@ def parse_signup(
 
     if body.locale is not None and body.locale not in SUPPORTED_LOCALES:
         problems.append(FieldProblem("locale", "locale.unsupported"))
+    if body.timezone is not None and not is_known_timezone(body.timezone):
+        problems.append(FieldProblem("timezone", "timezone.unknown"))
     if body.plan not in PLANS:
         problems.append(FieldProblem("plan", "plan.unknown"))
     if body.referral_code is not None and not _REFERRAL_PATTERN.fullmatch(body.referral_code):
@@ -178,6 +197,7 @@ def parse_signup(
         mobile=mobile,
         email=email,
         locale=body.locale,
+        timezone=body.timezone,
         plan=body.plan,
         consent_versions=consent_versions,
         referral_code=body.referral_code,

@@ -42,6 +42,7 @@ from idsentry.models.jobs import EmailConfirmationJob, IdentifierReassignedJob, 
 from idsentry.models.signup import ValidSignup
 from idsentry.services import limits, otp, referrals
 from idsentry.services.exposures import watch_writes
+from idsentry.services.preferences import DEFAULT_TIMEZONE, PREFS_SK
 from idsentry.settings import SignupSettings
 
 logger = logging.getLogger(__name__)
@@ -168,6 +169,7 @@ def create_signup(
         "signup_id": signup_id,
         "code_id": code_id,
         "locale": locale,
+        "timezone": request.timezone,
         "plan": request.plan,
         "referral_code": referral_code,
         "consents": consents,
@@ -444,6 +446,18 @@ def _commit_subscriber(
         ),
     ]
     writes.append(referrals.code_write(own_code, subscriber_id, now))
+    writes.append(
+        put_write(
+            "preferences",
+            {
+                "pk": subscriber_pk(subscriber_id),
+                "sk": PREFS_SK,
+                "timezone": signup.get("timezone") or DEFAULT_TIMEZONE,
+                "created_at": now,
+            },
+            condition="attribute_not_exists(pk)",
+        )
+    )
     # The verified ID number and mobile are watched from now on; the e-mail once confirmed.
     writes.extend(watch_writes("id_number", id_fps, subscriber_id, sole=True))
     writes.extend(
