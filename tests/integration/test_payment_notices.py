@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -28,6 +28,9 @@ class RecordingQueue:
 
     def send(self, job: BaseModel) -> None:
         self.jobs.append(job)
+
+    def send_many(self, jobs: Sequence[BaseModel]) -> None:
+        self.jobs.extend(jobs)
 
 
 @pytest.fixture

@@ -325,7 +325,7 @@ def test_code_budget_spares_notice_sms(harness: Harness) -> None:
     window = harness.table.get(
         f"SMSWIN#{harness.pepper.fingerprint('mobile', PEOPLE['alice'][2]).value}", "SMSWIN"
     )
-    sends = [] if window is None else signup._parse_sends(window["sends"])
+    sends = [] if window is None else limits.parse_sends(window["sends"])
     decision = limits.decide_notice_send(
         sends, int(harness.clock().timestamp()), harness.settings.sms_per_number_daily_cap
     )

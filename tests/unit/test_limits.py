@@ -10,6 +10,7 @@ import pytest
 from idsentry.services.limits import (
     DAY_SECONDS,
     SmsSend,
+    china_day_bucket,
     day_bucket,
     decide_code_send,
     decide_notice_send,
@@ -211,6 +212,22 @@ def test_hour_bucket(moment: datetime, label: str, seconds_left: int) -> None:
 )
 def test_day_bucket(moment: datetime, label: str, seconds_left: int) -> None:
     assert day_bucket(moment) == (label, seconds_left)
+
+
+@pytest.mark.parametrize(
+    ("moment", "label", "seconds_left"),
+    [
+        (datetime(2026, 3, 1, 0, 0, 0, tzinfo=SHANGHAI), "20260301", DAY_SECONDS),
+        (datetime(2026, 3, 1, 23, 59, 59, tzinfo=SHANGHAI), "20260301", 1),
+        # 16:00 UTC is midnight in China, the start of the next day there.
+        (datetime(2026, 2, 28, 15, 59, 59, tzinfo=UTC), "20260228", 1),
+        (datetime(2026, 2, 28, 16, 0, 0, tzinfo=UTC), "20260301", DAY_SECONDS),
+        (datetime(2026, 12, 31, 20, 0, 0, tzinfo=UTC), "20270101", 20 * 3600),
+        (datetime(2026, 1, 5, 20, 15, 0, tzinfo=NEW_YORK), "20260106", DAY_SECONDS - 33300),
+    ],
+)
+def test_china_day_bucket(moment: datetime, label: str, seconds_left: int) -> None:
+    assert china_day_bucket(moment) == (label, seconds_left)
 
 
 def test_hour_bucket_rounds_up() -> None:

@@ -48,14 +48,21 @@ def notifier_deps() -> NotifierDeps:
         keys=data_keys(),
         pepper=lambda: pepper_loader(settings),
         sms=sms,
-        email=cache(lambda: SesEmail(settings.email_sender)),
+        email=cache(
+            lambda: SesEmail(
+                settings.email_sender, configuration_set=settings.ses_configuration_set
+            )
+        ),
         clock=utc_now,
         public_base_url=settings.public_base_url,
         sms_daily_cap=settings.sms_per_number_daily_cap,
+        sms_alert_daily_budget=settings.sms_alert_daily_budget,
     )
 
 
-def retry_delay(receive_count: int, jitter: Callable[[float], float] = random.uniform) -> int:
+def retry_delay(
+    receive_count: int, jitter: Callable[[float, float], float] = random.uniform
+) -> int:
     """Return the wait before the next attempt: doubling from 10 s up to 15 min, with full jitter.
 
     Full jitter spreads the retries of many jobs that failed together (Twilio's 429 on too

@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from idsentry.clock import SHANGHAI
+
 DAY_SECONDS = 24 * 3600
 # Codes keep this many of the shared per-number SMS slots for themselves: alerts and notices
 # may use the rest, so a subscriber can always still sign in.
@@ -86,5 +88,13 @@ def hour_bucket(moment: datetime) -> tuple[str, int]:
 def day_bucket(moment: datetime) -> tuple[str, int]:
     """Return the UTC day label of `moment` and the seconds until that day ends."""
     start = moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    end = start + timedelta(days=1)
+    return start.strftime("%Y%m%d"), max(math.ceil((end - moment).total_seconds()), 1)
+
+
+def china_day_bucket(moment: datetime) -> tuple[str, int]:
+    """Return the date of `moment` in China (UTC+8, yyyymmdd) and the seconds until it ends."""
+    local = moment.astimezone(SHANGHAI)
+    start = local.replace(hour=0, minute=0, second=0, microsecond=0)
     end = start + timedelta(days=1)
     return start.strftime("%Y%m%d"), max(math.ceil((end - moment).total_seconds()), 1)

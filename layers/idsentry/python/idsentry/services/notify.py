@@ -27,9 +27,13 @@ from idsentry.models.jobs import (
 from idsentry.money import format_money, parse_stripe_amount
 from idsentry.services import limits, otp
 from idsentry.services.billing_links import billing_url
+from idsentry.services.deferrals import defer_alert_sms
 from idsentry.services.email_links import confirmation_url
 from idsentry.services.ledger import Channel, Ledger
 from idsentry.services.preferences import Preferences, load_preferences, set_sms_state
+from idsentry.services.quiet_hours import quiet_until
+from idsentry.services.risk import Severity
+from idsentry.services.sms_budget import take_alert_sms_budget
 from idsentry.templates import render_email, render_sms
 
 logger = logging.getLogger(__name__)
@@ -54,6 +58,7 @@ class NotifierDeps:
     clock: Clock
     public_base_url: str
     sms_daily_cap: int = 4
+    sms_alert_daily_budget: int = 20000
 
 
 def _locale(value: object) -> Locale:
@@ -455,8 +460,18 @@ def _send_alert(deps: NotifierDeps, ledger: Ledger, job: AlertJob) -> str:
             lambda: deps.email().send(email, message.subject, message.text, message.html),
         )
 
-    # NOTE: quiet hours (22:00-08:00) are not applied yet: a high or critical alert SMS goes out at once.
     if alert["severity"] not in SMS_SEVERITIES or not contact.preferences.may_sms(alert=True):
+        return outcome
+    if ledger.already_sent(message_key, "sms"):
+        return outcome
+    now = deps.clock()
+    until = quiet_until(now, contact.preferences.timezone)
+    if until is not None and alert["severity"] != Severity.CRITICAL:
+        # The e-mail went now; the SMS waits for the morning, and the job comes back then.
+        defer_alert_sms(deps.table, job, int(until.timestamp()), epoch(now))
+        return _combined(outcome, "deferred")
+    if not take_alert_sms_budget(deps.table, epoch(now), deps.sms_alert_daily_budget):
+        logger.info("alert sms held back by the daily budget", extra={"alert_id": job.alert_id})
         return outcome
     sms_outcome = _send_notice_sms(
         deps,

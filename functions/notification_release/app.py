@@ -1,0 +1,27 @@
+"""Schedule every minute: queue the deferred alert SMS jobs whose quiet hours have ended."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from idsentry.clock import epoch, utc_now
+from idsentry.logs import configure_logging
+from idsentry.services.deferrals import release_due
+from idsentry.wiring import main_table, notification_queue
+
+logger = Logger()
+configure_logging()
+
+# Jobs one run handles at most; the next run, a minute later, continues with the rest.
+RELEASE_LIMIT = 2000
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
+    """Queue every deferred job due now; the notifier's ledger sends a job queued twice once."""
+    return {
+        "released": release_due(main_table(), notification_queue(), epoch(utc_now()), RELEASE_LIMIT)
+    }
