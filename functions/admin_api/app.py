@@ -1,4 +1,4 @@
-"""The operators' admin API: intake jobs and the breach catalogue, behind IAM authorization."""
+"""The staff admin API behind IAM authorization: intake jobs, the breach catalogue and review."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Twilio status callbacks: verify the signature, record the SMS delivery state."""
+"""Twilio webhooks: verify the signature, then record an SMS status or apply an inbound reply."""
 
 from __future__ import annotations
 
@@ -16,5 +16,5 @@ configure_logging()
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Handle one status callback."""
+    """Handle one status callback or inbound message."""
     return twilio_routes.handle(event)

@@ -421,7 +421,7 @@ def test_schedule_releases_due_job(local_service: LocalService, table: MainTable
 
     (result,) = runtime.fire_schedule("idsentry-local-notification-release")
 
-    assert result == {"released": 1}
+    assert result == {"released": 1, "review_batches_published": 0}
     assert queued_jobs(sqs, HookedQueue(queue_url, sqs)) == [due]
     assert deferred_keys(table) == {not_due.job_id}
 
@@ -433,4 +433,4 @@ def test_schedule_sample_releases_nothing(local_service: LocalService, table: Ma
 
     result = local_service.stack.runtime.invoke("NotificationReleaseFunction", sample)
 
-    assert result == {"released": 0}
+    assert result == {"released": 0, "review_batches_published": 0}

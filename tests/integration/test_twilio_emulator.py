@@ -20,6 +20,7 @@ from twilio.rest import Client
 
 from infra.local.emulators import twilio as twilio_emulator
 from infra.local.emulators.twilio import (
+    CREATE_ERRORS,
     MESSAGE_SID_PATTERN,
     TwilioEmulator,
     count_segments,
@@ -33,6 +34,8 @@ AUTH_TOKEN = "emulator-auth-token"
 SENDER = "+15005550006"
 OTHER_SENDER = "+15005550007"
 US_MOBILE = "+14155550100"
+OTHER_US_MOBILE = "+14155550101"
+SENDER_TWO = "+15005550007"
 CN_MOBILE = "+8613800138000"
 OTHER_CN_MOBILE = "+8613900139000"
 WAIT_SECONDS = 10.0
@@ -864,3 +867,296 @@ def test_logs_contain_no_personal_data(
         text = record.getMessage() + repr(record.__dict__)
         for value in personal:
             assert value not in text, f"{record.name}: {record.msg}"
+
+
+@pytest.mark.parametrize("code", sorted(CREATE_ERRORS))
+def test_fail_creates_to_number(client: Client, emulator: TwilioEmulator, code: int) -> None:
+    emulator.fail_creates_to(US_MOBILE, code)
+
+    with pytest.raises(TwilioRestException) as caught:
+        client.messages.create(to=US_MOBILE, from_=SENDER, body="Rejected")
+    other = client.messages.create(to=OTHER_US_MOBILE, from_=SENDER, body="Accepted")
+
+    assert caught.value.status == 400
+    assert caught.value.code == code
+    assert caught.value.msg.endswith(CREATE_ERRORS[code])
+    assert [record["sid"] for record in emulator.messages()] == [other.sid]
+
+
+def test_create_error_body_shape(emulator: TwilioEmulator, account_sid: str) -> None:
+    emulator.fail_creates_to(US_MOBILE, 21610)
+
+    response = requests.post(
+        f"{emulator.base_url}/2010-04-01/Accounts/{account_sid}/Messages.json",
+        data={"To": US_MOBILE, "From": SENDER, "Body": "Rejected"},
+        auth=(account_sid, AUTH_TOKEN),
+        timeout=WAIT_SECONDS,
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "code": 21610,
+        "message": "Attempt to send to unsubscribed recipient",
+        "more_info": "https://www.twilio.com/docs/errors/21610",
+        "status": 400,
+    }
+
+
+def test_create_errors_control_endpoint(client: Client, emulator: TwilioEmulator) -> None:
+    response = requests.post(
+        f"{emulator.base_url}/_emulator/create-errors",
+        json={"to": US_MOBILE, "code": 21614},
+        timeout=WAIT_SECONDS,
+    )
+
+    with pytest.raises(TwilioRestException) as caught:
+        client.messages.create(to=US_MOBILE, from_=SENDER, body="Landline")
+
+    assert response.status_code == 200
+    assert caught.value.code == 21614
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"to": US_MOBILE, "code": 30003}, "code"),
+        ({"to": "4155550100", "code": 21610}, "to"),
+        ({"code": 21610}, "to"),
+        ([], "body"),
+    ],
+)
+def test_create_errors_control_rejects(
+    emulator: TwilioEmulator, payload: object, field: str
+) -> None:
+    response = requests.post(
+        f"{emulator.base_url}/_emulator/create-errors", json=payload, timeout=WAIT_SECONDS
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {"error": "invalid_request", "field": field}
+
+
+def test_fail_creates_to_rejects_code(emulator: TwilioEmulator) -> None:
+    with pytest.raises(ValueError, match="error_code"):
+        emulator.fail_creates_to(US_MOBILE, 30003)
+
+
+def test_reset_clears_create_errors(client: Client, emulator: TwilioEmulator) -> None:
+    emulator.fail_creates_to(US_MOBILE, 21211)
+
+    emulator.reset()
+    message = client.messages.create(to=US_MOBILE, from_=SENDER, body="Allowed again")
+
+    assert message.status == "queued"
+
+
+def test_callbacks_reversed(
+    client: Client, emulator: TwilioEmulator, receiver: CallbackReceiver
+) -> None:
+    emulator.set_callback_order("reversed")
+    client.messages.create(to=US_MOBILE, from_=SENDER, body="Late", status_callback=receiver.url())
+
+    emulator.drain_all()
+    callbacks = receiver.wait_for(2)
+
+    assert [callback.params["MessageStatus"] for callback in callbacks] == ["delivered", "sent"]
+
+
+def test_callbacks_shuffled_with_duplicate(
+    client: Client, emulator: TwilioEmulator, receiver: CallbackReceiver
+) -> None:
+    emulator.set_callback_order("shuffled", duplicate=True, seed=3)
+    messages = [
+        client.messages.create(
+            to=US_MOBILE, from_=SENDER, body=f"Shuffled {index}", status_callback=receiver.url()
+        )
+        for index in range(6)
+    ]
+
+    emulator.drain_all()
+    callbacks = receiver.wait_for(3 * len(messages))
+    assert emulator.wait_for_callbacks(WAIT_SECONDS)
+
+    validator = RequestValidator(AUTH_TOKEN)
+    orders = []
+    for message in messages:
+        own = [c for c in callbacks if c.params["MessageSid"] == message.sid]
+        statuses = [c.params["MessageStatus"] for c in own]
+        assert len(own) == 3
+        assert set(statuses) == {"sent", "delivered"}
+        tokens = [c.idempotency_token for c in own]
+        assert len(set(tokens)) == 2, "the repeated callback keeps its idempotency token"
+        assert all(validator.validate(c.url, c.params, c.signature) for c in own)
+        orders.append(tuple(statuses))
+    assert len(callbacks) == 3 * len(messages)
+    assert any(order[0] == "delivered" for order in orders), "no callback arrived out of order"
+
+
+def test_callbacks_in_order_again_after_reset(
+    client: Client, emulator: TwilioEmulator, receiver: CallbackReceiver
+) -> None:
+    emulator.set_callback_order("reversed", duplicate=True)
+    emulator.reset()
+    client.messages.create(to=US_MOBILE, from_=SENDER, body="Plain", status_callback=receiver.url())
+
+    emulator.drain_all()
+    callbacks = receiver.wait_for(2)
+    assert emulator.wait_for_callbacks(WAIT_SECONDS)
+
+    assert [callback.params["MessageStatus"] for callback in receiver.received] == [
+        "sent",
+        "delivered",
+    ]
+    assert len(callbacks) == 2
+
+
+def test_callback_order_control_endpoint(
+    client: Client, emulator: TwilioEmulator, receiver: CallbackReceiver
+) -> None:
+    rejected = requests.post(
+        f"{emulator.base_url}/_emulator/callback-order",
+        json={"order": "random"},
+        timeout=WAIT_SECONDS,
+    )
+    accepted = requests.post(
+        f"{emulator.base_url}/_emulator/callback-order",
+        json={"order": "reversed", "duplicate": True, "seed": 1},
+        timeout=WAIT_SECONDS,
+    )
+    client.messages.create(to=US_MOBILE, from_=SENDER, body="Twice", status_callback=receiver.url())
+
+    emulator.drain_all()
+    callbacks = receiver.wait_for(3)
+
+    assert rejected.status_code == 400
+    assert rejected.json() == {"error": "invalid_request", "field": "order"}
+    assert accepted.json() == {"order": "reversed", "duplicate": True}
+    assert [c.params["MessageStatus"] for c in callbacks[:2]] == ["delivered", "sent"]
+
+
+def test_set_callback_order_rejects(emulator: TwilioEmulator) -> None:
+    with pytest.raises(ValueError, match="order"):
+        emulator.set_callback_order("random")
+
+
+def test_send_inbound_signed(emulator: TwilioEmulator, receiver: CallbackReceiver) -> None:
+    service_sid = new_messaging_service_sid()
+    url = receiver.url("/v1/webhooks/twilio/inbound")
+    with TwilioEmulator(
+        emulator.account_sid,
+        AUTH_TOKEN,
+        paused=True,
+        inbound_url=url,
+        messaging_service_sid=service_sid,
+    ) as inbound:
+        reply = inbound.send_inbound(US_MOBILE, "退订")
+    received = receiver.wait_for(1)[0]
+
+    assert reply.status == 200
+    assert received.url == url
+    assert RequestValidator(AUTH_TOKEN).validate(url, received.params, received.signature)
+    assert received.params["Body"] == "退订"
+    assert received.params["From"] == US_MOBILE
+    assert received.params["To"] == "+15005550006"
+    assert received.params["MessagingServiceSid"] == service_sid
+    assert received.params["AccountSid"] == emulator.account_sid
+    assert MESSAGE_SID_PATTERN.fullmatch(received.params["MessageSid"])
+    assert received.params["SmsSid"] == received.params["MessageSid"]
+    assert received.params["SmsMessageSid"] == received.params["MessageSid"]
+    assert received.params["SmsStatus"] == "received"
+    assert received.params["NumMedia"] == "0"
+    assert received.params["NumSegments"] == "1"
+    assert received.params["ApiVersion"] == "2010-04-01"
+
+
+def test_send_inbound_to_other_number(emulator: TwilioEmulator, receiver: CallbackReceiver) -> None:
+    emulator.set_inbound_url(receiver.url())
+
+    emulator.send_inbound(US_MOBILE, "STOP", to=SENDER_TWO)
+    received = receiver.wait_for(1)[0]
+
+    assert received.params["To"] == SENDER_TWO
+    assert "MessagingServiceSid" not in received.params
+
+
+def test_send_inbound_failed_reply(emulator: TwilioEmulator, receiver: CallbackReceiver) -> None:
+    receiver.fail_first = 1
+    emulator.set_inbound_url(receiver.url())
+
+    reply = emulator.send_inbound(US_MOBILE, "STOP")
+
+    assert reply.status == 500
+    assert len(receiver.attempts) == 1, "an incoming message webhook is not retried"
+
+
+@pytest.mark.parametrize(
+    "url", ["http://example.com/inbound", "https://127.0.0.1/inbound", "http://10.0.0.1/inbound"]
+)
+def test_inbound_url_must_be_loopback(emulator: TwilioEmulator, url: str) -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        emulator.set_inbound_url(url)
+
+
+def test_send_inbound_requires_url(emulator: TwilioEmulator) -> None:
+    with pytest.raises(RuntimeError, match="inbound URL"):
+        emulator.send_inbound(US_MOBILE, "STOP")
+
+
+@pytest.mark.parametrize(
+    ("from_number", "body"), [("4155550100", "STOP"), (US_MOBILE, ""), (US_MOBILE, "x" * 1601)]
+)
+def test_send_inbound_rejects_input(
+    emulator: TwilioEmulator, receiver: CallbackReceiver, from_number: str, body: str
+) -> None:
+    emulator.set_inbound_url(receiver.url())
+
+    with pytest.raises(ValueError):
+        emulator.send_inbound(from_number, body)
+    assert receiver.attempts == []
+
+
+def test_inbound_control_endpoint(emulator: TwilioEmulator, receiver: CallbackReceiver) -> None:
+    unset = requests.post(
+        f"{emulator.base_url}/_emulator/inbound",
+        json={"from": US_MOBILE, "body": "STOP"},
+        timeout=WAIT_SECONDS,
+    )
+    emulator.set_inbound_url(receiver.url())
+    invalid = requests.post(
+        f"{emulator.base_url}/_emulator/inbound",
+        json={"from": "not a number", "body": "STOP"},
+        timeout=WAIT_SECONDS,
+    )
+    sent = requests.post(
+        f"{emulator.base_url}/_emulator/inbound",
+        json={"from": US_MOBILE, "body": "START"},
+        timeout=WAIT_SECONDS,
+    )
+
+    assert unset.status_code == 409
+    assert invalid.json() == {"error": "invalid_request", "field": "from"}
+    assert sent.status_code == 200
+    assert sent.json()["status"] == 200
+    assert receiver.wait_for(1)[0].params["Body"] == "START"
+
+
+def test_inbound_logs_no_personal_data(
+    emulator: TwilioEmulator, receiver: CallbackReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    emulator.set_inbound_url(receiver.url())
+    body = "退订 unique-qx81"
+
+    emulator.send_inbound(US_MOBILE, body)
+    requests.post(
+        f"{emulator.base_url}/_emulator/inbound",
+        json={"from": US_MOBILE, "body": body},
+        timeout=WAIT_SECONDS,
+    )
+
+    emulator_records = [r for r in caplog.records if r.name.startswith("infra.local.emulators")]
+    assert emulator_records
+    for record in caplog.records:
+        text = record.getMessage() + repr(record.__dict__)
+        assert US_MOBILE.removeprefix("+") not in text
+        assert "qx81" not in text

@@ -23,9 +23,16 @@ Behaviour:
   A message that waited longer than its ValidityPeriod on the emulator clock is `failed` with
   error 30036 and is never sent. `fail_deliveries_to()` makes a recipient's messages end
   `undelivered` or `failed` with a carrier error such as 30003.
+- `fail_creates_to()` makes creates to one number fail as Twilio rejects them: HTTP 400 with
+  error 21610 (the recipient replied STOP), 21211 (invalid number) or 21614 (not a mobile).
+  `fail_next_creates()` makes the next creates fail with 429 or a 5xx, in Twilio's error JSON.
 - Each `sent` and final status is POSTed to `StatusCallback`, form-encoded and signed with
   `X-Twilio-Signature` exactly as Twilio signs webhooks. A failed callback is retried
-  `callback_attempts` times in all, then dropped with a warning.
+  `callback_attempts` times in all, then dropped with a warning. `set_callback_order()` holds
+  each message's callbacks until it is drained, then sends them reversed or shuffled, and can
+  repeat one of them, as Twilio may deliver callbacks out of order and more than once.
+- `send_inbound()` posts an incoming message (a subscriber's reply) to `inbound_url`, signed and
+  with the parameters of Twilio's incoming message webhook, and returns the webhook's response.
 - Mainland China (`+86` numbers) emulates Twilio's China SMS limits, timed by the emulator
   clock. Twilio's support article "China SMS Template Whitelisting" states that three
   identical messages to one number within 24 hours are rejected, and that five different ones
@@ -36,14 +43,17 @@ Behaviour:
   `sent` (never released) and `held_for_review` is true in the emulator's own record.
   Filtered and expired messages do not count toward the five.
 
-Safety and privacy: status callbacks go only to `http` URLs whose host is `127.0.0.1`,
-`localhost` or `[::1]`. Any other callback is skipped with a warning naming the message SID,
-and redirects are never followed. Log lines carry message SIDs, statuses and counts, never a
-phone number or a message body.
+Safety and privacy: status callbacks and inbound messages go only to `http` URLs whose host is
+`127.0.0.1`, `localhost` or `[::1]`. Any other callback is skipped with a warning naming the
+message SID, any other inbound URL is rejected, and redirects are never followed. Log lines
+carry message SIDs, statuses and counts, never a phone number or a message body.
 
 Not part of Twilio, under `/_emulator/`: `GET messages` (every message as the recipient sees
-it), `POST reset`, `POST drain` and `POST faults` (`{"count": 2, "status": 429}` makes the next
-two create requests fail). The same controls exist as Python methods.
+it), `POST reset`, `POST drain`, `POST faults` (`{"count": 2, "status": 429}` makes the next
+two create requests fail), `POST create-errors` (`{"to": "+1…", "code": 21610}`),
+`POST callback-order` (`{"order": "shuffled", "duplicate": true, "seed": 7}`) and
+`POST inbound` (`{"from": "+1…", "body": "STOP"}`, answered with the webhook's status and
+body). The same controls exist as Python methods.
 """
 
 from __future__ import annotations
@@ -55,6 +65,7 @@ import hmac
 import http.client
 import logging
 import queue
+import random
 import re
 import secrets
 import threading
@@ -118,6 +129,15 @@ DELIVERY_ERRORS = {
     30008: "Unknown error",
     30036: "Validity Period Expired",
 }
+# Errors Twilio returns when a message is created, with HTTP 400, for the recipient's number.
+CREATE_ERRORS = {
+    21211: "Invalid 'To' Phone Number",
+    21610: "Attempt to send to unsubscribed recipient",
+    21614: "'To' number is not a valid mobile number",
+}
+CALLBACK_ORDERS = ("in_order", "reversed", "shuffled")
+# One of Twilio's magic test numbers; the default `To` of inbound messages.
+DEFAULT_INBOUND_NUMBER = "+15005550006"
 FAULT_ERRORS = {
     429: (20429, "Too Many Requests"),
     500: (20500, "Internal Server Error"),
@@ -229,6 +249,7 @@ class _Message:
     error_code: int | None = None
     held_for_review: bool = False
     status_history: list[str] = field(default_factory=list)
+    held_callbacks: list[_Callback] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -239,6 +260,15 @@ class _Callback:
     status: str
     idempotency_token: str
     generation: int
+
+
+@dataclass(frozen=True)
+class InboundReply:
+    """The response of the incoming message webhook: status, media type and body (TwiML)."""
+
+    status: int
+    content_type: str
+    body: str
 
 
 class TwilioError(Exception):
@@ -273,6 +303,9 @@ class TwilioEmulator(LoopbackHTTPServer):
     China 24-hour windows. Pacing uses the real monotonic clock, so throughput stays real when
     a test freezes `clock`. Pass `paused=True` to start with draining stopped, then step it
     with `drain_once()`.
+
+    `inbound_url` is where `send_inbound()` posts incoming messages, addressed to
+    `inbound_number` through `messaging_service_sid` when one is given.
     """
 
     def __init__(
@@ -287,6 +320,9 @@ class TwilioEmulator(LoopbackHTTPServer):
         callback_attempts: int = 3,
         callback_backoff_seconds: float = 0.2,
         callback_timeout_seconds: float = 5.0,
+        inbound_url: str | None = None,
+        inbound_number: str = DEFAULT_INBOUND_NUMBER,
+        messaging_service_sid: str | None = None,
     ) -> None:
         if not ACCOUNT_SID_PATTERN.fullmatch(account_sid):
             raise ValueError("account_sid must be 'AC' followed by 32 lower-case hex digits")
@@ -296,6 +332,12 @@ class TwilioEmulator(LoopbackHTTPServer):
             raise ValueError("segments_per_second must be positive")
         if callback_attempts < 1:
             raise ValueError("callback_attempts must be at least 1")
+        if not E164_PATTERN.fullmatch(inbound_number):
+            raise ValueError("inbound_number must be an E.164 number such as +15005550006")
+        if messaging_service_sid is not None and not SERVICE_SID_PATTERN.fullmatch(
+            messaging_service_sid
+        ):
+            raise ValueError("messaging_service_sid must be 'MG' followed by 32 hex digits")
 
         super().__init__(port)
         self.account_sid = account_sid
@@ -305,6 +347,11 @@ class TwilioEmulator(LoopbackHTTPServer):
         self._callback_attempts = callback_attempts
         self._callback_backoff_seconds = callback_backoff_seconds
         self._callback_timeout_seconds = callback_timeout_seconds
+        self._inbound_url: str | None = None
+        if inbound_url is not None:
+            self.set_inbound_url(inbound_url)
+        self._inbound_number = inbound_number
+        self._messaging_service_sid = messaging_service_sid
 
         self._condition = threading.Condition()
         self._paused = paused
@@ -315,6 +362,10 @@ class TwilioEmulator(LoopbackHTTPServer):
         self._next_send_at: dict[str, float] = {}
         self._china_sent: dict[str, list[_Message]] = {}
         self._delivery_failures: dict[str, tuple[str, int]] = {}
+        self._create_failures: dict[str, int] = {}
+        self._callback_order = "in_order"
+        self._duplicate_callbacks = False
+        self._callback_random = random.Random()
         self._fault_status = 429
         self._fault_remaining = 0
 
@@ -412,6 +463,83 @@ class TwilioEmulator(LoopbackHTTPServer):
         with self._condition:
             self._delivery_failures[to] = (status, error_code)
 
+    def fail_creates_to(self, to: str, error_code: int = 21610) -> None:
+        """Make every later create to `to` fail with HTTP 400 and 21610, 21211 or 21614."""
+        if error_code not in CREATE_ERRORS:
+            raise ValueError(f"error_code must be one of {sorted(CREATE_ERRORS)}, got {error_code}")
+
+        with self._condition:
+            self._create_failures[to] = error_code
+
+    def set_callback_order(
+        self, order: str, *, duplicate: bool = False, seed: int | None = None
+    ) -> None:
+        """Send each message's status callbacks `in_order`, `reversed` or `shuffled`.
+
+        Out of order, a message's callbacks are held until it has been drained and then sent
+        together. `duplicate` sends one of them twice, with the same idempotency token. `seed`
+        makes the shuffle and the choice of duplicate repeatable.
+        """
+        if order not in CALLBACK_ORDERS:
+            raise ValueError(f"order must be one of {CALLBACK_ORDERS}, got {order!r}")
+
+        with self._condition:
+            self._callback_order = order
+            self._duplicate_callbacks = duplicate
+            self._callback_random = random.Random(seed)
+
+    def set_inbound_url(self, url: str) -> None:
+        """Set where `send_inbound()` posts; it must be plain HTTP to a loopback host."""
+        if _loopback_target(url) is None:
+            raise ValueError("inbound_url must be an http URL whose host is a loopback address")
+        self._inbound_url = url
+
+    def send_inbound(self, from_number: str, body: str, *, to: str | None = None) -> InboundReply:
+        """POST one incoming message to the inbound URL, signed; return the webhook's response.
+
+        It is sent once, without retries, and a failed response is returned like any other.
+        """
+        if self._inbound_url is None:
+            raise RuntimeError("no inbound URL: pass inbound_url or call set_inbound_url()")
+        if not E164_PATTERN.fullmatch(from_number):
+            raise ValueError("from_number must be an E.164 number such as +14155550100")
+        if not 1 <= len(body) <= MAX_BODY_CHARACTERS:
+            raise ValueError("body must have 1 to 1600 characters")
+        recipient = to or self._inbound_number
+        if not E164_PATTERN.fullmatch(recipient):
+            raise ValueError("to must be an E.164 number such as +15005550006")
+
+        sid = "SM" + secrets.token_hex(16)
+        params = {
+            "AccountSid": self.account_sid,
+            "ApiVersion": API_VERSION,
+            "Body": body,
+            "From": from_number,
+            "MessageSid": sid,
+            "NumMedia": "0",
+            "NumSegments": str(count_segments(body).count),
+            "SmsMessageSid": sid,
+            "SmsSid": sid,
+            "SmsStatus": "received",
+            "To": recipient,
+        }
+        if self._messaging_service_sid is not None:
+            params["MessagingServiceSid"] = self._messaging_service_sid
+
+        url = self._inbound_url
+        target = _loopback_target(url)
+        assert target is not None  # checked by set_inbound_url
+        headers = {
+            "Host": target.host_header,
+            "Content-Type": "application/x-www-form-urlencoded",
+            "User-Agent": "TwilioProxy/1.1",
+            "I-Twilio-Idempotency-Token": str(uuid.uuid4()),
+            "X-Twilio-Signature": compute_signature(self._auth_token, url, params),
+        }
+        reply = self._post_inbound(target, urlencode(params).encode("utf-8"), headers)
+        logger.info("inbound message sent", extra={"message_sid": sid, "status": reply.status})
+        return reply
+
     def messages(self) -> list[dict[str, Any]]:
         """Return every message in creation order as the recipient and the operator see it."""
         with self._condition:
@@ -438,7 +566,10 @@ class TwilioEmulator(LoopbackHTTPServer):
             self._next_send_at.clear()
             self._china_sent.clear()
             self._delivery_failures.clear()
+            self._create_failures.clear()
             self._fault_remaining = 0
+            self._callback_order = "in_order"
+            self._duplicate_callbacks = False
 
         with self._callback_condition:
             self._callback_generation += 1
@@ -468,6 +599,9 @@ class TwilioEmulator(LoopbackHTTPServer):
             "/_emulator/reset",
             "/_emulator/drain",
             "/_emulator/faults",
+            "/_emulator/create-errors",
+            "/_emulator/callback-order",
+            "/_emulator/inbound",
         ):
             return path
         if (match := MESSAGES_PATH.fullmatch(path)) and ACCOUNT_SID_PATTERN.fullmatch(
@@ -511,7 +645,69 @@ class TwilioEmulator(LoopbackHTTPServer):
             return json_response(200, {"sent": self.drain_all()})
         if route == ("POST", "/_emulator/faults"):
             return self._control_faults(request)
+        if route == ("POST", "/_emulator/create-errors"):
+            return self._control_create_errors(request)
+        if route == ("POST", "/_emulator/callback-order"):
+            return self._control_callback_order(request)
+        if route == ("POST", "/_emulator/inbound"):
+            return self._control_inbound(request)
         return json_response(404, {"error": "not_found"})
+
+    def _control_create_errors(self, request: Request) -> Response:
+        payload = _control_payload(request)
+        if payload is None:
+            return _invalid_control_field("body")
+        to = payload.get("to")
+        code = payload.get("code", 21610)
+        if not isinstance(to, str) or not E164_PATTERN.fullmatch(to):
+            return _invalid_control_field("to")
+        if code not in CREATE_ERRORS:
+            return _invalid_control_field("code")
+
+        self.fail_creates_to(to, code)
+        return json_response(200, {"code": code})
+
+    def _control_callback_order(self, request: Request) -> Response:
+        payload = _control_payload(request)
+        if payload is None:
+            return _invalid_control_field("body")
+        order = payload.get("order")
+        duplicate = payload.get("duplicate", False)
+        seed = payload.get("seed")
+        if order not in CALLBACK_ORDERS:
+            return _invalid_control_field("order")
+        if not isinstance(duplicate, bool):
+            return _invalid_control_field("duplicate")
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+            return _invalid_control_field("seed")
+
+        self.set_callback_order(order, duplicate=duplicate, seed=seed)
+        return json_response(200, {"order": order, "duplicate": duplicate})
+
+    def _control_inbound(self, request: Request) -> Response:
+        payload = _control_payload(request)
+        if payload is None:
+            return _invalid_control_field("body")
+        from_number = payload.get("from")
+        body = payload.get("body")
+        to = payload.get("to")
+        if not isinstance(from_number, str) or not E164_PATTERN.fullmatch(from_number):
+            return _invalid_control_field("from")
+        if not isinstance(body, str) or not 1 <= len(body) <= MAX_BODY_CHARACTERS:
+            return _invalid_control_field("body")
+        if to is not None and (not isinstance(to, str) or not E164_PATTERN.fullmatch(to)):
+            return _invalid_control_field("to")
+        if self._inbound_url is None:
+            return json_response(409, {"error": "inbound_url_not_set"})
+
+        try:
+            reply = self.send_inbound(from_number, body, to=to)
+        except (OSError, http.client.HTTPException) as exc:
+            logger.warning("inbound message failed", extra={"error_type": type(exc).__name__})
+            return json_response(502, {"error": "inbound_webhook_unreachable"})
+        return json_response(
+            200, {"status": reply.status, "content_type": reply.content_type, "body": reply.body}
+        )
 
     def _control_faults(self, request: Request) -> Response:
         try:
@@ -564,6 +760,9 @@ class TwilioEmulator(LoopbackHTTPServer):
 
         message = self._validate_create(params)
         with self._condition:
+            create_error = self._create_failures.get(message.to)
+            if create_error is not None:
+                raise TwilioError(400, create_error, CREATE_ERRORS[create_error])
             self._messages[message.sid] = message
             self._queues.setdefault(message.sender_key, deque()).append(message.sid)
             resource = self._resource(message)
@@ -703,6 +902,12 @@ class TwilioEmulator(LoopbackHTTPServer):
         Called with `self._condition` held. Callbacks are only queued here; the callback thread
         sends them, so a slow receiver never holds up draining.
         """
+        try:
+            return self._advance(message)
+        finally:
+            self._release_callbacks(message)
+
+    def _advance(self, message: _Message) -> int:
         now = self._now()
         if message.status == "accepted":
             self._set_status(message, "queued", now)
@@ -781,14 +986,37 @@ class TwilioEmulator(LoopbackHTTPServer):
             params["ErrorCode"] = str(message.error_code)
 
         with self._callback_condition:
-            callback = _Callback(
-                url=message.status_callback or "",
-                params=params,
-                message_sid=message.sid,
-                status=message.status,
-                idempotency_token=str(uuid.uuid4()),
-                generation=self._callback_generation,
-            )
+            generation = self._callback_generation
+        callback = _Callback(
+            url=message.status_callback or "",
+            params=params,
+            message_sid=message.sid,
+            status=message.status,
+            idempotency_token=str(uuid.uuid4()),
+            generation=generation,
+        )
+        if self._callback_order == "in_order" and not self._duplicate_callbacks:
+            self._put_callback(callback)
+        else:
+            message.held_callbacks.append(callback)
+
+    def _release_callbacks(self, message: _Message) -> None:
+        """Send a drained message's held callbacks in the configured order."""
+        callbacks, message.held_callbacks = message.held_callbacks, []
+        if not callbacks:
+            return
+
+        if self._callback_order == "reversed":
+            callbacks.reverse()
+        elif self._callback_order == "shuffled":
+            self._callback_random.shuffle(callbacks)
+        if self._duplicate_callbacks:
+            callbacks.append(self._callback_random.choice(callbacks))
+        for callback in callbacks:
+            self._put_callback(callback)
+
+    def _put_callback(self, callback: _Callback) -> None:
+        with self._callback_condition:
             self._callbacks_pending += 1
         self._callbacks.put(callback)
 
@@ -888,6 +1116,24 @@ class TwilioEmulator(LoopbackHTTPServer):
             return None
         return f"HTTP {response.status}"
 
+    def _post_inbound(
+        self, target: _CallbackTarget, body: bytes, headers: dict[str, str]
+    ) -> InboundReply:
+        connection = _open_connection(
+            target.connect_host, target.port, self._callback_timeout_seconds
+        )
+        try:
+            connection.request("POST", target.path, body=body, headers=headers)
+            response = connection.getresponse()
+            content = response.read()
+        finally:
+            connection.close()
+        return InboundReply(
+            status=response.status,
+            content_type=response.getheader("Content-Type") or "",
+            body=content.decode("utf-8", "replace"),
+        )
+
     # Representations.
 
     def _now(self) -> datetime:
@@ -946,6 +1192,19 @@ def _not_found(path: str) -> TwilioError:
     return TwilioError(404, 20404, f"The requested resource {path} was not found")
 
 
+def _control_payload(request: Request) -> dict[str, Any] | None:
+    """Return a control request's JSON object, or None when the body is not one."""
+    try:
+        payload = parse_json_body(request.body)
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def _invalid_control_field(name: str) -> Response:
+    return json_response(400, {"error": "invalid_request", "field": name})
+
+
 def _parse_form(body: bytes) -> dict[str, str]:
     try:
         text = body.decode("utf-8")
@@ -995,7 +1254,9 @@ def new_messaging_service_sid() -> str:
 
 
 __all__ = [
+    "CREATE_ERRORS",
     "MESSAGE_SID_PATTERN",
+    "InboundReply",
     "Segments",
     "TwilioEmulator",
     "TwilioError",

@@ -105,6 +105,17 @@ class AlertConfirmed(EventDetail):
     confirmed_by: Literal["rules", "analyst"]
 
 
+class AlertDismissed(EventDetail):
+    """An analyst dismissed an alert that waited for review, so no message goes to the subscriber."""
+
+    source: ClassVar[str] = "idsentry.risk"
+    detail_type: ClassVar[str] = "Alert.Dismissed"
+
+    subscriber_id: str
+    alert_id: str
+    breach_name: str
+
+
 ALL_EVENT_TYPES: tuple[type[EventDetail], ...] = (
     SubscriberRegistered,
     IdentifierReassigned,
@@ -113,4 +124,5 @@ ALL_EVENT_TYPES: tuple[type[EventDetail], ...] = (
     PaymentFailed,
     ExposureDetected,
     AlertConfirmed,
+    AlertDismissed,
 )

@@ -1,51 +1,201 @@
-"""SMS delivery states from Twilio status callbacks, applied in order whatever order they arrive in."""
+"""SMS delivery states from Twilio status callbacks, applied in order whatever order they arrive in.
+
+A failed or undelivered callback also acts on Twilio's error code: an opted-out recipient or
+an invalid number changes the subscriber's SMS state, so no later SMS is attempted.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from idsentry.adapters.table import MainTable
+from idsentry.crypto import Pepper
+from idsentry.services.preferences import SmsState, set_sms_state
+from idsentry.services.sms_numbers import canonical_number, holds_mobile
 
 logger = logging.getLogger(__name__)
 
-# A later state never goes back to an earlier one, so a late "sent" cannot undo "delivered".
+# Twilio's message statuses in the order a message moves through them. A status never replaces
+# one of equal or higher rank, so a late "sent" cannot undo "delivered" and a repeated callback
+# changes nothing. "read" comes after "delivered" only; see _ADVANCE_CONDITION.
 STATUS_RANK = {
     "accepted": 0,
+    "scheduled": 0,
     "queued": 1,
     "sending": 2,
     "sent": 3,
     "delivered": 4,
     "undelivered": 4,
     "failed": 4,
+    "canceled": 4,
+    "read": 5,
+}
+FAILED_STATUSES = frozenset({"undelivered", "failed", "canceled"})
+
+# Twilio error codes that describe the number rather than one message.
+# 21610: the recipient replied STOP to our sender. 21211: not a valid phone number. 21614: not
+# a mobile number. 30005: unknown destination handset. 30006: landline or unreachable carrier.
+# Codes left out are recorded only: 30003 (handset unreachable), 30004 (message blocked, whose
+# documented causes include weak signal and carrier faults, so it does not prove an opt-out),
+# 30007 (carrier filter), 30036 (validity period expired) and 30001 (queue overflow).
+NUMBER_STATE_BY_CODE: dict[str, SmsState] = {
+    "21610": "opted_out",
+    "21211": "invalid",
+    "21614": "invalid",
+    "30005": "invalid",
+    "30006": "invalid",
 }
 
+SUBSCRIBER_ID_PREFIX = "sbr_"
+SMS_ITEM_TTL_SECONDS = 90 * 24 * 3600
 
-def apply_sms_status(
-    table: MainTable, message_sid: str, status: str, error_code: str | None, now: int
-) -> str:
-    """Record a callback's status on the ledger entry of `message_sid`; returns what happened."""
-    rank = STATUS_RANK.get(status)
+_ADVANCE_CONDITION = "attribute_not_exists(delivery_rank) OR delivery_rank < :rank"
+# "read" follows "delivered": it never replaces a failure of equal rank.
+_READ_CONDITION = f"({_ADVANCE_CONDITION}) AND NOT delivery IN (:undelivered, :failed, :canceled)"
+
+Outcome = Literal["recorded", "stale", "ignored"]
+
+
+@dataclass(frozen=True)
+class StatusCallback:
+    """The fields of one Twilio status callback that delivery tracking uses.
+
+    `message_key` and `channel` come from the callback URL's query (`m`, `c`), which the
+    notifier sets and Twilio's signature covers; older callbacks have neither.
+    """
+
+    message_sid: str
+    status: str
+    error_code: str | None = None
+    to: str | None = None
+    message_key: str | None = None
+    channel: str | None = None
+
+
+def number_state(error_code: str | None) -> SmsState | None:
+    """Return the SMS state that a Twilio error code proves about the number, or None."""
+    return NUMBER_STATE_BY_CODE.get(error_code or "")
+
+
+def record_status(
+    table: MainTable, callback: StatusCallback, pepper: Callable[[], Pepper], now: int
+) -> Outcome:
+    """Record a callback's status on the message's `SMS#{sid}` item and act on its error code.
+
+    Returns "ignored" for a status this service does not track, "stale" when the item already
+    has this status or a later one, and "recorded" otherwise. The error code is acted on
+    before the status is written, so a crash in between leaves the callback to be repeated.
+    """
+    rank = STATUS_RANK.get(callback.status)
     if rank is None:
-        logger.warning("sms status unknown", extra={"message_sid": message_sid, "status": status})
+        logger.warning(
+            "sms status unknown",
+            extra={"message_sid": callback.message_sid, "status": callback.status},
+        )
         return "ignored"
 
-    # The status is stored on the message's own item, which the notifier links to its ledger
-    # entry. A callback may arrive before the notifier has recorded the send.
+    current = table.get(f"SMS#{callback.message_sid}", "SMS")
+    if current is not None and not _advances(current, callback.status, rank):
+        return "stale"
+
+    if callback.status in FAILED_STATUSES:
+        _apply_error_code(table, callback, current, pepper, now)
+
+    values: dict[str, Any] = {
+        ":status": callback.status,
+        ":rank": rank,
+        ":error": callback.error_code or "",
+        ":now": now,
+        ":expires": now + SMS_ITEM_TTL_SECONDS,
+    }
+    condition = _ADVANCE_CONDITION
+    if callback.status == "read":
+        condition = _READ_CONDITION
+        values.update({":undelivered": "undelivered", ":failed": "failed", ":canceled": "canceled"})
+    # The notifier links this item to its ledger record; a callback may arrive before it does.
     updated = table.update(
-        f"SMS#{message_sid}",
+        f"SMS#{callback.message_sid}",
         "SMS",
         "SET delivery = :status, delivery_rank = :rank, delivery_error = :error, "
         "delivery_updated_at = :now, expires_at = if_not_exists(expires_at, :expires)",
-        values={
-            ":status": status,
-            ":rank": rank,
-            ":error": error_code or "",
-            ":now": now,
-            ":expires": now + 90 * 24 * 3600,
-        },
-        condition="attribute_not_exists(delivery_rank) OR delivery_rank < :rank",
+        values=values,
+        condition=condition,
     )
     if updated is None:
         return "stale"
-    logger.info("sms status recorded", extra={"message_sid": message_sid, "status": status})
+    logger.info(
+        "sms status recorded",
+        extra={
+            "message_sid": callback.message_sid,
+            "status": callback.status,
+            "error_code": callback.error_code,
+        },
+    )
     return "recorded"
+
+
+def _advances(item: dict[str, Any], status: str, rank: int) -> bool:
+    stored_rank = item.get("delivery_rank")
+    if stored_rank is None:
+        return True
+    if status == "read" and item.get("delivery") in FAILED_STATUSES:
+        return False
+    return int(stored_rank) < rank
+
+
+def _apply_error_code(
+    table: MainTable,
+    callback: StatusCallback,
+    item: dict[str, Any] | None,
+    pepper: Callable[[], Pepper],
+    now: int,
+) -> None:
+    """Mark the subscriber's number opted out or invalid when the error code proves it."""
+    state = number_state(callback.error_code)
+    fields = {"message_sid": callback.message_sid, "error_code": callback.error_code}
+    if state is None:
+        logger.info("sms failure recorded only", extra=fields)
+        return
+
+    subject_id = _ledger_subject(table, callback, item)
+    if subject_id is None or not subject_id.startswith(SUBSCRIBER_ID_PREFIX):
+        # Codes go to signups, whose numbers have no SMS state until they become subscribers.
+        logger.info("sms failure has no subscriber", extra=fields)
+        return
+
+    # The subscriber may have changed their number since the message was queued.
+    canonical = canonical_number(callback.to or "")
+    if canonical is None or not holds_mobile(table, pepper(), subject_id, canonical):
+        logger.info(
+            "sms failure is for a previous number", extra={**fields, "subscriber_id": subject_id}
+        )
+        return
+
+    set_sms_state(table, subject_id, state, callback.error_code or "", now)
+    logger.warning(
+        "sms number state changed",
+        extra={**fields, "subscriber_id": subject_id, "sms_state": state},
+    )
+
+
+def _ledger_subject(
+    table: MainTable, callback: StatusCallback, item: dict[str, Any] | None
+) -> str | None:
+    """Return the subject id of the ledger record that sent the message, if it can be found.
+
+    The notifier links the SMS item once it has recorded the send. Until then, the message key
+    in the callback URL names the same record.
+    """
+    ledger_pk = (item or {}).get("ledger_pk")
+    ledger_sk = (item or {}).get("ledger_sk")
+    if not ledger_pk and callback.message_key and callback.channel == "sms":
+        ledger_pk, ledger_sk = f"NOTIFY#{callback.message_key}", "sms"
+    if not ledger_pk or not ledger_sk:
+        return None
+
+    record = table.get(str(ledger_pk), str(ledger_sk))
+    subject_id = (record or {}).get("subject_id")
+    return str(subject_id) if subject_id else None
