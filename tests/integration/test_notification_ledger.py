@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -24,6 +25,7 @@ from infra.local.service import LocalService
 from tests.integration.conftest import MovableClock
 from tests.integration.test_payment_notices import INVOICE, RecordingQueue
 from tests.integration.test_signup_service import Harness, _clear_table
+from tests.unit.test_event_samples import EVENTS_DIR, load_sample
 
 pytestmark = pytest.mark.integration
 
@@ -251,3 +253,24 @@ def test_alert_sms_setting_leaves_payment_sms_on(harness: Harness) -> None:
 
     assert outcome == "sent"
     assert _sms_count(harness) == before + 1
+
+
+def test_support_sees_unknown_deliveries(harness: Harness) -> None:
+    ledger = _ledger(harness)
+
+    def crash() -> str:
+        raise CrashAfterSend
+
+    with pytest.raises(CrashAfterSend):
+        ledger.deliver("test:support", "email", "sbr_support", crash)
+    harness.clock.advance(seconds=STALE_PENDING_SECONDS + 1)
+    ledger.deliver("test:support", "email", "sbr_support", lambda: "never")
+
+    assert harness.service.stack is not None
+    sample = load_sample(EVENTS_DIR / "http" / "admin_deliveries_unknown.json")
+    response = harness.service.stack.runtime.invoke("AdminApiFunction", sample)
+
+    deliveries = json.loads(response["body"])["deliveries"]
+    entry = next(entry for entry in deliveries if entry["message_key"] == "test:support")
+    assert response["statusCode"] == 200
+    assert (entry["channel"], entry["subject_id"], entry["attempts"]) == ("email", "sbr_support", 1)

@@ -1,4 +1,4 @@
-"""Routes of the staff admin API (IAM-authorized): intake jobs, the breach catalogue and review."""
+"""Routes of the staff admin API (IAM-authorized): intake jobs, breaches, review, lost deliveries."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from idsentry.http import HttpRequest, RequestBodyError, json_response, parse_ht
 from idsentry.services import review, review_input
 from idsentry.services.audit import AuditTrail
 from idsentry.services.intake import job_report
+from idsentry.services.ledger import unknown_deliveries
 from idsentry.settings import AdminSettings, load_settings
 from idsentry.wiring import main_table, publisher
 
@@ -60,6 +61,8 @@ def handle(event: dict[str, Any]) -> dict[str, Any]:
     if request.route_key == "GET /v1/admin/intake-jobs/{job_id}":
         report = job_report(main_table(), request.path_parameters["job_id"])
         return json_response(200, report) if report else _not_found("intake job")
+    if request.route_key == "GET /v1/admin/deliveries/unknown":
+        return json_response(200, {"deliveries": unknown_deliveries(main_table())})
     if request.route_key == "GET /v1/admin/breaches/{name}":
         item = main_table().get(f"BREACH#{request.path_parameters['name']}", "BREACH")
         if item is None:

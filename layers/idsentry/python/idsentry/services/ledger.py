@@ -259,3 +259,32 @@ def link_provider_id(
         names={"#state": "state"},
         condition="#state = :pending AND attribute_not_exists(provider_id)",
     )
+
+
+def unknown_deliveries(table: MainTable, limit: int = 100) -> list[dict[str, Any]]:
+    """Return the deliveries settled as `unknown`, oldest first, for support to follow up.
+
+    Each entry names the message key, channel and subject id, never an address: support looks
+    the subscriber up and asks them whether the message arrived.
+    """
+    keys = [
+        (item["pk"], item["sk"])
+        for item in table.query_index("gsi1", UNKNOWN_INDEX_KEY, "~", min(limit, 100))
+    ]
+    found = table.get_many(keys) if keys else {}
+    entries = []
+    for pk, sk in keys:
+        record = found.get((pk, sk))
+        if record is None or record.get("state") != "unknown":
+            continue
+        entries.append(
+            {
+                "message_key": pk.removeprefix("NOTIFY#"),
+                "channel": sk,
+                "subject_id": record.get("subject_id"),
+                "attempts": record.get("attempts"),
+                "claimed_at": record.get("claimed_at"),
+                "settled_at": record.get("updated_at"),
+            }
+        )
+    return entries
