@@ -103,6 +103,13 @@ from idsentry.money import format_money, parse_stripe_amount
 from idsentry.services.intake import MANIFEST_NAME, intake_job_id
 from idsentry.templates import SMS_TEMPLATES, render_email
 from idsentry.wiring import main_table
+from infra.local.demo_alerts import (
+    ALERT_ACTIONS,
+    ALERT_TEXT,
+    NOTIFICATION_MESSAGE,
+    AlertEmail,
+    resolve_timezone_token,
+)
 from infra.local.emulators.hibp import HibpEmulator, InvalidBreachError, load_catalogue
 from infra.local.emulators.realname import RealNameEmulator
 from infra.local.emulators.stripe import TEST_API_KEY
@@ -114,6 +121,7 @@ from infra.local.runtime import LocalRuntime
 from infra.local.service import ADMIN_TOKEN_HEADER, HIBP_CATALOGUE, LocalService
 from infra.local.stack import DEFAULT_TEMPLATE, REPOSITORY_ROOT
 from infra.local.template import load_template
+from infra.local.zones import daytime_zone, night_zone
 from infra.tools.breach_generator import DATA_FILE_NAMES, EXPECTED_FILE_NAME, MANIFEST_FILE_NAME
 
 LOG = logging.getLogger(__name__)
@@ -502,10 +510,6 @@ UI_TEXT: dict[str, dict[Lang, str]] = {
     "email_state": {
         "zh-CN": "邮箱 {email}：confirmed {confirmed}，hibp_status {status}，hibp_checked_at {checked_at}（北京时间）",
         "en": "E-mail {email}: confirmed {confirmed}, hibp_status {status}, hibp_checked_at {checked_at} (Beijing time)",
-    },
-    "alerts_not_built": {
-        "zh-CN": "注意：风险评估和告警通知尚未实现，所以 Exposure.Detected 事件目前不会触发短信或邮件。",
-        "en": "Note: risk scoring and alert notifications are not built yet, so Exposure.Detected events send no SMS or e-mail for now.",
     },
     "hibp_account": {
         "zh-CN": "HIBP 模拟器控制接口：邮箱 {email} 出现在以下泄露中：",
@@ -1258,6 +1262,7 @@ class Demo:
                 CHECK_MESSAGE: ("job_id", "status", "hibp"),
                 PAGE_MESSAGE: ("run", "jobs", "more"),
                 HIBP_MESSAGE: ("job_id", "outcome"),
+                NOTIFICATION_MESSAGE: ("job_id", "outcome"),
             }
         )
         # Generated breach files and the results of intake jobs, by the id of their step.
@@ -1265,7 +1270,7 @@ class Demo:
         self.breach_files: dict[str, BreachFileRecord] = {}
         self.intake_jobs: dict[str, dict[str, Any]] = {}
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
-        self.alerts_note_shown = False
+        self.alert_emails: dict[str, AlertEmail] = {}
 
     # Output.
 
@@ -1373,6 +1378,7 @@ class Demo:
             self.say("parameter", name=name, value=value, default=default)
         if self.story.trust_forwarded_for:
             self.say("forwarded")
+        self.say("zones_chosen", day=daytime_zone(), night=night_zone())
         self.say("logs", path=LOG_FILE.relative_to(REPOSITORY_ROOT))
         self.say("masked")
 
@@ -1425,11 +1431,13 @@ class Demo:
         accept: str | None = None,
         base_url: str | None = None,
         admin: bool = False,
+        form: dict[str, str] | None = None,
     ) -> ApiResponse:
         """Send one request to the local API, or to the local server at `base_url`.
 
         `admin` sends this run's admin token, which the local HTTP API accepts in place of the
-        IAM signature that the admin routes need. Returns the response's status, headers and
+        IAM signature that the admin routes need. `form` sends a URL-encoded form body instead
+        of JSON. Returns the response's status, headers and
         JSON body.
         """
         headers: dict[str, str] = {}
@@ -1448,6 +1456,7 @@ class Demo:
             method,
             (base_url or self.service.base_url) + path,
             json=body,
+            data=form,
             headers=headers,
             timeout=HTTP_TIMEOUT_SECONDS,
             allow_redirects=False,
@@ -1655,6 +1664,8 @@ class Demo:
         if not isinstance(body, dict):
             raise StoryError(f"step {step['id']}: body must be an object")
         body = {**self.story.signup_defaults, **body}
+        if "timezone" in body:
+            body["timezone"] = resolve_timezone_token(body["timezone"])
 
         code = body.get("referral_code")
         if isinstance(code, dict):
@@ -3306,9 +3317,6 @@ def act_check_exposures(demo: Demo, step: dict[str, Any]) -> None:
         status=email.get("hibp_status") or "-",
         checked_at=_beijing_time(email.get("hibp_checked_at")),
     )
-    if exposures and not demo.alerts_note_shown:
-        demo.say("alerts_not_built", indent=1)
-        demo.alerts_note_shown = True
 
     if set(exposures) != set(expected_exposures):
         raise demo.fail(
@@ -3440,6 +3448,8 @@ def act_breach_check(demo: Demo, step: dict[str, Any]) -> None:
     demo.check_fields(expect, observed, "run")
 
 
+UI_TEXT.update(ALERT_TEXT)
+
 ACTIONS: dict[str, Callable[[Demo, dict[str, Any]], None]] = {
     "signup": act_signup,
     "signup_burst": act_signup_burst,
@@ -3469,6 +3479,7 @@ ACTIONS: dict[str, Callable[[Demo, dict[str, Any]], None]] = {
     "hibp_account": act_hibp_account,
     "breach_check": act_breach_check,
     "summary": act_summary,
+    **ALERT_ACTIONS,
 }
 
 

@@ -593,6 +593,8 @@ class Provisioner:
             "AWS::Lambda::LayerVersion": self._layer_version,
             "AWS::Lambda::Version": self._function_version,
             "AWS::Lambda::Alias": self._function_alias,
+            "AWS::SES::ConfigurationSet": self._ses_configuration_set,
+            "AWS::SES::ConfigurationSetEventDestination": self._ses_event_destination,
         }
         self.records: dict[str, ResourceRecord] = {}
 
@@ -967,6 +969,22 @@ class Provisioner:
         self._report_ignored(logical_id, "AWS::Events::Rule", properties, applied)
         return ResourceRecord(
             logical_id, "AWS::Events::Rule", "created", name, {"Arn": arn, "Name": name}
+        )
+
+    # ------------------------------------------------------------------ SES
+
+    def _ses_configuration_set(self, logical_id: str, properties: dict[str, Any]) -> ResourceRecord:
+        name = str(properties.get("Name") or self._name(logical_id, 64))
+        self._client("sesv2").create_configuration_set(ConfigurationSetName=name)
+        self._report_ignored(logical_id, "AWS::SES::ConfigurationSet", properties, {"Name"})
+        return ResourceRecord(logical_id, "AWS::SES::ConfigurationSet", "created", name)
+
+    def _ses_event_destination(self, logical_id: str, properties: dict[str, Any]) -> ResourceRecord:
+        # moto 5.2.5 publishes no SES events, so the destination is only recorded. Tests put
+        # events in SES's shape on the default bus, where the template's rule routes them.
+        name = str(properties.get("EventDestination", {}).get("Name") or logical_id)
+        return ResourceRecord(
+            logical_id, "AWS::SES::ConfigurationSetEventDestination", "recorded", name
         )
 
     # ------------------------------------------------------------------ S3

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import logging
 import secrets
@@ -71,6 +73,7 @@ def clear_cached_dependencies() -> None:
     from idsentry import wiring
     from idsentry.adapters import aws
     from idsentry.routes import (
+        admin_routes,
         billing_jobs,
         breach_jobs,
         check_jobs,
@@ -78,6 +81,7 @@ def clear_cached_dependencies() -> None:
         risk_jobs,
         signup_wiring,
     )
+    from idsentry.routes.email_event_jobs import email_event_deps
 
     for cached in (
         aws.client,
@@ -95,8 +99,38 @@ def clear_cached_dependencies() -> None:
         breach_jobs.intake_deps,
         check_jobs.check_deps,
         risk_jobs.alert_deps,
+        admin_routes.review_deps,
+        email_event_deps,
     ):
         cached.cache_clear()
+
+
+def _outbox_entry(sent: Any) -> dict[str, Any]:
+    """Describe one message that moto's SES stored, raw (a whole MIME message) or Simple."""
+    raw = getattr(sent, "raw_data", None)
+    if raw is None:
+        body = getattr(sent, "body", None)
+        return {
+            "to": list(sent.destinations.get("ToAddresses", [])),
+            "subject": getattr(sent, "subject", ""),
+            "body": body,
+            "text": None,
+            "html": body,
+            "headers": {},
+        }
+
+    message = email.message_from_string(raw, policy=email.policy.default)
+    parts = {subtype: message.get_body(preferencelist=(subtype,)) for subtype in ("plain", "html")}
+    text, html = (part.get_content() if part is not None else None for part in parts.values())
+    recipients = message["To"]
+    return {
+        "to": [address.addr_spec for address in recipients.addresses] if recipients else [],
+        "subject": str(message["Subject"] or ""),
+        "body": html if html is not None else text,
+        "text": text,
+        "html": html,
+        "headers": {name.lower(): str(value) for name, value in message.items()},
+    }
 
 
 class LocalService:
@@ -169,6 +203,9 @@ class LocalService:
             self.twilio_account_sid,
             self.twilio_auth_token,
             segments_per_second=self.sms_segments_per_second,
+            # Replies go where a deployment points the messaging service's incoming webhook.
+            inbound_url=f"{self.public_base_url}/v1/webhooks/twilio/inbound",
+            messaging_service_sid=self.twilio_messaging_service_sid,
         )
         self.twilio.start()
         self.hibp = HibpEmulator(
@@ -257,22 +294,18 @@ class LocalService:
         return self.http_api.base_url
 
     def sent_emails(self) -> list[dict[str, Any]]:
-        """Return the e-mails SES accepted, oldest first: to, subject, text and HTML body."""
+        """Return the e-mails SES accepted, oldest first.
+
+        Each has `to` (addresses), `subject`, `body` (the HTML part, else the text part),
+        `text`, `html` and `headers` (top-level headers by lower-case name, for example
+        `list-unsubscribe`). A message sent with SES's Simple content has no `text` or
+        `headers`, because moto keeps only its subject and one body of it.
+        """
         from moto.core import DEFAULT_ACCOUNT_ID
         from moto.ses.models import ses_backends
 
         backend = ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
-        emails = []
-        for sent in backend.sent_messages:
-            body = getattr(sent, "body", None)
-            emails.append(
-                {
-                    "to": list(sent.destinations.get("ToAddresses", [])),
-                    "subject": getattr(sent, "subject", ""),
-                    "body": body,
-                }
-            )
-        return emails
+        return [_outbox_entry(sent) for sent in backend.sent_messages]
 
     def _authorize(self, route: Route, event: dict[str, Any]) -> dict[str, Any] | None:
         """Accept an IAM-authorized route's request that carries this run's admin token.
@@ -316,6 +349,7 @@ class LocalService:
                 "auth_token": self.twilio_auth_token,
                 "messaging_service_sid": self.twilio_messaging_service_sid,
                 "messages_url": self.twilio.base_url + "/_emulator/messages",
+                "send_inbound_url": self.twilio.base_url + "/_emulator/inbound",
             },
             "realname": {"base_url": self.realname.base_url, "api_key": self.realname_api_key},
             "hibp": {"base_url": self.hibp.base_url, "api_key": self.hibp_api_key},

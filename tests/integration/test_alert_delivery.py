@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -186,3 +187,18 @@ def test_left_alert_list_sends_sms_only(harness: Harness) -> None:
 
     assert _alert_emails(harness) == []
     assert len(_alert_sms(harness)) == 1
+
+
+def test_alert_email_carries_one_click_unsubscribe(harness: Harness) -> None:
+    job = _alerted(harness, "high")
+
+    notify.process_job(harness.notifier, job)
+
+    (email,) = _alert_emails(harness)
+    header = email["headers"]["list-unsubscribe"]
+    assert header.startswith(f"<{harness.service.public_base_url}/v1/preferences/")
+    assert email["headers"]["list-unsubscribe-post"] == "List-Unsubscribe=One-Click"
+    # The visible links: alert SMS off, and alert e-mails off (the header's link).
+    links = re.findall(r"https?://\S+/v1/preferences/\S+", email["text"])
+    assert len(links) == 2
+    assert f"<{links[1]}>" == header

@@ -40,6 +40,7 @@ TEMPLATE_PATH = REPOSITORY_ROOT / "template.yaml"
 BUS_SAMPLES = sorted((EVENTS_DIR / "bus").glob("*.json"))
 SQS_SAMPLES = sorted((EVENTS_DIR / "sqs").glob("*.json"))
 HTTP_SAMPLES = sorted((EVENTS_DIR / "http").glob("*.json"))
+SCHEDULE_SAMPLES = sorted((EVENTS_DIR / "schedule").glob("*.json"))
 
 # Values documented in events/README.md: the Twilio auth token and the pepper that signed the
 # samples. Neither is a real secret.
@@ -276,6 +277,58 @@ def test_sqs_queue_matches_template(template: dict[str, Any]) -> None:
         assert arn == f"arn:aws:sqs:{pseudo.region}:{pseudo.account_id}:{queue_name}"
 
 
+# ---------------------------------------------------------------------------- schedules
+
+
+def schedule_rules(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Return the properties of every `Type: Schedule` event (an EventBridge rule) by rule name."""
+    resolver = IntrinsicResolver(
+        template=template,
+        parameters={"Stage": default_parameter(template, "Stage")},
+        pseudo=PseudoParameters(),
+        resources=_NoResources(),
+    )
+    rules = {}
+    for resource in template["Resources"].values():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        for event in (resource["Properties"].get("Events") or {}).values():
+            if event["Type"] == "Schedule":
+                rules[resolver.resolve(event["Properties"]["Name"])] = event["Properties"]
+    return rules
+
+
+def test_schedule_samples_exist() -> None:
+    assert SCHEDULE_SAMPLES, "events/schedule contains no sample"
+
+
+@pytest.mark.parametrize("path", SCHEDULE_SAMPLES, ids=sample_id)
+def test_schedule_sample_envelope(path: Path) -> None:
+    sample = load_sample(path)
+
+    assert set(sample) == ENVELOPE_FIELDS
+    assert sample["version"] == "0"
+    assert uuid.UUID(sample["id"]).version == 4
+    assert sample["detail-type"] == "Scheduled Event"
+    assert sample["source"] == "aws.events"
+    assert sample["detail"] == {}
+    assert sample["time"].endswith("Z")
+
+
+@pytest.mark.parametrize("path", SCHEDULE_SAMPLES, ids=sample_id)
+def test_schedule_sample_rule_in_template(path: Path, template: dict[str, Any]) -> None:
+    sample = load_sample(path)
+    pseudo = PseudoParameters()
+    (rule_arn,) = sample["resources"]
+    prefix = f"arn:aws:events:{pseudo.region}:{pseudo.account_id}:rule/"
+    rules = schedule_rules(template)
+
+    assert rule_arn.startswith(prefix)
+    assert rule_arn.removeprefix(prefix) in rules, f"{rule_arn} is not a schedule of template.yaml"
+    # With an Input the function would receive that instead of this envelope.
+    assert "Input" not in rules[rule_arn.removeprefix(prefix)]
+
+
 # ---------------------------------------------------------------------------- HTTP requests
 
 
@@ -395,7 +448,7 @@ def test_sample_ids_format(path: Path) -> None:
         assert candidate.split("_")[1][0] in "01234567", f"{candidate} overflows a ULID"
 
 
-@pytest.mark.parametrize("path", [*BUS_SAMPLES, *SQS_SAMPLES], ids=sample_id)
+@pytest.mark.parametrize("path", [*BUS_SAMPLES, *SQS_SAMPLES, *SCHEDULE_SAMPLES], ids=sample_id)
 def test_sample_no_personal_data(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
 

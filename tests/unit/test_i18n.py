@@ -28,6 +28,8 @@ CODE_SOURCES = (
     "errors.py",
     "api.py",
     "routes/signup_routes.py",
+    "services/unsubscribe.py",
+    "routes/preference_routes.py",
 )
 _CODE_LITERAL = re.compile(r"""["']([a-z_]+\.[a-z_]+)["']""")
 # Parameters that messages may use. None of them can carry the value of an identifier.
@@ -38,6 +40,9 @@ SAFE_PLACEHOLDERS = {
     "region",
     "retry_after",
     "attempts_left",
+    # A list name from the catalogue, and a number of days.
+    "list",
+    "days",
 }
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 

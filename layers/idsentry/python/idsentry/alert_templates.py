@@ -216,6 +216,8 @@ _EMAIL_WORDS: Final[dict[Locale, dict[str, str]]] = {
         "confidence": "可信度",
         "steps": "建议您现在就做：",
         "closing": "如有疑问，请直接回复本邮件。\n\n身份哨兵",
+        "sms_off": "不想再收到警报短信（邮件照常发送）：",
+        "email_off": "不想再收到警报邮件（可在账户中查看警报）：",
     },
     "en": {
         "subject": "Your {kind_label} is in the {breach_title} breach - IDSentry",
@@ -230,6 +232,8 @@ _EMAIL_WORDS: Final[dict[Locale, dict[str, str]]] = {
         "confidence": "Confidence",
         "steps": "What to do now:",
         "closing": "If you have questions, reply to this e-mail.\n\nIDSentry",
+        "sms_off": "Stop alert SMS (e-mails continue): ",
+        "email_off": "Stop alert e-mails (alerts stay in your account): ",
     },
 }
 
@@ -250,6 +254,14 @@ class AlertContent:
     found_by: FoundBy
     severity: Severity
     confidence: Confidence
+
+
+@dataclass(frozen=True)
+class PreferenceLinks:
+    """The e-mail's links that stop alert SMS and alert e-mails, without closing the account."""
+
+    sms_off: str
+    email_off: str
 
 
 def render_alert_sms(
@@ -308,8 +320,12 @@ def credits_hibp(alert: AlertContent) -> bool:
     return alert.found_by == "hibp" or alert.breach.source == "hibp"
 
 
-def render_alert_email(alert: AlertContent, locale: Locale) -> Email:
+def render_alert_email(
+    alert: AlertContent, locale: Locale, links: PreferenceLinks | None = None
+) -> Email:
     """Render the alert e-mail in ``locale``: subject, plain text and HTML with escaped values.
+
+    ``links``, when given, end the e-mail with the links that stop alert SMS and alert e-mails.
 
     Dates are shown in Asia/Shanghai. Raises ValueError for an unsupported locale, an
     unmasked identifier or a naive ``found_at``.
@@ -338,10 +354,14 @@ def render_alert_email(alert: AlertContent, locale: Locale) -> Email:
     steps = next_steps(leaked, locale)
     credit = _HIBP_CREDIT[locale] if credits_hibp(alert) else None
 
+    manage = []
+    if links is not None:
+        manage = [(words["sms_off"], links.sms_off), (words["email_off"], links.email_off)]
+
     subject = words["subject"].format(**variables)
     finding = words["finding"].format(**variables)
-    text = _email_text(finding, facts, words, steps, credit)
-    page = _email_html(locale, subject, finding, facts, words, steps, credit)
+    text = _email_text(finding, facts, words, steps, credit, manage)
+    page = _email_html(locale, subject, finding, facts, words, steps, credit, manage)
     return Email(subject=subject, text=text, html=page)
 
 
@@ -351,6 +371,7 @@ def _email_text(
     words: dict[str, str],
     steps: list[tuple[str, tuple[str, ...]]],
     credit: tuple[str, str] | None,
+    manage: list[tuple[str, str]],
 ) -> str:
     separator = words["separator"]
     blocks = [finding, "\n".join(f"{name}{separator}{value}" for name, value in facts)]
@@ -365,6 +386,8 @@ def _email_text(
     if credit is not None:
         blocks.append(f"{credit[0]}{HIBP_URL}{credit[1]}")
     blocks.append(words["closing"])
+    if manage:
+        blocks.append("\n".join(f"{label}{url}" for label, url in manage))
     return "\n\n".join(blocks) + "\n"
 
 
@@ -376,6 +399,7 @@ def _email_html(
     words: dict[str, str],
     steps: list[tuple[str, tuple[str, ...]]],
     credit: tuple[str, str] | None,
+    manage: list[tuple[str, str]],
 ) -> str:
     escape = html.escape
     parts = [_paragraphs(finding)]
@@ -394,6 +418,10 @@ def _email_html(
         link = f'<a href="{escape(HIBP_URL)}">{escape(HIBP_URL)}</a>'
         parts.append(f"<p>{escape(credit[0])}{link}{escape(credit[1])}</p>")
     parts.append(_paragraphs(words["closing"]))
+    for label, url in manage:
+        parts.append(
+            f'<p><small>{escape(label)}<a href="{escape(url)}">{escape(url)}</a></small></p>'
+        )
 
     return (
         f'<!doctype html><html lang="{locale}"><head><meta charset="utf-8">'

@@ -261,6 +261,63 @@ MESSAGES: Final[dict[str, dict[Locale, str]]] = {
         "zh-CN": "确认链接无效或已过期，请登录后重新发送确认邮件。",
         "en": "This confirmation link is invalid or has expired. Sign in to send a new one.",
     },
+    # Preference links (one-click unsubscribe and SMS opt-out)
+    "preferences.title": {
+        "zh-CN": "消息订阅设置",
+        "en": "Message settings",
+    },
+    "preferences.list.email_alerts": {
+        "zh-CN": "泄露警报邮件",
+        "en": "breach alert e-mails",
+    },
+    "preferences.list.email_reports": {
+        "zh-CN": "每月安全报告邮件",
+        "en": "monthly security report e-mails",
+    },
+    "preferences.list.sms_alerts": {
+        "zh-CN": "泄露警报短信",
+        "en": "breach alert SMS",
+    },
+    "preferences.confirm_stop": {
+        "zh-CN": "点击下方按钮后，我们将不再向您发送{list}。您的账户、监控服务和其他消息不受影响。",
+        "en": "Press the button below and we will stop sending you {list}. Your account, its monitoring and your other messages stay as they are.",
+    },
+    "preferences.button_stop": {
+        "zh-CN": "停止接收",
+        "en": "Stop these messages",
+    },
+    "preferences.stopped": {
+        "zh-CN": "我们已不再向您发送{list}。您的账户、监控服务和其他消息不受影响。",
+        "en": "We no longer send you {list}. Your account, its monitoring and your other messages stay as they are.",
+    },
+    "preferences.currently_stopped": {
+        "zh-CN": "您目前不接收{list}。如需恢复，请点击下方按钮。",
+        "en": "You do not receive {list} at the moment. Press the button below to receive them again.",
+    },
+    "preferences.button_resubscribe": {
+        "zh-CN": "重新接收",
+        "en": "Receive them again",
+    },
+    "preferences.resubscribed": {
+        "zh-CN": "我们将重新向您发送{list}。",
+        "en": "We will send you {list} again.",
+    },
+    "preferences.link_invalid": {
+        "zh-CN": "链接无效，未做任何更改。请使用我们最近一封邮件中的链接，或登录后在账户设置中修改。",
+        "en": "This link is invalid and nothing was changed. Use the link in our latest e-mail, or change the setting in your account.",
+    },
+    "preferences.link_expired": {
+        "zh-CN": "链接已过期（邮件发出 {days} 天后失效），未做任何更改。请使用我们最近一封邮件中的链接，或登录后在账户设置中修改。",
+        "en": "This link has expired (links stop working {days} days after the e-mail was sent) and nothing was changed. Use the link in our latest e-mail, or change the setting in your account.",
+    },
+    "preferences.account_closed": {
+        "zh-CN": "该账户已注销，我们不会再向它发送任何消息。",
+        "en": "This account has been closed, and we send it no more messages.",
+    },
+    "preferences.choice_missing": {
+        "zh-CN": "请求正文应为 List-Unsubscribe=One-Click 或 resubscribe=yes（表单格式）。",
+        "en": "The request body must be the form field List-Unsubscribe=One-Click or resubscribe=yes.",
+    },
     # Idempotency
     "idempotency.key_reused": {
         "zh-CN": "该 Idempotency-Key 已用于内容不同的请求。",

@@ -93,6 +93,9 @@ class NotifierSettings(CoreSettings):
     sms_per_number_daily_cap: int = 4
     sms_alert_daily_budget: int = 20000
     email_sender: str
+    # The SES configuration set whose event destination publishes bounces and complaints.
+    # Unset, SES publishes no events for the notifier's messages.
+    ses_configuration_set: str | None = None
     # Local stack only: the Twilio emulator's base URL. Unset in AWS, where the SDK's default
     # https://api.twilio.com is used.
     twilio_base_url: str | None = None
@@ -142,6 +145,13 @@ class BreachCheckSettings(CoreSettings):
     # Local stack only: the HIBP emulator's API base URL. Unset in AWS, where the client's
     # default https://haveibeenpwned.com/api/v3 is used.
     hibp_base_url: str | None = None
+
+
+class AdminSettings(CoreSettings):
+    """Settings of the admin API function."""
+
+    # Written only with PutItem: the function's role cannot update or delete audit records.
+    audit_table_name: str
 
 
 class TwilioWebhookSettings(CoreSettings):

@@ -12,6 +12,7 @@ from idsentry.errors import DomainError, FieldProblem, NotFoundError, RequestVal
 from idsentry.http import HttpRequest, RequestBodyError, accept_language, parse_http_event
 from idsentry.i18n import Locale, message, negotiate_locale
 from idsentry.models.signup import parse_signup, parse_verify
+from idsentry.routes import preference_routes
 from idsentry.routes.signup_wiring import checkout_deps, signup_deps
 from idsentry.services import billing_links, checkout, email_links, signup
 from idsentry.services.idempotency import (
@@ -41,6 +42,8 @@ def handle(event: dict[str, Any]) -> dict[str, Any]:
             return _checkout_result(request, locale)
         if request.route_key == "GET /v1/billing/{token}":
             return _open_billing_link(request, locale)
+        if request.route_key in preference_routes.ROUTE_KEYS:
+            return preference_routes.handle(request, locale)
         raise NotFoundError("route.not_found")
     except DomainError as error:
         logger.info(

@@ -34,6 +34,7 @@ from idsentry.services.preferences import Preferences, load_preferences, set_sms
 from idsentry.services.quiet_hours import quiet_until
 from idsentry.services.risk import Severity
 from idsentry.services.sms_budget import take_alert_sms_budget
+from idsentry.services.unsubscribe import preference_url
 from idsentry.templates import render_email, render_sms
 
 logger = logging.getLogger(__name__)
@@ -416,6 +417,7 @@ def _send_alert(deps: NotifierDeps, ledger: Ledger, job: AlertJob) -> str:
     from idsentry.alert_templates import (
         SMS_SEVERITIES,
         AlertContent,
+        PreferenceLinks,
         render_alert_email,
         render_alert_sms,
     )
@@ -451,13 +453,28 @@ def _send_alert(deps: NotifierDeps, ledger: Ledger, job: AlertJob) -> str:
     outcome = "skipped"
     if contact.preferences.may_email("alerts"):
         email = contact.email()
-        message = render_alert_email(content, locale)
+        now_epoch = epoch(deps.clock())
+        links = PreferenceLinks(
+            sms_off=preference_url(
+                deps.pepper(), deps.public_base_url, job.subscriber_id, "sms:alerts", now_epoch
+            ),
+            email_off=preference_url(
+                deps.pepper(), deps.public_base_url, job.subscriber_id, "email:alerts", now_epoch
+            ),
+        )
+        message = render_alert_email(content, locale, links)
         outcome = _send(
             ledger,
             message_key,
             "email",
             job.subscriber_id,
-            lambda: deps.email().send(email, message.subject, message.text, message.html),
+            lambda: deps.email().send(
+                email,
+                message.subject,
+                message.text,
+                message.html,
+                unsubscribe_url=links.email_off,
+            ),
         )
 
     if alert["severity"] not in SMS_SEVERITIES or not contact.preferences.may_sms(alert=True):
