@@ -14,7 +14,8 @@ import requests
 from idsentry.adapters.bus import EventPublisher
 from idsentry.adapters.email import SesEmail
 from idsentry.clock import epoch, utc_now
-from idsentry.services import email_links, signup
+from idsentry.models.jobs import EmailConfirmationJob
+from idsentry.services import email_links, notify, signup
 from idsentry.services.preferences import load_preferences
 from idsentry.services.unsubscribe import (
     LINK_VALID_SECONDS,
@@ -458,3 +459,23 @@ def test_other_configuration_set_not_routed(harness: Harness) -> None:
     assert _drain(harness) == 0
 
     assert _prefs_item(harness, subscriber_id) == before
+
+
+def test_bounced_confirmation_email_reaches_its_account(harness: Harness) -> None:
+    subscriber_id = _subscriber(harness, confirmed=False)
+    profile = harness.table.get(f"SUB#{subscriber_id}", "PROFILE")
+    assert profile is not None
+    job = EmailConfirmationJob(job_id=f"job_{uuid.uuid4().hex}", subscriber_id=subscriber_id)
+    assert notify.process_job(harness.notifier, job) == "sent"
+    record = harness.table.get(f"NOTIFY#email_confirmation:{profile['email_fp']}", "email")
+    assert record is not None
+    _publish(
+        harness,
+        _ses_event("email_bounced_permanent.json", "wang@example.com", record["provider_id"]),
+    )
+
+    assert _drain(harness) == 1
+
+    prefs = _prefs_item(harness, subscriber_id)
+    assert prefs is not None and prefs["email_state"] == "suppressed"
+    assert len(_event_records(harness, subscriber_id)) == 1

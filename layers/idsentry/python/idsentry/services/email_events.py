@@ -4,7 +4,8 @@ A permanent bounce or a complaint suppresses e-mail to every subscriber whose co
 address is the bounced one (`set_email_state(..., "suppressed", reason)`). A transient or
 undetermined bounce, and a complaint marked "not-spam", is recorded only. The record
 `SUB#{id}/EMAILEVENT#{ses message id}#{type}` makes a redelivered event a no-op. Addresses
-are matched by fingerprint through the watch items of confirmed addresses, and never logged.
+are matched by fingerprint through the watch items of confirmed addresses, or through the
+ledger's link from the SES message id to the account it went to, and never logged.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from idsentry.crypto import Pepper
 from idsentry.identifiers import IdentifierError, canonical_email
 from idsentry.models.ses_events import NOT_SPAM_FEEDBACK, SesEvent
 from idsentry.services.exposures import watch_pk
+from idsentry.services.ledger import sent_email_subject
 from idsentry.services.preferences import set_email_state
 
 logger = logging.getLogger(__name__)
@@ -76,10 +78,8 @@ def apply_ses_event(deps: EmailEventDeps, event: SesEvent) -> Counter[str]:
     outcomes: Counter[str] = Counter()
 
     for address in verdict.recipients:
-        subscriber_ids = _subscribers_with_confirmed_address(deps, address)
+        subscriber_ids = _subscribers_with_address(deps, address, message_id)
         if not subscriber_ids:
-            # NOTE: an address that is not confirmed yet has no watch item, so the bounce of a
-            # confirmation e-mail (often a mistyped address) reaches no subscriber here.
             outcomes["unmatched"] += 1
             logger.info(
                 "ses event matched no confirmed address",
@@ -94,8 +94,13 @@ def apply_ses_event(deps: EmailEventDeps, event: SesEvent) -> Counter[str]:
     return outcomes
 
 
-def _subscribers_with_confirmed_address(deps: EmailEventDeps, address: str) -> set[str]:
-    """Return the subscribers whose current, confirmed e-mail address is `address`."""
+def _subscribers_with_address(deps: EmailEventDeps, address: str, message_id: str) -> set[str]:
+    """Return the subscribers whose current e-mail address is `address`.
+
+    Those with the address confirmed are found through its watch items. The account the
+    message itself went to is found through the ledger's link from SES's message id, so the
+    bounce of a confirmation e-mail (often a mistyped address) reaches its account too.
+    """
     try:
         canonical = canonical_email(address)
     except IdentifierError:
@@ -104,16 +109,19 @@ def _subscribers_with_confirmed_address(deps: EmailEventDeps, address: str) -> s
 
     # Watch items exist for confirmed addresses only, under every live pepper version.
     keys = [(watch_pk("email", fingerprint), "WATCH") for fingerprint in fingerprints]
-    watchers: set[str] = set()
+    confirmed: set[str] = set()
     for item in deps.table.get_many(keys).values():
-        watchers.update(item.get("subscriber_ids") or ())
+        confirmed.update(item.get("subscriber_ids") or ())
+    recipient = sent_email_subject(deps.table, message_id)
 
-    # The profile is checked too, so that only each subscriber's current, confirmed address counts.
+    # The profile is checked too, so that only each subscriber's current address counts.
     current = {str(fingerprint) for fingerprint in fingerprints}
     matched = set()
-    for subscriber_id in watchers:
+    for subscriber_id in confirmed | ({recipient} if recipient else set()):
         profile = deps.table.get(f"SUB#{subscriber_id}", "PROFILE")
-        if profile and profile.get("email_confirmed_at") and profile.get("email_fp") in current:
+        if profile is None or profile.get("email_fp") not in current:
+            continue
+        if subscriber_id == recipient or profile.get("email_confirmed_at"):
             matched.add(subscriber_id)
     return matched
 

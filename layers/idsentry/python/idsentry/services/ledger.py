@@ -30,6 +30,8 @@ LEDGER_TTL_SECONDS = 90 * 24 * 3600
 # A claim older than this outlived the notifier's timeout: whoever made it has stopped.
 STALE_PENDING_SECONDS = 180
 UNKNOWN_INDEX_KEY = "NOTIFY_UNKNOWN"
+SES_MESSAGE_PREFIX = "SESMSG#"
+SES_MESSAGE_SK = "SESMSG"
 
 # Twilio statuses that mean the message never reached the phone.
 _FAILED_STATUSES = {"failed", "undelivered", "canceled"}
@@ -117,6 +119,8 @@ class Ledger:
         self._mark(message_key, channel, "sent", provider_id=provider_id)
         if channel == "sms":
             self._link_sms(message_key, provider_id)
+        else:
+            self._link_email(message_key, provider_id, subject_id)
         logger.info("notification sent", extra={"message_key": message_key, "channel": channel})
         return Delivery("sent")
 
@@ -240,6 +244,26 @@ class Ledger:
                 ":expires": self._now() + LEDGER_TTL_SECONDS,
             },
         )
+
+
+    def _link_email(self, message_key: str, provider_id: str, subject_id: str) -> None:
+        # SES bounce and complaint events carry only the message id: this item tells which
+        # account the message went to, also before the address was confirmed.
+        self._table.put(
+            {
+                "pk": f"{SES_MESSAGE_PREFIX}{provider_id}",
+                "sk": SES_MESSAGE_SK,
+                "ledger_pk": _record_key(message_key),
+                "subject_id": subject_id,
+                "expires_at": self._now() + LEDGER_TTL_SECONDS,
+            }
+        )
+
+
+def sent_email_subject(table: MainTable, ses_message_id: str) -> str | None:
+    """Return the id of the account an e-mail went to, from SES's message id, if we sent it."""
+    item = table.get(f"{SES_MESSAGE_PREFIX}{ses_message_id}", SES_MESSAGE_SK)
+    return str(item["subject_id"]) if item else None
 
 
 def link_provider_id(
