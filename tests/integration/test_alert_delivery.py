@@ -202,3 +202,31 @@ def test_alert_email_carries_one_click_unsubscribe(harness: Harness) -> None:
     links = re.findall(r"https?://\S+/v1/preferences/\S+", email["text"])
     assert len(links) == 2
     assert f"<{links[1]}>" == header
+
+
+def test_codes_and_notices_ignore_quiet_hours(harness: Harness) -> None:
+    from datetime import UTC, datetime
+
+    from idsentry.services import dunning
+    from tests.integration.test_payment_notices import INVOICE
+
+    # 16:30 UTC is 00:30 in Shanghai, the subscriber's zone.
+    harness.clock.now = datetime(2026, 12, 4, 16, 30, tzinfo=UTC)
+    signup_id = harness.create("wang")
+    code = harness.send_code(signup_id)
+    subscriber_id = str(signup.verify_signup(harness.deps, signup_id, code)["subscriber_id"])
+    queue = RecordingQueue()
+    dunning.record_failure(
+        harness.table, queue, subscriber_id, INVOICE, _now(harness) + 86400, _now(harness)
+    )  # type: ignore[arg-type]
+
+    outcome = notify.process_job(harness.notifier, queue.jobs[0])
+
+    assert outcome == "sent"
+    notices = [m for m in _all_sms(harness) if "¥18.00" in str(m["body"])]
+    assert len(notices) == 1
+
+
+def _all_sms(harness: Harness) -> list[dict[str, Any]]:
+    assert harness.service.twilio is not None
+    return harness.service.twilio.messages()[_marks["sms"] :]

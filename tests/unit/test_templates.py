@@ -144,3 +144,34 @@ def test_reassigned_email(locale: Locale) -> None:
 def test_email_kinds_have_both_locales() -> None:
     for kind, entry in _EMAIL_TEXT.items():
         assert set(entry) == set(SUPPORTED_LOCALES), kind
+
+
+# Every variable any e-mail or SMS template uses, with a value of its usual shape.
+TEMPLATE_VARIABLES = {
+    "code": "123456",
+    "masked_email": "w***@example.com",
+    "masked_identifier": "1101**********1239",
+    "masked_mobile": "138****8001",
+    "link": "https://idsentry.example.com/v1/billing/token",
+    "amount": "¥18.00",
+    "until": "2026年12月11日",
+    "attempt": "2",
+}
+
+
+@pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
+@pytest.mark.parametrize("kind", sorted(_EMAIL_TEXT))
+def test_every_email_renders(kind: str, locale: Locale) -> None:
+    email = render_email(kind, locale, **TEMPLATE_VARIABLES)
+
+    assert "{" not in email.subject + email.text
+    assert email.html.startswith(f'<!doctype html><html lang="{locale}">')
+
+
+@pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
+@pytest.mark.parametrize("kind", sorted(SMS_TEMPLATES))
+def test_every_sms_renders(kind: str, locale: Locale) -> None:
+    text = render_sms(kind, locale, **TEMPLATE_VARIABLES)
+
+    assert "{" not in text
+    assert "http" not in text
