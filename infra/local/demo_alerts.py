@@ -1,6 +1,6 @@
 """`make demo`'s alert actions: the alerts subscribers receive, analyst review, opt-outs, quiet hours.
 
-Actions (each takes `signup`, the step that created the subscriber, unless it says otherwise):
+Actions (each takes `signup`, the step that created the subscriber, unless stated otherwise):
 
 - `check_alert`: read the alert of `breach` and check its `status`, `severity` and
   `confidence` against `expect`.
@@ -247,8 +247,9 @@ def act_receive_alert_sms(demo: Demo, step: dict[str, Any]) -> None:
         demo.write(f"│ {line}", 2)
     demo.write("└" + "─" * 30, 2)
 
-    if LINK_PATTERN.search(str(message["body"])):
-        raise demo.fail("sms_has_link", link=LINK_PATTERN.search(str(message["body"])))
+    link = LINK_PATTERN.search(str(message["body"]))
+    if link:
+        raise demo.fail("sms_has_link", link=link.group(0))
     if int(message["num_segments"]) > 2:
         raise demo.fail("alert_sms_too_long", segments=message["num_segments"])
 

@@ -27,7 +27,7 @@ from idsentry.errors import ProviderError
 logger = logging.getLogger(__name__)
 
 LEDGER_TTL_SECONDS = 90 * 24 * 3600
-# A claim older than this outlived the notifier's timeout: whoever made it has stopped.
+# A claim older than this outlived the notifier's timeout, so the process that made it has stopped.
 STALE_PENDING_SECONDS = 180
 UNKNOWN_INDEX_KEY = "NOTIFY_UNKNOWN"
 SES_MESSAGE_PREFIX = "SESMSG#"
@@ -51,7 +51,7 @@ class DeliveryInFlightError(RuntimeError):
 
 @dataclass(frozen=True)
 class Delivery:
-    """What one send attempt came to, with the provider's error code when it failed for good."""
+    """The result of one send attempt, with the provider's error code when it failed for good."""
 
     outcome: Outcome
     error_code: str | None = None
@@ -159,7 +159,7 @@ class Ledger:
         return self.settle(message_key, channel, record)
 
     def settle(self, message_key: str, channel: Channel, record: dict[str, Any]) -> Delivery:
-        """Settle a stale pending record from what the provider knows; never send again."""
+        """Settle a stale pending record from the provider's status of the message, without sending again."""
         provider_id = record.get("provider_id")
         status = self._lookup(channel, provider_id) if provider_id and self._lookup else None
 
@@ -245,9 +245,8 @@ class Ledger:
             },
         )
 
-
     def _link_email(self, message_key: str, provider_id: str, subject_id: str) -> None:
-        # SES bounce and complaint events carry only the message id: this item tells which
+        # SES bounce and complaint events carry only the message id. This item records which
         # account the message went to, also before the address was confirmed.
         self._table.put(
             {
@@ -272,7 +271,7 @@ def link_provider_id(
     """Record the provider's id on a still-pending record, from a status callback.
 
     The callback URL names the message key, so a callback that arrives while the sender is
-    still pending (or after it crashed) tells the settlement which message to ask about.
+    still pending (or after it crashed) gives the settlement the message id to look up.
     Records in any other state, and records that already have an id, are left alone.
     """
     table.update(
@@ -289,7 +288,7 @@ def unknown_deliveries(table: MainTable, limit: int = 100) -> list[dict[str, Any
     """Return the deliveries settled as `unknown`, oldest first, for support to follow up.
 
     Each entry names the message key, channel and subject id, never an address: support looks
-    the subscriber up and asks them whether the message arrived.
+    the subscriber up and contacts them to check whether the message arrived.
     """
     keys = [
         (item["pk"], item["sk"])

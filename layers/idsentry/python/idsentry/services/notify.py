@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 # How long Twilio may hold an SMS in its queue before dropping it (error 30036; at most
 # 36,000 s): a code is worthless after it expires, and a notice hours late only confuses.
 SMS_VALIDITY_SECONDS = {"otp": otp.VALID_SECONDS, "notice": 8 * 3600, "alert": 4 * 3600}
-# Twilio's create errors that no retry fixes, and what they say about the number.
+# Twilio's create errors that no retry fixes, and the number state each one means.
 SMS_OPTED_OUT_CODES = frozenset({"21610"})
 SMS_INVALID_CODES = frozenset({"21211", "21614"})
 

@@ -1,7 +1,7 @@
 """A subscriber's contact preferences and channel states, in one item per subscriber.
 
 `SUB#{id}/PREFS` holds what the subscriber chose (SMS for alerts, the e-mail lists they left)
-and what the providers told us (an SMS opt-out, an invalid number, a suppressed address).
+and what the providers reported (an SMS opt-out, an invalid number, a suppressed address).
 Every writer sets only its own attributes, so a bounce and an unsubscribe never overwrite
 each other. A missing item means the defaults: everything on, quiet hours in Asia/Shanghai.
 """
@@ -21,7 +21,7 @@ DEFAULT_TIMEZONE = "Asia/Shanghai"
 EmailList = Literal["alerts", "reports"]
 EMAIL_LISTS: tuple[EmailList, ...] = ("alerts", "reports")
 
-# What a provider told us about the number: opted out (Twilio 21610 or an inbound STOP) or
+# What a provider reported about the number: opted out (Twilio 21610 or an inbound STOP) or
 # not a mobile number that can receive SMS (21211, 21614).
 SmsState = Literal["ok", "opted_out", "invalid"]
 EmailState = Literal["ok", "suppressed"]
