@@ -33,6 +33,8 @@ UNKNOWN_INDEX_KEY = "NOTIFY_UNKNOWN"
 SES_MESSAGE_PREFIX = "SESMSG#"
 SES_MESSAGE_SK = "SESMSG"
 
+# States after which nothing is ever sent again for the record.
+SETTLED_STATES = frozenset({"sent", "failed", "unknown"})
 # Twilio statuses that mean the message never reached the phone.
 _FAILED_STATUSES = {"failed", "undelivered", "canceled"}
 
@@ -82,10 +84,18 @@ class Ledger:
         """Return the stored record of one message and channel, if any."""
         return self._table.get(_record_key(message_key), channel)
 
-    def already_sent(self, message_key: str, channel: Channel) -> bool:
-        """Return whether this message was sent, settled or claimed on this channel before."""
+    def state(self, message_key: str, channel: Channel) -> str | None:
+        """Return the record's state (`pending`, `retry`, `sent`, `failed`, `unknown`), or None."""
         record = self.record(message_key, channel)
-        return record is not None and record["state"] != "retry"
+        return str(record["state"]) if record else None
+
+    def already_sent(self, message_key: str, channel: Channel) -> bool:
+        """Return whether this message went out or was settled on this channel for good."""
+        return self.state(message_key, channel) in SETTLED_STATES
+
+    def resolve_pending(self, message_key: str, channel: Channel) -> Delivery:
+        """Resolve a claim found pending without sending: wait while fresh, settle once stale."""
+        return self._resolve_claimed(message_key, channel)
 
     def deliver(
         self,

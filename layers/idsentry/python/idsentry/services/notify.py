@@ -29,7 +29,7 @@ from idsentry.services import limits, otp
 from idsentry.services.billing_links import billing_url
 from idsentry.services.deferrals import defer_alert_sms
 from idsentry.services.email_links import confirmation_url
-from idsentry.services.ledger import Channel, Ledger
+from idsentry.services.ledger import SETTLED_STATES, Channel, Ledger
 from idsentry.services.preferences import Preferences, load_preferences, set_sms_state
 from idsentry.services.quiet_hours import quiet_until
 from idsentry.services.risk import Severity
@@ -116,8 +116,12 @@ def _send_code(deps: NotifierDeps, ledger: Ledger, job: OtpJob) -> str:
         logger.info("code job skipped", extra={"signup_id": job.signup_id, "code_id": job.code_id})
         return "skipped"
     message_key = f"code:{job.code_id}"
-    if ledger.already_sent(message_key, "sms"):
+    state = ledger.state(message_key, "sms")
+    if state in SETTLED_STATES:
         return "skipped"
+    if state == "pending":
+        # An earlier attempt may have sent the code: a new code would not match that SMS.
+        return ledger.resolve_pending(message_key, "sms").outcome
 
     # The code exists only here, between generation and the SMS: only its hash is stored.
     now = epoch(deps.clock())
@@ -300,8 +304,12 @@ def _send_notice_sms(
     validity_seconds: int,
 ) -> str:
     """Send one alert or notice SMS within the number's daily window; act on a refused number."""
-    if ledger.already_sent(message_key, "sms"):
+    state = ledger.state(message_key, "sms")
+    if state in SETTLED_STATES:
         return "skipped"
+    if state == "pending":
+        # The earlier attempt took the slot, and may have sent the message.
+        return ledger.resolve_pending(message_key, "sms").outcome
     if not _take_notice_slot(deps, contact.subscriber_id, epoch(deps.clock())):
         logger.info(
             "sms held back by the daily cap",
@@ -479,15 +487,18 @@ def _send_alert(deps: NotifierDeps, ledger: Ledger, job: AlertJob) -> str:
 
     if alert["severity"] not in SMS_SEVERITIES or not contact.preferences.may_sms(alert=True):
         return outcome
-    if ledger.already_sent(message_key, "sms"):
+    state = ledger.state(message_key, "sms")
+    if state in SETTLED_STATES:
         return outcome
     now = deps.clock()
     until = quiet_until(now, contact.preferences.timezone)
-    if until is not None and alert["severity"] != Severity.CRITICAL:
+    if state != "pending" and until is not None and alert["severity"] != Severity.CRITICAL:
         # The e-mail went now; the SMS waits for the morning, and the job comes back then.
         defer_alert_sms(deps.table, job, int(until.timestamp()), epoch(now))
         return _combined(outcome, "deferred")
-    if not take_alert_sms_budget(deps.table, epoch(now), deps.sms_alert_daily_budget):
+    if state != "pending" and not take_alert_sms_budget(
+        deps.table, epoch(now), deps.sms_alert_daily_budget
+    ):
         logger.info("alert sms held back by the daily budget", extra={"alert_id": job.alert_id})
         return outcome
     sms_outcome = _send_notice_sms(
