@@ -1,4 +1,7 @@
-"""Run the bench (intake, then the local service) and write docs/benchmarks.md: `python -m infra.bench`."""
+"""Run the bench (intake, the local service, notifications) and write docs/benchmarks.md.
+
+`python -m infra.bench` runs everything; `--only notifications` runs one section and prints it.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,13 @@ from pathlib import Path
 from infra.bench.coldstart import ColdStartBench
 from infra.bench.intake import IntakeSizes, measure_intake
 from infra.bench.intake_report import intake_section
-from infra.bench.report import command_line, render
+from infra.bench.notifications import (
+    DEFAULT_ALERTS,
+    DEFAULT_SEGMENTS_PER_SECOND,
+    DEFAULT_WORKERS,
+    run_notification_bench,
+)
+from infra.bench.report import command_line, notification_section, render
 from infra.bench.request_counts import (
     BenchFailedError,
     measure_request_counts,
@@ -29,6 +38,14 @@ def positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_rate(text: str) -> float:
+    """Parse a positive number option."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
     return value
 
 
@@ -62,9 +79,46 @@ def main(argv: list[str] | None = None) -> int:
         help="rows of the breach file ingested through the local stack "
         f"(default {IntakeSizes.local_rows})",
     )
+    parser.add_argument(
+        "--only",
+        choices=["notifications"],
+        help="run one section, print it and leave the output page as it is",
+    )
+    parser.add_argument(
+        "--alerts",
+        type=positive,
+        default=DEFAULT_ALERTS,
+        help=f"alerts sent in the notification section (default {DEFAULT_ALERTS})",
+    )
+    parser.add_argument(
+        "--notifier-workers",
+        type=positive,
+        default=DEFAULT_WORKERS,
+        help="worker processes consuming the notification queue at once "
+        f"(default {DEFAULT_WORKERS})",
+    )
+    parser.add_argument(
+        "--sms-rate",
+        type=positive_rate,
+        default=DEFAULT_SEGMENTS_PER_SECOND,
+        help="SMS segments per second that the Twilio emulator delivers in the notification "
+        f"section (default {DEFAULT_SEGMENTS_PER_SECOND:g})",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     started = time.perf_counter()
+
+    if args.only == "notifications":
+        try:
+            notifications = run_notification_bench(
+                args.alerts, args.notifier_workers, args.sms_rate
+            )
+        except BenchFailedError as exc:
+            print(f"bench failed: {exc}", file=sys.stderr)
+            return 1
+        print(notification_section(notifications))
+        return 0
+
     sizes = IntakeSizes(memory_rows=args.breach_rows, local_rows=args.local_breach_rows)
 
     # The intake measurements run first, in child processes, while no queue poller runs.
@@ -87,12 +141,21 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         service.stop()
 
+    # A service of its own, so that its Twilio emulator drains at --sms-rate and no earlier
+    # message waits in its queue.
+    try:
+        notifications = run_notification_bench(args.alerts, args.notifier_workers, args.sms_rate)
+    except BenchFailedError as exc:
+        print(f"bench failed: {exc}", file=sys.stderr)
+        return 1
+
     page = render(
         command_line(),
         units,
         cold_starts,
         intake_section(intake),
         duration_s=time.perf_counter() - started,
+        notifications=notifications,
     )
     args.output.write_text(page, encoding="utf-8")
     print(page)

@@ -8,10 +8,13 @@ that nothing else is loaded before the timer starts. The bench process imports
 
 Every mode starts its timer before it installs the call recorder and imports anything else,
 and stops it after the last AWS response, so the recorder's own cost is inside every figure.
+A baseline spec may also name one SMS to send through the twilio SDK after the AWS calls,
+because the notifier's first request sends one.
 """
 
 from __future__ import annotations
 
+import base64
 import importlib
 import json
 import os
@@ -29,6 +32,9 @@ OWN_TOP_LEVEL = frozenset({"__main__", "app", "idsentry", "child"})
 # Written to stderr when the timer starts, so that the bench counts only the `-X importtime`
 # lines after it.
 TIMER_STARTED = b"bench: timer started\n"
+# A JSON spec cannot carry bytes, so a replayed parameter of type blob (a KMS ciphertext) is
+# written as {BYTES_KEY: "<base64>"}.
+BYTES_KEY = "__base64_bytes__"
 
 
 class CallRecorder:
@@ -209,6 +215,7 @@ def run_function(spec: dict[str, Any]) -> dict[str, Any]:
         "elapsed_s": finished - started,
         "phases": {"import": imported - started, "first_request": finished - imported},
         "status": response.get("statusCode") if isinstance(response, dict) else None,
+        "batch_item_failures": _batch_item_failures(response),
         "calls": recorder.calls,
         "clients": recorder.clients,
         "modules": _third_party_modules(),
@@ -216,8 +223,39 @@ def run_function(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _batch_item_failures(response: Any) -> int | None:
+    """Return how many records an SQS handler's response reports as failed, or None."""
+    if not isinstance(response, dict) or "batchItemFailures" not in response:
+        return None
+    return len(response["batchItemFailures"] or [])
+
+
+def decode_bytes(value: Any) -> Any:
+    """Return value with every {BYTES_KEY: "<base64>"} replaced by the bytes it encodes."""
+    if isinstance(value, dict):
+        if set(value) == {BYTES_KEY}:
+            return base64.b64decode(value[BYTES_KEY])
+        return {key: decode_bytes(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [decode_bytes(item) for item in value]
+    return value
+
+
+def _send_sms(sms: dict[str, Any]) -> None:
+    """Send one SMS through the twilio SDK to the Twilio emulator at sms["base_url"]."""
+    from twilio.rest import Client
+
+    client = Client(sms["account_sid"], sms["auth_token"])
+    client.api.base_url = sms["base_url"]
+    client.region = None
+    client.edge = None
+    client.messages.create(
+        to=sms["to"], messaging_service_sid=sms["messaging_service_sid"], body=sms["body"]
+    )
+
+
 def run_baseline(spec: dict[str, Any]) -> dict[str, Any]:
-    """Import the same modules, create the same clients and replay the calls.
+    """Import the same modules, create the same clients, replay the calls and send the SMS.
 
     The clients share one boto3 session, unless the spec sets session_per_client.
     """
@@ -240,16 +278,21 @@ def run_baseline(spec: dict[str, Any]) -> dict[str, Any]:
     created = time.perf_counter()
     for call in spec["calls"]:
         method = getattr(clients[call["service"]], call["method"])
-        method(**call["params"])
+        method(**decode_bytes(call["params"]))
+    replayed = time.perf_counter()
+    phases = {
+        "import": imported - started,
+        "clients": created - imported,
+        "requests": replayed - created,
+    }
+    if "sms" in spec:
+        _send_sms(spec["sms"])
+        phases["sms"] = time.perf_counter() - replayed
     finished = time.perf_counter()
 
     return {
         "elapsed_s": finished - started,
-        "phases": {
-            "import": imported - started,
-            "clients": created - imported,
-            "requests": finished - created,
-        },
+        "phases": phases,
         "status": None,
         "calls": recorder.calls,
         "clients": recorder.clients,

@@ -1,14 +1,18 @@
 """Cold start of each measured function through its first request, against baselines.
 
-Every run is a fresh process. For the signup function and the Stripe webhook function:
+Every run is a fresh process. For the signup function, the Stripe webhook function and the
+notifier:
 
 - "function": `child.py` imports the function's `app.py` as Lambda does, with its directory
   and the layer on sys.path, in the function's template environment. It serves one event: a
-  `POST /v1/signups` with a new mobile number, or a `POST /v1/webhooks/stripe` delivery
-  with a new event id, signed just before the process starts.
+  `POST /v1/signups` with a new mobile number, a `POST /v1/webhooks/stripe` delivery with a
+  new event id, signed just before the process starts, or an SQS batch with the code SMS job
+  of a new signup, which the bench makes in-process just before.
 - "same work": a process that imports the same third-party modules that the function's
   process had loaded after its response, creates the same boto3 clients on one session and
   replays the same AWS operations with bench-only keys and targets (see `infra.bench.replay`).
+  For the notifier it also sends one SMS of the same length through the twilio SDK to the
+  Twilio emulator, because the function's request does.
 - "same work, a session per client" (signup only): the same, with a new boto3 session for
   each client as `idsentry.adapters.aws.client` created them, to show what sessions cost.
 - "boto3 only": a process that imports boto3 and creates one client, with no request.
@@ -26,8 +30,10 @@ consumer never looks up their made-up event ids in the local Stripe server.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -52,15 +58,18 @@ from infra.bench.request_counts import (
     stripe_events_queue_url,
 )
 from infra.bench.workload import IdentityFactory, new_stripe_event_id, signup_event, stripe_delivery
-from infra.local.provision import DUMMY_CREDENTIAL, FunctionSpec
+from infra.local.provision import DUMMY_CREDENTIAL, FunctionSpec, check_loopback
 from infra.local.service import LocalService
 from infra.local.stack import REPOSITORY_ROOT
 
 CHILD = Path(__file__).resolve().with_name("child.py")
 PYTHON = REPOSITORY_ROOT / ".venv" / "bin" / "python"
-# SDKs that no measured first request may load: the notifier and the Twilio webhook function
-# use twilio, and the billing consumer and Checkout (at verification) use stripe.
-MUST_NOT_LOAD = ("twilio", "stripe")
+NOTIFIER_FUNCTION = "NotifierFunction"
+# SDKs that a function's first request must not load, because another function needs them:
+# the notifier and the Twilio webhook function use twilio, and the billing consumer and
+# Checkout (at verification) use stripe.
+NOT_FOR_HTTP_FUNCTIONS = ("twilio", "stripe")
+NOT_FOR_NOTIFIER = ("stripe",)
 CHILD_TIMEOUT_S = 120
 SETTLE_DEADLINE_S = 30.0
 FINAL_SMS_STATUSES = ("delivered", "undelivered", "failed")
@@ -72,23 +81,45 @@ CLIENT_CONFIG = {
 }
 # Summary fields that name the replay's own targets, so they differ from the function's.
 TARGET_FIELDS = ("queue_url", "buses")
+SQS_SAMPLE_EVENT = REPOSITORY_ROOT / "events" / "sqs" / "notification_otp.json"
 
 
 @dataclass(frozen=True)
 class MeasuredFunction:
-    """A function whose cold start the bench measures, and the status its first request needs."""
+    """A function whose cold start the bench measures, and what its first request must return.
+
+    `expected_status` is the HTTP status of an HTTP API function, or None for an SQS consumer,
+    whose response must report no failed record. `must_not_load` names the SDKs whose modules
+    the process must not have loaded after its request.
+    """
 
     unit: str
     logical_id: str
-    expected_status: int
+    expected_status: int | None
     session_baseline: bool
+    must_not_load: tuple[str, ...]
 
 
 # The session-per-client baseline shows what sharing one boto3 session saves. The signup, with
-# four clients, shows it best, so the webhook skips it and the bench stays shorter.
+# four clients, shows it best, so the others skip it and the bench stays shorter.
 FUNCTIONS = (
-    MeasuredFunction("signup", SIGNUP_FUNCTION, 202, session_baseline=True),
-    MeasuredFunction("webhook", STRIPE_WEBHOOK_FUNCTION, 200, session_baseline=False),
+    MeasuredFunction(
+        "signup", SIGNUP_FUNCTION, 202, session_baseline=True, must_not_load=NOT_FOR_HTTP_FUNCTIONS
+    ),
+    MeasuredFunction(
+        "webhook",
+        STRIPE_WEBHOOK_FUNCTION,
+        200,
+        session_baseline=False,
+        must_not_load=NOT_FOR_HTTP_FUNCTIONS,
+    ),
+    MeasuredFunction(
+        "notifier",
+        NOTIFIER_FUNCTION,
+        None,
+        session_baseline=False,
+        must_not_load=NOT_FOR_NOTIFIER,
+    ),
 )
 
 
@@ -112,7 +143,8 @@ class ColdStartResult:
     """
 
     unit: str
-    expected_status: int
+    expected_status: int | None
+    must_not_load: tuple[str, ...]
     runs: int
     first: dict[str, ChildRun]
     timed: dict[str, list[ChildRun]] = field(default_factory=lambda: defaultdict(list))
@@ -159,6 +191,9 @@ class ColdStartBench:
         self.identities = IdentityFactory()
         self.stripe_queue_url = stripe_events_queue_url(service)
         self.stripe_event_ids: list[str] = []
+        # The number that the latest code job sends to, and the text of the first code SMS.
+        self.code_mobile: str | None = None
+        self.code_sms_body: str | None = None
         self._clients: dict[str, Any] = {}
         self._environments = {
             target.logical_id: self._child_environment(self.runtime.functions[target.logical_id])
@@ -195,6 +230,12 @@ class ColdStartBench:
                 "PYTHONPYCACHEPREFIX": str(self.workdir / "pycache"),
             }
         )
+        # The local service adds the emulators' base URLs (TWILIO_BASE_URL and the like) to the
+        # runtime's environment, not to the template. A function without them would call the
+        # real provider.
+        for name, value in self.runtime.environment.items():
+            if name.endswith("_BASE_URL") and name not in environment:
+                environment[name] = check_loopback(value)
         return environment
 
     def _spawn(
@@ -241,7 +282,77 @@ class ColdStartBench:
             event_id = new_stripe_event_id()
             self.stripe_event_ids.append(event_id)
             return stripe_delivery(event_id, self.service.stripe_webhook_secret)
+        if target.unit == "notifier":
+            return self._code_job_event(target)
         raise BenchFailedError(f"no first-request event is defined for unit {target.unit}")
+
+    def _code_job_event(self, target: MeasuredFunction) -> dict[str, Any]:
+        """Make a new signup in this process and return an SQS batch with its code SMS job.
+
+        The signup also puts that job on the notification queue, where it stays, because the
+        pollers are paused, until the queue is purged before they restart.
+        """
+        from idsentry.consents import CURRENT_VERSIONS
+        from idsentry.models.jobs import OtpJob
+        from idsentry.services.signup import signup_pk
+        from idsentry.wiring import main_table
+
+        identity = self.identities.new()
+        consents = {str(kind): version for kind, version in CURRENT_VERSIONS.items()}
+        response = self.runtime.invoke(SIGNUP_FUNCTION, signup_event(identity, consents))
+        if response.get("statusCode") != 202:
+            raise BenchFailedError(
+                f"the signup for a code job returned {response.get('statusCode')}: "
+                f"{response.get('body')}"
+            )
+        signup_id = str(json.loads(response["body"])["signup_id"])
+        signup = main_table().get(signup_pk(signup_id), "SIGNUP")
+        if signup is None or not signup.get("code_id"):
+            raise BenchFailedError("the signup for a code job stored no code id")
+
+        job = OtpJob(
+            job_id=f"job_bench_{uuid.uuid4().hex}", signup_id=signup_id, code_id=signup["code_id"]
+        )
+        self.code_mobile = identity.mobile
+        return sqs_event(job.model_dump_json(), self._queue_arn(target))
+
+    def _queue_arn(self, target: MeasuredFunction) -> str:
+        for mapping in self.runtime.mappings:
+            if mapping.function_logical_id == target.logical_id:
+                return mapping.event_source_arn
+        raise BenchFailedError(f"the template maps no queue to {target.logical_id}")
+
+    def _check_code_sms(self) -> None:
+        """Raise unless the Twilio emulator got exactly one SMS to the latest code job's number."""
+        assert self.service.twilio is not None
+        messages = [
+            message
+            for message in self.service.twilio.messages()
+            if message["to"] == self.code_mobile
+        ]
+        if len(messages) != 1:
+            raise BenchFailedError(
+                f"the notifier sent {len(messages)} SMS for one code job, expected exactly 1"
+            )
+        if self.code_sms_body is None:
+            self.code_sms_body = str(messages[0]["body"])
+
+    def _baseline_sms(self) -> dict[str, Any]:
+        """Return the SMS that the notifier's same-work process sends, to a number of its own.
+
+        The body has the length and alphabet of the first code SMS, with every digit set to 0.
+        """
+        assert self.service.twilio is not None
+        if self.code_sms_body is None:
+            raise BenchFailedError("no code SMS was sent before the same-work run")
+        return {
+            "base_url": self.service.twilio.base_url,
+            "account_sid": self.service.twilio_account_sid,
+            "auth_token": self.service.twilio_auth_token,
+            "messaging_service_sid": self.service.twilio_messaging_service_sid,
+            "to": self.identities.new().mobile,
+            "body": re.sub(r"[0-9]", "0", self.code_sms_body),
+        }
 
     def _function_spec(self, target: MeasuredFunction) -> dict[str, Any]:
         function = self.runtime.functions[target.logical_id]
@@ -262,19 +373,28 @@ class ColdStartBench:
                 "timeout_s": function.timeout_s,
                 "request_id": str(uuid.uuid4()),
             },
-            "check_loaded": list(MUST_NOT_LOAD),
+            "check_loaded": list(target.must_not_load),
         }
 
     def run_function(
         self, target: MeasuredFunction, python_options: tuple[str, ...] = ()
     ) -> ChildRun:
-        """Serve one first request in a fresh process; raise unless it got the expected status."""
+        """Serve one first request in a fresh process, and raise unless it got the expected response."""
         run = self._spawn(target, self._function_spec(target), python_options)
-        if run.result["status"] != target.expected_status:
+        if target.expected_status is None:
+            failures = run.result["batch_item_failures"]
+            if failures != 0:
+                raise BenchFailedError(
+                    f"the {target.unit} child reported {failures} failed records, expected "
+                    "none; its output:\n" + run.result["stderr"][-4000:]
+                )
+        elif run.result["status"] != target.expected_status:
             raise BenchFailedError(
                 f"the {target.unit} child got HTTP {run.result['status']}, expected "
                 f"{target.expected_status}; its output:\n" + run.result["stderr"][-4000:]
             )
+        if target.unit == "notifier":
+            self._check_code_sms()
         return run
 
     def run_baseline(
@@ -294,6 +414,8 @@ class ColdStartBench:
             "client_config": CLIENT_CONFIG,
             "calls": build_plan(recorded["calls"], replay_targets, self.client),
         }
+        if target.unit == "notifier":
+            spec["sms"] = self._baseline_sms()
         return self._spawn(target, spec)
 
     def run_boto3_only(self, target: MeasuredFunction, service_name: str) -> ChildRun:
@@ -396,7 +518,11 @@ class ColdStartBench:
             )
         first["boto3"] = self.run_boto3_only(target, first_client)
         result = ColdStartResult(
-            unit=target.unit, expected_status=target.expected_status, runs=self.runs, first=first
+            unit=target.unit,
+            expected_status=target.expected_status,
+            must_not_load=target.must_not_load,
+            runs=self.runs,
+            first=first,
         )
         self._check_calls(target, "same-work", first["baseline"], expected)
         if target.session_baseline:
@@ -423,6 +549,25 @@ class ColdStartBench:
         costs = import_costs(profiled.result["stderr"])
         result.import_costs, result.module_costs, result.import_total_us = costs
         return result
+
+
+def sqs_event(body: str, source_arn: str) -> dict[str, Any]:
+    """Return an SQS event with one record carrying body, in the shape of the sample event."""
+    event: dict[str, Any] = json.loads(SQS_SAMPLE_EVENT.read_text(encoding="utf-8"))
+    record = event["Records"][0]
+    now_ms = str(int(time.time() * 1000))
+    record.update(
+        {
+            "messageId": str(uuid.uuid4()),
+            "body": body,
+            "md5OfBody": hashlib.md5(body.encode("utf-8"), usedforsecurity=False).hexdigest(),
+            "eventSourceARN": source_arn,
+        }
+    )
+    record["attributes"].update(
+        {"SentTimestamp": now_ms, "ApproximateFirstReceiveTimestamp": now_ms}
+    )
+    return {"Records": [record]}
 
 
 def import_costs(stderr: str) -> tuple[list[tuple[str, int]], list[tuple[str, int]], int]:

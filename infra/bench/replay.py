@@ -9,18 +9,23 @@ against moto but touch no product data:
   conditional put for Put).
 - Messages go to a bench-only SQS queue and events to a bench-only EventBridge bus, both
   created by the bench, so no consumer ever processes them as jobs or events.
+- A KMS Decrypt unwraps a data key that the bench generated for a `bench_` owner id while it
+  built the plan.
 - Write requests are padded to the recorded request body size, so moto parses and stores as
   many bytes as it did for the function.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from infra.bench.child import BYTES_KEY
 
 BENCH_KEY_PREFIX = "BENCH#"
 BENCH_QUEUE_NAME = "idsentry-bench-replay"
@@ -106,8 +111,9 @@ def _bench_value(attribute_type: str, token: uuid.UUID) -> dict[str, str]:
 class _Builder:
     """Turn recorded call summaries into call parameters against the replay targets."""
 
-    def __init__(self, targets: ReplayTargets) -> None:
+    def __init__(self, targets: ReplayTargets, clients: Callable[[str], Any]) -> None:
         self.targets = targets
+        self.clients = clients
         self.expires_at = int(datetime.now(UTC).timestamp()) + ITEM_TTL_SECONDS
 
     def schema(self, table: str) -> KeySchema:
@@ -147,6 +153,19 @@ def _generate_data_key(builder: _Builder, summary: dict[str, Any], padding: int)
         "KeyId": summary["key_id"],
         "KeySpec": summary.get("key_spec") or "AES_256",
         "EncryptionContext": {"owner_id": "bench_" + uuid.uuid4().hex},
+    }
+
+
+def _decrypt(builder: _Builder, summary: dict[str, Any], padding: int) -> dict[str, Any]:
+    context = {"owner_id": "bench_" + uuid.uuid4().hex}
+    generated = builder.clients("kms").generate_data_key(
+        KeyId=summary["key_id"], KeySpec="AES_256", EncryptionContext=context
+    )
+    blob = base64.b64encode(generated["CiphertextBlob"]).decode("ascii")
+    return {
+        "CiphertextBlob": {BYTES_KEY: blob},
+        "KeyId": summary["key_id"],
+        "EncryptionContext": context,
     }
 
 
@@ -267,6 +286,7 @@ Replay = Callable[[_Builder, dict[str, Any], int], dict[str, Any]]
 REPLAYS: dict[tuple[str, str], tuple[str, Replay, bool]] = {
     ("secretsmanager", "GetSecretValue"): ("get_secret_value", _get_secret, False),
     ("kms", "GenerateDataKey"): ("generate_data_key", _generate_data_key, False),
+    ("kms", "Decrypt"): ("decrypt", _decrypt, False),
     ("dynamodb", "BatchGetItem"): ("batch_get_item", _batch_get, False),
     ("dynamodb", "GetItem"): ("get_item", _get_item, False),
     ("dynamodb", "PutItem"): ("put_item", _put_item, True),
@@ -296,9 +316,12 @@ def build_plan(
     """Return one replay call (service, boto3 method, parameters) per recorded call, in order.
 
     Every call gets new bench keys, so a plan can be built and replayed once per run.
-    `clients(service)` returns a client whose serializer measures the padded request size.
+    `clients(service)` returns a client whose serializer measures the padded request size, and
+    whose KMS client generates the data keys that replayed Decrypt calls unwrap. Blob
+    parameters are written as {BYTES_KEY: base64} for the JSON spec; `child.decode_bytes`
+    turns them back into bytes.
     """
-    builder = _Builder(targets)
+    builder = _Builder(targets, clients)
     plan = []
     for call in calls:
         operation = (call["service"], call["operation"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -112,9 +113,7 @@ class LocalStack:
         return self
 
     def _start_moto(self) -> None:
-        from moto.server import ThreadedMotoServer
-
-        server = ThreadedMotoServer(ip_address=LOOPBACK, port=self.port, verbose=False)
+        server = _moto_server_class()(ip_address=LOOPBACK, port=self.port, verbose=False)
         server.start()
         self.add_component("moto server", server.stop)
         host, port = server.get_host_and_port()
@@ -158,3 +157,46 @@ class LocalStack:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _dynamodb_serial(app: Any) -> Any:
+    """Wrap moto's WSGI app so that DynamoDB requests run one at a time.
+
+    moto's DynamoDB backend keeps tables in plain dicts without a lock, so two concurrent
+    requests can both pass one condition expression, or a query can fail with "dictionary
+    changed size during iteration" while a write lands. DynamoDB itself applies each
+    conditional write atomically; this lock gives the local stack the same guarantee. Other
+    services stay concurrent, because an SQS long poll must not hold the table up.
+    """
+    lock = threading.Lock()
+
+    def serial_app(environ: dict[str, Any], start_response: Any) -> Any:
+        if not str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB_"):
+            return app(environ, start_response)
+        with lock:
+            return list(app(environ, start_response))
+
+    return serial_app
+
+
+def _moto_server_class() -> Any:
+    from moto.server import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        ThreadedMotoServer,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    class DynamoSerialMotoServer(ThreadedMotoServer):  # type: ignore[misc]
+        """moto's threaded server with DynamoDB requests serialised (see _dynamodb_serial)."""
+
+        def _server_entry(self) -> None:
+            app = _dynamodb_serial(DomainDispatcherApplication(create_backend_app))
+            self._server = make_server(
+                self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
+            )
+            self._server_ready_event.set()
+            self._server.serve_forever()
+
+    return DynamoSerialMotoServer

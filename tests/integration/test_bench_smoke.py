@@ -1,12 +1,15 @@
-"""The bench's request counting, replay and intake measurements on tiny inputs (no timing)."""
+"""The bench's request counting, replay, intake, cold-start and notification measurements on tiny
+inputs (no timing)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import threading
 import time
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +17,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from infra.bench import intake_child
-from infra.bench.child import CallRecorder
+from infra.bench.child import CallRecorder, decode_bytes
+from infra.bench.coldstart import FUNCTIONS, ColdStartBench, ColdStartResult
 from infra.bench.intake import (
     BreachFile,
     IntakeResults,
@@ -27,8 +31,14 @@ from infra.bench.intake import (
 )
 from infra.bench.intake_report import intake_section
 from infra.bench.memory_aws import MemoryDynamoClient, apply_update
+from infra.bench.notifications import (
+    NotificationResult,
+    bench_moment,
+    check_delivery,
+    measure_notifications,
+)
 from infra.bench.replay import BENCH_KEY_PREFIX, build_plan, prepare_targets, recorded_tables
-from infra.bench.report import request_count_section
+from infra.bench.report import function_section, notification_section, request_count_section
 from infra.bench.request_counts import (
     BenchFailedError,
     UnitCalls,
@@ -46,6 +56,8 @@ pytestmark = pytest.mark.integration
 
 INTAKE_ROWS = 400
 CHECK_JOBS = 23
+NOTIFY_ALERTS = 20
+NOTIFY_WORKERS = 2
 # Small enough that the tiny file makes several chunks.
 SMALL_CHUNK_BYTES = 16 << 10
 
@@ -367,3 +379,114 @@ def test_breach_file_cached(small_breach: BreachFile) -> None:
     assert again.generated_s is None
     assert again.data == small_breach.data
     assert Path(again.manifest).is_file()
+
+
+@pytest.fixture(scope="module")
+def notified(service: LocalService) -> NotificationResult:
+    return measure_notifications(service, alerts=NOTIFY_ALERTS, workers=NOTIFY_WORKERS)
+
+
+def test_notify_each_alert_once(notified: NotificationResult) -> None:
+    assert notified.sms_messages == NOTIFY_ALERTS
+    assert notified.sms_duplicates == 0
+    assert notified.email_messages == NOTIFY_ALERTS
+    assert notified.email_duplicates == 0
+
+
+def test_notify_nothing_lost(notified: NotificationResult) -> None:
+    assert notified.sms_delivered == NOTIFY_ALERTS
+    assert notified.sms_lost == 0
+    assert notified.email_lost == 0
+    assert notified.ledger_not_sent == 0
+    assert notified.outcomes == {"sent": NOTIFY_ALERTS}
+    check_delivery(notified)
+
+
+def test_notify_counts_segments(notified: NotificationResult) -> None:
+    assert notified.segments == sum(
+        size * count for size, count in notified.segments_per_message.items()
+    )
+    assert notified.counted_segments < notified.segments
+    assert notified.drain_s > 0
+    assert notified.rate > 0
+
+
+def test_notify_leaves_queue_empty(service: LocalService, notified: NotificationResult) -> None:
+    assert service.stack is not None
+    sqs = service.stack.runtime.client("sqs")
+    queue_url = service.stack.runtime.functions["NotifierFunction"].environment[
+        "NOTIFICATION_QUEUE_URL"
+    ]
+
+    assert _queued(sqs, queue_url) == 0
+
+
+def test_notify_report_section(notified: NotificationResult) -> None:
+    text = notification_section(notified)
+
+    assert "## Notification throughput under the SMS rate limit" in text
+    assert "| duplicate SMS (messages beyond one per number) | 0 |" in text
+    assert f"{NOTIFY_WORKERS} worker processes" in text
+
+
+def test_delivery_check_rejects_loss(notified: NotificationResult) -> None:
+    duplicated = dataclasses.replace(notified, sms_duplicates=1)
+    lost = dataclasses.replace(notified, email_lost=2, ledger_not_sent=3)
+
+    with pytest.raises(BenchFailedError, match="1 duplicate SMS"):
+        check_delivery(duplicated)
+    with pytest.raises(BenchFailedError, match="2 alerts without an e-mail, 3 ledger records"):
+        check_delivery(lost)
+
+
+def test_bench_clock_outside_quiet_hours() -> None:
+    from zoneinfo import ZoneInfo
+
+    moment = bench_moment(date(2026, 12, 4)).astimezone(ZoneInfo("Asia/Shanghai"))
+
+    assert (moment.year, moment.month, moment.day) == (2026, 12, 4)
+    assert (moment.hour, moment.minute) == (10, 0)
+
+
+@pytest.fixture(scope="module")
+def notifier_cold_start(
+    service: LocalService, tmp_path_factory: pytest.TempPathFactory
+) -> ColdStartResult:
+    notifier = next(target for target in FUNCTIONS if target.unit == "notifier")
+    bench = ColdStartBench(service, tmp_path_factory.mktemp("coldstart"), 1, (notifier,))
+    (result,) = bench.run()
+    return result
+
+
+def test_notifier_cold_start_no_stripe(notifier_cold_start: ColdStartResult) -> None:
+    first = notifier_cold_start.first["function"].result
+
+    assert notifier_cold_start.must_not_load == ("stripe",)
+    assert first["loaded"] == {"stripe": False}
+    assert first["batch_item_failures"] == 0
+    assert "twilio" in {module.partition(".")[0] for module in first["modules"]}
+
+
+def test_notifier_baseline_same_calls(notifier_cold_start: ColdStartResult) -> None:
+    function_calls = notifier_cold_start.first["function"].result["calls"]
+    baseline = notifier_cold_start.first["baseline"].result
+    operations = [(call["service"], call["operation"]) for call in function_calls]
+
+    assert ("kms", "Decrypt") in operations
+    assert [(call["service"], call["operation"]) for call in baseline["calls"]] == operations
+    assert all(call["status"] == 200 for call in baseline["calls"])
+    assert "sms" in baseline["phases"]
+
+
+def test_notifier_section_names_stripe(notifier_cold_start: ColdStartResult) -> None:
+    text = function_section(notifier_cold_start)
+
+    assert "### Notifier (SQS notification jobs)" in text
+    assert "Every run must report no failed record" in text
+    assert "`stripe` not loaded" in text
+
+
+def test_decode_bytes_nested() -> None:
+    encoded = {"Blob": {"__base64_bytes__": "AAEC"}, "Items": [{"__base64_bytes__": "/w=="}]}
+
+    assert decode_bytes(encoded) == {"Blob": b"\x00\x01\x02", "Items": [b"\xff"]}

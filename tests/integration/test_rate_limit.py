@@ -165,8 +165,7 @@ def test_two_workers_racing(local_service: LocalService) -> None:
         return sum(taken)
 
     # The bucket exists before the race, so the workers race on its versioned update only.
-    # NOTE: moto 5.2.5's DynamoDB backend takes no lock, so two concurrent conditional writes can
-    # rarely both pass, while DynamoDB applies each one atomically. This test can then flake.
+    # The local stack serialises DynamoDB requests, as DynamoDB applies each write atomically.
     setup = MainTable("idsentry-local", local_service.stack.runtime.client("dynamodb"))
     assert TokenBucket(setup, name, requests_per_minute=10, burst=burst).try_take(START) == 0.0
     assert race(START) == burst - 1

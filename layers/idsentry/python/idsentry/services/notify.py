@@ -23,14 +23,20 @@ from idsentry.models.jobs import (
     IdentifierReassignedJob,
     OtpJob,
     PaymentNoticeJob,
+    SignInCodeJob,
 )
 from idsentry.money import format_money, parse_stripe_amount
-from idsentry.services import limits, otp
+from idsentry.services import limits, otp, signin
 from idsentry.services.billing_links import billing_url
 from idsentry.services.deferrals import defer_alert_sms
 from idsentry.services.email_links import confirmation_url
 from idsentry.services.ledger import SETTLED_STATES, Channel, Ledger
-from idsentry.services.preferences import Preferences, load_preferences, set_sms_state
+from idsentry.services.preferences import (
+    PREFS_SK,
+    Preferences,
+    preferences_from_item,
+    set_sms_state,
+)
 from idsentry.services.quiet_hours import quiet_until
 from idsentry.services.risk import Severity
 from idsentry.services.sms_budget import take_alert_sms_budget
@@ -81,7 +87,12 @@ def status_callback_url(public_base_url: str, message_key: str) -> str:
 
 def process_job(
     deps: NotifierDeps,
-    job: OtpJob | EmailConfirmationJob | IdentifierReassignedJob | PaymentNoticeJob | AlertJob,
+    job: OtpJob
+    | SignInCodeJob
+    | EmailConfirmationJob
+    | IdentifierReassignedJob
+    | PaymentNoticeJob
+    | AlertJob,
 ) -> str:
     """Process one job; returns "sent", "skipped", "failed", "unknown" or "deferred".
 
@@ -90,6 +101,8 @@ def process_job(
     ledger = _ledger(deps)
     if isinstance(job, OtpJob):
         return _send_code(deps, ledger, job)
+    if isinstance(job, SignInCodeJob):
+        return _send_sign_in_code(deps, ledger, job)
     if isinstance(job, EmailConfirmationJob):
         return _send_email_confirmation(deps, ledger, job)
     if isinstance(job, PaymentNoticeJob):
@@ -116,12 +129,9 @@ def _send_code(deps: NotifierDeps, ledger: Ledger, job: OtpJob) -> str:
         logger.info("code job skipped", extra={"signup_id": job.signup_id, "code_id": job.code_id})
         return "skipped"
     message_key = f"code:{job.code_id}"
-    state = ledger.state(message_key, "sms")
-    if state in SETTLED_STATES:
-        return "skipped"
-    if state == "pending":
-        # An earlier attempt may have sent the code: a new code would not match that SMS.
-        return ledger.resolve_pending(message_key, "sms").outcome
+    earlier = _earlier_code_outcome(ledger, message_key)
+    if earlier is not None:
+        return earlier
 
     # The code exists only here, between generation and the SMS: only its hash is stored.
     now = epoch(deps.clock())
@@ -148,15 +158,65 @@ def _send_code(deps: NotifierDeps, ledger: Ledger, job: OtpJob) -> str:
 
     key = deps.keys.get(job.signup_id)
     mobile = decrypt_field(key, job.signup_id, signup["mobile_enc"])
-    text = render_sms("otp", _locale(signup.get("locale")), code=code)
+    return _send_code_sms(
+        deps, ledger, message_key, job.signup_id, mobile, _locale(signup.get("locale")), code
+    )
+
+
+def _earlier_code_outcome(ledger: Ledger, message_key: str) -> str | None:
+    """Return the outcome of a code SMS that an earlier attempt settled or began, else None."""
+    state = ledger.state(message_key, "sms")
+    if state in SETTLED_STATES:
+        return "skipped"
+    if state == "pending":
+        # An earlier attempt may have sent the code: a new code would not match that SMS.
+        return ledger.resolve_pending(message_key, "sms").outcome
+    return None
+
+
+def _send_code_sms(
+    deps: NotifierDeps,
+    ledger: Ledger,
+    message_key: str,
+    subject_id: str,
+    mobile: str,
+    locale: Locale,
+    code: str,
+) -> str:
+    text = render_sms("otp", locale, code=code)
     callback = status_callback_url(deps.public_base_url, message_key)
     validity = SMS_VALIDITY_SECONDS["otp"]
     return _send(
         ledger,
         message_key,
         "sms",
-        job.signup_id,
+        subject_id,
         lambda: deps.sms().send(mobile, text, callback, validity),
+    )
+
+
+def _send_sign_in_code(deps: NotifierDeps, ledger: Ledger, job: SignInCodeJob) -> str:
+    """Send a sign-in code to the account that holds the number; send nothing when none does."""
+    message_key = f"code:{job.code_id}"
+    earlier = _earlier_code_outcome(ledger, message_key)
+    if earlier is not None:
+        return earlier
+
+    prepared = signin.prepare_code(deps.table, deps.pepper(), job, epoch(deps.clock()))
+    found = _subscriber_contact(deps, prepared.subscriber_id) if prepared else None
+    if prepared is None or found is None:
+        logger.info("sign-in code job skipped", extra={"sign_in_id": job.sign_in_id})
+        return "skipped"
+    profile, key = found
+    mobile = decrypt_field(key, prepared.subscriber_id, profile["mobile_enc"])
+    return _send_code_sms(
+        deps,
+        ledger,
+        message_key,
+        prepared.subscriber_id,
+        mobile,
+        _locale(profile.get("locale")),
+        prepared.code,
     )
 
 
@@ -237,18 +297,11 @@ def _beijing_date(epoch_seconds: int, locale: Locale) -> str:
     return f"{moment.year}年{moment.month}月{moment.day}日"
 
 
-def _mobile_fingerprint(deps: NotifierDeps, subscriber_id: str) -> str | None:
-    mobile = deps.table.get(f"SUB#{subscriber_id}", "IDENT#mobile")
-    fingerprint = (mobile or {}).get("fingerprints", {}).get(deps.pepper().current)
-    return str(fingerprint) if fingerprint else None
-
-
-def _take_notice_slot(deps: NotifierDeps, subscriber_id: str, now: int) -> bool:
+def _take_notice_slot(deps: NotifierDeps, mobile_fingerprint: str | None, now: int) -> bool:
     """Count one notice SMS in the number's 24-hour window; False when the window is full."""
-    fingerprint = _mobile_fingerprint(deps, subscriber_id)
-    if not fingerprint:
+    if not mobile_fingerprint:
         return False
-    key = f"SMSWIN#{fingerprint}"
+    key = f"SMSWIN#{mobile_fingerprint}"
     window = deps.table.get(key, "SMSWIN") or {}
     sends = limits.live_sends(limits.parse_sends(window.get("sends", [])), now)
     if not limits.decide_notice_send(sends, now, deps.sms_daily_cap).allowed:
@@ -275,6 +328,8 @@ class _Contact:
     profile: dict[str, Any]
     key: bytes
     preferences: Preferences
+    # The mobile number's fingerprint under the current pepper, which keys its SMS window.
+    mobile_fingerprint: str | None
 
     @property
     def locale(self) -> Locale:
@@ -287,12 +342,36 @@ class _Contact:
         return decrypt_field(self.key, self.subscriber_id, self.profile["mobile_enc"])
 
 
-def _contact(deps: NotifierDeps, subscriber_id: str) -> _Contact | None:
-    found = _subscriber_contact(deps, subscriber_id)
-    if found is None:
+# The subscriber's items that every job with a contact reads, in one BatchGetItem.
+CONTACT_SORT_KEYS = ("PROFILE", PREFS_SK, "IDENT#mobile")
+
+
+def _contact(
+    deps: NotifierDeps, subscriber_id: str, items: dict[str, dict[str, Any]] | None = None
+) -> _Contact | None:
+    """Return the subscriber's contact from `items` (by sort key), read here when not given."""
+    if items is None:
+        found = deps.table.get_many([(f"SUB#{subscriber_id}", sk) for sk in CONTACT_SORT_KEYS])
+        items = {sk: item for (_, sk), item in found.items()}
+    profile = items.get("PROFILE")
+    if profile is None:
         return None
-    profile, key = found
-    return _Contact(subscriber_id, profile, key, load_preferences(deps.table, subscriber_id))
+    try:
+        key = deps.keys.get(subscriber_id)
+    except DataKeyNotFoundError:
+        # The account was deleted: its contact details are unreadable by design.
+        return None
+
+    fingerprint = (
+        (items.get("IDENT#mobile") or {}).get("fingerprints", {}).get(deps.pepper().current)
+    )
+    return _Contact(
+        subscriber_id,
+        profile,
+        key,
+        preferences_from_item(items.get(PREFS_SK)),
+        str(fingerprint) if fingerprint else None,
+    )
 
 
 def _send_notice_sms(
@@ -310,7 +389,7 @@ def _send_notice_sms(
     if state == "pending":
         # The earlier attempt took the slot, and may have sent the message.
         return ledger.resolve_pending(message_key, "sms").outcome
-    if not _take_notice_slot(deps, contact.subscriber_id, epoch(deps.clock())):
+    if not _take_notice_slot(deps, contact.mobile_fingerprint, epoch(deps.clock())):
         logger.info(
             "sms held back by the daily cap",
             extra={"subscriber_id": contact.subscriber_id, "message_key": message_key},
@@ -350,7 +429,7 @@ def _act_on_refused_number(
     masked = mask(IdentifierKind.MOBILE, contact.mobile())
     message = render_email("mobile_invalid", contact.locale, masked_mobile=masked)
     email = contact.email()
-    fingerprint = _mobile_fingerprint(deps, contact.subscriber_id) or "unknown"
+    fingerprint = contact.mobile_fingerprint or "unknown"
     _send(
         ledger,
         f"mobile_invalid:{contact.subscriber_id}:{fingerprint}",
@@ -429,13 +508,21 @@ def _send_alert(deps: NotifierDeps, ledger: Ledger, job: AlertJob) -> str:
         render_alert_email,
         render_alert_sms,
     )
-    from idsentry.services.hibp_catalogue import load_breach
+    from idsentry.models.breach import Breach
+    from idsentry.services.hibp_catalogue import BREACH_SORT_KEY
 
-    contact = _contact(deps, job.subscriber_id)
-    items = deps.table.get_partition(f"SUB#{job.subscriber_id}")
+    # One BatchGetItem reads everything the alert needs: contact, alert, exposure, breach.
+    pk = f"SUB#{job.subscriber_id}"
+    alert_sort_keys = (f"ALERT#{job.breach_name}", f"EXPOSURE#{job.breach_name}")
+    ident_sort_keys = tuple(f"IDENT#{kind}" for kind in ALERT_KIND_ORDER)
+    keys = [(pk, sk) for sk in dict.fromkeys(CONTACT_SORT_KEYS + alert_sort_keys + ident_sort_keys)]
+    breach_key = (f"BREACH#{job.breach_name}", BREACH_SORT_KEY)
+    found = deps.table.get_many([*keys, breach_key])
+    items = {sk: item for (item_pk, sk), item in found.items() if item_pk == pk}
+    contact = _contact(deps, job.subscriber_id, items)
     alert = items.get(f"ALERT#{job.breach_name}")
     exposure = items.get(f"EXPOSURE#{job.breach_name}")
-    breach = load_breach(deps.table, job.breach_name)
+    breach = Breach.model_validate(found[breach_key]) if breach_key in found else None
     if contact is None or alert is None or exposure is None or breach is None:
         logger.info(
             "alert skipped", extra={"subscriber_id": job.subscriber_id, "alert_id": job.alert_id}
