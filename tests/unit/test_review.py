@@ -340,3 +340,14 @@ def test_instant_in_utc() -> None:
     )
     with pytest.raises(ValueError, match="timezone-aware"):
         format_instant(datetime(2026, 12, 5, 2, 0))
+
+
+@pytest.mark.parametrize(
+    ("reason", "message"),
+    [(None, "missing reason"), ("  ", "missing reason"), (42, "invalid reason: expected text")],
+)
+def test_decision_reason_message(reason: Any, message: str) -> None:
+    body = {"decision": "confirm"} if reason is None else {"decision": "confirm", "reason": reason}
+
+    with pytest.raises(review_input.ReviewInputError, match=message):
+        review_input.parse_decision(body)

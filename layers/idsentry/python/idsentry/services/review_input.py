@@ -95,7 +95,9 @@ def parse_decision(body: Mapping[str, Any]) -> DecisionRequest:
         raise ReviewInputError("decision", "invalid decision: expected 'confirm' or 'dismiss'")
 
     reason = body.get("reason")
-    if not isinstance(reason, str) or not reason.strip():
+    if reason is not None and not isinstance(reason, str):
+        raise ReviewInputError("reason", "invalid reason: expected text")
+    if reason is None or not reason.strip():
         raise ReviewInputError(
             "reason", "missing reason: explain why these exposures are confirmed or dismissed"
         )
