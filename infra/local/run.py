@@ -14,12 +14,24 @@ from infra.local.stack import REPOSITORY_ROOT
 OUTBOX = REPOSITORY_ROOT / ".local" / "outbox"
 
 
+# Headers written above each e-mail in the outbox, as a mail client shows them.
+OUTBOX_HEADERS = ("from", "to", "subject", "list-unsubscribe", "list-unsubscribe-post")
+
+
 def _write_outbox(service: LocalService, written: int) -> int:
-    """Write e-mails SES accepted since the last call to .local/outbox; returns the new count."""
+    """Write e-mails SES accepted since the last call to .local/outbox; returns the new count.
+
+    Each is `NNNN.html`: the HTML part, after an HTML comment with the message's headers.
+    """
     emails = service.sent_emails()
     for number, email in enumerate(emails[written:], start=written + 1):
+        headers = dict(email.get("headers") or {})
+        headers.setdefault("to", ", ".join(email.get("to") or ()))
+        headers.setdefault("subject", str(email.get("subject") or ""))
+        lines = [f"{name}: {headers[name]}" for name in OUTBOX_HEADERS if headers.get(name)]
+        comment = "<!--\n" + "\n".join(lines).replace("--", "- -") + "\n-->\n"
         page = OUTBOX / f"{number:04d}.html"
-        page.write_text(str(email["body"] or ""), encoding="utf-8")
+        page.write_text(comment + str(email["body"] or ""), encoding="utf-8")
     return len(emails)
 
 
