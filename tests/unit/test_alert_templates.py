@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import itertools
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -395,3 +396,19 @@ def test_alert_email_rejects_naive_found_at() -> None:
 
     with pytest.raises(ValueError, match="found_at must be timezone-aware"):
         render_alert_email(alert, "en")
+
+
+@pytest.mark.parametrize(
+    ("timezone", "locale", "shown"),
+    [
+        ("Asia/Shanghai", "zh-CN", "2026-11-20 18:30（北京时间）"),
+        ("Europe/London", "en", "2026-11-20 10:30 (Europe/London time)"),
+        ("Mars/Olympus_Mons", "en", "2026-11-20 18:30 (China Standard Time)"),
+    ],
+)
+def test_discovery_time_on_subscriber_clock(timezone: str, locale: Locale, shown: str) -> None:
+    alert = replace(make_alert(), found_at=datetime(2026, 11, 20, 10, 30, tzinfo=UTC))
+
+    email = render_alert_email(alert, locale, timezone=timezone)
+
+    assert shown in email.text

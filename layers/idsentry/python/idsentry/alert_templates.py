@@ -11,6 +11,7 @@ from idsentry.clock import SHANGHAI
 from idsentry.i18n import SUPPORTED_LOCALES, Locale
 from idsentry.identifiers import IdentifierKind
 from idsentry.models.breach import Breach, DataKind
+from idsentry.services.quiet_hours import resolve_timezone
 from idsentry.services.risk import Confidence, FoundBy, Severity
 from idsentry.sms_segments import count_segments
 from idsentry.templates import Email
@@ -210,6 +211,7 @@ _EMAIL_WORDS: Final[dict[Locale, dict[str, str]]] = {
         "breach_date": "泄露发生日期",
         "learned_at": "我们发现的时间",
         "time_zone": "（北京时间）",
+        "zone": "（{zone} 时间）",
         "separator": "：",
         "verified": "是否已核实",
         "severity": "风险等级",
@@ -226,6 +228,7 @@ _EMAIL_WORDS: Final[dict[Locale, dict[str, str]]] = {
         "breach_date": "Breach date",
         "learned_at": "We found it on",
         "time_zone": " (China Standard Time)",
+        "zone": " ({zone} time)",
         "separator": ": ",
         "verified": "Breach verified",
         "severity": "Severity",
@@ -321,13 +324,17 @@ def credits_hibp(alert: AlertContent) -> bool:
 
 
 def render_alert_email(
-    alert: AlertContent, locale: Locale, links: PreferenceLinks | None = None
+    alert: AlertContent,
+    locale: Locale,
+    links: PreferenceLinks | None = None,
+    timezone: str = "Asia/Shanghai",
 ) -> Email:
     """Render the alert e-mail in ``locale``: subject, plain text and HTML with escaped values.
 
     ``links``, when given, end the e-mail with the links that stop alert SMS and alert e-mails.
 
-    Dates are shown in Asia/Shanghai. Raises ValueError for an unsupported locale, an
+    The discovery time is shown in ``timezone`` (the subscriber's, an IANA name; an unknown one
+    falls back to Asia/Shanghai). Raises ValueError for an unsupported locale, an
     unmasked identifier or a naive ``found_at``.
     """
     _check_locale(locale)
@@ -341,11 +348,16 @@ def render_alert_email(
         "masked_identifier": alert.masked_identifier,
         "breach_title": alert.breach.title,
     }
-    found_at = alert.found_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
+    # The discovery time is shown on the subscriber's clock, named after its zone.
+    zone = resolve_timezone(timezone)
+    found_at = alert.found_at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    zone_label = (
+        words["time_zone"] if zone.key == SHANGHAI.key else words["zone"].format(zone=zone.key)
+    )
     facts = [
         (words["breach"], alert.breach.title),
         (words["breach_date"], alert.breach.breach_date.isoformat()),
-        (words["learned_at"], found_at + words["time_zone"]),
+        (words["learned_at"], found_at + zone_label),
         (words["verified"], _VERIFIED_TEXT[alert.breach.is_verified][locale]),
         (words["severity"], SEVERITY_TEXT[alert.severity][locale]),
         (words["confidence"], CONFIDENCE_TEXT[alert.confidence][locale]),

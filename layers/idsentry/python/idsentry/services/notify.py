@@ -557,7 +557,7 @@ def _send_alert(deps: NotifierDeps, ledger: Ledger, job: AlertJob) -> str:
                 deps.pepper(), deps.public_base_url, job.subscriber_id, "email:alerts", now_epoch
             ),
         )
-        message = render_alert_email(content, locale, links)
+        message = render_alert_email(content, locale, links, contact.preferences.timezone)
         outcome = _send(
             ledger,
             message_key,
