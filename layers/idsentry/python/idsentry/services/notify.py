@@ -48,6 +48,8 @@ logger = logging.getLogger(__name__)
 # How long Twilio may hold an SMS in its queue before dropping it (error 30036; at most
 # 36,000 s): a code is worthless after it expires, and a notice hours late only confuses.
 SMS_VALIDITY_SECONDS = {"otp": otp.VALID_SECONDS, "notice": 8 * 3600, "alert": 4 * 3600}
+# Stands for a ledger state that the caller has not read.
+UNREAD = "unread"
 # Twilio's create errors that no retry fixes, and the number state each one means.
 SMS_OPTED_OUT_CODES = frozenset({"21610"})
 SMS_INVALID_CODES = frozenset({"21211", "21614"})
@@ -381,9 +383,14 @@ def _send_notice_sms(
     message_key: str,
     text: Callable[[], str],
     validity_seconds: int,
+    state: str | None = UNREAD,
 ) -> str:
-    """Send one alert or notice SMS within the number's daily window; act on a refused number."""
-    state = ledger.state(message_key, "sms")
+    """Send one alert or notice SMS within the number's daily window; act on a refused number.
+
+    `state` is the ledger record's state (None: no record) when the caller has just read it.
+    """
+    if state == UNREAD:
+        state = ledger.state(message_key, "sms")
     if state in SETTLED_STATES:
         return "skipped"
     if state == "pending":
@@ -601,5 +608,6 @@ def _send_alert(deps: NotifierDeps, ledger: Ledger, job: AlertJob) -> str:
             breach_title=breach.title,
         ),
         SMS_VALIDITY_SECONDS["alert"],
+        state,
     )
     return _combined(outcome, sms_outcome)
