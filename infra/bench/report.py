@@ -529,11 +529,11 @@ _LOCAL_LIMIT_NOTE = (
     "Each alert job reads and writes DynamoDB, unwraps a data key with KMS and sends through "
     "SES, and each SMS brings two status callbacks that write DynamoDB too. All of these "
     "requests reach moto, which runs in the bench process together with the HTTP API and the "
-    "emulators, so that process keeps about one core busy and limits the jobs per second. "
-    "moto 5.2.5 answers a Query by collecting and sorting every item of the table, so the "
-    "notifier's partition read for each alert costs more as the seeded table grows. DynamoDB "
-    "reads a partition at a cost that does not depend on the table size, so on this machine "
-    "the rate is a lower bound for a deployment, not an estimate of it."
+    "emulators, and serves DynamoDB requests one at a time, so that process keeps about one "
+    "core busy and limits the jobs per second. The notifier reads an alert's items with one "
+    "BatchGetItem, whose cost does not grow with the table. In AWS each request goes to a "
+    "separate service, so on this machine the rate is a lower bound for a deployment, not an "
+    "estimate of it."
 )
 
 
