@@ -11,7 +11,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # SAM CLI telemetry would reach beyond this machine.
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: ingest setup demo run test lint typecheck template-lint unit integration e2e bench build requirements clean
+.PHONY: ingest setup demo run test lint typecheck template-lint unit integration e2e bench build requirements clean web-upload screenshots
 
 setup: $(VENV)/.synced
 
@@ -20,7 +20,7 @@ $(UV): requirements/uv.lock
 	$(TOOLS)/uv/bin/pip install --quiet --require-hashes -r requirements/uv.lock
 	touch $@
 
-$(VENV)/.synced: $(UV) uv.lock pyproject.toml
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml cli/pyproject.toml
 	UV_PYTHON=$(PYTHON) $(UV) sync --frozen --quiet
 	touch $@
 
@@ -35,8 +35,9 @@ demo: setup
 run: setup
 	$(PY) -m infra.local.run
 
+# The same as `.venv/bin/idsentry --local intake upload FILE --manifest MANIFEST`.
 ingest: setup
-	$(PY) -m infra.local.ingest --file "$(FILE)" --manifest "$(MANIFEST)"
+	$(VENV)/bin/idsentry --local intake upload "$(FILE)" --manifest "$(MANIFEST)"
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -72,6 +73,17 @@ build: setup $(SAM_VENV)/.synced
 	$(PY) -m infra.build.requirements --check
 	PATH="$(abspath $(SAM_VENV))/bin:$$PATH" $(SAM) build --parallel
 
+
+# Sync web/ to the signup page bucket of a deployed stack and refresh CloudFront's cache:
+# make web-upload STACK=idsentry-prod [REGION=ap-east-1]. Uses the environment's AWS credentials.
+web-upload: setup
+	@test -n "$(STACK)" || { echo "set STACK to the deployed stack's name: make web-upload STACK=idsentry-prod" >&2; exit 2; }
+	$(PY) -m infra.web.upload --stack-name "$(STACK)" $(if $(REGION),--region "$(REGION)")
+
+# docs/signup-page.png and docs/signup-page.en.png at phone width, from the local stack in
+# headless Chromium (Debian's chromium, chromium-driver and fonts-noto-cjk).
+screenshots: setup
+	$(PY) -m infra.web.screenshots
 
 clean:
 	rm -rf .aws-sam .local .pytest_cache .mypy_cache .ruff_cache

@@ -12,6 +12,7 @@ import re
 import secrets
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from urllib.parse import parse_qsl, unquote
 logger = logging.getLogger(__name__)
 
 ACCOUNT_ID = "123456789012"
+REGION = "us-east-1"
 DEFAULT_STAGE = "$default"
 DEFAULT_ROUTE_KEY = "$default"
 LOOPBACK_HOST = "127.0.0.1"
@@ -54,13 +56,30 @@ _DRAIN_LIMIT_BYTES = 4 * MAX_BODY_BYTES
 _READ_CHUNK_BYTES = 64 * 1024
 # Seconds between serve_forever's checks for stop(). The library default of 0.5 s slows tests.
 _SHUTDOWN_POLL_SECONDS = 0.05
+# The longest time API Gateway caches a Lambda authorizer's result (AuthorizerResultTtlInSeconds).
+MAX_AUTHORIZER_TTL_SECONDS = 3600
 
 InvokeFunction = Callable[[str, dict[str, Any]], Any]
 AuthorizeFunction = Callable[["Route", dict[str, Any]], dict[str, Any] | None]
+PagesFunction = Callable[["IncomingRequest"], "OutgoingResponse | None"]
 
 
 class RouteConfigError(ValueError):
     """A SAM template declares an HttpApi route that this server cannot serve."""
+
+
+@dataclass(frozen=True)
+class LambdaAuthorizer:
+    """A Lambda REQUEST authorizer of an HttpApi (payload format 2.0, simple responses).
+
+    `identity_sources` are ("header", lower-case name) or ("querystring", name) pairs.
+    A request that lacks any of them gets 401 without the function being invoked.
+    """
+
+    name: str
+    function_logical_id: str
+    identity_sources: tuple[tuple[str, str], ...]
+    result_ttl_seconds: int
 
 
 @dataclass(frozen=True)
@@ -72,6 +91,7 @@ class Route:
     path: str
     api_id_logical: str
     auth: Mapping[str, Any] | None = None
+    lambda_authorizer: LambdaAuthorizer | None = None
 
     @property
     def route_key(self) -> str:
@@ -164,14 +184,17 @@ def extract_routes(sam_template: Mapping[str, Any]) -> list[Route]:
     """Collect the HttpApi routes of the functions in an untranslated SAM template.
 
     A route without its own ``Auth`` inherits the ``DefaultAuthorizer`` of its API
-    (resource properties first, then ``Globals.HttpApi``). Raise RouteConfigError naming
-    the function and event for a payload format other than 2.0, a malformed path or
-    method, or a route key declared twice on one API.
+    (resource properties first, then ``Globals.HttpApi``). A route whose authorizer is a
+    Lambda authorizer of its API (``Auth.Authorizers.<name>.FunctionArn``) carries that
+    authorizer's configuration. Raise RouteConfigError naming the function and event for a
+    payload format other than 2.0, a malformed path or method, or a route key declared twice
+    on one API, and naming the authorizer for a Lambda authorizer this server cannot emulate.
     """
     resources = sam_template.get("Resources")
     if not isinstance(resources, Mapping):
         raise RouteConfigError("invalid SAM template: Resources is missing or not a mapping")
     default_authorizers = _default_authorizers(sam_template, resources)
+    lambda_authorizers = _lambda_authorizers(resources)
 
     routes: list[Route] = []
     seen: set[tuple[str, str]] = set()
@@ -186,6 +209,9 @@ def extract_routes(sam_template: Mapping[str, Any]) -> list[Route]:
             if not isinstance(event, Mapping) or event.get("Type") != "HttpApi":
                 continue
             route = _route_from_event(logical_id, event_name, event, default_authorizers)
+            authorizer = lambda_authorizers.get((route.api_id_logical, route.authorizer or ""))
+            if authorizer is not None:
+                route = replace(route, lambda_authorizer=authorizer)
             key = (route.api_id_logical, route.route_key)
             if key in seen:
                 raise RouteConfigError(
@@ -215,6 +241,65 @@ def _default_authorizers(
         if isinstance(default, str):
             defaults[logical_id] = default
     return defaults
+
+
+def _lambda_authorizers(resources: Mapping[str, Any]) -> dict[tuple[str, str], LambdaAuthorizer]:
+    """Return the Lambda authorizers of every HttpApi resource by (API logical id, name)."""
+    found: dict[tuple[str, str], LambdaAuthorizer] = {}
+    for logical_id, resource in resources.items():
+        if not isinstance(resource, Mapping) or resource.get("Type") != "AWS::Serverless::HttpApi":
+            continue
+        auth = (resource.get("Properties") or {}).get("Auth") or {}
+        for name, config in (auth.get("Authorizers") or {}).items():
+            authorizer = _lambda_authorizer(str(name), config, f"authorizer {name} of {logical_id}")
+            if authorizer is not None:
+                found[(logical_id, str(name))] = authorizer
+    return found
+
+
+def _lambda_authorizer(name: str, config: Any, where: str) -> LambdaAuthorizer | None:
+    """Read one SAM authorizer; None for a JWT authorizer, which is left to `authorize`."""
+    if not isinstance(config, Mapping):
+        raise RouteConfigError(f"invalid {where}: expected a mapping")
+    if "FunctionArn" not in config:
+        return None
+
+    function_arn = config["FunctionArn"]
+    get_att = function_arn.get("Fn::GetAtt") if isinstance(function_arn, Mapping) else None
+    if not (isinstance(get_att, list) and len(get_att) == 2 and get_att[1] == "Arn"):
+        raise RouteConfigError(
+            f"invalid FunctionArn ({where}): expected !GetAtt <function logical id>.Arn"
+        )
+    version = str(config.get("AuthorizerPayloadFormatVersion", ""))
+    if version != "2.0":
+        raise RouteConfigError(
+            f"unsupported AuthorizerPayloadFormatVersion {version!r} ({where}): "
+            "only 2.0 is emulated"
+        )
+    if config.get("EnableSimpleResponses") is not True:
+        raise RouteConfigError(
+            f"unsupported authorizer response ({where}): only EnableSimpleResponses: true "
+            "is emulated, not IAM policy responses"
+        )
+
+    identity = config.get("Identity") or {}
+    unsupported = sorted(set(identity) - {"Headers", "QueryStrings", "ReauthorizeEvery"})
+    if unsupported:
+        raise RouteConfigError(f"unsupported Identity {unsupported} ({where})")
+    sources = tuple(("header", str(header).lower()) for header in identity.get("Headers") or ())
+    sources += tuple(("querystring", str(query)) for query in identity.get("QueryStrings") or ())
+    # Required, because the AWS documentation no longer states the TTL used without it.
+    ttl = identity.get("ReauthorizeEvery")
+    if (
+        isinstance(ttl, bool)
+        or not isinstance(ttl, int)
+        or not 0 <= ttl <= MAX_AUTHORIZER_TTL_SECONDS
+    ):
+        raise RouteConfigError(
+            f"invalid or missing Identity.ReauthorizeEvery {ttl!r} ({where}): set 0 to "
+            f"{MAX_AUTHORIZER_TTL_SECONDS} seconds (0 turns result caching off)"
+        )
+    return LambdaAuthorizer(name, str(get_att[0]), sources, ttl)
 
 
 def _route_from_event(
@@ -308,12 +393,15 @@ def local_api_id(api_id_logical: str) -> str:
 class LocalHttpApi:
     """Serve SAM HttpApi routes on 127.0.0.1 as API Gateway HTTP API payload format 2.0 events.
 
-    ``invoke(function_logical_id, event)`` runs the handler and returns its result. For
-    routes protected by an authorizer, ``authorize(route, event)`` returns the
-    ``requestContext.authorizer`` value, or None to reject the request with 401. Without
-    ``authorize``, protected routes always respond with 403. ``trust_forwarded_for`` takes
-    ``sourceIp`` from the first X-Forwarded-For address, so that tests and benchmarks can
-    simulate several clients. Never enable it for a server that others can reach.
+    ``invoke(function_logical_id, event)`` runs the handler and returns its result. A route
+    with a Lambda authorizer invokes the authorizer's function through ``invoke`` first, as
+    API Gateway does. For routes protected by another authorizer (``AWS_IAM``, JWT),
+    ``authorize(route, event)`` returns the ``requestContext.authorizer`` value, or None to
+    reject the request with 401. Without ``authorize``, those routes always respond with 403.
+    ``trust_forwarded_for`` takes ``sourceIp`` from the first X-Forwarded-For address, so that
+    tests and benchmarks can simulate several clients. Never enable it for a server that others can reach.
+    ``pages(request)`` may answer a request before routing (the signup page's static files),
+    or return None to pass it on to the routes.
 
     NOTE: CorsConfiguration is not emulated, so browser preflight requests get 404.
     """
@@ -327,6 +415,7 @@ class LocalHttpApi:
         stage: str = DEFAULT_STAGE,
         authorize: AuthorizeFunction | None = None,
         trust_forwarded_for: bool = False,
+        pages: PagesFunction | None = None,
     ) -> None:
         if host != LOOPBACK_HOST:
             raise ValueError(f"invalid host {host!r}: the local HTTP API binds to 127.0.0.1 only")
@@ -346,12 +435,18 @@ class LocalHttpApi:
 
         self._invoke = invoke
         self._authorize = authorize
+        self._pages = pages
         self._host = host
         self._port = port
         self._stage = stage
         self._trust_forwarded_for = trust_forwarded_for
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        # (authorizer name, identity source values) -> (monotonic expiry, context or None to deny)
+        self._authorizer_results: dict[
+            tuple[str, tuple[str, ...]], tuple[float, dict[str, Any] | None]
+        ] = {}
+        self._authorizer_lock = threading.Lock()
 
     @property
     def stage(self) -> str:
@@ -415,6 +510,9 @@ class LocalHttpApi:
     def handle(self, request: IncomingRequest) -> OutgoingResponse:
         """Route one request, invoke its function and map the result like API Gateway."""
         request_id = _new_request_id()
+        page = self._pages(request) if self._pages is not None else None
+        if page is not None:
+            return self._finish(request, None, request_id, page)
         path, _, raw_query = request.target.partition("?")
         route_path = self._strip_stage(path)
         found = self._find_route(request.method, route_path) if route_path is not None else None
@@ -424,7 +522,11 @@ class LocalHttpApi:
         route = compiled.route
 
         event = self._build_event(request, route, path, raw_query, path_parameters, request_id)
-        if route.authorizer is not None:
+        if route.lambda_authorizer is not None:
+            denied = self._run_lambda_authorizer(route.lambda_authorizer, route, event, request_id)
+            if denied is not None:
+                return self._finish(request, route, request_id, denied)
+        elif route.authorizer is not None:
             denied = self._check_authorization(route, event, request_id)
             if denied is not None:
                 return self._finish(request, route, request_id, denied)
@@ -500,6 +602,93 @@ class LocalHttpApi:
             return _message_response(401, "Unauthorized")
         event["requestContext"]["authorizer"] = context
         return None
+
+    def _run_lambda_authorizer(
+        self,
+        authorizer: LambdaAuthorizer,
+        route: Route,
+        event: dict[str, Any],
+        request_id: str,
+    ) -> OutgoingResponse | None:
+        """Invoke the route's Lambda authorizer as API Gateway does; None lets the request through.
+
+        A missing or empty identity source gets 401 without an invocation, a denial 403, and
+        an authorizer that fails or returns another shape 500. An allowed request's event gets
+        the authorizer's context as `requestContext.authorizer.lambda`. Results are cached
+        per identity source values for the authorizer's TTL.
+        """
+        values = _identity_values(authorizer, event)
+        if values is None:
+            return _message_response(401, "Unauthorized")
+
+        cache_key = (authorizer.name, values)
+        with self._authorizer_lock:
+            cached = self._authorizer_results.get(cache_key)
+        if cached is not None and cached[0] > time.monotonic():
+            context = cached[1]
+        else:
+            try:
+                context = self._invoke_authorizer(authorizer, route, event, values)
+            except _InvalidAuthorizerResponse as exc:
+                logger.error(
+                    "authorizer failed",
+                    extra={
+                        "request_id": request_id,
+                        "function": authorizer.function_logical_id,
+                        "error_type": exc.error_type,
+                    },
+                )
+                return _server_error()
+            if authorizer.result_ttl_seconds > 0:
+                with self._authorizer_lock:
+                    expires = time.monotonic() + authorizer.result_ttl_seconds
+                    self._authorizer_results[cache_key] = (expires, context)
+
+        if context is None:
+            return _message_response(403, "Forbidden")
+        event["requestContext"]["authorizer"] = {"lambda": context}
+        return None
+
+    def _invoke_authorizer(
+        self,
+        authorizer: LambdaAuthorizer,
+        route: Route,
+        event: dict[str, Any],
+        values: tuple[str, ...],
+    ) -> dict[str, Any] | None:
+        """Return the context of an allowing simple response, or None for a denial."""
+        context = event["requestContext"]
+        method = context["http"]["method"]
+        route_path = self._strip_stage(event["rawPath"]) or event["rawPath"]
+        authorizer_event: dict[str, Any] = {
+            "version": "2.0",
+            "type": "REQUEST",
+            "routeArn": f"arn:aws:execute-api:{REGION}:{ACCOUNT_ID}:{context['apiId']}/"
+            f"{self._stage}/{method}{route_path}",
+            "identitySource": list(values),
+            "routeKey": route.route_key,
+            "rawPath": event["rawPath"],
+            "rawQueryString": event["rawQueryString"],
+        }
+        # The authorizer gets the request without its body.
+        for name in ("cookies", "headers", "queryStringParameters", "requestContext"):
+            if name in event:
+                authorizer_event[name] = event[name]
+        if "pathParameters" in event:
+            authorizer_event["pathParameters"] = event["pathParameters"]
+
+        try:
+            result = self._invoke(authorizer.function_logical_id, authorizer_event)
+        except Exception as exc:
+            raise _InvalidAuthorizerResponse(type(exc).__name__) from exc
+        if not isinstance(result, dict) or not isinstance(result.get("isAuthorized"), bool):
+            raise _InvalidAuthorizerResponse("InvalidResponse")
+        if not result["isAuthorized"]:
+            return None
+        allowed = result.get("context") or {}
+        if not isinstance(allowed, dict):
+            raise _InvalidAuthorizerResponse("InvalidResponse")
+        return allowed
 
     def _build_event(
         self,
@@ -595,6 +784,27 @@ class LocalHttpApi:
         )
         headers = [*response.headers, ("apigw-requestid", request_id)]
         return OutgoingResponse(response.status, headers, response.body)
+
+
+class _InvalidAuthorizerResponse(Exception):
+    def __init__(self, error_type: str) -> None:
+        super().__init__(f"authorizer failed: {error_type}")
+        self.error_type = error_type
+
+
+def _identity_values(
+    authorizer: LambdaAuthorizer, event: Mapping[str, Any]
+) -> tuple[str, ...] | None:
+    """Return the values of the authorizer's identity sources, or None when one is missing or empty."""
+    headers = event.get("headers") or {}
+    query = event.get("queryStringParameters") or {}
+    values: list[str] = []
+    for location, name in authorizer.identity_sources:
+        value = headers.get(name) if location == "header" else query.get(name)
+        if not value:
+            return None
+        values.append(str(value))
+    return tuple(values)
 
 
 def _event_headers(raw_headers: Sequence[tuple[str, str]]) -> tuple[dict[str, str], list[str]]:

@@ -51,8 +51,9 @@ RECORDED_TYPES = frozenset(
     }
 )
 
-# Types served by other local components (the local HTTP server serves the API routes).
-SKIPPED_PREFIXES = ("AWS::ApiGatewayV2::",)
+# Types served by other local components: the local HTTP server serves the API routes, and
+# the signup page in place of the CloudFront distribution.
+SKIPPED_PREFIXES = ("AWS::ApiGatewayV2::", "AWS::CloudFront::")
 
 
 def check_loopback(endpoint_url: str) -> str:
@@ -703,7 +704,28 @@ class Provisioner:
             record.properties = dict(resource.get("Properties") or {})
         if resource_type == "AWS::ApiGatewayV2::Api":
             record.physical_id = hashlib.sha256(logical_id.encode()).hexdigest()[:10]
+        if resource_type.startswith("AWS::CloudFront::"):
+            record.physical_id, record.attributes = self._cloudfront_placeholder(
+                logical_id, resource_type
+            )
         return record
+
+    def _cloudfront_placeholder(
+        self, logical_id: str, resource_type: str
+    ) -> tuple[str, dict[str, Any]]:
+        """Return a made-up id and attributes in CloudFront's format.
+
+        Other resources refer to them, for example the signup page bucket's policy to the
+        distribution's id.
+        """
+        identifier = "E" + hashlib.sha256(logical_id.encode()).hexdigest()[:13].upper()
+        if resource_type == "AWS::CloudFront::Distribution":
+            domain = f"d{identifier[1:].lower()}.cloudfront.net"
+            return identifier, {"Id": identifier, "DomainName": domain}
+        if resource_type == "AWS::CloudFront::Function":
+            arn = self._arn("cloudfront", f"function/{logical_id}", region=False)
+            return arn, {"FunctionARN": arn, "FunctionMetadata.FunctionARN": arn, "Stage": "LIVE"}
+        return identifier, {"Id": identifier}
 
     def _report_ignored(
         self, logical_id: str, resource_type: str, properties: Mapping[str, Any], applied: set[str]

@@ -61,6 +61,7 @@ def main() -> int:
 
     try:
         print(f"IDSentry local stack ready at {service.base_url}", flush=True)
+        print(f"Signup page: {service.signup_page_url}", flush=True)
         print(
             f"E-mails are written to {OUTBOX.relative_to(REPOSITORY_ROOT)}/; stop with Ctrl-C.",
             flush=True,

@@ -14,12 +14,15 @@ from typing import Any
 
 from infra.local.emulators.hibp import HibpEmulator
 from infra.local.emulators.realname import RealNameEmulator
+from infra.local.emulators.ses_suppression import install as install_ses_suppression_list
 from infra.local.emulators.stripe import TEST_API_KEY, LocalStripe
 from infra.local.emulators.stripe_shim import StripeShim
 from infra.local.emulators.twilio import TwilioEmulator
 from infra.local.http_api import LocalHttpApi, Route, extract_routes
 from infra.local.stack import DEFAULT_TEMPLATE, REPOSITORY_ROOT, LocalStack
-from infra.local.template import load_template
+from infra.local.static_site import SIGNUP_PAGE_PREFIX, LocalSignupPage
+from infra.local.template import TemplateError, load_template
+from infra.web.site import page_config
 
 LOG = logging.getLogger(__name__)
 LOOPBACK = "127.0.0.1"
@@ -73,12 +76,16 @@ def clear_cached_dependencies() -> None:
     from idsentry import wiring
     from idsentry.adapters import aws
     from idsentry.routes import (
+        account_authorizer,
         admin_routes,
         billing_jobs,
         breach_jobs,
         check_jobs,
+        deletion_jobs,
         jobs,
+        privacy_wiring,
         risk_jobs,
+        sign_in_routes,
         signup_wiring,
     )
     from idsentry.routes.email_event_jobs import email_event_deps
@@ -101,6 +108,13 @@ def clear_cached_dependencies() -> None:
         risk_jobs.alert_deps,
         admin_routes.review_deps,
         email_event_deps,
+        sign_in_routes.sign_in_deps,
+        account_authorizer.verification_key,
+        privacy_wiring.export_deps,
+        privacy_wiring.breach_index,
+        privacy_wiring.deletion_queue,
+        privacy_wiring.audit_trail,
+        deletion_jobs.deletion_deps,
     ):
         cached.cache_clear()
 
@@ -230,6 +244,8 @@ class LocalService:
             "HibpRequestsPerMinute": str(LOCAL_HIBP_REQUESTS_PER_MINUTE),
             **self.parameters,
         }
+        # moto lacks SES's suppression list, which account deletion empties of the address.
+        install_ses_suppression_list()
         self.stack = LocalStack(
             self.template_path,
             parameter_overrides=parameters,
@@ -271,6 +287,7 @@ class LocalService:
             stage=self.stage,
             trust_forwarded_for=self.trust_forwarded_for,
             authorize=self._authorize,
+            pages=LocalSignupPage(self._signup_page_config).respond,
         )
         self.http_api.start()
         # Like a deployed endpoint, subscribe only to the event types the consumer applies.
@@ -292,6 +309,18 @@ class LocalService:
         if self.http_api is None:
             raise RuntimeError("the local service is not started")
         return self.http_api.base_url
+
+    @property
+    def signup_page_url(self) -> str:
+        """Return the URL of the signup page (zh-CN; the English page is under en/)."""
+        if self.http_api is None:
+            raise RuntimeError("the local service is not started")
+        return f"{self.http_api.server_url}{SIGNUP_PAGE_PREFIX}/"
+
+    def _signup_page_config(self) -> dict[str, Any]:
+        assert self.stack is not None
+        cross_border = self.stack.provisioned.parameters["CrossBorder"] == "true"
+        return page_config(self.base_url, cross_border=cross_border)
 
     def sent_emails(self) -> list[dict[str, Any]]:
         """Return the e-mails SES accepted, oldest first.
@@ -339,6 +368,7 @@ class LocalService:
         STATE_FILE.parent.mkdir(exist_ok=True)
         state = {
             "base_url": self.base_url,
+            "signup_page_url": self.signup_page_url,
             "aws_endpoint_url": self.stack.endpoint_url,
             "aws_region": "us-east-1",
             "intake_bucket": self.stack.runtime.environment["INTAKE_BUCKET"],
@@ -361,8 +391,25 @@ class LocalService:
                 "webhook_secret": self.stripe_webhook_secret,
             },
             "note": "Test-only secrets of this local run; regenerated at every start.",
+            # The template's outputs as provisioned in moto, read by the `idsentry` CLI. The
+            # HTTP API is served at base_url; the output ApiUrl names no local server.
+            "outputs": self._resolved_outputs(),
         }
         STATE_FILE.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+
+    def _resolved_outputs(self) -> dict[str, Any]:
+        """Resolve the template's Outputs; one that does not resolve locally is left out."""
+        assert self.stack is not None
+        provisioned = self.stack.provisioned
+        outputs: dict[str, Any] = {}
+        for name in provisioned.template.get("Outputs") or {}:
+            try:
+                outputs[name] = provisioned.output(name)
+            except (KeyError, TemplateError) as exc:
+                LOG.warning(
+                    "template output not resolved", extra={"output": name, "error": str(exc)}
+                )
+        return outputs
 
     def stop(self) -> None:
         """Stop every started component, last started first."""

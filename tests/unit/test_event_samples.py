@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -13,6 +14,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from pydantic import TypeAdapter
 from twilio.request_validator import RequestValidator
 
@@ -20,6 +23,7 @@ from idsentry.crypto import Pepper, verify_token
 from idsentry.http import parse_http_event
 from idsentry.models.events import ALL_EVENT_TYPES, ExposureDetected
 from idsentry.models.jobs import (
+    AccountDeletionJob,
     CheckJob,
     ChunkJob,
     HibpJob,
@@ -27,7 +31,10 @@ from idsentry.models.jobs import (
     PlanPageJob,
     StripeEventJob,
 )
+from idsentry.routes import account_authorizer
 from idsentry.routes.breach_jobs import manifest_keys
+from idsentry.services.tokens import VerificationKey
+from idsentry.settings import AccountAuthorizerSettings
 from infra.local.http_api import Route, extract_routes
 from infra.local.template import IntrinsicResolver, PseudoParameters, load_template
 
@@ -41,6 +48,12 @@ BUS_SAMPLES = sorted((EVENTS_DIR / "bus").glob("*.json"))
 SQS_SAMPLES = sorted((EVENTS_DIR / "sqs").glob("*.json"))
 HTTP_SAMPLES = sorted((EVENTS_DIR / "http").glob("*.json"))
 SCHEDULE_SAMPLES = sorted((EVENTS_DIR / "schedule").glob("*.json"))
+AUTHORIZER_SAMPLES = sorted((EVENTS_DIR / "authorizer").glob("*.json"))
+# The public half of the key that signed the access token in the account samples (the private
+# half was discarded), with the key id the token names.
+SAMPLE_TOKEN_KEY = EVENTS_DIR / "authorizer" / "sample_token_key.pem"
+SAMPLE_TOKEN_KEY_ID = "0b8c2c65-6f3f-4d0e-9f5c-3d6a2e1b7c90"
+ACCOUNT_AUTHORIZER = "AccountTokenAuthorizer"
 
 # Values documented in events/README.md: the Twilio auth token and the pepper that signed the
 # samples. Neither is a real secret.
@@ -55,6 +68,7 @@ INTAKE_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:idsentry-dev-breach-intak
 CHECK_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:idsentry-dev-breach-checks"
 HIBP_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:idsentry-dev-hibp-lookups"
 RISK_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:idsentry-dev-risk"
+DELETION_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:idsentry-dev-account-deletions"
 # EventBridge events that a rule delivers to a queue, whole; this stands for their kind below.
 BUS_EVENT = "eventbridge_event"
 # S3 event notifications are not jobs of ours; this stands for their kind in the tables below.
@@ -82,9 +96,9 @@ SQS_RECORD_FIELDS = {
     "awsRegion",
 }
 
-PROJECT_ID = re.compile(r"(?:sgn|sbr|code)_[0-9A-HJKMNP-TV-Z]{26}")
+PROJECT_ID = re.compile(r"(?:sgn|sbr|code|sin|tok)_[0-9A-HJKMNP-TV-Z]{26}")
 # Field names such as `code_id` are not ids.
-PROJECT_ID_CANDIDATE = re.compile(r"(?<![0-9A-Za-z])(?:sgn|sbr|code)_(?!id\b)[0-9A-Za-z]+")
+PROJECT_ID_CANDIDATE = re.compile(r"(?<![0-9A-Za-z])(?:sgn|sbr|code|sin|tok)_(?!id\b)[0-9A-Za-z]+")
 
 # What a phone number, an e-mail address or a resident ID number looks like in text. Digit
 # boundaries keep 13-digit millisecond timestamps from matching the 11-digit mobile pattern.
@@ -111,6 +125,8 @@ def validate_job(body: str) -> tuple[str, str]:
         return PlanPageJob.model_validate_json(body).kind, CHECK_QUEUE_ARN
     if '"kind":"hibp_lookup"' in compact:
         return HibpJob.model_validate_json(body).kind, HIBP_QUEUE_ARN
+    if '"kind":"account_deletion"' in compact:
+        return AccountDeletionJob.model_validate_json(body).kind, DELETION_QUEUE_ARN
     if '"detail-type":"Exposure.Detected"' in compact:
         envelope = json.loads(body)
         ExposureDetected.model_validate(envelope["detail"])
@@ -141,6 +157,7 @@ def job_kinds() -> set[str]:
         str(CheckJob.model_fields["kind"].default),
         str(PlanPageJob.model_fields["kind"].default),
         str(HibpJob.model_fields["kind"].default),
+        str(AccountDeletionJob.model_fields["kind"].default),
         S3_NOTIFICATION,
         BUS_EVENT,
     }
@@ -272,6 +289,7 @@ def test_sqs_queue_matches_template(template: dict[str, Any]) -> None:
         ("CheckQueue", CHECK_QUEUE_ARN),
         ("HibpQueue", HIBP_QUEUE_ARN),
         ("RiskQueue", RISK_QUEUE_ARN),
+        ("AccountDeletionQueue", DELETION_QUEUE_ARN),
     ):
         queue_name = resolver.resolve(template["Resources"][logical_id]["Properties"]["QueueName"])
         assert arn == f"arn:aws:sqs:{pseudo.region}:{pseudo.account_id}:{queue_name}"
@@ -434,10 +452,136 @@ def test_billing_link_sample_verifies() -> None:
     assert PROJECT_ID.fullmatch(claims["sub"])
 
 
+# ---------------------------------------------------------------------------- account authorizer
+
+
+def sample_token_key() -> VerificationKey:
+    public_key = load_pem_public_key(SAMPLE_TOKEN_KEY.read_bytes())
+    assert isinstance(public_key, ec.EllipticCurvePublicKey)
+    return VerificationKey(SAMPLE_TOKEN_KEY_ID, public_key)
+
+
+def bearer_claims(sample: dict[str, Any]) -> dict[str, Any]:
+    """Return the claims of the sample's bearer token, decoded without checking the signature."""
+    token = sample["headers"]["authorization"].removeprefix("Bearer ")
+    claims = token.split(".")[1]
+    decoded: dict[str, Any] = json.loads(
+        base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4))
+    )
+    return decoded
+
+
+def sample_authorizer_settings(template: dict[str, Any]) -> AccountAuthorizerSettings:
+    return AccountAuthorizerSettings(
+        stage="dev",
+        table_name="idsentry-dev",
+        key_table_name="idsentry-dev-keys",
+        event_bus_name="idsentry-dev",
+        data_key_arn="arn:aws:kms:us-east-1:123456789012:key/data",
+        pepper_secret_id="idsentry/fingerprint-pepper",
+        notification_queue_url="https://sqs.us-east-1.amazonaws.com/123456789012/notifications",
+        public_base_url=default_parameter(template, "PublicBaseUrl"),
+        account_token_key_arn=f"arn:aws:kms:us-east-1:123456789012:key/{SAMPLE_TOKEN_KEY_ID}",
+        access_token_seconds=int(default_parameter(template, "AccessTokenSeconds")),
+    )
+
+
+def test_authorizer_samples_exist() -> None:
+    assert AUTHORIZER_SAMPLES, "events/authorizer contains no sample"
+
+
+@pytest.mark.parametrize("path", AUTHORIZER_SAMPLES, ids=sample_id)
+def test_authorizer_sample_shape(path: Path, routes: dict[str, Route]) -> None:
+    sample = load_sample(path)
+    context = sample["requestContext"]
+    method = sample["routeKey"].split(" ", 1)[0]
+
+    assert sample["version"] == "2.0"
+    assert sample["type"] == "REQUEST"
+    assert routes[sample["routeKey"]].authorizer == ACCOUNT_AUTHORIZER
+    assert sample["identitySource"] == [sample["headers"]["authorization"]]
+    assert sample["routeArn"] == (
+        f"arn:aws:execute-api:us-east-1:{context['accountId']}:{context['apiId']}/"
+        f"{context['stage']}/{method}{sample['rawPath']}"
+    )
+    assert path_parameters_of(routes[sample["routeKey"]], sample["rawPath"]) is not None
+    # API Gateway sends an authorizer neither the body nor its own earlier result.
+    assert "body" not in sample
+    assert "authorizer" not in context
+
+
+@pytest.mark.parametrize("path", AUTHORIZER_SAMPLES, ids=sample_id)
+def test_authorizer_sample_allowed(path: Path, template: dict[str, Any]) -> None:
+    sample = load_sample(path)
+    key = sample_token_key()
+    at = sample["requestContext"]["timeEpoch"] // 1000
+
+    response = account_authorizer.handle(
+        sample, settings=sample_authorizer_settings(template), key=lambda: key, now=lambda: at
+    )
+
+    assert response["isAuthorized"] is True
+    assert response["context"]["subscriber_id"] == bearer_claims(sample)["sub"]
+    assert PROJECT_ID.fullmatch(response["context"]["subscriber_id"])
+
+
+@pytest.mark.parametrize("path", AUTHORIZER_SAMPLES, ids=sample_id)
+def test_authorizer_sample_expires(path: Path, template: dict[str, Any]) -> None:
+    sample = load_sample(path)
+    key = sample_token_key()
+    later = bearer_claims(sample)["exp"] + 3600
+
+    response = account_authorizer.handle(
+        sample, settings=sample_authorizer_settings(template), key=lambda: key, now=lambda: later
+    )
+
+    assert response == {"isAuthorized": False}
+
+
+def account_http_samples() -> list[Path]:
+    """Return the HTTP samples of routes behind the account authorizer."""
+    protected = {
+        route.route_key
+        for route in extract_routes(load_template(TEMPLATE_PATH))
+        if route.authorizer == ACCOUNT_AUTHORIZER
+    }
+    return [path for path in HTTP_SAMPLES if load_sample(path)["routeKey"] in protected]
+
+
+def test_account_samples_found() -> None:
+    assert len(account_http_samples()) >= 4
+
+
+@pytest.mark.parametrize("path", account_http_samples(), ids=sample_id)
+def test_account_sample_has_authorizer_context(path: Path) -> None:
+    sample = load_sample(path)
+
+    context = parse_http_event(sample).authorizer["lambda"]
+
+    assert PROJECT_ID.fullmatch(context["subscriber_id"])
+    assert context["subscriber_id"] == bearer_claims(sample)["sub"]
+
+
+def test_account_samples_cover_authorizer_sample() -> None:
+    # The authorizer sample is the check that API Gateway runs before http/account.json.
+    (authorizer_sample,) = AUTHORIZER_SAMPLES
+    account = load_sample(EVENTS_DIR / "http" / "account.json")
+    checked = load_sample(authorizer_sample)
+
+    assert checked["headers"] == account["headers"]
+    assert checked["requestContext"]["requestId"] == account["requestContext"]["requestId"]
+    assert (
+        account["requestContext"]["authorizer"]["lambda"]["subscriber_id"]
+        == (bearer_claims(checked)["sub"])
+    )
+
+
 # ---------------------------------------------------------------------------- ids and privacy
 
 
-@pytest.mark.parametrize("path", [*BUS_SAMPLES, *SQS_SAMPLES, *HTTP_SAMPLES], ids=sample_id)
+@pytest.mark.parametrize(
+    "path", [*BUS_SAMPLES, *SQS_SAMPLES, *HTTP_SAMPLES, *AUTHORIZER_SAMPLES], ids=sample_id
+)
 def test_sample_ids_format(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     candidates = PROJECT_ID_CANDIDATE.findall(text)
@@ -448,7 +592,9 @@ def test_sample_ids_format(path: Path) -> None:
         assert candidate.split("_")[1][0] in "01234567", f"{candidate} overflows a ULID"
 
 
-@pytest.mark.parametrize("path", [*BUS_SAMPLES, *SQS_SAMPLES, *SCHEDULE_SAMPLES], ids=sample_id)
+@pytest.mark.parametrize(
+    "path", [*BUS_SAMPLES, *SQS_SAMPLES, *SCHEDULE_SAMPLES, *AUTHORIZER_SAMPLES], ids=sample_id
+)
 def test_sample_no_personal_data(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
 

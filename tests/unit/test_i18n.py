@@ -30,6 +30,13 @@ CODE_SOURCES = (
     "routes/signup_routes.py",
     "services/unsubscribe.py",
     "routes/preference_routes.py",
+    "models/sign_in.py",
+    "models/account.py",
+    "services/code_requests.py",
+    "services/signin.py",
+    "services/account.py",
+    "routes/sign_in_routes.py",
+    "routes/account_routes.py",
 )
 _CODE_LITERAL = re.compile(r"""["']([a-z_]+\.[a-z_]+)["']""")
 # Parameters that messages may use. None of them can carry the value of an identifier.

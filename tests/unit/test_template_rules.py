@@ -30,6 +30,10 @@ DATA_SERVICES = frozenset(
     {"dynamodb", "s3", "sqs", "kms", "secretsmanager", "ses", "sns", "events"}
 )
 
+# Data actions without resource-level permissions, which IAM grants only on Resource "*":
+# the account-level SES suppression list has no ARN.
+ACTIONS_WITHOUT_RESOURCES = frozenset({"ses:DeleteSuppressedDestination"})
+
 # Property that sets each resource type's physical name, when the template gives one.
 NAME_PROPERTIES = {
     "AWS::SQS::Queue": "QueueName",
@@ -233,7 +237,11 @@ def _data_actions(statement: Mapping[str, Any]) -> list[str]:
     return [
         action
         for action in actions
-        if action == "*" or action.split(":", 1)[0].lower() in DATA_SERVICES
+        if action == "*"
+        or (
+            action.split(":", 1)[0].lower() in DATA_SERVICES
+            and action not in ACTIONS_WITHOUT_RESOURCES
+        )
     ]
 
 

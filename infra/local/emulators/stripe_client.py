@@ -87,6 +87,23 @@ class LocalStripeClient:
             raise LocalStripeError(method, path, status, str(error.get("message") or ""), error)
         return document
 
+    def call_json(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST a JSON body to one of localstripe's shim extension routes and return the object.
+
+        Raises LocalStripeError when localstripe returns any status other than 200.
+        """
+        headers = {"Authorization": f"Bearer {self._api_key}", "Content-Type": "application/json"}
+        status, _, content = self.request("POST", path, json.dumps(body).encode("utf-8"), headers)
+        try:
+            document = json.loads(content)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            document = None
+        if status != 200 or not isinstance(document, dict):
+            error = document.get("error") if isinstance(document, dict) else None
+            error = error if isinstance(error, dict) else {}
+            raise LocalStripeError("POST", path, status, str(error.get("message") or ""), error)
+        return document
+
     def call_config(self, path: str, body: Mapping[str, Any]) -> None:
         status, _, content = self.request(
             "POST", path, json.dumps(body).encode("utf-8"), {"Content-Type": "application/json"}

@@ -23,6 +23,12 @@ that starts with `sk_`), and their errors have Stripe's shape.
 
 Both treat an asynchronous (SEPA debit) payment that is still processing as failed, because
 localstripe settles it half a second later.
+
+- `POST /_shim/customers/{id}/unset` (JSON: `fields`, a list of customer fields, and
+  `metadata_keys`, a list of keys or `"*"` for all) sets the fields to null and removes the
+  metadata keys, then sends `customer.updated`. Stripe unsets a field given the empty string,
+  where localstripe would store the empty string and cannot remove a metadata key at all, so
+  the shim's customer update uses this route for those parameters. Returns the customer.
 """
 
 from __future__ import annotations
@@ -40,6 +46,10 @@ with warnings.catch_warnings():
     from localstripe.errors import UserError
 
 RENEWABLE_STATUSES: Final = ("active", "past_due")
+# Customer fields that Stripe unsets when a request gives them the empty string.
+UNSETTABLE_CUSTOMER_FIELDS: Final = frozenset(
+    {"name", "email", "phone", "description", "address", "preferred_locales"}
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -189,7 +199,34 @@ async def pay_invoice(request: web.Request) -> web.StreamResponse:
     return declined
 
 
+async def unset_customer_fields(request: web.Request) -> web.StreamResponse:
+    data = await server.get_post_data(request) or {}
+    fields = data.get("fields") or []
+    metadata_keys = data.get("metadata_keys") or []
+    if not isinstance(fields, list) or not all(
+        name in UNSETTABLE_CUSTOMER_FIELDS for name in fields
+    ):
+        return _error(400, "fields must list customer fields Stripe can unset", param="fields")
+    if metadata_keys != "*" and not (
+        isinstance(metadata_keys, list) and all(isinstance(key, str) for key in metadata_keys)
+    ):
+        return _error(400, 'metadata_keys must be a list of keys or "*"', param="metadata_keys")
+    customer = resources.Customer._api_retrieve(request.match_info["id"])
+
+    for name in fields:
+        setattr(customer, name, None)
+    if metadata_keys == "*":
+        customer.metadata = {}
+    else:
+        for key in metadata_keys:
+            (customer.metadata or {}).pop(key, None)
+    resources.schedule_webhook(resources.Event("customer.updated", customer))
+    response: web.Response = server.json_response(customer._export())
+    return response
+
+
 EXTENSION_ROUTES: Final[tuple[tuple[str, str, Handler], ...]] = (
     ("POST", "/_shim/subscriptions/{id}/renew", renew_subscription),
     ("POST", "/_shim/invoices/{id}/pay", pay_invoice),
+    ("POST", "/_shim/customers/{id}/unset", unset_customer_fields),
 )

@@ -41,6 +41,10 @@ Served by the shim (authenticated like Stripe, with any secret key that starts w
   `metadata`) and the list. Customers are served with `balance` (the sum) and `currency`.
   `balance` on `POST /v1/customers` is rejected, because localstripe would apply it to every
   invoice.
+- `POST /v1/customers/{id}` unsets `name`, `email`, `phone`, `description`, `address` and
+  `preferred_locales` given the empty string, removes every metadata key given `metadata=""`
+  and one key given `metadata[key]=""`, as Stripe does. localstripe would store the empty
+  strings; other parameters still go to localstripe's update.
 - `POST /v1/refunds` refunds through localstripe (by default what is left of the charge), then
   sends `refund.created` and `charge.refunded` with the charge. A refund keeps its `reason`. A
   disputed, fully refunded or smaller charge is rejected as on Stripe.
@@ -197,6 +201,7 @@ from infra.local.emulators.stripe_charges import (
 )
 from infra.local.emulators.stripe_client import LocalStripeClient
 from infra.local.emulators.stripe_disputes import Disputes
+from infra.local.emulators.stripe_extensions import UNSETTABLE_CUSTOMER_FIELDS
 from infra.local.emulators.stripe_pages import (
     PAGE_TEXT,
     format_amount,
@@ -629,7 +634,7 @@ class StripeShim(LoopbackHTTPServer):
             # NOTE: GET /v1/events (the list) is forwarded, so it omits the shim's own events.
             api_route("GET", "/v1/events/<id>", self.retrieve_event),
             api_route("POST", "/v1/customers", self.check_customer_params),
-            api_route("POST", "/v1/customers/<id>", self.check_customer_params),
+            api_route("POST", "/v1/customers/<id>", self.update_customer),
             api_route(
                 "POST",
                 "/v1/customers/<id>/balance_transactions",
@@ -1482,6 +1487,53 @@ class StripeShim(LoopbackHTTPServer):
                 "POST /v1/customers/{id}/balance_transactions.",
                 param="balance",
             )
+
+    def update_customer(
+        self, request: Request, params: Params, ids: Mapping[str, str]
+    ) -> dict[str, Any] | None:
+        """Update a customer as Stripe does, where the empty string unsets a field or metadata key.
+
+        localstripe would store the empty strings, and it cannot remove a metadata key, so the
+        emptied fields and keys go through localstripe's `/_shim/customers/{id}/unset` route
+        and the rest through localstripe's own update. Without empty values the request is
+        forwarded unchanged (None).
+        """
+        self.check_customer_params(request, params, ids)
+        unset_fields = [
+            name
+            for name in UNSETTABLE_CUSTOMER_FIELDS
+            if name in params.values and params.values[name] == ""
+        ]
+        metadata = params.values.get("metadata")
+        unset_keys: list[str] | str = []
+        if metadata == "":
+            unset_keys = "*"
+        elif isinstance(metadata, Mapping):
+            unset_keys = [str(key) for key, value in metadata.items() if value == ""]
+        if not unset_fields and not unset_keys:
+            return None
+
+        customer_id = ids["id"]
+        path = f"/v1/customers/{quote(customer_id, safe='')}"
+        self._localstripe.retrieve("customer", customer_id)
+        remaining = {
+            name: value
+            for name, value in params.values.items()
+            if name not in unset_fields and name != "metadata"
+        }
+        if isinstance(metadata, Mapping):
+            kept = {key: value for key, value in metadata.items() if value != ""}
+            if kept:
+                remaining["metadata"] = kept
+        if remaining:
+            self._localstripe.call("POST", path, remaining)
+        customer = self._localstripe.call_json(
+            f"/_shim/customers/{quote(customer_id, safe='')}/unset",
+            {"fields": unset_fields, "metadata_keys": unset_keys},
+        )
+        self._reshape(customer)
+        logger.info("stripe shim customer fields unset", extra={"customer_id": customer_id})
+        return customer
 
     def create_refund(
         self, request: Request, params: Params, _: Mapping[str, str]

@@ -16,6 +16,12 @@ Behaviour:
 - `GET .../Messages/{Sid}.json` returns one message. `GET .../Messages.json` lists them newest
   first in Twilio's page shape, with the filters `To` and `From` and paging by `PageSize` and
   `Page`.
+- `POST .../Messages/{Sid}.json` with `Body` set to the empty string redacts the message body,
+  as Twilio's Message update does for a message that has left its queue. A non-empty `Body`,
+  or `Status` (cancelling a scheduled message, which the emulator never schedules), gets
+  Twilio's 30400 error. A message still `accepted`, `queued` or `sending` gets HTTP 409.
+  Carriers have already seen the text, so the China repeat filter still compares the
+  original text after a redaction.
 - Each sender (the messaging service SID, or else `From`) has its own FIFO queue. A worker
   thread drains every queue at `segments_per_second`, paced by the real monotonic clock.
   `pause()`, `resume()`, `drain_once()` and `drain_all()` let tests step it by hand.
@@ -248,6 +254,10 @@ class _Message:
     date_sent: datetime | None = None
     error_code: int | None = None
     held_for_review: bool = False
+    redacted: bool = False
+    # SHA-256 of the text as created, which the China repeat filter compares even after a
+    # redaction emptied `body`.
+    body_digest: str = ""
     status_history: list[str] = field(default_factory=list)
     held_callbacks: list[_Callback] = field(default_factory=list)
 
@@ -627,8 +637,10 @@ class TwilioEmulator(LoopbackHTTPServer):
 
         if match := MESSAGE_PATH.fullmatch(request.path):
             self._check_account(match["account"], request.path)
+            if request.method == "POST":
+                return self._redact(match["sid"], request)
             if request.method != "GET":
-                # NOTE: updating (redacting, canceling) or deleting a message is not emulated.
+                # NOTE: deleting a message record (HTTP DELETE) is not emulated.
                 raise TwilioError(405, 20004, "Method not allowed")
             return self._fetch(match["sid"], request.path)
 
@@ -813,6 +825,7 @@ class TwilioEmulator(LoopbackHTTPServer):
             from_=from_,
             messaging_service_sid=service_sid,
             body=body,
+            body_digest=hashlib.sha256(body.encode("utf-8")).hexdigest(),
             segments=count_segments(body),
             status_callback=status_callback,
             validity_period=validity_period,
@@ -829,6 +842,36 @@ class TwilioEmulator(LoopbackHTTPServer):
             if message is None:
                 raise _not_found(path)
             return json_response(200, self._resource(message))
+
+    def _redact(self, sid: str, request: Request) -> Response:
+        """Empty a message's body, as Twilio's Message update with `Body=""` does."""
+        params = _parse_form(request.body)
+        if "Status" in params:
+            raise TwilioError(
+                400, 30400, "Parameters are not valid: the emulator schedules no message to cancel."
+            )
+        if params.get("Body") != "":
+            raise TwilioError(
+                400, 30400, "Message body redaction request does not have empty Body parameter."
+            )
+
+        with self._condition:
+            message = self._messages.get(sid)
+            if message is None:
+                raise _not_found(request.path)
+            if message.status in ("accepted", "queued", "sending"):
+                # NOTE: Twilio redacts only messages that have left its queue but documents no
+                # error code for the others; 409 with 20409 is this emulator's own answer.
+                raise TwilioError(
+                    409, 20409, f"Message {sid} is {message.status}: redact it once it is sent."
+                )
+            message.body = ""
+            message.redacted = True
+            message.date_updated = self._now()
+            resource = self._resource(message)
+
+        logger.info("message redacted", extra={"message_sid": sid})
+        return json_response(200, resource)
 
     def _list(self, request: Request) -> Response:
         page_size = _parse_page_parameter(request.query, "PageSize", default=50, low=1, high=1000)
@@ -928,7 +971,7 @@ class TwilioEmulator(LoopbackHTTPServer):
                 if earlier.date_sent is not None
                 and (now - earlier.date_sent).total_seconds() < CHINA_WINDOW_SECONDS
             ]
-            if any(earlier.body == message.body for earlier in recent):
+            if any(earlier.body_digest == message.body_digest for earlier in recent):
                 self._set_status(message, "undelivered", now, error_code=30007)
                 return message.segments.count
 
@@ -1183,6 +1226,7 @@ class TwilioEmulator(LoopbackHTTPServer):
             "num_segments": message.segments.count,
             "encoding": message.segments.encoding,
             "held_for_review": message.held_for_review,
+            "redacted": message.redacted,
             "date_created": _format_date(message.date_created),
             "date_sent": _format_date(message.date_sent),
         }

@@ -7,11 +7,12 @@ from typing import Any
 
 from idsentry.errors import (
     DomainError,
+    FieldProblem,
     RateLimitedError,
     RequestValidationError,
     ServiceUnavailableError,
 )
-from idsentry.http import json_response
+from idsentry.http import HttpRequest, RequestBodyError, json_response
 from idsentry.i18n import Locale, message
 
 logger = logging.getLogger(__name__)
@@ -56,3 +57,11 @@ def ok_response(
     if message_code:
         body["message"] = message(message_code, locale)
     return json_response(status, body)
+
+
+def json_body(request: HttpRequest) -> dict[str, Any]:
+    """Return the request's JSON object body. Raises RequestValidationError naming `body`."""
+    try:
+        return request.json()
+    except RequestBodyError as exc:
+        raise RequestValidationError([FieldProblem("body", "request.invalid_json")]) from exc

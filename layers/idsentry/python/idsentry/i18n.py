@@ -318,6 +318,52 @@ MESSAGES: Final[dict[str, dict[Locale, str]]] = {
         "zh-CN": "请求正文应为 List-Unsubscribe=One-Click 或 resubscribe=yes（表单格式）。",
         "en": "The request body must be the form field List-Unsubscribe=One-Click or resubscribe=yes.",
     },
+    # Sign-in and the account
+    "sign_in.code_sent": {
+        "zh-CN": "如果该手机号已注册身份哨兵，验证码将发送到这个号码，10 分钟内有效。",
+        "en": "If this number belongs to an IDSentry account, we are sending a code to it. The code is valid for 10 minutes.",
+    },
+    "sign_in.not_found": {
+        "zh-CN": "登录请求不存在或已过期，请重新获取验证码。",
+        "en": "This sign-in does not exist or has expired. Request a new code.",
+    },
+    "sign_in.retry": {
+        "zh-CN": "系统繁忙，未做任何更改，请重试。",
+        "en": "The service is busy and nothing was changed. Please try again.",
+    },
+    "account.unauthorized": {
+        "zh-CN": "请先登录。",
+        "en": "Sign in first.",
+    },
+    "account.not_found": {
+        "zh-CN": "该账户不存在或已注销。",
+        "en": "This account does not exist or has been closed.",
+    },
+    "preferences.nothing_to_change": {
+        "zh-CN": "请至少填写一项要修改的设置：sms_alerts、email_lists、timezone 或 locale。",
+        "en": "Name at least one setting to change: sms_alerts, email_lists, timezone or locale.",
+    },
+    "preferences.saved": {
+        "zh-CN": "设置已保存。",
+        "en": "Your settings are saved.",
+    },
+    # Export, deletion and consent withdrawal
+    "export.ready": {
+        "zh-CN": "您的个人信息副本已生成。下载链接 15 分钟内有效，文件在 24 小时后删除。",
+        "en": "Your copy of your data is ready. The download links work for 15 minutes, and the files are deleted after 24 hours.",
+    },
+    "export.not_found": {
+        "zh-CN": "该导出不存在或已超过 24 小时被删除，请重新导出。",
+        "en": "This export does not exist or was deleted after 24 hours. Create a new export.",
+    },
+    "account.deletion_requested": {
+        "zh-CN": "我们已开始注销您的账户：订阅将被取消，您的个人信息将被删除。依法保留的付款记录不再与您的身份关联。",
+        "en": "We have started deleting your account: your subscription is cancelled and your personal data is deleted. Payment records that the law requires us to keep are no longer linked to you.",
+    },
+    "consent.sensitive_withdrawn": {
+        "zh-CN": "您已撤回对敏感个人信息的同意。我们已停止监测并删除您的身份证号和银行卡号，手机号和邮箱仍在监测中。",
+        "en": "You have withdrawn your consent to sensitive personal information. We stopped watching and deleted your ID number and bank card numbers; your mobile number and e-mail address are still watched.",
+    },
     # Idempotency
     "idempotency.key_reused": {
         "zh-CN": "该 Idempotency-Key 已用于内容不同的请求。",

@@ -53,22 +53,15 @@ class CoreSettings(BaseModel):
             raise ConfigurationError(f"invalid environment variables: {fields}") from exc
 
 
-class SignupSettings(CoreSettings):
-    """Settings of the signup function: abuse limits, consent rules and providers."""
+class CodeSendSettings(CoreSettings):
+    """Abuse limits of one-time codes by SMS, shared by signup and sign-in."""
 
-    realname_secret_id: str
     allowed_sms_countries: tuple[str, ...] = ("CN",)
     sms_otp_daily_budget: int = 2000
     sms_per_number_daily_cap: int = 4
     otp_resend_interval_seconds: int = 60
+    # Counts every code request from one address, signup and sign-in alike.
     signups_per_ip_per_hour: int = 30
-    cross_border: bool = True
-    human_check_provider: str = "none"
-    # Billing: both set, or neither. Without them, verification reports that payment is not
-    # available yet.
-    stripe_secret_id: str | None = None
-    billing_plans: str | None = None
-    stripe_base_url: str | None = None
 
     @field_validator("allowed_sms_countries", mode="before")
     @classmethod
@@ -77,6 +70,19 @@ class SignupSettings(CoreSettings):
             return tuple(part.strip().upper() for part in value.split(",") if part.strip())
         return value
 
+
+class SignupSettings(CodeSendSettings):
+    """Settings of the signup function: abuse limits, consent rules and providers."""
+
+    realname_secret_id: str
+    cross_border: bool = True
+    human_check_provider: str = "none"
+    # Billing: both set, or neither. Without them, verification reports that payment is not
+    # available yet.
+    stripe_secret_id: str | None = None
+    billing_plans: str | None = None
+    stripe_base_url: str | None = None
+
     @field_validator("human_check_provider")
     @classmethod
     def _known_provider(cls, value: str) -> str:
@@ -84,6 +90,22 @@ class SignupSettings(CoreSettings):
             # NOTE: only the hook exists; no provider's server-side check is implemented yet.
             raise ValueError("no human-check provider is implemented; use none")
         return value
+
+
+class SignInSettings(CodeSendSettings):
+    """Settings of the sign-in function: the code limits and the key that signs access tokens."""
+
+    # The KMS key (ECC_NIST_P256, SIGN_VERIFY) that signs access tokens.
+    account_token_key_arn: str
+    access_token_seconds: int = 900
+
+
+class AccountAuthorizerSettings(CoreSettings):
+    """Settings of the authorizer that verifies access tokens for the account routes."""
+
+    account_token_key_arn: str
+    # A token whose lifetime (exp - iat) is longer than this is rejected.
+    access_token_seconds: int = 900
 
 
 class NotifierSettings(CoreSettings):

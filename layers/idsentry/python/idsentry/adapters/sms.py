@@ -26,6 +26,14 @@ class SmsSender(Protocol):
     def status(self, message_id: str) -> str | None: ...
 
 
+class SmsRedaction(Protocol):
+    """A provider's list of the messages sent to a number, and redaction of their stored text."""
+
+    def message_ids_to(self, number: str) -> list[str]: ...
+
+    def redact(self, message_id: str) -> bool: ...
+
+
 class TwilioSms:
     """Twilio Messages API through the official SDK, created on first send.
 
@@ -100,6 +108,26 @@ class TwilioSms:
                 return None
             raise
         return str(message.status)
+
+    def message_ids_to(self, number: str) -> list[str]:
+        """Return the sids of every message the account sent to `number`, paging through the list."""
+        with _classified_errors():
+            return [str(message.sid) for message in self._twilio().messages.stream(to=number)]
+
+    def redact(self, message_id: str) -> bool:
+        """Empty the message's stored body at Twilio; returns False when Twilio does not know it.
+
+        Twilio redacts only messages that have left its queue, so a message still being sent
+        raises ProviderError and the caller retries later.
+        """
+        try:
+            with _classified_errors():
+                self._twilio().messages(message_id).update(body="")
+        except ProviderError as exc:
+            if exc.code == NOT_FOUND_CODE:
+                return False
+            raise
+        return True
 
 
 @contextmanager

@@ -54,6 +54,28 @@ class StripeCheckout(Protocol):
     ) -> dict[str, Any]: ...
 
 
+class StripeAccountEraser(Protocol):
+    """The Stripe writes of an account deletion: end the subscriptions, redact the customer."""
+
+    def open_subscription_ids(self, customer_id: str) -> list[str]: ...
+
+    def cancel_subscription(self, subscription_id: str) -> str: ...
+
+    def redact_customer(self, customer_id: str, idempotency_key: str) -> bool: ...
+
+
+# Customer fields that can hold personal data; an empty string unsets each of them, and an
+# empty `metadata` removes every metadata key.
+REDACTED_CUSTOMER_FIELDS: dict[str, str] = {
+    "name": "",
+    "email": "",
+    "phone": "",
+    "description": "",
+    "address": "",
+    "metadata": "",
+}
+
+
 class StripeSdkGateway:
     """The official SDK's client, created on first use; `base_url` is set only locally."""
 
@@ -204,3 +226,62 @@ class StripeSdkGateway:
             return self._v1().customers.balance_transactions.create(customer_id, params, options)
 
         return self._write(create, params, idempotency_key)
+
+    def open_subscription_ids(self, customer_id: str) -> list[str]:
+        """Return the customer's subscriptions that are not canceled yet (Stripe's default list)."""
+        import stripe
+
+        try:
+            page = self._v1().subscriptions.list(params={"customer": customer_id, "limit": 100})
+            return [str(subscription.id) for subscription in page.auto_paging_iter()]
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status == 404:
+                return []  # the customer itself is gone
+            raise ProviderError(
+                PROVIDER, f"InvalidRequestError {exc.code}", transient=False
+            ) from exc
+        except stripe.StripeError as exc:
+            raise ProviderError(PROVIDER, type(exc).__name__, transient=True) from exc
+
+    def cancel_subscription(self, subscription_id: str) -> str:
+        """Cancel the subscription now, without a final invoice; returns its status.
+
+        Stripe ignores idempotency keys on DELETE requests, so none is sent: cancelling is
+        repeated safely by listing the open subscriptions again first.
+        """
+        import stripe
+
+        try:
+            canceled = self._v1().subscriptions.cancel(subscription_id)
+        except stripe.StripeError as exc:
+            transient = isinstance(
+                exc, (stripe.RateLimitError, stripe.APIConnectionError, stripe.APIError)
+            )
+            raise ProviderError(PROVIDER, type(exc).__name__, transient=transient) from exc
+        return str(canceled.status)
+
+    def redact_customer(self, customer_id: str, idempotency_key: str) -> bool:
+        """Unset the customer's name, e-mail, phone, description, address and metadata.
+
+        Returns False when the customer no longer exists at Stripe.
+        """
+        import stripe
+
+        try:
+            self._v1().customers.update(
+                customer_id,
+                params=dict(REDACTED_CUSTOMER_FIELDS),
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status == 404:
+                return False
+            raise ProviderError(
+                PROVIDER, f"InvalidRequestError {exc.code}", transient=False
+            ) from exc
+        except stripe.StripeError as exc:
+            transient = isinstance(
+                exc, (stripe.RateLimitError, stripe.APIConnectionError, stripe.APIError)
+            )
+            raise ProviderError(PROVIDER, type(exc).__name__, transient=transient) from exc
+        return True

@@ -22,6 +22,18 @@ class OtpJob(_Job):
     code_id: str
 
 
+class SignInCodeJob(_Job):
+    """Send the one-time code `code_id` of sign-in `sign_in_id` to the account that has its number.
+
+    Every sign-in request queues one, whether or not an account has the number, so the request
+    path is the same for both. The notifier sends nothing when no account has it.
+    """
+
+    kind: Literal["sign_in_code"] = "sign_in_code"
+    sign_in_id: str
+    code_id: str
+
+
 class EmailConfirmationJob(_Job):
     """E-mail a subscriber the link that confirms their address."""
 
@@ -56,7 +68,12 @@ class AlertJob(_Job):
 
 
 NotificationJob = Annotated[
-    OtpJob | EmailConfirmationJob | IdentifierReassignedJob | PaymentNoticeJob | AlertJob,
+    OtpJob
+    | SignInCodeJob
+    | EmailConfirmationJob
+    | IdentifierReassignedJob
+    | PaymentNoticeJob
+    | AlertJob,
     Field(discriminator="kind"),
 ]
 
@@ -112,6 +129,17 @@ class PlanPageJob(BaseModel):
     run: str = Field(pattern=r"^[0-9]{8}$")
     # The index key to continue after (gsi1pk, gsi1sk, pk, sk of the last subscriber), or None.
     start_after: dict[str, str] | None = None
+
+
+class AccountDeletionJob(BaseModel):
+    """Delete one subscriber's account; the steps already done are recorded on the account."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = 1
+    kind: Literal["account_deletion"] = "account_deletion"
+    job_id: str
+    subscriber_id: str
 
 
 class HibpJob(BaseModel):

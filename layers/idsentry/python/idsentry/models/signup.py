@@ -89,7 +89,8 @@ def is_known_timezone(name: str) -> bool:
     return True
 
 
-def _pydantic_problems(exc: ValidationError) -> list[FieldProblem]:
+def pydantic_problems(exc: ValidationError) -> list[FieldProblem]:
+    """Turn a body model's validation errors into field problems with catalogue codes."""
     problems = []
     for error in exc.errors():
         field = ".".join(str(part) for part in error["loc"]) or "body"
@@ -132,7 +133,7 @@ def parse_signup(
         body = SignupBody.model_validate(payload)
     except ValidationError as exc:
         # Report the identifiers' own problems too, so one correction round is enough.
-        structural = _pydantic_problems(exc)
+        structural = pydantic_problems(exc)
         flagged = {problem.field for problem in structural}
         raw_values = payload if isinstance(payload, dict) else {}
         for field, canonicalize in canonicalizers.items():
@@ -210,7 +211,7 @@ def parse_verify(payload: dict[str, Any]) -> str:
     try:
         body = VerifyBody.model_validate(payload)
     except ValidationError as exc:
-        raise RequestValidationError(_pydantic_problems(exc)) from None
+        raise RequestValidationError(pydantic_problems(exc)) from None
 
     code = unicodedata.normalize("NFKC", body.code).strip()
     if not _CODE_PATTERN.match(code):

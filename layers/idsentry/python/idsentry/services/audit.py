@@ -19,7 +19,15 @@ from typing import Any, Literal
 from idsentry.adapters.table import MainTable, Write, put_write
 from idsentry.ids import new_id
 
-AuditAction = Literal["review.view", "review.confirm", "review.dismiss"]
+AuditAction = Literal[
+    "review.view",
+    "review.confirm",
+    "review.dismiss",
+    # A subscriber's own export, a new download link of it, and the deletion of their account.
+    "account.export",
+    "account.export_link",
+    "account.delete",
+]
 REVIEW_QUEUE_SUBJECT = "REVIEW_QUEUE"
 NEW_RECORD_CONDITION = "attribute_not_exists(pk)"
 

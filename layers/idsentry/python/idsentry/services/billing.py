@@ -80,6 +80,14 @@ class SubscriptionBusyError(RuntimeError):
     """Another consumer is applying the same subscription; retry it later."""
 
 
+class SubscriberErasedError(RuntimeError):
+    """The customer belonged to a deleted account; `ledger_pk` is where its ledger rows are kept."""
+
+    def __init__(self, customer_id: str, ledger_pk: str) -> None:
+        super().__init__(f"customer {customer_id} belonged to a deleted account")
+        self.ledger_pk = ledger_pk
+
+
 @dataclass
 class BillingDeps:
     """Everything the billing consumer talks to, injected so tests can swap any of it."""
@@ -113,8 +121,13 @@ def apply_event(deps: BillingDeps, event_id: str) -> str:
     handler = HANDLERS.get(str(event["type"]))
     outcome = "ignored"
     if handler is not None:
-        handler(deps, gateway, event)
-        outcome = "applied"
+        try:
+            handler(deps, gateway, event)
+            outcome = "applied"
+        except SubscriberErasedError:
+            # Of a deleted account only money movements are still written (by their handlers,
+            # to the ledger archive); nothing else is applied.
+            outcome = "erased"
 
     now = epoch(deps.clock())
     deps.table.put(
@@ -154,12 +167,23 @@ def subscriber_for(
     if customer_id:
         link = deps.table.get(f"STRIPECUS#{customer_id}", "LINK")
         if link is not None:
+            if link.get("erased_ledger_pk"):
+                raise SubscriberErasedError(customer_id, str(link["erased_ledger_pk"]))
             return str(link["subscriber_id"])
     candidate = (metadata or {}).get("subscriber_id")
     if customer_id and candidate and deps.table.get(f"SUB#{candidate}", "PROFILE") is not None:
         link_customer(deps, customer_id, str(candidate))
         return str(candidate)
     raise NotLinkedYetError(f"customer {customer_id} is not linked to a subscriber yet")
+
+
+def ledger_owner(deps: BillingDeps, customer_id: str | None) -> tuple[str, str | None]:
+    """Return the partition for the customer's ledger rows, and its subscriber (None once deleted)."""
+    try:
+        subscriber_id = subscriber_for(deps, customer_id)
+    except SubscriberErasedError as exc:
+        return exc.ledger_pk, None
+    return f"SUB#{subscriber_id}", subscriber_id
 
 
 @contextmanager
@@ -248,9 +272,21 @@ def _write_subscription(
     ]
     if removals:
         expression += " REMOVE " + ", ".join(removals)
-    deps.table.update(
-        f"SUB#{subscriber_id}", "PROFILE", expression, values=values, names={"#status": "status"}
+    applied = deps.table.update(
+        f"SUB#{subscriber_id}",
+        "PROFILE",
+        expression,
+        values=values,
+        names={"#status": "status"},
+        condition="attribute_exists(pk)",
     )
+    if applied is None:
+        # The account was deleted since its link was read; the update must not recreate it.
+        logger.info(
+            "subscription of a deleted account ignored",
+            extra={"subscription_id": subscription_id},
+        )
+        return
 
     previous = profile.get("status")
     if previous != status or profile.get("monitored") != entitlement.monitored:
@@ -269,7 +305,7 @@ def _write_subscription(
 
 
 def _ledger_item(
-    subscriber_id: str,
+    owner_pk: str,
     created: int,
     kind: str,
     object_id: str,
@@ -281,7 +317,7 @@ def _ledger_item(
     money = parse_stripe_amount(amount, currency)
     day = _utc_day(created)
     item: dict[str, Any] = {
-        "pk": f"SUB#{subscriber_id}",
+        "pk": owner_pk,
         "sk": f"LEDGER#{created:010d}#{kind}#{object_id}",
         "kind": kind,
         "amount": money.amount,
@@ -326,18 +362,27 @@ def on_checkout_completed(deps: BillingDeps, gateway: StripeGateway, event: dict
     customer_id = _id(session.get("customer"))
     if not subscriber_id or not customer_id:
         raise NotLinkedYetError(f"checkout session {session['id']} has no subscriber or customer")
+    link = deps.table.get(f"STRIPECUS#{customer_id}", "LINK") or {}
+    if link.get("erased_ledger_pk"):
+        if session.get("mode") == "payment" and session.get("payment_status") == "paid":
+            _record_purchase(deps, gateway, str(link["erased_ledger_pk"]), None, session)
+        raise SubscriberErasedError(customer_id, str(link["erased_ledger_pk"]))
     link_customer(deps, customer_id, str(subscriber_id))
     subscription_id = _id(session.get("subscription"))
     if subscription_id:
         sync_subscription(deps, gateway, subscription_id, str(event["id"]))
     if session.get("mode") == "payment" and session.get("payment_status") == "paid":
-        _record_purchase(deps, gateway, str(subscriber_id), session)
+        _record_purchase(deps, gateway, f"SUB#{subscriber_id}", str(subscriber_id), session)
 
 
 def _record_purchase(
-    deps: BillingDeps, gateway: StripeGateway, subscriber_id: str, session: dict[str, Any]
+    deps: BillingDeps,
+    gateway: StripeGateway,
+    owner_pk: str,
+    subscriber_id: str | None,
+    session: dict[str, Any],
 ) -> None:
-    """Write a one-off purchase (the deep report) and its payment to the ledger."""
+    """Write a one-off purchase's payment to the ledger, and the purchase to a live account."""
     charge: dict[str, Any] = {}
     intent_id = _id(session.get("payment_intent"))
     if intent_id:
@@ -347,7 +392,7 @@ def _record_purchase(
     write_ledger(
         deps,
         _ledger_item(
-            subscriber_id,
+            owner_pk,
             created,
             "purchase_paid",
             str(session["id"]),
@@ -361,6 +406,8 @@ def _record_purchase(
             _balance(charge.get("balance_transaction")) if charge else None,
         ),
     )
+    if subscriber_id is None:
+        return
     plan = str((session.get("metadata") or {}).get("plan") or "one_off")
     deps.table.put(
         {
@@ -393,7 +440,7 @@ def _invoice_subscription(invoice: dict[str, Any]) -> str | None:
 def on_invoice_paid(deps: BillingDeps, gateway: StripeGateway, event: dict[str, Any]) -> None:
     """Write the payment to the ledger and re-apply the subscription it paid for."""
     invoice = gateway.invoice(str(event["data"]["object"]["id"]))
-    subscriber_id = subscriber_for(deps, _id(invoice.get("customer")))
+    owner_pk, subscriber_id = ledger_owner(deps, _id(invoice.get("customer")))
 
     charge_id = None
     for payment in (invoice.get("payments") or {}).get("data", []):
@@ -407,7 +454,7 @@ def on_invoice_paid(deps: BillingDeps, gateway: StripeGateway, event: dict[str, 
 
     paid_at = int(invoice.get("status_transitions", {}).get("paid_at") or invoice["created"])
     item = _ledger_item(
-        subscriber_id,
+        owner_pk,
         paid_at,
         "invoice_paid",
         str(invoice["id"]),
@@ -417,6 +464,8 @@ def on_invoice_paid(deps: BillingDeps, gateway: StripeGateway, event: dict[str, 
         _balance(charge.get("balance_transaction")) if charge else None,
     )
     write_ledger(deps, item)
+    if subscriber_id is None:
+        return  # a deleted account: the payment is archived, and nothing else is applied
     dunning.resolve(deps.table, subscriber_id, str(invoice["id"]), epoch(deps.clock()))
 
     card = ((charge.get("payment_method_details") or {}).get("card") or {}) if charge else {}
@@ -474,14 +523,14 @@ def on_invoice_finalized(deps: BillingDeps, gateway: StripeGateway, event: dict[
 def on_charge_refunded(deps: BillingDeps, gateway: StripeGateway, event: dict[str, Any]) -> None:
     """Write each refund of the charge to the ledger as a negative amount."""
     charge = gateway.charge(str(event["data"]["object"]["id"]))
-    subscriber_id = subscriber_for(deps, _id(charge.get("customer")))
+    owner_pk, _ = ledger_owner(deps, _id(charge.get("customer")))
     for refund in (charge.get("refunds") or {}).get("data", []):
         if refund.get("status") not in ("succeeded", "pending"):
             continue
         write_ledger(
             deps,
             _ledger_item(
-                subscriber_id,
+                owner_pk,
                 int(refund["created"]),
                 "refund",
                 str(refund["id"]),
@@ -498,13 +547,13 @@ def on_dispute(deps: BillingDeps, gateway: StripeGateway, event: dict[str, Any])
     dispute = gateway.dispute(str(event["data"]["object"]["id"]))
     charge_id = _id(dispute.get("charge"))
     charge = gateway.charge(charge_id) if charge_id else {}
-    subscriber_id = subscriber_for(deps, _id(charge.get("customer")))
+    owner_pk, _ = ledger_owner(deps, _id(charge.get("customer")))
     movements = dispute.get("balance_transactions") or []
     for movement in movements:
         write_ledger(
             deps,
             _ledger_item(
-                subscriber_id,
+                owner_pk,
                 int(movement["created"]),
                 "dispute",
                 f"{dispute['id']}#{movement['id']}",
@@ -521,8 +570,8 @@ def on_customer_deleted(deps: BillingDeps, gateway: StripeGateway, event: dict[s
     """Mark the subscriber's Stripe customer as deleted; their subscriptions end with it."""
     customer_id = str(event["data"]["object"]["id"])
     link = deps.table.get(f"STRIPECUS#{customer_id}", "LINK")
-    if link is None:
-        return  # never linked: nothing of ours refers to it
+    if link is None or link.get("erased_ledger_pk"):
+        return  # never linked, or its account was deleted: no profile refers to it
     deps.table.update(
         f"SUB#{link['subscriber_id']}",
         "PROFILE",

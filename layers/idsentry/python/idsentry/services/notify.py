@@ -198,7 +198,7 @@ def _send_code_sms(
 
 
 def _send_sign_in_code(deps: NotifierDeps, ledger: Ledger, job: SignInCodeJob) -> str:
-    """Send a sign-in code to the account that holds the number; send nothing when none does."""
+    """Send a sign-in code to the account that has the number, or nothing when no account has it."""
     message_key = f"code:{job.code_id}"
     earlier = _earlier_code_outcome(ledger, message_key)
     if earlier is not None:

@@ -89,6 +89,11 @@ def set_sms_alerts(
     _set(table, subscriber_id, {"sms_alerts": enabled, "sms_alerts_source": source}, now)
 
 
+def set_timezone(table: MainTable, subscriber_id: str, timezone: str, now: int) -> None:
+    """Set the IANA time zone that quiet hours follow (already validated by the caller)."""
+    _set(table, subscriber_id, {"timezone": timezone}, now)
+
+
 def set_sms_state(
     table: MainTable, subscriber_id: str, state: SmsState, reason: str, now: int
 ) -> None:

@@ -104,6 +104,11 @@ def find_referrer(
     return referrer
 
 
+def referrer_index_key(referrer_id: str) -> str:
+    """Return the index partition that lists the people `referrer_id` referred."""
+    return f"REFERRER#{referrer_id}"
+
+
 def referral_write(referee_id: str, referrer_id: str, code: str, now: int) -> Write:
     """Build the write that records who referred `referee_id`, pending the first payment."""
     return put_write(
@@ -115,6 +120,9 @@ def referral_write(referee_id: str, referrer_id: str, code: str, now: int) -> Wr
             "code": normalize_code(code),
             "status": "pending",
             "created_at": now,
+            # Lists a referrer's referees, so deleting the referrer's account can find them.
+            "gsi1pk": referrer_index_key(referrer_id),
+            "gsi1sk": referee_id,
         },
         condition="attribute_not_exists(pk)",
     )

@@ -19,20 +19,18 @@ from idsentry.adapters.table import (
     MainTable,
     TransactionConflictError,
     Write,
-    counter_write,
     delete_write,
     put_write,
     update_write,
 )
 from idsentry.clock import Clock, epoch
-from idsentry.crypto import Pepper, decrypt_field, encrypt_field, keyed_hash
+from idsentry.crypto import Pepper, decrypt_field, encrypt_field
 from idsentry.errors import (
     ConflictError,
     DomainError,
     FieldProblem,
     NotFoundError,
     ProviderError,
-    RateLimitedError,
     RequestValidationError,
     ServiceUnavailableError,
 )
@@ -40,7 +38,7 @@ from idsentry.ids import new_id
 from idsentry.models.events import EventDetail, IdentifierReassigned, SubscriberRegistered
 from idsentry.models.jobs import EmailConfirmationJob, IdentifierReassignedJob, OtpJob
 from idsentry.models.signup import ValidSignup
-from idsentry.services import limits, otp, referrals
+from idsentry.services import code_requests, otp, referrals
 from idsentry.services.exposures import watch_writes
 from idsentry.services.preferences import DEFAULT_TIMEZONE, PREFS_SK
 from idsentry.settings import SignupSettings
@@ -105,10 +103,6 @@ def claim_pk(kind: str, version: str, fingerprint: str) -> str:
     return f"CLAIM#{kind}#{version}#{fingerprint}"
 
 
-def _sms_window_pk(mobile_fingerprint: str) -> str:
-    return f"SMSWIN#{mobile_fingerprint}"
-
-
 def create_signup(
     deps: SignupDeps, request: ValidSignup, source_ip: str, locale: str
 ) -> dict[str, Any]:
@@ -133,27 +127,15 @@ def create_signup(
             pepper.fingerprints("mobile", request.mobile),
         )
         referral_code = referrals.normalize_code(request.referral_code)
-    ip_hash = keyed_hash(pepper.derive_key("source-ip"), source_ip)
-    hour, hour_left = limits.hour_bucket(moment)
-    day, day_left = limits.day_bucket(moment)
-    ip_key = (f"RATE#ip#{ip_hash}", f"H#{hour}")
-    budget_key = ("BUDGET#otp-sms", f"D#{day}")
-    window_key = (_sms_window_pk(mobile_fp.value), "SMSWIN")
-
-    # Read every limit first, so a rejected request writes nothing and costs no KMS call.
-    current = deps.table.get_many([ip_key, budget_key, window_key])
-    if current.get(ip_key, {}).get("count", 0) >= settings.signups_per_ip_per_hour:
-        raise RateLimitedError("limit.ip", hour_left)
-    window = current.get(window_key, {})
-    sends = limits.live_sends(limits.parse_sends(window.get("sends", [])), now)
-    decision = limits.decide_code_send(
-        sends, now, settings.otp_resend_interval_seconds, settings.sms_per_number_daily_cap
+    counting_writes = code_requests.count_code_request(
+        deps.table,
+        settings,
+        pepper,
+        mobile_fp.value,
+        source_ip,
+        moment,
+        deps.on_otp_budget_exhausted,
     )
-    if not decision.allowed:
-        raise RateLimitedError(decision.code or "limit.daily_sms_cap", decision.retry_after)
-    if current.get(budget_key, {}).get("count", 0) >= settings.sms_otp_daily_budget:
-        deps.on_otp_budget_exhausted()
-        raise ServiceUnavailableError("limit.otp_budget_exhausted", day_left)
 
     signup_id = new_id("sgn")
     code_id = new_id("code")
@@ -181,24 +163,8 @@ def create_signup(
         "created_at": now,
         "expires_at": now + SIGNUP_TTL_SECONDS,
     }
-    new_sends = [f"{s.kind}:{s.sent_at}" for s in sends] + [f"otp:{now}"]
-    version = int(window.get("version", 0))
-
     writes = [
-        counter_write("ip", *ip_key, settings.signups_per_ip_per_hour, now + hour_left + 60),
-        counter_write("budget", *budget_key, settings.sms_otp_daily_budget, now + day_left + 3600),
-        put_write(
-            "sms_window",
-            {
-                "pk": window_key[0],
-                "sk": "SMSWIN",
-                "sends": new_sends,
-                "version": version + 1,
-                "expires_at": now + limits.DAY_SECONDS + 60,
-            },
-            condition="attribute_not_exists(pk) OR version = :version",
-            values={":version": version},
-        ),
+        *counting_writes,
         put_write("signup", signup_item, condition="attribute_not_exists(pk)"),
         key_write,
     ]
@@ -206,15 +172,7 @@ def create_signup(
         deps.table.transact(writes)
     except ConditionFailedError as exc:
         deps.keys.forget(signup_id)
-        if exc.name == "ip":
-            raise RateLimitedError("limit.ip", hour_left) from exc
-        if exc.name == "budget":
-            deps.on_otp_budget_exhausted()
-            raise ServiceUnavailableError("limit.otp_budget_exhausted", day_left) from exc
-        # A concurrent request to the same number changed its send window first.
-        raise RateLimitedError(
-            "limit.resend_interval", settings.otp_resend_interval_seconds
-        ) from exc
+        code_requests.raise_limit_error(exc, settings, moment, deps.on_otp_budget_exhausted)
     except TransactionConflictError as exc:
         deps.keys.forget(signup_id)
         raise ServiceUnavailableError("signup.retry", 1) from exc
@@ -225,6 +183,8 @@ def create_signup(
         "signup_id": signup_id,
         "status": "code_sent",
         "code_expires_in": otp.VALID_SECONDS,
+        # Seconds until the same number may request another code. The signup page waits this long.
+        "resend_after": settings.otp_resend_interval_seconds,
         "verify": {"method": "POST", "path": f"/v1/signups/{signup_id}/verify"},
     }
 
@@ -240,30 +200,6 @@ def _load_pending(
     if signup["status"] == "pending" and now >= signup["expires_at"]:
         raise NotFoundError("signup.not_found")
     return signup, items.get("OTP")
-
-
-def _code_record(item: dict[str, Any]) -> otp.CodeRecord:
-    return otp.CodeRecord(
-        code_id=item["code_id"],
-        code_hash=item["code_hash"],
-        expires_at=int(item["expires_at"]),
-        attempts=int(item.get("attempts", 0)),
-        used=bool(item.get("used", False)),
-    )
-
-
-def _burn_attempt(deps: SignupDeps, signup_id: str, record: otp.CodeRecord) -> int:
-    """Count one failed attempt; returns the attempts left (0 once the code is burned)."""
-    updated = deps.table.update(
-        signup_pk(signup_id),
-        "OTP",
-        "ADD attempts :one",
-        values={":one": 1, ":code_id": record.code_id, ":max": otp.MAX_ATTEMPTS},
-        condition="code_id = :code_id AND (attribute_not_exists(attempts) OR attempts < :max)",
-    )
-    if updated is None:
-        return 0
-    return max(otp.MAX_ATTEMPTS - int(updated["attempts"]), 0)
 
 
 def _verified_response(deps: SignupDeps, signup: dict[str, Any]) -> dict[str, Any]:
@@ -297,7 +233,7 @@ def verify_signup(deps: SignupDeps, signup_id: str, code: str) -> dict[str, Any]
     signup, code_item = _load_pending(deps, signup_id, now)
     if code_item is None:
         raise ConflictError("code.not_sent")
-    record = _code_record(code_item)
+    record = code_requests.code_record(code_item)
     code_key = pepper.derive_key("otp")
 
     if signup["status"] == "verified":
@@ -313,7 +249,7 @@ def verify_signup(deps: SignupDeps, signup_id: str, code: str) -> dict[str, Any]
 
     outcome = otp.check_code(record, code_key, signup_id, code, now)
     if outcome is otp.CodeCheck.INCORRECT:
-        left = _burn_attempt(deps, signup_id, record)
+        left = code_requests.burn_attempt(deps.table, signup_pk(signup_id), record)
         problem_code = "code.incorrect" if left else "code.locked"
         raise RequestValidationError(
             [FieldProblem("code", problem_code, {"attempts_left": str(left)})]
@@ -336,7 +272,7 @@ def verify_signup(deps: SignupDeps, signup_id: str, code: str) -> dict[str, Any]
     if verdict is not OwnershipResult.MATCH:
         # Each failed ownership check costs an attempt, so the code cannot be used to probe
         # the provider with other people's identities.
-        _burn_attempt(deps, signup_id, record)
+        code_requests.burn_attempt(deps.table, signup_pk(signup_id), record)
         logger.info("ownership check failed", extra={"signup_id": signup_id})
         raise IdentityVerificationFailedError()
 

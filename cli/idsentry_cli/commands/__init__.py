@@ -1,0 +1,1 @@
+"""The `idsentry` subcommands, one module per command group."""

@@ -1,0 +1,20 @@
+"""Account HTTP routes behind the access-token authorizer: status, alerts and preferences."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from idsentry.logs import configure_logging
+from idsentry.routes import account_routes
+
+logger = Logger()
+configure_logging()
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Route one HTTP API (payload 2.0) request of a signed-in subscriber."""
+    return account_routes.handle(event)
