@@ -103,6 +103,7 @@ from idsentry.money import format_money, parse_stripe_amount
 from idsentry.services.intake import MANIFEST_NAME, intake_job_id
 from idsentry.templates import SMS_TEMPLATES, render_email
 from idsentry.wiring import main_table
+from infra.local.demo_account import ACCOUNT_ACTIONS, ACCOUNT_TEXT
 from infra.local.demo_alerts import (
     ALERT_ACTIONS,
     ALERT_TEXT,
@@ -1271,6 +1272,8 @@ class Demo:
         self.intake_jobs: dict[str, dict[str, Any]] = {}
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self.alert_emails: dict[str, AlertEmail] = {}
+        # Access tokens of signed-in subscribers, by their signup step; never printed.
+        self.account_tokens: dict[str, str] = {}
 
     # Output.
 
@@ -1432,6 +1435,7 @@ class Demo:
         base_url: str | None = None,
         admin: bool = False,
         form: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> ApiResponse:
         """Send one request to the local API, or to the local server at `base_url`.
 
@@ -1440,7 +1444,7 @@ class Demo:
         of JSON. Returns the response's status, headers and
         JSON body.
         """
-        headers: dict[str, str] = {}
+        headers = dict(headers or {})
         if admin:
             headers[ADMIN_TOKEN_HEADER] = self.service.admin_token
         if source_ip:
@@ -1467,6 +1471,14 @@ class Demo:
             if isinstance(payload, dict):
                 parsed.body = payload
         return parsed
+
+    def request_url(self, url: str) -> str:
+        """GET a loopback URL that the service handed out (a presigned link) and return its text."""
+        if urlsplit(url).hostname != "127.0.0.1":
+            raise self.fail("no_link", base_url=url)
+        response = self._http.get(url, timeout=HTTP_TIMEOUT_SECONDS, allow_redirects=False)
+        response.raise_for_status()
+        return str(response.text)
 
     def print_response(self, response: ApiResponse, indent: int = 1) -> None:
         """Print the status, the localized message and every field problem of a response."""
@@ -3449,6 +3461,7 @@ def act_breach_check(demo: Demo, step: dict[str, Any]) -> None:
 
 
 UI_TEXT.update(ALERT_TEXT)
+UI_TEXT.update(ACCOUNT_TEXT)
 
 ACTIONS: dict[str, Callable[[Demo, dict[str, Any]], None]] = {
     "signup": act_signup,
@@ -3480,6 +3493,7 @@ ACTIONS: dict[str, Callable[[Demo, dict[str, Any]], None]] = {
     "breach_check": act_breach_check,
     "summary": act_summary,
     **ALERT_ACTIONS,
+    **ACCOUNT_ACTIONS,
 }
 
 

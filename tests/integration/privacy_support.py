@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Iterable
@@ -24,7 +23,9 @@ from idsentry.services.exposures import record_exposure, watch_writes
 from idsentry.services.hibp_catalogue import breach_item
 from idsentry.services.risk import load_rules
 from idsentry.services.subscriber_records import WATCHED_KINDS, WatchKey, load_records, watch_keys
+from infra.local import privacy_scan
 from infra.local.emulators.stripe import TEST_API_KEY
+from infra.local.privacy_scan import Finding
 from infra.local.service import LocalService
 
 TABLE = "idsentry-local"
@@ -318,100 +319,13 @@ def suppress_address(service: LocalService, address: str) -> None:
 
 def personal_needles(service: LocalService, subscriber: Subscriber) -> dict[str, str]:
     """Return every value that must not remain after deletion, by a label for messages."""
-    table = main_table(service)
-    needles = {
-        "subscriber id": subscriber.subscriber_id,
-        "signup id": subscriber.signup_id,
-        "referral code": f"REFCODE#{subscriber.referral_code}",
-        "name": subscriber.details["name"],
-        "id number": subscriber.details["id_number"],
-        "mobile": subscriber.details["mobile"],
-        "mobile digits": subscriber.details["mobile"].removeprefix("+86"),
-        "e-mail": subscriber.details["email"],
-    }
-    items = table.get_partition(f"SUB#{subscriber.subscriber_id}")
-    for sk, item in items.items():
-        for version, value in (item.get("fingerprints") or {}).items():
-            needles[f"fingerprint {sk} v{version}"] = str(value)
-        for name, value in item.items():
-            if isinstance(value, str) and value.startswith("g1:"):
-                needles[f"ciphertext {sk}.{name}"] = value
-    profile = items["PROFILE"]
-    needles["e-mail fingerprint"] = str(profile["email_fp"]).split(":", 1)[1]
-    return needles
-
-
-@dataclass
-class Finding:
-    """One place where a needle was found."""
-
-    store: str
-    where: str
-    label: str
+    return privacy_scan.personal_needles(
+        main_table(service), subscriber.subscriber_id, subscriber.signup_id, subscriber.details
+    )
 
 
 def scan_everything(
     service: LocalService, needles: dict[str, str], allowed: Iterable[tuple[str, str]] = ()
 ) -> list[Finding]:
-    """Scan every DynamoDB table, S3 object version and queue message for the needles.
-
-    `allowed` lists (store, label) pairs that may match, such as the subscriber id in the
-    audit table.
-    """
-    permitted = set(allowed)
-    findings: list[Finding] = []
-    dynamodb = runtime(service).client("dynamodb")
-    for table_name in dynamodb.list_tables()["TableNames"]:
-        for page in dynamodb.get_paginator("scan").paginate(TableName=table_name):
-            for raw in page["Items"]:
-                item = from_item(raw)
-                text = json.dumps(item, default=_plain, ensure_ascii=False)
-                where = f"{item.get('pk', item.get('owner_id'))} / {item.get('sk', '')}"
-                findings.extend(_search(table_name, where, text, needles, permitted))
-
-    s3 = runtime(service).client("s3")
-    for bucket in s3.list_buckets()["Buckets"]:
-        name = bucket["Name"]
-        for page in s3.get_paginator("list_object_versions").paginate(Bucket=name):
-            for version in page.get("Versions", []):
-                body = s3.get_object(
-                    Bucket=name, Key=version["Key"], VersionId=version["VersionId"]
-                )
-                text = version["Key"] + "\n" + body["Body"].read().decode("utf-8", errors="replace")
-                findings.extend(_search(f"s3:{name}", version["Key"], text, needles, permitted))
-
-    sqs = runtime(service).client("sqs")
-    for url in sqs.list_queues().get("QueueUrls", []):
-        for message in sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0
-        ).get("Messages", []):
-            findings.extend(
-                _search(
-                    f"sqs:{url.rsplit('/', 1)[-1]}",
-                    message["MessageId"],
-                    message["Body"],
-                    needles,
-                    permitted,
-                )
-            )
-    return findings
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, set | frozenset):
-        return sorted(value, key=repr)
-    raw = getattr(value, "value", value)
-    if isinstance(raw, bytes):
-        # Binary attributes (wrapped data keys) are searched as text and as hex.
-        return raw.decode("latin-1") + raw.hex()
-    return repr(value)
-
-
-def _search(
-    store: str, where: str, text: str, needles: dict[str, str], permitted: set[tuple[str, str]]
-) -> list[Finding]:
-    return [
-        Finding(store, where, label)
-        for label, needle in needles.items()
-        if needle in text and (store, label) not in permitted
-    ]
+    """Scan every table, bucket and queue of the service for the needles (see privacy_scan)."""
+    return privacy_scan.scan_everything(runtime(service), needles, allowed)

@@ -16,6 +16,7 @@ from typing import Any
 
 from idsentry.adapters.dynamo import from_item
 from idsentry.adapters.table import MainTable
+from idsentry.index_keys import sign_in_index_key
 from idsentry.services.referrals import referrer_index_key
 from idsentry.services.subscriber_records import (
     CHANNELS,
@@ -76,11 +77,6 @@ def delete_references(
         "subscriber references deleted",
         extra={"subscriber_id": subscriber_id, "unwatched": len(unwatched)},
     )
-
-
-def sign_in_index_key(subscriber_id: str) -> str:
-    """Return the index partition that lists a subscriber's sign-ins, once sign-in writes it."""
-    return f"SIGNINS#{subscriber_id}"
 
 
 def _delete_deliveries(table: MainTable, refs: dict[str, Any]) -> None:
