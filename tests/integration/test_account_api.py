@@ -46,12 +46,20 @@ CROSS_ACCOUNT_ORDER = (
     "GET /v1/account/alerts",
     "GET /v1/account/preferences",
     "PUT /v1/account/preferences",
+    "GET /v1/account/alerts/{alert_id}/playbook",
+    "PUT /v1/account/alerts/{alert_id}/playbook/{step_id}",
+    "GET /v1/account/checks",
+    "POST /v1/account/checks",
     "POST /v1/account/export",
     "GET /v1/account/export/{export_id}",
     "POST /v1/account/consents/sensitive_personal_information/withdraw",
     "DELETE /v1/account",
 )
-ROUTE_BODIES: dict[str, Any] = {"PUT /v1/account/preferences": {"locale": "zh-CN"}}
+ROUTE_BODIES: dict[str, Any] = {
+    "PUT /v1/account/preferences": {"locale": "zh-CN"},
+    "PUT /v1/account/alerts/{alert_id}/playbook/{step_id}": {"done": True},
+    "POST /v1/account/checks": {"check": "bank_cards", "counts": {"bank_cards": 2}},
+}
 PLACEHOLDER_EXPORT_ID = "exp_01M91B4ABG36G2R8D4PV2HM6CG"
 
 
@@ -173,11 +181,17 @@ def _call(
     body = ROUTE_BODIES.get(route_key)
     return requests.request(
         method,
-        f"{accounts.service.base_url}{path.replace('{export_id}', export_id)}",
+        f"{accounts.service.base_url}{_fill(path, accounts, export_id)}",
         json=body if body is not None or method in ("GET", "DELETE") else {},
         headers=headers,
         timeout=30,
     )
+
+
+def _fill(path: str, accounts: Accounts, export_id: str) -> str:
+    """Fill a route's path parameters with B's export and first alert."""
+    path = path.replace("{export_id}", export_id).replace("{alert_id}", accounts.b_alert_ids[0])
+    return path.replace("{step_id}", "check_phone_cards_and_accounts")
 
 
 def test_every_account_route_checked() -> None:
@@ -391,8 +405,8 @@ def test_a_reaches_nothing_of_b(accounts: Accounts, b_export_id: str, route_key:
     assert response.status_code < 500, response.text
     for marker in [*accounts.b_markers, b_export_id]:
         assert marker not in response.text, f"{route_key} shows B's {marker}"
-    if route_key.endswith("{export_id}"):
-        # B's export exists, but not in A's account.
+    if route_key.endswith("{export_id}") or "{alert_id}" in route_key:
+        # B's export and alert exist, but not in A's account.
         assert response.status_code == 404
     else:
         assert response.status_code in (200, 201, 202), response.text

@@ -13,6 +13,8 @@ import pytest
 
 from idsentry.crypto import (
     CIPHERTEXT_PREFIX,
+    DECRYPT_PURPOSES,
+    DECRYPTED_METRIC,
     DecryptionError,
     Fingerprint,
     Pepper,
@@ -169,7 +171,7 @@ def test_encrypt_round_trip() -> None:
     assert sealed.startswith(CIPHERTEXT_PREFIX)
     assert "张三" not in sealed
     assert "zhang" not in sealed
-    assert decrypt_field(DATA_KEY, OWNER_ID, sealed) == PLAINTEXT
+    assert decrypt_field(DATA_KEY, OWNER_ID, sealed, purpose="export") == PLAINTEXT
 
 
 def test_encrypt_fresh_nonce() -> None:
@@ -177,27 +179,27 @@ def test_encrypt_fresh_nonce() -> None:
     second = encrypt_field(DATA_KEY, OWNER_ID, PLAINTEXT)
 
     assert first != second
-    assert decrypt_field(DATA_KEY, OWNER_ID, second) == PLAINTEXT
+    assert decrypt_field(DATA_KEY, OWNER_ID, second, purpose="export") == PLAINTEXT
 
 
 def test_encrypt_empty_text() -> None:
     sealed = encrypt_field(DATA_KEY, OWNER_ID, "")
 
-    assert decrypt_field(DATA_KEY, OWNER_ID, sealed) == ""
+    assert decrypt_field(DATA_KEY, OWNER_ID, sealed, purpose="export") == ""
 
 
 def test_decrypt_other_owner() -> None:
     sealed = encrypt_field(DATA_KEY, OWNER_ID, PLAINTEXT)
 
     with pytest.raises(DecryptionError):
-        decrypt_field(DATA_KEY, "sub_01JOTHEROWNER00000000000000", sealed)
+        decrypt_field(DATA_KEY, "sub_01JOTHEROWNER00000000000000", sealed, purpose="export")
 
 
 def test_decrypt_other_key() -> None:
     sealed = encrypt_field(DATA_KEY, OWNER_ID, PLAINTEXT)
 
     with pytest.raises(DecryptionError):
-        decrypt_field(OTHER_DATA_KEY, OWNER_ID, sealed)
+        decrypt_field(OTHER_DATA_KEY, OWNER_ID, sealed, purpose="export")
 
 
 @pytest.mark.parametrize("position", [0, 11, 12, 20, -17, -1])
@@ -209,14 +211,16 @@ def test_decrypt_tampered_byte(position: int) -> None:
     tampered = CIPHERTEXT_PREFIX + base64.b64encode(bytes(raw)).decode()
 
     with pytest.raises(DecryptionError):
-        decrypt_field(DATA_KEY, OWNER_ID, tampered)
+        decrypt_field(DATA_KEY, OWNER_ID, tampered, purpose="export")
 
 
 def test_decrypt_unknown_prefix() -> None:
     sealed = encrypt_field(DATA_KEY, OWNER_ID, PLAINTEXT)
 
     with pytest.raises(DecryptionError):
-        decrypt_field(DATA_KEY, OWNER_ID, "g2:" + sealed[len(CIPHERTEXT_PREFIX) :])
+        decrypt_field(
+            DATA_KEY, OWNER_ID, "g2:" + sealed[len(CIPHERTEXT_PREFIX) :], purpose="export"
+        )
 
 
 def test_decrypt_truncated_tag() -> None:
@@ -224,13 +228,71 @@ def test_decrypt_truncated_tag() -> None:
     raw = base64.b64decode(sealed[len(CIPHERTEXT_PREFIX) :])
 
     with pytest.raises(DecryptionError):
-        decrypt_field(DATA_KEY, OWNER_ID, CIPHERTEXT_PREFIX + base64.b64encode(raw[:20]).decode())
+        decrypt_field(
+            DATA_KEY,
+            OWNER_ID,
+            CIPHERTEXT_PREFIX + base64.b64encode(raw[:20]).decode(),
+            purpose="export",
+        )
+
+
+def emitted_metrics(output: str) -> list[dict[str, Any]]:
+    """Return the embedded-metric documents among the printed lines."""
+    documents = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    return [document for document in documents if "_aws" in document]
+
+
+@pytest.mark.parametrize("purpose", DECRYPT_PURPOSES)
+def test_decrypt_counts_purpose(purpose: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    sealed = encrypt_field(DATA_KEY, OWNER_ID, PLAINTEXT)
+    capsys.readouterr()
+
+    decrypt_field(DATA_KEY, OWNER_ID, sealed, purpose=purpose)
+    decrypt_field(DATA_KEY, OWNER_ID, sealed, purpose=purpose)
+
+    metrics = emitted_metrics(capsys.readouterr().out)
+    assert len(metrics) == 2
+    definition = metrics[0]["_aws"]["CloudWatchMetrics"][0]
+    assert definition["Namespace"] == "IDSentry"
+    assert definition["Metrics"] == [{"Name": DECRYPTED_METRIC, "Unit": "Count"}]
+    assert "purpose" in definition["Dimensions"][0]
+    assert metrics[0]["purpose"] == purpose
+    assert metrics[0][DECRYPTED_METRIC] == [1.0]
+
+
+def test_decrypt_metric_without_data(capsys: pytest.CaptureFixture[str]) -> None:
+    sealed = encrypt_field(DATA_KEY, OWNER_ID, PLAINTEXT)
+    capsys.readouterr()
+
+    decrypt_field(DATA_KEY, OWNER_ID, sealed, purpose="export")
+
+    output = capsys.readouterr().out
+    assert OWNER_ID not in output
+    assert "zhang" not in output
+
+
+def test_failed_decrypt_not_counted(capsys: pytest.CaptureFixture[str]) -> None:
+    sealed = encrypt_field(DATA_KEY, OWNER_ID, PLAINTEXT)
+    capsys.readouterr()
+
+    with pytest.raises(DecryptionError):
+        decrypt_field(OTHER_DATA_KEY, OWNER_ID, sealed, purpose="export")
+
+    assert emitted_metrics(capsys.readouterr().out) == []
+
+
+def test_decrypt_unknown_purpose() -> None:
+    sealed = encrypt_field(DATA_KEY, OWNER_ID, PLAINTEXT)
+    purpose: Any = "curiosity"
+
+    with pytest.raises(ValueError, match="unknown decryption purpose 'curiosity'"):
+        decrypt_field(DATA_KEY, OWNER_ID, sealed, purpose=purpose)
 
 
 @pytest.mark.parametrize("body", ["", "AAAA", "!!!", "abc"])
 def test_decrypt_garbled(body: str) -> None:
     with pytest.raises(DecryptionError):
-        decrypt_field(DATA_KEY, OWNER_ID, CIPHERTEXT_PREFIX + body)
+        decrypt_field(DATA_KEY, OWNER_ID, CIPHERTEXT_PREFIX + body, purpose="export")
 
 
 def test_token_round_trip() -> None:

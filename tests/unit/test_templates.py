@@ -156,6 +156,7 @@ TEMPLATE_VARIABLES = {
     "amount": "¥18.00",
     "until": "2026年12月11日",
     "attempt": "2",
+    "months": "6",
 }
 
 

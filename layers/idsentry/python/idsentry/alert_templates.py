@@ -11,6 +11,7 @@ from idsentry.clock import SHANGHAI
 from idsentry.i18n import SUPPORTED_LOCALES, Locale
 from idsentry.identifiers import IdentifierKind
 from idsentry.models.breach import Breach, DataKind
+from idsentry.services import playbooks
 from idsentry.services.quiet_hours import resolve_timezone
 from idsentry.services.risk import Confidence, FoundBy, Severity
 from idsentry.sms_segments import count_segments
@@ -66,93 +67,11 @@ DATA_KIND_LABELS: Final[dict[DataKind, dict[Locale, str]]] = {
 }
 
 # Next steps per kind of leaked data, one to three each, in the order the e-mail lists the
-# kinds (most harmful first). Services are named as their operators name them, and the only
-# phone numbers given are the public hotlines 110 and 96110, with no URLs.
+# kinds (most harmful first). The texts come from the playbook configuration, which the
+# account checklist also reads, so an e-mail and the checklist never disagree.
 NEXT_STEPS: Final[dict[DataKind, dict[Locale, tuple[str, ...]]]] = {
-    DataKind.ID_NUMBER: {
-        "zh-CN": (
-            "用工业和信息化部的“一证通查”服务（“工信微报”微信公众号或支付宝“一证通查”小程序）"
-            "查询您名下的手机卡和手机号关联的互联网账号，发现不认识的请联系运营商或对应平台处理。",
-            "在云闪付 App 中用“一键查卡”查询您名下的银行卡，并向人民银行征信中心申请个人信用报告，"
-            "检查有没有您不知道的银行卡、贷款或信用卡。",
-            "如果发现有人冒用您的身份，请拨打 110 报警，或在国家反诈中心 App 中举报。",
-        ),
-        "en": (
-            "Use the lookup of the Ministry of Industry and Information Technology (一证通查), "
-            "in the 工信微报 WeChat account or the 一证通查 Alipay mini program, to check the phone "
-            "cards under your ID and the internet accounts linked to your numbers. Report any "
-            "you do not recognise to the carrier or the platform.",
-            "Use the card lookup (一键查卡) in the UnionPay app (云闪付) to list the bank cards "
-            "under your name, and request your credit report from the Credit Reference Center of "
-            "the People's Bank of China (人民银行征信中心). Look for cards or loans you did not open.",
-            "If someone is using your identity, call the police on 110 or report it in the "
-            "National Anti-Fraud Center app (国家反诈中心).",
-        ),
-    },
-    DataKind.BANK_CARD: {
-        "zh-CN": (
-            "立即拨打发卡银行的客服电话（见卡背面或银行官方 App），冻结这张卡并申请换卡。",
-            "查看这张卡最近的交易记录，发现不是您本人的交易请立即告诉银行。",
-        ),
-        "en": (
-            "Call your bank now on the number on the back of the card or in its official app, "
-            "and ask it to freeze and replace the card.",
-            "Check the card's recent transactions and report any you did not make to the bank.",
-        ),
-    },
-    DataKind.PASSWORD: {
-        "zh-CN": (
-            "修改这个网站的密码，以及所有用过相同密码的账户的密码，每个账户使用不同的密码。",
-            "在重要账户（邮箱、支付、社交）上开启两步验证。",
-        ),
-        "en": (
-            "Change the password on this site and on every account where you reused it, and "
-            "use a different password for each account.",
-            "Turn on two-step verification for your important accounts (e-mail, payment, social).",
-        ),
-    },
-    DataKind.MOBILE: {
-        "zh-CN": (
-            "警惕针对您的诈骗电话和短信，例如冒充客服、快递理赔或公检法的来电。"
-            "不要透露验证码，不要向陌生账户转账。",
-            "96110 是公安机关的反诈预警劝阻专线：接到 96110 的来电请接听，拿不准时也可拨打 96110 咨询。",
-        ),
-        "en": (
-            "Expect targeted fraud calls and texts, such as fake customer service, parcel "
-            "compensation or police calls. Never share a verification code or transfer money "
-            "to an account you do not know.",
-            "96110 is the police anti-fraud warning line: answer calls from 96110, and call it "
-            "yourself if you are unsure about a call.",
-        ),
-    },
-    DataKind.EMAIL: {
-        "zh-CN": (
-            "警惕钓鱼邮件：不要点击要求您登录、付款或“解冻账户”的邮件中的链接。",
-            "修改用这个邮箱登录的账户的密码，首先是邮箱本身，并开启两步验证。",
-        ),
-        "en": (
-            "Watch for phishing: do not click links in e-mails that ask you to sign in, pay "
-            "or unlock an account.",
-            "Change the passwords of the accounts that use this address to sign in, starting "
-            "with the mailbox itself, and turn on two-step verification.",
-        ),
-    },
-    DataKind.ADDRESS: {
-        "zh-CN": (
-            "警惕冒充快递、退款或理赔的电话、短信和上门人员，核实身份前不要提供信息或付款。",
-        ),
-        "en": (
-            "Be wary of calls, texts and visitors claiming a parcel, refund or compensation. "
-            "Do not give details or pay before you have checked who they are.",
-        ),
-    },
-    DataKind.NAME: {
-        "zh-CN": ("陌生人能叫出您的姓名并不能证明其身份，请照常核实来电和短信。",),
-        "en": (
-            "A stranger who knows your name has not proved who they are, so keep checking "
-            "calls and texts as usual.",
-        ),
-    },
+    kind: {locale: playbooks.email_steps(kind, locale) for locale in SUPPORTED_LOCALES}
+    for kind in playbooks.load_config().playbooks
 }
 
 SEVERITY_TEXT: Final[dict[Severity, dict[Locale, str]]] = {
@@ -305,11 +224,29 @@ def render_alert_sms(
     return text
 
 
+# One e-mailed step: its text and the (name, URL) of each official service it links to.
+StepLine = tuple[str, tuple[tuple[str, str], ...]]
+
+
 def next_steps(kinds: frozenset[DataKind], locale: Locale) -> list[tuple[str, tuple[str, ...]]]:
     """Return (data kind label, steps) for each leaked kind, most harmful kind first."""
     _check_locale(locale)
     return [
         (DATA_KIND_LABELS[kind][locale], steps[locale])
+        for kind, steps in NEXT_STEPS.items()
+        if kind in kinds
+    ]
+
+
+def _next_step_lines(
+    kinds: frozenset[DataKind], locale: Locale
+) -> list[tuple[str, tuple[StepLine, ...]]]:
+    """Return next_steps with each step's service links, for the e-mail."""
+    return [
+        (
+            DATA_KIND_LABELS[kind][locale],
+            tuple(zip(steps[locale], playbooks.email_step_links(kind, locale), strict=True)),
+        )
         for kind, steps in NEXT_STEPS.items()
         if kind in kinds
     ]
@@ -363,7 +300,7 @@ def render_alert_email(
         (words["confidence"], CONFIDENCE_TEXT[alert.confidence][locale]),
     ]
     leaked = alert.breach.kinds | {DataKind(alert.kind.value)}
-    steps = next_steps(leaked, locale)
+    steps = _next_step_lines(leaked, locale)
     credit = _HIBP_CREDIT[locale] if credits_hibp(alert) else None
 
     manage = []
@@ -381,7 +318,7 @@ def _email_text(
     finding: str,
     facts: list[tuple[str, str]],
     words: dict[str, str],
-    steps: list[tuple[str, tuple[str, ...]]],
+    steps: list[tuple[str, tuple[StepLine, ...]]],
     credit: tuple[str, str] | None,
     manage: list[tuple[str, str]],
 ) -> str:
@@ -392,7 +329,9 @@ def _email_text(
     for label, items in steps:
         lines.append("")
         lines.append(label)
-        lines.extend(f"{number}. {item}" for number, item in enumerate(items, start=1))
+        for number, (item, links) in enumerate(items, start=1):
+            lines.append(f"{number}. {item}")
+            lines.extend(f"   {name}{separator}{url}" for name, url in links)
     blocks.append("\n".join(lines))
 
     if credit is not None:
@@ -409,7 +348,7 @@ def _email_html(
     finding: str,
     facts: list[tuple[str, str]],
     words: dict[str, str],
-    steps: list[tuple[str, tuple[str, ...]]],
+    steps: list[tuple[str, tuple[StepLine, ...]]],
     credit: tuple[str, str] | None,
     manage: list[tuple[str, str]],
 ) -> str:
@@ -423,7 +362,7 @@ def _email_html(
 
     parts.append(f"<p>{escape(words['steps'])}</p>")
     for label, items in steps:
-        entries = "".join(f"<li>{escape(item)}</li>" for item in items)
+        entries = "".join(f"<li>{escape(item)}{_links_html(links)}</li>" for item, links in items)
         parts.append(f"<h3>{escape(label)}</h3><ol>{entries}</ol>")
 
     if credit is not None:
@@ -438,6 +377,12 @@ def _email_html(
     return (
         f'<!doctype html><html lang="{locale}"><head><meta charset="utf-8">'
         f"<title>{escape(subject)}</title></head><body>{''.join(parts)}</body></html>"
+    )
+
+
+def _links_html(links: tuple[tuple[str, str], ...]) -> str:
+    return "".join(
+        f'<br><a href="{html.escape(url)}">{html.escape(name)}</a>' for name, url in links
     )
 
 

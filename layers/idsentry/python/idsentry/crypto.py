@@ -9,7 +9,7 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -20,6 +20,16 @@ from idsentry.errors import ConfigurationError
 
 NONCE_BYTES = 12
 CIPHERTEXT_PREFIX = "g1:"
+
+# Purposes for which a subscriber's (or pending signup's) personal data is decrypted. Each
+# decryption adds one to the CloudWatch metric DECRYPTED_METRIC with the purpose as a
+# dimension, and the template's alarm on unusual volume sums the metric over every purpose.
+DecryptPurpose = Literal["notification", "signup", "breach_check", "export", "deletion"]
+DECRYPT_PURPOSES: tuple[str, ...] = get_args(DecryptPurpose)
+DECRYPTED_METRIC = "PersonalDataDecrypted"
+# Set here, not only through POWERTOOLS_METRICS_NAMESPACE, because the local stack and the
+# tests do not set that variable and Powertools rejects a metric without a namespace.
+METRICS_NAMESPACE = "IDSentry"
 
 
 class DecryptionError(ValueError):
@@ -114,8 +124,15 @@ def encrypt_field(data_key: bytes, owner_id: str, plaintext: str) -> str:
     return CIPHERTEXT_PREFIX + base64.b64encode(nonce + sealed).decode()
 
 
-def decrypt_field(data_key: bytes, owner_id: str, ciphertext: str) -> str:
-    """Decrypt a value from `encrypt_field`; raises DecryptionError if it was not sealed for `owner_id`."""
+def decrypt_field(
+    data_key: bytes, owner_id: str, ciphertext: str, *, purpose: DecryptPurpose
+) -> str:
+    """Decrypt a value from `encrypt_field` and count it under `purpose`.
+
+    Raises DecryptionError if the value was not sealed for `owner_id`. Only successful
+    decryptions are counted.
+    """
+    _require_purpose(purpose)
     if not ciphertext.startswith(CIPHERTEXT_PREFIX):
         raise DecryptionError("unknown ciphertext format")
     try:
@@ -130,7 +147,28 @@ def decrypt_field(data_key: bytes, owner_id: str, ciphertext: str) -> str:
         )
     except InvalidTag as exc:
         raise DecryptionError("ciphertext failed authentication") from exc
+
+    count_decryption(purpose)
     return plaintext.decode()
+
+
+def count_decryption(purpose: DecryptPurpose) -> None:
+    """Print one CloudWatch embedded-metric line that adds 1 to DECRYPTED_METRIC for `purpose`."""
+    _require_purpose(purpose)
+
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+    with single_metric(
+        name=DECRYPTED_METRIC, unit=MetricUnit.Count, value=1, namespace=METRICS_NAMESPACE
+    ) as metric:
+        metric.add_dimension(name="purpose", value=purpose)
+
+
+def _require_purpose(purpose: str) -> None:
+    if purpose not in DECRYPT_PURPOSES:
+        raise ValueError(
+            f"unknown decryption purpose {purpose!r}: expected one of {DECRYPT_PURPOSES}"
+        )
 
 
 def sign_token(key: bytes, payload: dict[str, Any]) -> str:

@@ -364,6 +364,35 @@ MESSAGES: Final[dict[str, dict[Locale, str]]] = {
         "zh-CN": "您已撤回对敏感个人信息的同意。我们已停止监测并删除您的身份证号和银行卡号，手机号和邮箱仍在监测中。",
         "en": "You have withdrawn your consent to sensitive personal information. We stopped watching and deleted your ID number and bank card numbers; your mobile number and e-mail address are still watched.",
     },
+    # China playbooks and quarterly checks
+    "alert.not_found": {
+        "zh-CN": "您的账户中没有这条警报。",
+        "en": "Your account has no such alert.",
+    },
+    "playbook.step_not_found": {
+        "zh-CN": "这条警报的处理清单中没有这一步。",
+        "en": "This alert's checklist has no such step.",
+    },
+    "check.unknown": {
+        "zh-CN": "查询项目无效，请使用 yizhengtongcha（一证通查）、bank_cards（一键查卡）或 credit_report（信用报告）。",
+        "en": "Unknown check. Use yizhengtongcha, bank_cards or credit_report.",
+    },
+    "check.count_unknown": {
+        "zh-CN": "这项查询没有这个数量，请按 GET /v1/account/checks 列出的数量填写。",
+        "en": "This check has no such count. Use the counts that GET /v1/account/checks lists.",
+    },
+    "check.count_invalid": {
+        "zh-CN": "数量应为 0 到 10000 之间的整数。",
+        "en": "The count must be a whole number from 0 to 10000.",
+    },
+    "check.counts_missing": {
+        "zh-CN": "请至少填写一个数量。",
+        "en": "Enter at least one count.",
+    },
+    "check.recorded": {
+        "zh-CN": "查询结果已记录。",
+        "en": "Your check result is recorded.",
+    },
     # Idempotency
     "idempotency.key_reused": {
         "zh-CN": "该 Idempotency-Key 已用于内容不同的请求。",

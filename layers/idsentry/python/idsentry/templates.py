@@ -96,6 +96,28 @@ _EMAIL_TEXT: Final[dict[str, dict[Locale, tuple[str, str]]]] = {
             "Reply to this e-mail with a number that can receive SMS, and we will confirm it with a code.\n\nIDSentry",
         ),
     },
+    # The number was not proven again within the reconfirmation period. Signing in sends a code
+    # to the number, and an accepted code resumes SMS.
+    # NOTE: no sign-in page is served yet, so this e-mail names the step but cannot link to it.
+    "phone_reconfirm": {
+        "zh-CN": (
+            "请确认您的手机号是否仍在使用 - 身份哨兵",
+            "您好，\n\n手机号 {masked_mobile} 已有 {months} 个月没有确认过。运营商会把停用的号码重新分配给他人，"
+            "为避免把泄露警报发给陌生人，我们已暂停向该号码发送短信，警报和通知会照常通过邮件发送。\n\n"
+            "如果号码仍归您使用：请用该手机号登录身份哨兵账户，登录时收到的短信验证码即可确认号码，并恢复短信提醒。\n\n"
+            "如果您已更换号码：请回复本邮件告诉我们新号码，我们会向新号码发送验证码确认。\n\n身份哨兵",
+        ),
+        "en": (
+            "Is this still your mobile number? - IDSentry",
+            "Hello,\n\nYour mobile number {masked_mobile} has not been confirmed for {months} months. Carriers give numbers "
+            "that were given up to new owners, so to keep breach alerts away from strangers we have paused SMS to this "
+            "number. Alerts and notices still arrive by e-mail.\n\n"
+            "If the number is still yours, sign in to your IDSentry account with it: the sign-in code we text you "
+            "confirms the number and turns SMS back on.\n\n"
+            "If you have changed your number, reply to this e-mail with the new one, and we will confirm it with a "
+            "code.\n\nIDSentry",
+        ),
+    },
     "identifier_reassigned": {
         "zh-CN": (
             "您账户中的身份证号已移除 - 身份哨兵",

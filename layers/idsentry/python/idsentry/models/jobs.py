@@ -67,13 +67,32 @@ class AlertJob(_Job):
     breach_name: str
 
 
+class CheckReminderJob(_Job):
+    """Remind a subscriber to re-run the official lookups of quarter `quarter` (yyyyqn)."""
+
+    kind: Literal["check_reminder"] = "check_reminder"
+    subscriber_id: str
+    quarter: str = Field(pattern=r"^[0-9]{4}q[1-4]$")
+
+
+class PhoneReconfirmJob(_Job):
+    """Ask a subscriber by e-mail to prove their number again, last proven at `confirmed_at`."""
+
+    kind: Literal["phone_reconfirm"] = "phone_reconfirm"
+    subscriber_id: str
+    # Epoch seconds; the e-mail is skipped once the profile records a later confirmation.
+    confirmed_at: int = Field(ge=0)
+
+
 NotificationJob = Annotated[
     OtpJob
     | SignInCodeJob
     | EmailConfirmationJob
     | IdentifierReassignedJob
     | PaymentNoticeJob
-    | AlertJob,
+    | AlertJob
+    | CheckReminderJob
+    | PhoneReconfirmJob,
     Field(discriminator="kind"),
 ]
 

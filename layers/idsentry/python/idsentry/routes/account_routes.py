@@ -23,7 +23,7 @@ from idsentry.errors import DomainError, NotFoundError
 from idsentry.http import HttpRequest, accept_language, json_response, parse_http_event
 from idsentry.i18n import Locale, negotiate_locale
 from idsentry.models.account import parse_preferences
-from idsentry.routes import account_privacy_routes
+from idsentry.routes import account_playbook_routes, account_privacy_routes
 from idsentry.services import account
 from idsentry.wiring import main_table
 
@@ -84,6 +84,7 @@ ROUTES: dict[str, AccountHandler] = {
     "GET /v1/account/preferences": _preferences,
     "PUT /v1/account/preferences": _change_preferences,
     **account_privacy_routes.ROUTES,
+    **account_playbook_routes.ROUTES,
 }
 
 

@@ -1,4 +1,4 @@
-"""Routes of the staff admin API (IAM-authorized): intake jobs, breaches, review, lost deliveries."""
+"""Routes of the staff admin API (IAM-authorized): intake, breaches, review, deliveries, ledger."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from idsentry.adapters.bus import PublishError
 from idsentry.clock import utc_now
 from idsentry.errors import NotFoundError
 from idsentry.http import HttpRequest, RequestBodyError, json_response, parse_http_event
-from idsentry.services import review, review_input
+from idsentry.services import money_ledger, review, review_input
 from idsentry.services.audit import AuditTrail
 from idsentry.services.intake import job_report
 from idsentry.services.ledger import unknown_deliveries
@@ -63,6 +63,8 @@ def handle(event: dict[str, Any]) -> dict[str, Any]:
         return json_response(200, report) if report else _not_found("intake job")
     if request.route_key == "GET /v1/admin/deliveries/unknown":
         return json_response(200, {"deliveries": unknown_deliveries(main_table())})
+    if request.route_key == "GET /v1/admin/ledger/{day}":
+        return _ledger(request)
     if request.route_key == "GET /v1/admin/breaches/{name}":
         item = main_table().get(f"BREACH#{request.path_parameters['name']}", "BREACH")
         if item is None:
@@ -71,6 +73,14 @@ def handle(event: dict[str, Any]) -> dict[str, Any]:
             200, {key: value for key, value in item.items() if key not in BREACH_HIDDEN_FIELDS}
         )
     return _not_found("route")
+
+
+def _ledger(request: HttpRequest) -> dict[str, Any]:
+    try:
+        page = money_ledger.parse_request(request.path_parameters.get("day"), request.query)
+    except money_ledger.LedgerInputError as exc:
+        return _error(400, "invalid_request", str(exc), exc.field)
+    return json_response(200, money_ledger.ledger_page(main_table(), page))
 
 
 def _review(request: HttpRequest, caller: str | None) -> dict[str, Any]:

@@ -236,7 +236,9 @@ def _check_hibp(
     deps: CheckDeps, subscriber_id: str, identifier: dict[str, Any], now: datetime
 ) -> str:
     _take_token(deps, now)
-    email = decrypt_field(deps.keys.get(subscriber_id), subscriber_id, identifier["value_enc"])
+    email = decrypt_field(
+        deps.keys.get(subscriber_id), subscriber_id, identifier["value_enc"], purpose="breach_check"
+    )
     result = deps.hibp().breached_account(email)
 
     if result.outcome is CheckOutcome.TRANSIENT:

@@ -295,7 +295,10 @@ def _twilio(deps: DeletionDeps, run: _Run) -> None:
     sms = deps.sms()
     if records.profile is not None:
         mobile = decrypt_field(
-            deps.keys.get(run.subscriber_id), run.subscriber_id, records.profile["mobile_enc"]
+            deps.keys.get(run.subscriber_id),
+            run.subscriber_id,
+            records.profile["mobile_enc"],
+            purpose="deletion",
         )
         sids.update(sms.message_ids_to(mobile))
     run.refs["sms_sids"] = sorted(sids)
@@ -336,7 +339,10 @@ def _ses(deps: DeletionDeps, run: _Run) -> None:
     if profile is None or not profile.get("email_enc"):
         return
     address = decrypt_field(
-        deps.keys.get(run.subscriber_id), run.subscriber_id, profile["email_enc"]
+        deps.keys.get(run.subscriber_id),
+        run.subscriber_id,
+        profile["email_enc"],
+        purpose="deletion",
     )
     removed = deps.suppressions().remove(address)
     logger.info(

@@ -239,7 +239,7 @@ def build_export(
     subscriber_id = records.subscriber_id
 
     def decrypt(ciphertext: str) -> str:
-        return decrypt_field(data_key, subscriber_id, ciphertext)
+        return decrypt_field(data_key, subscriber_id, ciphertext, purpose="export")
 
     document: dict[str, Any] = {
         "format": FORMAT,

@@ -19,10 +19,12 @@ from idsentry.i18n import Locale
 from idsentry.identifiers import IdentifierKind, mask
 from idsentry.models.jobs import (
     AlertJob,
+    CheckReminderJob,
     EmailConfirmationJob,
     IdentifierReassignedJob,
     OtpJob,
     PaymentNoticeJob,
+    PhoneReconfirmJob,
     SignInCodeJob,
 )
 from idsentry.money import format_money, parse_stripe_amount
@@ -94,7 +96,9 @@ def process_job(
     | EmailConfirmationJob
     | IdentifierReassignedJob
     | PaymentNoticeJob
-    | AlertJob,
+    | AlertJob
+    | CheckReminderJob
+    | PhoneReconfirmJob,
 ) -> str:
     """Process one job; returns "sent", "skipped", "failed", "unknown" or "deferred".
 
@@ -111,6 +115,10 @@ def process_job(
         return _send_payment_notice(deps, ledger, job)
     if isinstance(job, AlertJob):
         return _send_alert(deps, ledger, job)
+    if isinstance(job, CheckReminderJob):
+        return _send_check_reminder(deps, ledger, job)
+    if isinstance(job, PhoneReconfirmJob):
+        return _send_phone_reconfirm(deps, ledger, job)
     return _send_reassignment_notice(deps, ledger, job)
 
 
@@ -159,7 +167,7 @@ def _send_code(deps: NotifierDeps, ledger: Ledger, job: OtpJob) -> str:
         return "skipped"
 
     key = deps.keys.get(job.signup_id)
-    mobile = decrypt_field(key, job.signup_id, signup["mobile_enc"])
+    mobile = decrypt_field(key, job.signup_id, signup["mobile_enc"], purpose="notification")
     return _send_code_sms(
         deps, ledger, message_key, job.signup_id, mobile, _locale(signup.get("locale")), code
     )
@@ -210,7 +218,9 @@ def _send_sign_in_code(deps: NotifierDeps, ledger: Ledger, job: SignInCodeJob) -
         logger.info("sign-in code job skipped", extra={"sign_in_id": job.sign_in_id})
         return "skipped"
     profile, key = found
-    mobile = decrypt_field(key, prepared.subscriber_id, profile["mobile_enc"])
+    mobile = decrypt_field(
+        key, prepared.subscriber_id, profile["mobile_enc"], purpose="notification"
+    )
     return _send_code_sms(
         deps,
         ledger,
@@ -244,7 +254,7 @@ def _send_email_confirmation(deps: NotifierDeps, ledger: Ledger, job: EmailConfi
     if profile.get("email_confirmed_at"):
         return "skipped"
 
-    email = decrypt_field(key, job.subscriber_id, profile["email_enc"])
+    email = decrypt_field(key, job.subscriber_id, profile["email_enc"], purpose="notification")
     link = confirmation_url(
         deps.pepper(),
         deps.public_base_url,
@@ -277,7 +287,7 @@ def _send_reassignment_notice(
 
     removed = deps.table.get(f"SUB#{job.subscriber_id}", "IDENT_REMOVED#id_number")
     masked = removed["masked"] if removed else "****"
-    email = decrypt_field(key, job.subscriber_id, profile["email_enc"])
+    email = decrypt_field(key, job.subscriber_id, profile["email_enc"], purpose="notification")
     message = render_email(
         "identifier_reassigned", _locale(profile.get("locale")), masked_identifier=masked
     )
@@ -338,10 +348,14 @@ class _Contact:
         return _locale(self.profile.get("locale"))
 
     def email(self) -> str:
-        return decrypt_field(self.key, self.subscriber_id, self.profile["email_enc"])
+        return decrypt_field(
+            self.key, self.subscriber_id, self.profile["email_enc"], purpose="notification"
+        )
 
     def mobile(self) -> str:
-        return decrypt_field(self.key, self.subscriber_id, self.profile["mobile_enc"])
+        return decrypt_field(
+            self.key, self.subscriber_id, self.profile["mobile_enc"], purpose="notification"
+        )
 
 
 # The subscriber's items that every job with a contact reads, in one BatchGetItem.
@@ -611,3 +625,71 @@ def _send_alert(deps: NotifierDeps, ledger: Ledger, job: AlertJob) -> str:
         state,
     )
     return _combined(outcome, sms_outcome)
+
+
+def _send_check_reminder(deps: NotifierDeps, ledger: Ledger, job: CheckReminderJob) -> str:
+    """E-mail the quarterly reminder to re-run the official lookups, once per quarter.
+
+    The reminder goes out with the "reports" list, so its one-click link stops both.
+    """
+    from idsentry.services.quarterly_checks import latest_results, render_check_reminder
+
+    items = deps.table.get_partition(f"SUB#{job.subscriber_id}")
+    contact = _contact(deps, job.subscriber_id, items)
+    if contact is None or not contact.profile.get("monitored"):
+        logger.info("check reminder skipped", extra={"subscriber_id": job.subscriber_id})
+        return "skipped"
+    if not contact.preferences.may_email("reports"):
+        return "skipped"
+
+    stop_url = preference_url(
+        deps.pepper(),
+        deps.public_base_url,
+        job.subscriber_id,
+        "email:reports",
+        epoch(deps.clock()),
+    )
+    message = render_check_reminder(contact.locale, latest_results(items), stop_url)
+    email = contact.email()
+    return _send(
+        ledger,
+        f"check_reminder:{job.quarter}:{job.subscriber_id}",
+        "email",
+        job.subscriber_id,
+        lambda: deps.email().send(
+            email, message.subject, message.text, message.html, unsubscribe_url=stop_url
+        ),
+    )
+
+
+def _send_phone_reconfirm(deps: NotifierDeps, ledger: Ledger, job: PhoneReconfirmJob) -> str:
+    """E-mail the request to prove the number again, once per confirmation that fell due.
+
+    Skipped when the profile records a later confirmation than the job's, because a sign-in
+    since then proved the number.
+    """
+    from idsentry.services.phone_reconfirm import confirmation_time, message_key, months_between
+
+    contact = _contact(deps, job.subscriber_id)
+    confirmation = confirmation_time(contact.profile) if contact is not None else None
+    if contact is None or confirmation is None or confirmation[0] != job.confirmed_at:
+        logger.info("phone reconfirmation skipped", extra={"subscriber_id": job.subscriber_id})
+        return "skipped"
+    if not contact.preferences.may_email(None):
+        return "skipped"
+
+    masked = mask(IdentifierKind.MOBILE, contact.mobile())
+    message = render_email(
+        "phone_reconfirm",
+        contact.locale,
+        masked_mobile=masked,
+        months=str(months_between(job.confirmed_at, deps.clock())),
+    )
+    email = contact.email()
+    return _send(
+        ledger,
+        message_key(job.subscriber_id, job.confirmed_at),
+        "email",
+        job.subscriber_id,
+        lambda: deps.email().send(email, message.subject, message.text, message.html),
+    )

@@ -22,8 +22,10 @@ EmailList = Literal["alerts", "reports"]
 EMAIL_LISTS: tuple[EmailList, ...] = ("alerts", "reports")
 
 # What a provider reported about the number: opted out (Twilio 21610 or an inbound STOP) or
-# not a mobile number that can receive SMS (21211, 21614).
-SmsState = Literal["ok", "opted_out", "invalid"]
+# not a mobile number that can receive SMS (21211, 21614). "unconfirmed" means the number was
+# not proven again within the reconfirmation period, so it may belong to someone else by now
+# (set and cleared by services/phone_reconfirm.py).
+SmsState = Literal["ok", "opted_out", "invalid", "unconfirmed"]
 EmailState = Literal["ok", "suppressed"]
 
 

@@ -259,7 +259,7 @@ def verify_signup(deps: SignupDeps, signup_id: str, code: str) -> dict[str, Any]
 
     signup_key = deps.keys.get(signup_id)
     plain = {
-        field: decrypt_field(signup_key, signup_id, signup[f"{field}_enc"])
+        field: decrypt_field(signup_key, signup_id, signup[f"{field}_enc"], purpose="signup")
         for field in ("name", *OWNED_KINDS)
     }
 
@@ -377,6 +377,8 @@ def _commit_subscriber(
                 "email_enc": encrypt_field(data_key, subscriber_id, plain["email"]),
                 "email_fp": str(pepper.fingerprint("email", plain["email"])),
                 "created_at": now,
+                # The code just verified proves the number; reconfirmation counts from here.
+                "mobile_confirmed_at": now,
             },
             condition="attribute_not_exists(pk)",
         ),

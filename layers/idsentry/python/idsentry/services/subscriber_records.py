@@ -117,6 +117,8 @@ def message_keys(records: SubscriberRecords, taker_signup_ids: Iterable[str] = (
     for fingerprint in [*(mobile.get("fingerprints") or {}).values(), "unknown"]:
         keys.append(f"mobile_invalid:{subscriber_id}:{fingerprint}")
     keys.extend(f"reassigned:job_reassigned_{signup_id}" for signup_id in taker_signup_ids)
+    # Phone reconfirmation records the keys of its e-mails, which contain a confirmation time.
+    keys.extend(sorted((records.items.get("PREFS") or {}).get("reconfirm_message_keys") or ()))
     # NOTE: e-mail kinds added after this list are not found until their keys are added here.
     # Deletion also finds SMS of any kind through Twilio's list of messages to the number.
     return list(dict.fromkeys(keys))
