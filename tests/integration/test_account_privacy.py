@@ -27,7 +27,7 @@ from idsentry.services.audit import AuditTrail
 from idsentry.services.deletion_request import DELETION_SK, request_deletion
 from idsentry.services.subscriber_records import load_records
 from infra.local.service import LocalService
-from tests.e2e.conftest import RecordCollector, watch_handler_logs
+from tests.e2e.conftest import RecordCollector
 from tests.integration import privacy_support as support
 from tests.integration.conftest import MovableClock
 from tests.privacy_fields import field_rows
@@ -192,9 +192,15 @@ def wang_deleted(
 ) -> Deleted:
     """Delete 王小明's account through the account route and the deletion function."""
     snapshot = _snapshot(local_service, wang)
-    # The collector shares the list, and handler modules log through the package's logger.
-    watch_handler_logs(local_service, RecordCollector(deletion_logs))
+    # Handler modules log through the package's logger. The collector is added after every
+    # handler module is loaded (Powertools formats with the first handler), and always as this
+    # fixture's own: another test's collector may still be attached in the same process.
+    runtime = support.runtime(local_service)
+    for function_id in runtime.functions:
+        runtime.load_handler(function_id)
+    collector = RecordCollector(deletion_logs)
     package_logger = logging.getLogger("idsentry")
+    package_logger.addHandler(collector)
     try:
         status, body = _invoke(
             local_service, _account_event("account_delete.json", wang.subscriber_id)
@@ -202,9 +208,7 @@ def wang_deleted(
         assert status == 202, body
         support.settle(local_service)
     finally:
-        for handler in list(package_logger.handlers):
-            if isinstance(handler, RecordCollector):
-                package_logger.removeHandler(handler)
+        package_logger.removeHandler(collector)
     return snapshot
 
 
