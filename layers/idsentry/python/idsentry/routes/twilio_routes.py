@@ -25,6 +25,7 @@ from idsentry.clock import epoch, utc_now
 from idsentry.http import HttpRequest, json_response, parse_http_event
 from idsentry.services.delivery import StatusCallback, record_status
 from idsentry.services.inbound_sms import apply_inbound
+from idsentry.services.ledger import link_provider_id
 from idsentry.settings import TwilioWebhookSettings, load_settings
 from idsentry.wiring import main_table, pepper_loader, secret_cache
 
@@ -127,6 +128,8 @@ def _status(
 
     message_key = query.get("m") or None
     channel = query.get("c") or None
+    if message_key and channel:
+        link_provider_id(table, message_key, channel, message_sid, now)
 
     callback = StatusCallback(
         message_sid=message_sid,

@@ -13,7 +13,6 @@ from typing import Any, Literal
 
 from idsentry.adapters.table import MainTable
 from idsentry.crypto import Pepper
-from idsentry.services.ledger import link_provider_id
 from idsentry.services.preferences import SmsState, set_sms_state
 from idsentry.services.sms_numbers import canonical_number, holds_mobile
 
@@ -99,10 +98,6 @@ def record_status(
         return "ignored"
 
     current = table.get(f"SMS#{callback.message_sid}", "SMS")
-    if callback.message_key and callback.channel and not (current or {}).get("ledger_pk"):
-        # The notifier has not linked this message to its ledger record yet, perhaps because
-        # it stopped between the send and the record: the callback URL names the record.
-        link_provider_id(table, callback.message_key, callback.channel, callback.message_sid, now)
     if current is not None and not _advances(current, callback.status, rank):
         return "stale"
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from idsentry.adapters.table import MainTable, put_write, update_write
+from idsentry.adapters.table import MainTable
 from idsentry.errors import ProviderError
 
 logger = logging.getLogger(__name__)
@@ -126,11 +126,11 @@ class Ledger:
             )
             return Delivery("failed", exc.code)
 
+        self._mark(message_key, channel, "sent", provider_id=provider_id)
         if channel == "sms":
-            self._mark(message_key, channel, "sent", provider_id=provider_id)
             self._link_sms(message_key, provider_id)
         else:
-            self._mark_email_sent(message_key, provider_id, subject_id)
+            self._link_email(message_key, provider_id, subject_id)
         logger.info("notification sent", extra={"message_key": message_key, "channel": channel})
         return Delivery("sent")
 
@@ -255,32 +255,17 @@ class Ledger:
             },
         )
 
-    def _mark_email_sent(self, message_key: str, provider_id: str, subject_id: str) -> None:
-        # SES bounce and complaint events carry only the message id. The second item records
-        # which account the message went to, also before the address was confirmed. Nothing
-        # else writes either item at this point, so the transaction meets no conflict.
-        now = self._now()
-        self._table.transact(
-            [
-                update_write(
-                    "ledger",
-                    _record_key(message_key),
-                    "email",
-                    "SET #state = :sent, provider_id = :provider_id, updated_at = :now",
-                    values={":sent": "sent", ":provider_id": provider_id, ":now": now},
-                    names={"#state": "state"},
-                ),
-                put_write(
-                    "ses_message",
-                    {
-                        "pk": f"{SES_MESSAGE_PREFIX}{provider_id}",
-                        "sk": SES_MESSAGE_SK,
-                        "ledger_pk": _record_key(message_key),
-                        "subject_id": subject_id,
-                        "expires_at": now + LEDGER_TTL_SECONDS,
-                    },
-                ),
-            ]
+    def _link_email(self, message_key: str, provider_id: str, subject_id: str) -> None:
+        # SES bounce and complaint events carry only the message id. This item records which
+        # account the message went to, also before the address was confirmed.
+        self._table.put(
+            {
+                "pk": f"{SES_MESSAGE_PREFIX}{provider_id}",
+                "sk": SES_MESSAGE_SK,
+                "ledger_pk": _record_key(message_key),
+                "subject_id": subject_id,
+                "expires_at": self._now() + LEDGER_TTL_SECONDS,
+            }
         )
 
 
