@@ -4,7 +4,7 @@ Actions (each takes `signup`, the step that created the subscriber):
 
 - `sign_in`: POST /v1/sign-in with the signup's mobile, read the code from the SMS, verify it
   and keep the access token for the later account steps (the token is never printed). With
-  `expect.unauthorized`, first show that an account route answers 401 without a token.
+  `expect.unauthorized`, first show that an account route returns 401 without a token.
 - `account_alerts`: GET /v1/account/alerts and print each alert with its channels.
 - `export_account`: POST /v1/account/export, download the JSON file through its short-lived
   link and print its sections with their sizes, never their values.
