@@ -33,11 +33,11 @@ GRACE = 7 * 24 * 3600
 
 
 class CrashAfterSend(Exception):
-    """Stands in for a Lambda that died between the provider's answer and the ledger write."""
+    """Stands in for a Lambda that died between the provider's reply and the ledger write."""
 
 
 class RefusingSms:
-    """An SMS sender that answers every send with one Twilio error code."""
+    """An SMS sender that fails every send with one Twilio error code."""
 
     def __init__(self, code: str, transient: bool = False) -> None:
         self.code = code
@@ -108,9 +108,9 @@ def test_redelivered_key_sends_once(harness: Harness) -> None:
 
 
 def test_second_worker_waits_while_first_sends(harness: Harness) -> None:
-    # The second worker runs while the first is between its claim and its send's answer.
-    # The claim's atomicity is DynamoDB's conditional write; moto serves requests without a
-    # lock, so threads racing here would test moto rather than the ledger.
+    # The second worker runs while the first is between its claim and the provider's reply.
+    # The claim's atomicity is DynamoDB's conditional write, so a fixed order tests the ledger
+    # itself, where racing threads would depend on timing.
     ledger = _ledger(harness)
     sends: list[str] = []
     second: list[str] = []
