@@ -193,6 +193,7 @@ def test_reminder_email_lists_checks(locale: str) -> None:
     assert "https://getsimnum.caict.ac.cn" in email.text
     assert "https://ipcrs.pbccrc.org.cn" in email.html
     assert "2026q4" in email.text
-    assert " 3" in email.text and " 14" in email.text
+    assert " 3" in email.text
+    assert " 14" in email.text
     assert "https://example.test/stop" in email.text
     assert "云闪付" in email.text

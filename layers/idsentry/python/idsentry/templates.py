@@ -80,7 +80,7 @@ _EMAIL_TEXT: Final[dict[str, dict[Locale, tuple[str, str]]]] = {
             "Update your payment method:\n\n{link}\n\nThe link is valid for 7 days.\n\nIDSentry",
         ),
     },
-    # Twilio answered 21211 or 21614: the number cannot receive SMS, so codes and urgent
+    # Twilio rejected the message with 21211 or 21614: the number cannot receive SMS, so codes and urgent
     # alerts would never arrive. The subscriber is asked for a working number.
     "mobile_invalid": {
         "zh-CN": (

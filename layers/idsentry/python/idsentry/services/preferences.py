@@ -1,6 +1,6 @@
 """A subscriber's contact preferences and channel states, in one item per subscriber.
 
-`SUB#{id}/PREFS` holds what the subscriber chose (SMS for alerts, the e-mail lists they left)
+`SUB#{id}/PREFS` contains what the subscriber chose (SMS for alerts, the e-mail lists they left)
 and what the providers reported (an SMS opt-out, an invalid number, a suppressed address).
 Every writer sets only its own attributes, so a bounce and an unsubscribe never overwrite
 each other. A missing item means the defaults: everything on, quiet hours in Asia/Shanghai.
@@ -21,7 +21,7 @@ DEFAULT_TIMEZONE = "Asia/Shanghai"
 EmailList = Literal["alerts", "reports"]
 EMAIL_LISTS: tuple[EmailList, ...] = ("alerts", "reports")
 
-# What a provider reported about the number: opted out (Twilio 21610 or an inbound STOP) or
+# The number's state as a provider reported it: opted out (Twilio 21610 or an inbound STOP) or
 # not a mobile number that can receive SMS (21211, 21614). "unconfirmed" means the number was
 # not proven again within the reconfirmation period, so it may belong to someone else by now
 # (set and cleared by services/phone_reconfirm.py).
@@ -31,7 +31,7 @@ EmailState = Literal["ok", "suppressed"]
 
 @dataclass(frozen=True)
 class Preferences:
-    """What may be sent to one subscriber, and when."""
+    """The messages one subscriber may receive, on which channels, and when."""
 
     sms_alerts: bool = True
     sms_state: SmsState = "ok"
@@ -99,7 +99,7 @@ def set_timezone(table: MainTable, subscriber_id: str, timezone: str, now: int) 
 def set_sms_state(
     table: MainTable, subscriber_id: str, state: SmsState, reason: str, now: int
 ) -> None:
-    """Record what a provider said of the number (`reason`: an error code or an inbound keyword)."""
+    """Record the number's state from a provider (`reason`: an error code or an inbound keyword)."""
     _set(table, subscriber_id, {"sms_state": state, "sms_state_reason": reason}, now)
 
 
