@@ -10,8 +10,9 @@ finished and hands the others back to the queue for a retry.
 The workers call `process_job` rather than the notifier's handler for two reasons. The handler
 builds its dependencies with the real clock, while the bench's clock is fixed at 10:00 in
 Asia/Shanghai, so that quiet hours never hold an SMS back, whatever the time of the run. And the
-local runtime polls each queue from one thread of the bench process, which also serves moto,
-the HTTP API and the emulators, so it cannot run instances side by side.
+local runtime polls each queue from one thread of the bench process, which also serves the HTTP
+API and the emulators, so it cannot run instances side by side. moto runs in a process of its
+own (`infra.local.moto_app`), so that its work has a core of its own.
 
 The main figure is the number of segments that the Twilio emulator delivered per second, from
 the first message it accepted to the last one it delivered, against the emulator's configured
@@ -560,7 +561,7 @@ def measure_notifications(
             "clock": moment.isoformat(),
         }
         with worker_processes(service, workers, spec, tally, Path(workdir)):
-            # The machine may run other work, which slows the bench process that serves moto.
+            # The machine may run other work, which slows moto and the bench process.
             load_average = os.getloadavg()[0]
             JobQueue(mapping.queue_url, sqs).send_many([alert.job for alert in seeded])
             _wait_for_outcomes(tally, PROCESSING_DEADLINE_S + alerts * PROCESSING_S_PER_JOB)
@@ -679,6 +680,7 @@ def start_notification_service(segments_per_second: float) -> LocalService:
         parameters=BENCH_PARAMETERS,
         sms_segments_per_second=segments_per_second,
         background=False,
+        moto_process=True,
     ).start()
 
 

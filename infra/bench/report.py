@@ -528,12 +528,12 @@ def _met(value: float, target: float, *, at_least: bool) -> str:
 _LOCAL_LIMIT_NOTE = (
     "Each alert job reads and writes DynamoDB, unwraps a data key with KMS and sends through "
     "SES, and each SMS brings two status callbacks that write DynamoDB too. All of these "
-    "requests reach moto, which runs in the bench process together with the HTTP API and the "
-    "emulators, and serves DynamoDB requests one at a time, so that process keeps about one "
-    "core busy and limits the jobs per second. The notifier reads an alert's items with one "
-    "BatchGetItem, whose cost does not grow with the table. In AWS each request goes to a "
-    "separate service, so on this machine the rate is a lower bound for a deployment, not an "
-    "estimate of it."
+    "requests reach moto, which runs in a process of its own and serves DynamoDB requests one "
+    "at a time, so it keeps about one core busy and limits the jobs per second; the bench "
+    "process serves the HTTP API, the callbacks and the emulators beside it. The notifier reads "
+    "an alert's items with one BatchGetItem, whose cost does not grow with the table. In AWS "
+    "each request goes to a separate service, so on this machine the rate is a lower bound for "
+    "a deployment, not an estimate of it."
 )
 
 

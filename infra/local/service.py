@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
 import json
 import logging
 import secrets
 import socket
+import urllib.request
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from infra.local.emulators.hibp import HibpEmulator
 from infra.local.emulators.realname import RealNameEmulator
-from infra.local.emulators.ses_suppression import install as install_ses_suppression_list
 from infra.local.emulators.stripe import TEST_API_KEY, LocalStripe
 from infra.local.emulators.stripe_shim import StripeShim
 from infra.local.emulators.twilio import TwilioEmulator
 from infra.local.http_api import LocalHttpApi, Route, extract_routes
+from infra.local.moto_app import SENT_MESSAGES_PATH
+from infra.local.provision import check_loopback
 from infra.local.stack import DEFAULT_TEMPLATE, REPOSITORY_ROOT, LocalStack
 from infra.local.static_site import SIGNUP_PAGE_PREFIX, LocalSignupPage
 from infra.local.template import TemplateError, load_template
@@ -119,40 +119,13 @@ def clear_cached_dependencies() -> None:
         cached.cache_clear()
 
 
-def _outbox_entry(sent: Any) -> dict[str, Any]:
-    """Describe one message that moto's SES stored, raw (a whole MIME message) or Simple."""
-    raw = getattr(sent, "raw_data", None)
-    if raw is None:
-        body = getattr(sent, "body", None)
-        return {
-            "to": list(sent.destinations.get("ToAddresses", [])),
-            "subject": getattr(sent, "subject", ""),
-            "body": body,
-            "text": None,
-            "html": body,
-            "headers": {},
-        }
-
-    message = email.message_from_string(raw, policy=email.policy.default)
-    parts = {subtype: message.get_body(preferencelist=(subtype,)) for subtype in ("plain", "html")}
-    text, html = (part.get_content() if part is not None else None for part in parts.values())
-    recipients = message["To"]
-    return {
-        "to": [address.addr_spec for address in recipients.addresses] if recipients else [],
-        "subject": str(message["Subject"] or ""),
-        "body": html if html is not None else text,
-        "text": text,
-        "html": html,
-        "headers": {name.lower(): str(value) for name, value in message.items()},
-    }
-
-
 class LocalService:
     """Start every component of the local stack; `stop()` stops them in reverse order.
 
     `background=True` polls the queues in threads (for `make run` and the demo); with False the
     caller drives delivery with `runtime.run_until_idle()`, which tests use to stay deterministic.
     `parameters` override template parameters, for example the abuse limits of a test run.
+    `moto_process=True` runs moto in a process of its own, as the notification bench does.
     """
 
     def __init__(
@@ -166,8 +139,10 @@ class LocalService:
         background: bool = True,
         trust_forwarded_for: bool = False,
         template_path: Path = DEFAULT_TEMPLATE,
+        moto_process: bool = False,
     ) -> None:
         self.port = port or free_port()
+        self.moto_process = moto_process
         self.stage = stage
         self.parameters = dict(parameters or {})
         self.identities_path = identities_path
@@ -244,8 +219,6 @@ class LocalService:
             "HibpRequestsPerMinute": str(LOCAL_HIBP_REQUESTS_PER_MINUTE),
             **self.parameters,
         }
-        # moto lacks SES's suppression list, which account deletion empties of the address.
-        install_ses_suppression_list()
         self.stack = LocalStack(
             self.template_path,
             parameter_overrides=parameters,
@@ -273,6 +246,7 @@ class LocalService:
                 "HIBP_BASE_URL": f"{self.hibp.base_url}/api/v3",
             },
             visibility_timeout_override=1,
+            moto_process=self.moto_process,
         )
         self.stack.start()
         # Handlers cache clients and secrets per process; a new stack has new endpoints.
@@ -330,11 +304,13 @@ class LocalService:
         `list-unsubscribe`). A message sent with SES's Simple content has no `text` or
         `headers`, because moto keeps only its subject and one body of it.
         """
-        from moto.core import DEFAULT_ACCOUNT_ID
-        from moto.ses.models import ses_backends
-
-        backend = ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
-        return [_outbox_entry(sent) for sent in backend.sent_messages]
+        if self.stack is None:
+            raise RuntimeError("the local service is not started")
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        url = check_loopback(self.stack.endpoint_url) + SENT_MESSAGES_PATH
+        with opener.open(url, timeout=30) as response:
+            entries: list[dict[str, Any]] = json.load(response)
+        return entries
 
     def _authorize(self, route: Route, event: dict[str, Any]) -> dict[str, Any] | None:
         """Accept an IAM-authorized route's request that carries this run's admin token.

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from infra.local.moto_app import build_app
 from infra.local.provision import ProvisionedStack, check_loopback, provision_stack
 from infra.local.runtime import LocalRuntime
 from infra.local.template import PseudoParameters
@@ -23,6 +25,7 @@ LOOPBACK = "127.0.0.1"
 
 # These loggers write request URLs and parameters at INFO and below.
 QUIET_LOGGERS = ("werkzeug", "botocore", "urllib3", "stripe", "twilio")
+MOTO_PROCESS_STOP_S = 10.0
 
 
 class LocalStack:
@@ -32,6 +35,8 @@ class LocalStack:
     reverse order, so later components (HTTP API server, emulators) can be added the same way.
     moto keeps its state per process, shared by every server in it: `start()` resets that
     state unless reset_state is False, which lets stacks with distinct names run side by side.
+    With moto_process, moto runs in a process of its own (see infra.local.moto_app), whose state
+    starts empty.
     """
 
     def __init__(
@@ -46,9 +51,11 @@ class LocalStack:
         visibility_timeout_override: int | None = None,
         pseudo: PseudoParameters | None = None,
         reset_state: bool = True,
+        moto_process: bool = False,
     ) -> None:
         self.template_path = Path(template_path)
         self.reset_state = reset_state
+        self.moto_process = moto_process
         self.port = port
         self.parameter_overrides = dict(parameter_overrides or {})
         self.secret_values = dict(secret_values or {})
@@ -113,11 +120,17 @@ class LocalStack:
         return self
 
     def _start_moto(self) -> None:
-        server = _moto_server_class()(ip_address=LOOPBACK, port=self.port, verbose=False)
-        server.start()
-        self.add_component("moto server", server.stop)
-        host, port = server.get_host_and_port()
-        self._endpoint_url = check_loopback(f"http://{host}:{port}")
+        if self.moto_process:
+            process = MotoProcess(self.port)
+            port = process.start()
+            self.add_component("moto process", process.stop)
+            self._endpoint_url = check_loopback(f"http://{LOOPBACK}:{port}")
+        else:
+            server = _moto_server_class()(ip_address=LOOPBACK, port=self.port, verbose=False)
+            server.start()
+            self.add_component("moto server", server.stop)
+            host, port = server.get_host_and_port()
+            self._endpoint_url = check_loopback(f"http://{host}:{port}")
 
         if not self.reset_state:
             return
@@ -159,44 +172,55 @@ class LocalStack:
         self.stop()
 
 
-def _dynamodb_serial(app: Any) -> Any:
-    """Wrap moto's WSGI app so that DynamoDB requests run one at a time.
-
-    moto's DynamoDB backend keeps tables in plain dicts without a lock, so two concurrent
-    requests can both pass one condition expression, or a query can fail with "dictionary
-    changed size during iteration" while a write lands. DynamoDB itself applies each
-    conditional write atomically; this lock gives the local stack the same guarantee. Other
-    services stay concurrent, because an SQS long poll must not hold the table up.
-    """
-    lock = threading.Lock()
-
-    def serial_app(environ: dict[str, Any], start_response: Any) -> Any:
-        if not str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB_"):
-            return app(environ, start_response)
-        with lock:
-            return list(app(environ, start_response))
-
-    return serial_app
-
-
 def _moto_server_class() -> Any:
-    from moto.server import (
-        DomainDispatcherApplication,
-        MotoRequestHandler,
-        ThreadedMotoServer,
-        create_backend_app,
-    )
+    from moto.server import MotoRequestHandler, ThreadedMotoServer
     from werkzeug.serving import make_server
 
-    class DynamoSerialMotoServer(ThreadedMotoServer):  # type: ignore[misc]
-        """moto's threaded server with DynamoDB requests serialised (see _dynamodb_serial)."""
+    class LocalMotoServer(ThreadedMotoServer):  # type: ignore[misc]
+        """moto's threaded server serving the local stack's application (see moto_app)."""
 
         def _server_entry(self) -> None:
-            app = _dynamodb_serial(DomainDispatcherApplication(create_backend_app))
             self._server = make_server(
-                self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
+                self._ip_address, self._port, build_app(), True, request_handler=MotoRequestHandler
             )
             self._server_ready_event.set()
             self._server.serve_forever()
 
-    return DynamoSerialMotoServer
+    return LocalMotoServer
+
+
+class MotoProcess:
+    """moto served by `python -m infra.local.moto_app` in a process of its own."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self._process: subprocess.Popen[str] | None = None
+
+    def start(self) -> int:
+        """Start the process and return the port it listens on."""
+        self._process = subprocess.Popen(  # noqa: S603 (this interpreter, a module of ours)
+            [sys.executable, "-m", "infra.local.moto_app", "--port", str(self.port)],
+            cwd=REPOSITORY_ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if not line.startswith("ready "):
+            self.stop()
+            raise RuntimeError("the moto process exited before it listened")
+        return int(line.split()[1])
+
+    def stop(self) -> None:
+        """Close the process's standard input, which stops it, and wait for it."""
+        if self._process is None:
+            return
+        process, self._process = self._process, None
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            process.wait(timeout=MOTO_PROCESS_STOP_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from infra.local.stack import _dynamodb_serial
+from infra.local.moto_app import dynamodb_serial
 
 pytestmark = pytest.mark.unit
 
@@ -33,7 +33,7 @@ class SlowApp:
 
 def _serve_together(target: str) -> int:
     app = SlowApp()
-    serial = _dynamodb_serial(app)
+    serial = dynamodb_serial(app)
     threads = [
         threading.Thread(target=serial, args=({"HTTP_X_AMZ_TARGET": target}, None))
         for _ in range(4)

@@ -23,7 +23,10 @@ Behaviour:
   Carriers have already seen the text, so the China repeat filter still compares the
   original text after a redaction.
 - Each sender (the messaging service SID, or else `From`) has its own FIFO queue. A worker
-  thread drains every queue at `segments_per_second`, paced by the real monotonic clock.
+  thread drains every queue at `segments_per_second`, paced by the real monotonic clock. A
+  message's slot starts when the previous one's ends or when it arrived, whichever is later, so
+  the thread's wake-up latency does not lower the rate; at most `PACING_CARRY_S` of lateness
+  is carried forward, which bounds the burst after a stall.
   `pause()`, `resume()`, `drain_once()` and `drain_all()` let tests step it by hand.
 - Draining moves a message queued -> sending -> sent -> delivered, or to failed/undelivered.
   A message that waited longer than its ValidityPeriod on the emulator clock is `failed` with
@@ -100,6 +103,8 @@ DEFAULT_VALIDITY_PERIOD = 36000
 MAX_VALIDITY_PERIOD = 36000
 MAX_BODY_CHARACTERS = 1600
 CHINA_WINDOW_SECONDS = 24 * 60 * 60
+# Lateness of the drain thread that a sender queue may make up, in seconds (see _drain_loop).
+PACING_CARRY_S = 0.5
 CHINA_REVIEW_THRESHOLD = 5
 FAULT_STATUSES = (429, 500, 503)
 
@@ -237,6 +242,16 @@ def _format_date(moment: datetime | None) -> str | None:
     return None if moment is None else format_datetime(moment)
 
 
+def pacing_slot(next_free: float, enqueued_at: float, now: float) -> float:
+    """Return when a message's send counts as started, on the monotonic clock.
+
+    That is the sender's next free slot or the message's arrival, whichever is later, so the
+    drain thread's own wake-up lateness is not charged to the queue and the rate holds on a busy
+    machine. At most PACING_CARRY_S of lateness is made up, which bounds the burst after a stall.
+    """
+    return max(next_free, enqueued_at, now - PACING_CARRY_S)
+
+
 @dataclass
 class _Message:
     sid: str
@@ -258,6 +273,8 @@ class _Message:
     # SHA-256 of the text as created, which the China repeat filter compares even after a
     # redaction emptied `body`.
     body_digest: str = ""
+    # When the message joined its sender's queue, on the monotonic clock.
+    enqueued_at: float = 0.0
     status_history: list[str] = field(default_factory=list)
     held_callbacks: list[_Callback] = field(default_factory=list)
 
@@ -776,6 +793,7 @@ class TwilioEmulator(LoopbackHTTPServer):
             if create_error is not None:
                 raise TwilioError(400, create_error, CREATE_ERRORS[create_error])
             self._messages[message.sid] = message
+            message.enqueued_at = time.monotonic()
             self._queues.setdefault(message.sender_key, deque()).append(message.sid)
             resource = self._resource(message)
             self._condition.notify_all()
@@ -928,6 +946,9 @@ class TwilioEmulator(LoopbackHTTPServer):
 
                 for key in ready:
                     sid = self._queues[key].popleft()
+                    slot = pacing_slot(
+                        self._next_send_at.get(key, 0.0), self._messages[sid].enqueued_at, now
+                    )
                     try:
                         sent_segments = self._send(self._messages[sid])
                     except Exception as exc:
@@ -937,7 +958,7 @@ class TwilioEmulator(LoopbackHTTPServer):
                             extra={"message_sid": sid, "error_type": type(exc).__name__},
                         )
                         sent_segments = 0
-                    self._next_send_at[key] = now + sent_segments / self._segments_per_second
+                    self._next_send_at[key] = slot + sent_segments / self._segments_per_second
 
     def _send(self, message: _Message) -> int:
         """Move one dequeued message to its final status; return the segments it used.
