@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -149,12 +150,19 @@ def subscribe(service: LocalService, person: str, referral_code: str | None = No
     assert service.twilio is not None
     sent_before = len([m for m in service.twilio.messages() if m["to"] == details["mobile"]])
 
-    created = requests.post(f"{service.base_url}/v1/signups", json=body, timeout=30)
+    # With Idempotency-Key headers, so that the stored responses are part of what deletion erases.
+    created = requests.post(
+        f"{service.base_url}/v1/signups",
+        json=body,
+        headers={"Idempotency-Key": f"create-{uuid.uuid4()}"},
+        timeout=30,
+    )
     assert created.status_code == 202, created.text
     code = _code_for(service, details["mobile"], sent_before + 1)
     verified = requests.post(
         f"{service.base_url}/v1/signups/{created.json()['signup_id']}/verify",
         json={"code": code},
+        headers={"Idempotency-Key": f"verify-{uuid.uuid4()}"},
         timeout=30,
     )
     assert verified.status_code == 200, verified.text

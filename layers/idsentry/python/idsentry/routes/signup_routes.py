@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import logging
 from typing import Any
 
@@ -11,6 +12,7 @@ from idsentry.clock import epoch, utc_now
 from idsentry.errors import DomainError, FieldProblem, NotFoundError, RequestValidationError
 from idsentry.http import HttpRequest, RequestBodyError, accept_language, parse_http_event
 from idsentry.i18n import Locale, message, negotiate_locale
+from idsentry.index_keys import signup_requests_index_key
 from idsentry.models.signup import parse_signup, parse_verify
 from idsentry.routes import preference_routes
 from idsentry.routes.signup_wiring import checkout_deps, signup_deps
@@ -114,7 +116,13 @@ def _idempotent(request: HttpRequest, run: Any) -> dict[str, Any]:
 
     def attempt() -> StoredResponse:
         response = run()
-        return StoredResponse(response["statusCode"], dict(response["headers"]), response["body"])
+        signup_id = request.path_parameters.get("signup_id") or _created_signup_id(response)
+        return StoredResponse(
+            response["statusCode"],
+            dict(response["headers"]),
+            response["body"],
+            index_key=signup_requests_index_key(signup_id) if signup_id else None,
+        )
 
     stored = guard.run(request.route_key, validate_key(raw_key), fingerprint, attempt)
     return {
@@ -123,6 +131,14 @@ def _idempotent(request: HttpRequest, run: Any) -> dict[str, Any]:
         "body": stored.body,
         "isBase64Encoded": False,
     }
+
+
+def _created_signup_id(response: dict[str, Any]) -> str | None:
+    """Return the signup id of a created signup's response, or None for an error response."""
+    if not 200 <= response["statusCode"] < 300:
+        return None
+    signup_id = json.loads(response["body"]).get("signup_id")
+    return str(signup_id) if signup_id else None
 
 
 def _confirm_email(request: HttpRequest, locale: Locale) -> dict[str, Any]:

@@ -351,9 +351,6 @@ def _ses(deps: DeletionDeps, run: _Run) -> None:
 
 
 def _references(deps: DeletionDeps, run: _Run) -> None:
-    # NOTE: idempotency records of the signup routes (kept 24 h) are not found, because no key
-    # names the account. Sign-in items (30 min) are found only once sign-in lists them under
-    # the index key `SIGNINS#{id}`. Until then both remain until they expire.
     _read_refs(deps, run)
     delete_references(deps.table, deps.breach_index, run.subscriber_id, run.pseudonym, run.refs)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from idsentry.adapters.dynamo import from_item
 from idsentry.adapters.table import MainTable
-from idsentry.index_keys import sign_in_index_key
+from idsentry.index_keys import sign_in_index_key, signup_requests_index_key
 from idsentry.services.referrals import referrer_index_key
 from idsentry.services.subscriber_records import (
     CHANNELS,
@@ -41,6 +41,9 @@ def delete_references(
     for alert_id in refs.get("alert_ids") or ():
         table.delete(f"DEFER#job_{alert_id}", "DEFER")
     _delete_partition(table, f"SIGNUP#{refs['signup_id']}" if refs.get("signup_id") else None)
+    if refs.get("signup_id"):
+        for pk, sk in _index_keys(table, signup_requests_index_key(str(refs["signup_id"]))):
+            table.delete(pk, sk)
     for pk, _ in _index_keys(table, sign_in_index_key(subscriber_id)):
         _delete_partition(table, pk)
 

@@ -24,6 +24,8 @@ class StoredResponse:
     status: int
     headers: dict[str, str]
     body: str
+    # An index partition that lists the stored record, so that account deletion can find it.
+    index_key: str | None = None
 
 
 def request_fingerprint(method: str, path: str, body: bytes) -> str:
@@ -80,17 +82,22 @@ class IdempotencyGuard:
             raise
 
         if 200 <= response.status < 300:
+            index = ""
+            values: dict[str, Any] = {
+                ":done": "done",
+                ":status": response.status,
+                ":headers": json.dumps(response.headers),
+                ":body": response.body,
+            }
+            if response.index_key is not None:
+                index = ", gsi1pk = :index_key, gsi1sk = :index_sk"
+                values.update({":index_key": response.index_key, ":index_sk": pk})
             self._table.update(
                 pk,
                 "IDEMP",
                 "SET #state = :done, status_code = :status, response_headers = :headers, "
-                "response_body = :body REMOVE locked_until",
-                values={
-                    ":done": "done",
-                    ":status": response.status,
-                    ":headers": json.dumps(response.headers),
-                    ":body": response.body,
-                },
+                f"response_body = :body{index} REMOVE locked_until",
+                values=values,
                 names={"#state": "state"},
             )
         else:
