@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -11,7 +12,10 @@ import pytest
 import requests
 
 from idsentry.adapters.dynamo import from_item
+from infra.local.http_api import extract_routes
 from infra.local.service import ADMIN_TOKEN_HEADER, LocalService
+from infra.local.stack import DEFAULT_TEMPLATE
+from infra.local.template import load_template
 from tests.e2e.conftest import (
     IDENTITIES,
     RecordCollector,
@@ -77,6 +81,29 @@ def test_admin_route_needs_credentials(admin_service: LocalService) -> None:
     assert missing.status_code == 401
     assert wrong.status_code == 401
     assert unknown.status_code == 404
+
+
+ADMIN_ROUTES = sorted(
+    route.route_key
+    for route in extract_routes(load_template(DEFAULT_TEMPLATE))
+    if route.path.startswith("/v1/admin/")
+)
+
+
+@pytest.mark.parametrize("route_key", ADMIN_ROUTES)
+@pytest.mark.parametrize("token", [None, "not-the-token"], ids=["missing", "wrong"])
+def test_staff_route_refused_without_role(
+    admin_service: LocalService, route_key: str, token: str | None
+) -> None:
+    method, path = route_key.split(" ", 1)
+    concrete = re.sub(r"\{[^}]+\}", "ExampleShop2026", path)
+    headers = {ADMIN_TOKEN_HEADER: token} if token is not None else {}
+
+    response = requests.request(
+        method, f"{admin_service.base_url}{concrete}", headers=headers, json={}, timeout=30
+    )
+
+    assert response.status_code == 401
 
 
 def test_intake_job_readable(admin_service: LocalService) -> None:

@@ -59,6 +59,17 @@ DLQ_ACTIONS = (
     "sqs:ReceiveMessage",
     "sqs:DeleteMessage",
 )
+# Every staff route and the roles that may call it; any other role must be refused.
+STAFF_ROUTE_ROLES: dict[str, frozenset[str]] = {
+    "GET /v1/admin/intake-jobs/{job_id}": frozenset({OPERATOR_ROLE}),
+    "GET /v1/admin/breaches/{name}": frozenset({OPERATOR_ROLE}),
+    "GET /v1/admin/reviews": frozenset({ANALYST_ROLE}),
+    "GET /v1/admin/reviews/{breach}": frozenset({ANALYST_ROLE}),
+    "POST /v1/admin/reviews/{breach}/decision": frozenset({ANALYST_ROLE}),
+    "GET /v1/admin/deliveries/unknown": frozenset({ANALYST_ROLE}),
+    "GET /v1/admin/ledger/{day}": frozenset({FINANCE_ROLE}),
+}
+STAFF_ROLES = (ANALYST_ROLE, OPERATOR_ROLE, FINANCE_ROLE)
 # Path parameters of a route replaced by this value give a concrete request path to test.
 SAMPLE_SEGMENT = "ExampleShop2026"
 
@@ -362,6 +373,29 @@ def test_every_admin_route_has_role(source: dict[str, Any]) -> None:
     paths = [route.path for route in extract_routes(source) if route.path.startswith("/v1/admin/")]
 
     assert [path for path in paths if not path.startswith(prefixes)] == []
+
+
+def test_staff_routes_listed(source: dict[str, Any]) -> None:
+    routes = {route.route_key for route in extract_routes(source) if "/admin/" in route.path}
+
+    assert routes == set(STAFF_ROUTE_ROLES)
+
+
+@pytest.mark.parametrize("role", STAFF_ROLES)
+@pytest.mark.parametrize("route_key", sorted(STAFF_ROUTE_ROLES))
+def test_staff_route_by_role(
+    expanded: dict[str, Any], source: dict[str, Any], route_key: str, role: str
+) -> None:
+    arn = route_arns(expanded, source)[route_key]
+    invoking = [
+        statement
+        for statement_role, statement in allow_statements(expanded)
+        if statement_role == role and "execute-api:Invoke" in as_list(statement.get("Action"))
+    ]
+
+    reachable = any(matches(statement.get("Resource"), arn) for statement in invoking)
+
+    assert reachable == (role in STAFF_ROUTE_ROLES[route_key])
 
 
 def test_decrypt_alarm_sums_purposes(source: dict[str, Any]) -> None:
