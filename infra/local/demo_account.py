@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from idsentry import identifiers
 from idsentry.wiring import main_table
@@ -76,6 +78,18 @@ ACCOUNT_TEXT: dict[str, dict[Lang, str]] = {
         "en": "Scanned every table, bucket and queue for {count} values of the subscriber (ids, ID number, mobile, e-mail, fingerprints, ciphertexts): {found} found (the subscriber id in the audit table is kept by design)",
     },
     "scan_finding": {"zh-CN": "✗ {store} {where}：{label}", "en": "✗ {store} {where}: {label}"},
+    "playbook_header": {
+        "zh-CN": "GET /v1/account/alerts/{alert_id}/playbook → HTTP {status}：{breach} 的应对清单，已完成 {done}/{total} 步",
+        "en": "GET /v1/account/alerts/{alert_id}/playbook → HTTP {status}: the checklist for {breach}, {done} of {total} steps done",
+    },
+    "playbook_step": {
+        "zh-CN": "{mark} {title}（{services}）",
+        "en": "{mark} {title} ({services})",
+    },
+    "playbook_marked": {
+        "zh-CN": 'PUT …/playbook/{step_id} {{"done": true}} → HTTP {status}；再次提交 → HTTP {again}，完成时间不变：{done_at}',
+        "en": 'PUT …/playbook/{step_id} {{"done": true}} → HTTP {status}; sent again → HTTP {again}, done time unchanged: {done_at}',
+    },
     # Failures.
     "no_account_token": {
         "zh-CN": "{step} 没有访问令牌，请先运行 sign_in 步骤",
@@ -88,6 +102,14 @@ ACCOUNT_TEXT: dict[str, dict[Lang, str]] = {
     "deletion_timeout": {
         "zh-CN": "删除任务在 {seconds} 秒内没有完成",
         "en": "The deletion job did not finish within {seconds} s",
+    },
+    "playbook_unchanged": {
+        "zh-CN": "重复标记改变了完成时间：{first} → {second}",
+        "en": "Marking the step again changed its done time: {first} → {second}",
+    },
+    "no_alert": {
+        "zh-CN": "账户中没有 {breach} 的警报",
+        "en": "The account has no alert for {breach}",
     },
     "personal_data_left": {
         "zh-CN": "删除后仍有 {count} 处个人数据",
@@ -187,6 +209,96 @@ def act_account_alerts(demo: Demo, step: dict[str, Any]) -> None:
         demo.check_fields({"count": expected}, {"count": len(alerts)}, "alerts")
 
 
+def act_playbook_step(demo: Demo, step: dict[str, Any]) -> None:
+    """Show one alert's checklist, mark a step done twice, and show the checklist again."""
+    _, headers = _token(demo, step)
+    breach = str(step["breach"])
+    history = demo.request("GET", "/v1/account/alerts", headers=headers)
+    _expect_status(demo, history.status, 200)
+    alert = next(
+        (
+            entry
+            for entry in history.body.get("alerts") or []
+            if (entry.get("breach") or {}).get("name") == breach
+        ),
+        None,
+    )
+    if alert is None:
+        raise demo.fail("no_alert", breach=breach)
+    path = f"/v1/account/alerts/{alert['alert_id']}/playbook"
+
+    before = demo.request("GET", path, headers=headers)
+    _write_playbook(demo, before, str(alert["alert_id"]), breach)
+    _expect_status(demo, before.status, 200)
+
+    step_id = str(step.get("step") or before.body["steps"][0]["step_id"])
+    marked = demo.request("PUT", f"{path}/{step_id}", headers=headers, body={"done": True})
+    again = demo.request("PUT", f"{path}/{step_id}", headers=headers, body={"done": True})
+    first, second = (_done_at(response.body, step_id) for response in (marked, again))
+    demo.write(
+        _text(
+            demo,
+            "playbook_marked",
+            step_id=step_id,
+            status=marked.status,
+            again=again.status,
+            done_at=_shanghai_time(first),
+        ),
+        1,
+    )
+    _expect_status(demo, marked.status, 200)
+    _expect_status(demo, again.status, 200)
+    if first is None or first != second:
+        raise demo.fail("playbook_unchanged", first=first, second=second)
+
+    after = demo.request("GET", path, headers=headers)
+    _write_playbook(demo, after, str(alert["alert_id"]), breach)
+    expected = step.get("expect", {}).get("done")
+    if expected is not None:
+        demo.check_fields({"done": expected}, {"done": after.body.get("done")}, "playbook")
+
+
+def _write_playbook(demo: Demo, response: Any, alert_id: str, breach: str) -> None:
+    body = response.body
+    demo.write(
+        _text(
+            demo,
+            "playbook_header",
+            alert_id=alert_id,
+            status=response.status,
+            breach=breach,
+            done=body.get("done"),
+            total=body.get("total"),
+        ),
+        1,
+    )
+    for entry in body.get("steps") or []:
+        services = ", ".join(str(service["name"]) for service in entry.get("services") or [])
+        demo.write(
+            _text(
+                demo,
+                "playbook_step",
+                mark="✓" if entry.get("done") else "·",
+                title=entry.get("title"),
+                services=services or "-",
+            ),
+            2,
+        )
+
+
+def _shanghai_time(moment: Any) -> str:
+    if not isinstance(moment, int | float):
+        return str(moment)
+    return datetime.fromtimestamp(moment, ZoneInfo("Asia/Shanghai")).isoformat(timespec="seconds")
+
+
+def _done_at(body: dict[str, Any], step_id: str) -> Any:
+    return next(
+        (entry.get("done_at") for entry in body.get("steps") or [] if entry["step_id"] == step_id),
+        None,
+    )
+
+
 def act_export_account(demo: Demo, step: dict[str, Any]) -> None:
     """Export the subscriber's data and print the sections of the JSON file."""
     _, headers = _token(demo, step)
@@ -266,6 +378,7 @@ def act_delete_account(demo: Demo, step: dict[str, Any]) -> None:
 ACCOUNT_ACTIONS = {
     "sign_in": act_sign_in,
     "account_alerts": act_account_alerts,
+    "playbook_step": act_playbook_step,
     "export_account": act_export_account,
     "delete_account": act_delete_account,
 }

@@ -198,3 +198,12 @@ def test_demo_invalid_story_exits_two(tmp_path: Path) -> None:
 
     assert result.returncode == 2
     assert "invalid story file" in result.stderr
+
+
+def test_demo_account_stage_in_english(demo_run: subprocess.CompletedProcess[str]) -> None:
+    output = demo_run.stdout
+
+    assert "the checklist for DemoLeak2026, 0 of 14 steps done" in output
+    assert "the checklist for DemoLeak2026, 1 of 14 steps done" in output
+    assert "sent again → HTTP 200, done time unchanged: " in output
+    assert "Scanned every table, bucket and queue for " in output
