@@ -10,9 +10,10 @@ change, then loads that file at the next start. `LocalStripe` runs the same rout
   hooks, so each instance gets a loop of its own;
 - with localstripe's store switched to an in-memory subclass that never reads or writes the
   pickle file, and emptied at `start()` and `stop()` together with the webhook endpoints;
-- with two routes for the Stripe shim, `POST /_shim/subscriptions/{id}/renew` and
-  `POST /_shim/invoices/{id}/pay` (see `infra/local/emulators/stripe_extensions.py`), which
-  must run on localstripe's loop because they change its objects.
+- with routes for the Stripe shim, such as `POST /_shim/subscriptions/{id}/renew` and
+  `POST /_shim/invoices/{id}/pay` (see `infra/local/emulators/stripe_extensions.py`) and the
+  list and seed routes of `infra/local/emulators/stripe_list_extension.py`, which must run on
+  localstripe's loop because they read or change its objects.
 
 localstripe keeps its objects and webhook endpoints in module-level globals, so one process
 runs at most one `LocalStripe` at a time. `start()` raises RuntimeError while another runs.
@@ -50,6 +51,7 @@ from aiohttp import web
 
 from infra.local.emulators.base import LOOPBACK_HOST
 from infra.local.emulators.stripe_extensions import EXTENSION_ROUTES
+from infra.local.emulators.stripe_list_extension import LIST_EXTENSION_ROUTES
 
 # localstripe registers plain functions as aiohttp handlers when its server module is
 # imported, and aiohttp 3.x warns once per route (59 warnings with localstripe 1.15.10).
@@ -131,7 +133,8 @@ async def _reject_remote_webhook_urls(request: web.Request, handler: Handler) ->
 def _build_application() -> web.Application:
     """Return a new aiohttp Application with localstripe's routes, middlewares and hooks.
 
-    The Application also serves the routes in `EXTENSION_ROUTES` for the Stripe shim.
+    The Application also serves the routes in `EXTENSION_ROUTES` and `LIST_EXTENSION_ROUTES`
+    for the Stripe shim.
 
     localstripe builds one module-level Application, and aiohttp binds an Application to the
     first event loop that serves it, so every instance needs its own copy.
@@ -147,7 +150,7 @@ def _build_application() -> web.Application:
         if route.resource is None:
             raise RuntimeError("localstripe registered a route without a resource")
         app.router.add_route(route.method, route.resource.canonical, route.handler)
-    for method, path, handler in EXTENSION_ROUTES:
+    for method, path, handler in (*EXTENSION_ROUTES, *LIST_EXTENSION_ROUTES):
         app.router.add_route(method, path, handler)
     return app
 

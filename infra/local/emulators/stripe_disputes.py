@@ -7,6 +7,7 @@ as `needs_response` and withdraws the charge amount plus the dispute fee, and it
 
 from __future__ import annotations
 
+import builtins
 import copy
 import logging
 import threading
@@ -259,6 +260,15 @@ class Disputes:
             and created(int(dispute["created"]))
         ]
         return paginate(selected, params, "/v1/disputes", "dispute")
+
+    def balance_transactions(self) -> builtins.list[dict[str, Any]]:
+        """Return copies of every dispute's balance transactions, oldest first."""
+        with self._lock:
+            return [
+                copy.deepcopy(transaction)
+                for dispute in self._disputes.values()
+                for transaction in dispute["balance_transactions"]
+            ]
 
     def balance_transaction(self, transaction_id: str) -> dict[str, Any] | None:
         """Return one of the disputes' balance transactions, or None if it is not theirs."""

@@ -60,6 +60,10 @@ Served by the shim (authenticated like Stripe, with any secret key that starts w
   localstripe, which emits `customer.subscription.deleted`. The cancel route also returns JSON
   to `Accept: application/json`.
 - `GET /v1/events/{id}`: the shim's own events first, else localstripe's.
+- The lists `GET /v1/invoices`, `/v1/charges`, `/v1/refunds`, `/v1/balance_transactions`,
+  `/v1/payouts` (with `GET /v1/payouts/{id}`) and `/v1/events`, newest first with Stripe's
+  paging and `created` filters, localstripe's objects and the shim's together (see
+  `stripe_lists.py` for the filters each takes).
 - The `Idempotency-Key` header on every `POST /v1/...`, forwarded routes included: a repeated
   key returns the stored response with `Idempotent-Replayed: true`, a key reused with other
   parameters gets 400 `idempotency_error`, and a key still in progress gets 409. Stored are 2xx
@@ -92,6 +96,16 @@ without API key that takes form or JSON parameters and returns JSON, for `make r
   `charge.dispute.closed` only.
 - `pay_checkout_session(session_id, payment_method="pm_card_visa")`, the Checkout page's pay
   route.
+- `create_payout(currency, arrival_date, balance_transactions=None, amount=None)`,
+  `POST /_shim/payouts` (`currency`, `arrival_date`, `balance_transactions[]`, `amount`): an
+  automatic payout over the given balance transactions, or over every one that no payout covers
+  yet. `amount` overrides the sum of their `net`, to plant a payout that does not add up.
+  Sends `payout.created`, and `payout.paid` once `arrival_date` has passed.
+- `seed_charges(customer_id, payment_method, currency, charges)`: succeeded charges and refunds
+  dated in the past, without events, for reconciliation tests and the bench (method only).
+- `request_counts()` and `reset_request_counts()`: the API requests served, by route, for tests
+  that count a client's requests. `rate_limit_next(count)`: reject the next `count` API requests
+  with 429 `rate_limit`.
 
 Everything else is forwarded to localstripe with its method, path, query, body and the
 Authorization, Content-Type, Accept and Stripe-Version headers. JSON objects in responses and
@@ -128,8 +142,8 @@ Known gaps, where the pinned version differs from what the shim returns:
 - Time does not pass on its own: a subscription renews only through `renew_subscription()`,
   a Checkout Session never sends `checkout.session.expired`, and a `past_due` subscription is
   never retried or canceled.
-- `GET /v1/events` is forwarded: it lists localstripe's events only (oldest first), not the
-  shim's events.
+- Payouts exist only through `create_payout()`: `POST /v1/payouts` (a manual payout) is not
+  served, and the shim has no way to fail, cancel or reverse a payout.
 - Checkout Sessions take exactly one line item with an existing price (no `price_data`), no
   `customer_email` collection on the page, no `setup` mode, and no `expand`.
   `allow_promotion_codes` is stored but the page has no code field. A card declined at
@@ -156,6 +170,7 @@ import re
 import secrets
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Self
@@ -172,6 +187,7 @@ from infra.local.emulators.stripe_api import (
     ApiRoute,
     LocalStripeError,
     Params,
+    RouteHandler,
     StripeApiError,
     api_key_from,
     api_route,
@@ -202,6 +218,7 @@ from infra.local.emulators.stripe_charges import (
 from infra.local.emulators.stripe_client import LocalStripeClient
 from infra.local.emulators.stripe_disputes import Disputes
 from infra.local.emulators.stripe_extensions import UNSETTABLE_CUSTOMER_FIELDS
+from infra.local.emulators.stripe_lists import LISTS, ObjectLists
 from infra.local.emulators.stripe_pages import (
     PAGE_TEXT,
     format_amount,
@@ -365,7 +382,7 @@ class _State:
 # unknown route instead of being forwarded to localstripe. The Invoice Payments API is missing
 # from localstripe, so it also gets that 404.
 SHIM_API_PATHS = re.compile(
-    r"/v1/(prices|checkout/|billing_portal/|invoice_payments|disputes|promotion_codes"
+    r"/v1/(prices|checkout/|billing_portal/|invoice_payments|disputes|promotion_codes|payouts"
     rf"|customers/{ID_SEGMENT}/balance_transactions).*"
 )
 
@@ -419,6 +436,17 @@ class StripeShim(LoopbackHTTPServer):
         self._promotions = Promotions(self._localstripe, clock)
         self._disputes = Disputes(self._emit)
         self._payment_methods = PaymentMethodCache(self._localstripe)
+        self._lists = ObjectLists(
+            self._localstripe,
+            self._disputes.balance_transactions,
+            self._shim_events,
+            self._reshape,
+            self._emit,
+            clock,
+        )
+        self._counts_lock = threading.Lock()
+        self._request_counts: Counter[str] = Counter()
+        self._rate_limited_requests = 0
         self._api_routes = self._build_api_routes()
 
     # -- lifecycle and controls ---------------------------------------------------------------
@@ -512,6 +540,38 @@ class StripeShim(LoopbackHTTPServer):
     def deliveries(self) -> list[WebhookDelivery]:
         """Return every webhook delivery attempt so far, oldest first, without bodies."""
         return self._sender.records()
+
+    # -- request counts and rate limits -------------------------------------------------------
+
+    def request_counts(self) -> dict[str, int]:
+        """Return the API requests served since start or the last reset, by "METHOD /route".
+
+        Routes are named as in the logs, for example "GET /v1/charges" for the list and
+        "GET /v1/charges/<more>" for a retrieval. Requests rejected with 429 count too.
+        """
+        with self._counts_lock:
+            return dict(self._request_counts)
+
+    def reset_request_counts(self) -> None:
+        with self._counts_lock:
+            self._request_counts.clear()
+
+    def rate_limit_next(self, count: int) -> None:
+        """Reject the next `count` API requests with 429 `rate_limit`, as Stripe does under load."""
+        if count < 0:
+            raise ValueError(f"count must not be negative, got {count}")
+        with self._counts_lock:
+            self._rate_limited_requests = count
+
+    def _count_request(self, request: Request) -> bool:
+        """Count an API request and return whether to reject it with 429."""
+        route = f"{request.method} {self.loggable_path(request.path)}"
+        with self._counts_lock:
+            self._request_counts[route] += 1
+            if self._rate_limited_requests <= 0:
+                return False
+            self._rate_limited_requests -= 1
+            return True
 
     # -- billing controls -----------------------------------------------------------------------
 
@@ -620,10 +680,51 @@ class StripeShim(LoopbackHTTPServer):
         """Close an open dispute as won or lost and return it, as `Disputes.close` describes."""
         return self._disputes.close(dispute_id, won)
 
+    def create_payout(
+        self,
+        currency: str,
+        arrival_date: int,
+        balance_transactions: Sequence[str] | None = None,
+        amount: int | None = None,
+        created: int | None = None,
+    ) -> dict[str, Any]:
+        """Create an automatic payout and return it, as `ObjectLists.create_payout` describes."""
+        payout = self._lists.create_payout(
+            currency, arrival_date, balance_transactions, amount, created
+        )
+        logger.info("stripe shim payout created", extra={"payout_id": payout["id"]})
+        return payout
+
+    def seed_charges(
+        self,
+        customer_id: str,
+        payment_method: str,
+        currency: str,
+        charges: Sequence[Mapping[str, Any]],
+    ) -> list[dict[str, str | None]]:
+        """Create succeeded charges, and refunds, dated as given, without events.
+
+        Each entry has `amount`, `created` and optionally `refund` and `refund_created`. Returns
+        the ids of each charge, refund and their balance transactions. This is a test control:
+        Stripe cannot backdate objects. See `stripe_list_extension.py`.
+        """
+        seeded = self._localstripe.call_json(
+            "/_shim/seed/charges",
+            {
+                "customer": customer_id,
+                "payment_method": payment_method,
+                "currency": currency,
+                "charges": [dict(charge) for charge in charges],
+            },
+        )
+        data: list[dict[str, str | None]] = seeded["data"]
+        return data
+
     # -- request routing ------------------------------------------------------------------------
 
     def _build_api_routes(self) -> tuple[ApiRoute, ...]:
         balances, disputes, promotions = self._balances, self._disputes, self._promotions
+        lists = self._lists
         return (
             api_route("POST", "/v1/prices", self.create_price),
             api_route("GET", "/v1/prices", self.list_prices),
@@ -631,7 +732,6 @@ class StripeShim(LoopbackHTTPServer):
             api_route("POST", "/v1/checkout/sessions", self.create_checkout_session),
             api_route("GET", "/v1/checkout/sessions/<id>", self.retrieve_checkout_session),
             api_route("POST", "/v1/billing_portal/sessions", self.create_portal_session),
-            # NOTE: GET /v1/events (the list) is forwarded, so it omits the shim's own events.
             api_route("GET", "/v1/events/<id>", self.retrieve_event),
             api_route("POST", "/v1/customers", self.check_customer_params),
             api_route("POST", "/v1/customers/<id>", self.update_customer),
@@ -683,6 +783,15 @@ class StripeShim(LoopbackHTTPServer):
             # Accepting a dispute, as Stripe's API calls it, closes it as lost.
             api_route("POST", "/v1/disputes/<id>/close", self.accept_dispute),
             api_route("GET", "/v1/balance_transactions/<id>", self.retrieve_balance_transaction),
+            api_route(
+                "GET",
+                "/v1/payouts/<id>",
+                lambda _, params, ids: lists.retrieve_payout(ids["id"], params),
+            ),
+            *(
+                api_route("GET", spec.url, list_handler(lists, name))
+                for name, spec in LISTS.items()
+            ),
             api_route("POST", "/v1/refunds", self.create_refund),
             api_route("POST", "/v1/invoices/<id>/pay", self.pay_invoice),
         )
@@ -709,6 +818,13 @@ class StripeShim(LoopbackHTTPServer):
                 return self._handle_page(request)
             if request.path.startswith("/_shim/"):
                 return self._handle_control(request)
+            if request.path.startswith("/v1/") and self._count_request(request):
+                raise StripeApiError(
+                    429,
+                    "Too many requests hit the API too quickly. The local Stripe shim was told "
+                    "to rate-limit this request.",
+                    code="rate_limit",
+                )
             if request.method == "POST" and request.path.startswith("/v1/"):
                 return self._with_idempotency(request)
             return self._handle_api(request)
@@ -747,12 +863,13 @@ class StripeShim(LoopbackHTTPServer):
                 404, f"Unrecognized control route ({request.method}: {request.path})."
             )
         name, found = match
+        object_id = found.groupdict().get("id") or ""
         try:
-            result = self._run_control(name, found["id"], Params(request_params(request)))
+            result = self._run_control(name, object_id, Params(request_params(request)))
         except StripeApiError as exc:
             logger.warning(
                 "stripe shim control failed",
-                extra={"control": name, "object_id": found["id"], "status": exc.status},
+                extra={"control": name, "object_id": object_id, "status": exc.status},
             )
             raise
         return json_response(200, result)
@@ -769,6 +886,16 @@ class StripeShim(LoopbackHTTPServer):
         if name == "/_shim/charges/<id>/dispute":
             params.reject_unknown({"reason"})
             return self.create_dispute(object_id, params.text("reason") or "fraudulent")
+        if name == "/_shim/payouts":
+            params.reject_unknown({"amount", "arrival_date", "balance_transactions", "currency"})
+            arrival_date = params.integer("arrival_date", minimum=0, required=True)
+            assert arrival_date is not None
+            return self.create_payout(
+                read_currency(params),
+                arrival_date,
+                params.texts("balance_transactions", max_items=10_000),
+                params.integer("amount", minimum=1),
+            )
 
         params.reject_unknown({"won"})
         won = params.boolean("won")
@@ -1635,8 +1762,9 @@ class StripeShim(LoopbackHTTPServer):
     def retrieve_balance_transaction(
         self, request: Request, params: Params, ids: Mapping[str, str]
     ) -> dict[str, Any] | None:
-        """Return a dispute's balance transaction, or None to forward the request to localstripe."""
-        return self._disputes.balance_transaction(ids["id"])
+        """Return a dispute's or payout's balance transaction, or None to forward the request."""
+        found = self._disputes.balance_transaction(ids["id"])
+        return found if found is not None else self._lists.balance_transaction(ids["id"])
 
     # -- Billing Portal -------------------------------------------------------------------------
 
@@ -1694,6 +1822,14 @@ class StripeShim(LoopbackHTTPServer):
         return canceled
 
     # -- Events ---------------------------------------------------------------------------------
+
+    def _shim_events(self) -> list[dict[str, Any]]:
+        """Return copies of the shim's own events, oldest first."""
+        with self._lock:
+            events = copy.deepcopy(list(self._state.events.values()))
+        for event in events:
+            event["pending_webhooks"] = self._sender.pending_webhooks(str(event["id"]))
+        return events
 
     def retrieve_event(
         self, request: Request, params: Params, ids: Mapping[str, str]
@@ -1909,6 +2045,15 @@ class StripeShim(LoopbackHTTPServer):
         return redirect(f"/portal/{portal_id}")
 
 
+def list_handler(lists: ObjectLists, name: str) -> RouteHandler:
+    """Return the route handler of one of the list endpoints in `LISTS`."""
+
+    def handle(request: Request, params: Params, ids: Mapping[str, str]) -> dict[str, Any]:
+        return lists.list_page(name, params)
+
+    return handle
+
+
 def price_object(
     *,
     price_id: str,
@@ -2054,4 +2199,5 @@ CONTROL_ROUTES: Final = {
     ),
     "/_shim/charges/<id>/dispute": re.compile(rf"/_shim/charges/(?P<id>{ID_SEGMENT})/dispute"),
     "/_shim/disputes/<id>/close": re.compile(rf"/_shim/disputes/(?P<id>{ID_SEGMENT})/close"),
+    "/_shim/payouts": re.compile(r"/_shim/payouts"),
 }
