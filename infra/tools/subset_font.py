@@ -1,0 +1,173 @@
+"""Subset Noto Sans SC to the characters reports need and write the PDF font the layer ships.
+
+    .venv/bin/python -m infra.tools.subset_font --source NotoSansSC_400Regular.ttf \
+        [--output layers/idsentry/python/idsentry/reports/fonts/NotoSansSC-Subset.ttf] \
+        [--hanzi-levels 1,2]
+
+The subset keeps printable ASCII, Latin-1, general punctuation, CJK symbols and punctuation,
+full-width forms, every GB 2312 symbol and the hanzi of the chosen GB 2312 levels. Level 1
+has the 3,755 most common hanzi and level 2 another 3,008. Every character of the reports'
+fixed text and of the playbook configuration is kept too. Hinting and the OpenType layout
+tables are dropped, because fpdf2 uses neither. The same source gives the same bytes.
+`reports/fonts/README.md` names the package the source font comes from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from fontTools import subset
+from fontTools.ttLib import TTFont
+
+ROOT = Path(__file__).resolve().parents[2]
+_LAYER = str(ROOT / "layers" / "idsentry" / "python")
+if _LAYER not in sys.path:
+    sys.path.insert(0, _LAYER)
+
+from idsentry.reports.text import fixed_characters  # noqa: E402
+from idsentry.services.playbooks import load_config  # noqa: E402
+
+DEFAULT_OUTPUT = ROOT / "layers/idsentry/python/idsentry/reports/fonts/NotoSansSC-Subset.ttf"
+FAMILY = "Noto Sans SC Subset"
+POSTSCRIPT_NAME = "NotoSansSCSubset-Regular"
+# GB 2312 rows (区): 1-9 contain symbols, 16-55 the level-1 hanzi, 56-87 the level-2 hanzi.
+_SYMBOL_ROWS = range(1, 10)
+_LEVEL_ROWS = {1: range(16, 56), 2: range(56, 88)}
+_RANGES = (
+    (0x20, 0x7E),  # printable ASCII
+    (0xA0, 0xFF),  # Latin-1 Supplement
+    (0x2010, 0x2027),  # dashes, quotation marks, ellipsis
+    (0x2030, 0x203A),  # per mille, primes, angle quotation marks
+    (0x3000, 0x303F),  # CJK symbols and punctuation
+    (0xFF01, 0xFF5E),  # full-width ASCII forms
+    (0xFFE0, 0xFFE6),  # full-width currency signs
+)
+
+
+def gb2312_characters(rows: range) -> set[str]:
+    """Return the characters of the given GB 2312 rows."""
+    found = set()
+    for row in rows:
+        for cell in range(0xA1, 0xFF):
+            try:
+                found.add(bytes([row + 0xA0, cell]).decode("gb2312"))
+            except UnicodeDecodeError:
+                continue
+    return found
+
+
+def config_characters() -> set[str]:
+    """Return every character of the playbook configuration's texts (step, service and check names)."""
+    found: set[str] = set()
+    config = load_config()
+    texts = [
+        *(service.name for service in config.services.values()),
+        *(service.access for service in config.services.values()),
+        *(step.title for step in config.steps.values()),
+        *(step.detail for step in config.steps.values()),
+        *(check.title for check in config.checks.values()),
+        *(label for check in config.checks.values() for label in check.counts.values()),
+    ]
+    for value in texts:
+        found.update(value.zh_cn)
+        found.update(value.en)
+    for service in config.services.values():
+        found.update(service.url or "")
+    return found
+
+
+def characters_to_keep(levels: set[int]) -> set[str]:
+    """Return the characters the subset should keep, before checking that the source has them."""
+    keep = {chr(code) for start, end in _RANGES for code in range(start, end + 1)}
+    keep |= gb2312_characters(_SYMBOL_ROWS)
+    for level in sorted(levels):
+        keep |= gb2312_characters(_LEVEL_ROWS[level])
+    return keep | fixed_characters() | config_characters()
+
+
+def build_subset(source: Path, levels: set[int]) -> tuple[TTFont, set[str]]:
+    """Subset the source font. Returns the subset and the characters to keep that the source lacks."""
+    font = TTFont(source, recalcTimestamp=False)
+    if "glyf" not in font:
+        raise SystemExit(
+            f"{source} has no TrueType (glyf) outlines, which fpdf2 embeds. Use a .ttf with glyf outlines."
+        )
+    cmap = font.getBestCmap()
+    keep = characters_to_keep(levels)
+    missing = {character for character in keep if ord(character) not in cmap}
+
+    options = subset.Options()
+    options.hinting = False
+    options.layout_features = []
+    options.notdef_outline = True
+    options.name_IDs = ["*"]
+    options.name_languages = ["*"]
+    options.drop_tables += ["BASE", "STAT", "GDEF", "GPOS", "GSUB", "vhea", "vmtx"]
+    subsetter = subset.Subsetter(options)
+    subsetter.populate(unicodes=sorted(ord(character) for character in keep - missing))
+    subsetter.subset(font)
+    _rename(font)
+    return font, missing
+
+
+def _rename(font: TTFont) -> None:
+    # A modified font should not pass for the original, so the subset gets names of its own.
+    # The copyright and licence records (name IDs 0, 13 and 14) are kept as they are.
+    names = font["name"]
+    version = names.getDebugName(5) or ""
+    replacements = {
+        1: FAMILY,
+        3: f"{version.split(';')[0]};IDSentry;{POSTSCRIPT_NAME}",
+        4: f"{FAMILY} Regular",
+        6: POSTSCRIPT_NAME,
+        16: FAMILY,
+    }
+    for record in list(names.names):
+        if record.nameID in replacements:
+            record.string = replacements[record.nameID]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the subset and report its size and the characters the source lacks."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--source",
+        type=Path,
+        required=True,
+        help="path of NotoSansSC_400Regular.ttf from the npm package",
+    )
+    parser.add_argument(
+        "--output", type=Path, default=DEFAULT_OUTPUT, help="where to write the subset"
+    )
+    parser.add_argument(
+        "--hanzi-levels",
+        default="1,2",
+        help="GB 2312 hanzi levels to keep: 1 or 1,2 (default 1,2)",
+    )
+    args = parser.parse_args(argv)
+    levels = {int(level) for level in args.hanzi_levels.split(",")}
+    if not levels <= set(_LEVEL_ROWS):
+        parser.error("--hanzi-levels takes 1 or 1,2")
+
+    font, missing = build_subset(args.source, levels)
+    required = (fixed_characters() | config_characters()) & missing
+    if required:
+        listing = " ".join(f"U+{ord(character):04X}" for character in sorted(required))
+        raise SystemExit(
+            f"the source font lacks characters the reports use: {listing}. "
+            "Use a source font that has them, or change the text."
+        )
+
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    font.save(args.output)
+    glyphs = len(font.getGlyphOrder())
+    print(f"wrote {args.output} ({args.output.stat().st_size} bytes, {glyphs} glyphs)")
+    if missing:
+        print(f"skipped {len(missing)} characters outside the fixed text that the source lacks")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""The PDF report: extractable Chinese and English text, determinism, the font, no raw identifiers."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+
+import pypdf
+import pytest
+
+from idsentry.reports.document import report_document
+from idsentry.reports.model import from_records, report_data
+from idsentry.reports.pdf import REPLACEMENT_CHARACTER, drawable, render_pdf
+from infra.tools.report_samples import (
+    GENERATED_AT,
+    MASKED,
+    REPORT_MONTH,
+    SUBSCRIBER_ID,
+    sample_records,
+)
+
+pytestmark = pytest.mark.unit
+
+RAW_ID_NUMBER = "11010519491231002X"
+
+
+def _pdf(locale: str = "zh-CN", change=None) -> bytes:
+    partition, related = sample_records(locale)
+    if change:
+        change(partition, related)
+    facts = from_records(SUBSCRIBER_ID, partition, related, MASKED)
+    return render_pdf(report_document(report_data(facts, REPORT_MONTH, GENERATED_AT)))
+
+
+def _extract(document: bytes) -> tuple[pypdf.PdfReader, str]:
+    reader = pypdf.PdfReader(io.BytesIO(document))
+    return reader, "\n".join(page.extract_text() for page in reader.pages)
+
+
+@pytest.fixture(scope="module")
+def chinese() -> bytes:
+    return _pdf("zh-CN")
+
+
+@pytest.fixture(scope="module")
+def english() -> bytes:
+    return _pdf("en")
+
+
+def test_chinese_text_is_extractable(chinese):
+    _, text = _extract(chinese)
+    for expected in (
+        "身份哨兵月度安全报告",
+        "2026年5月",
+        "报告期：2026-05-01 至 2026-05-31",
+        "总体风险等级",
+        "您的身份信息面临严重风险，请尽快完成下面建议的步骤。",
+        "1 条严重程度为“严重”的泄露记录还有建议步骤没有完成。",
+        "已确认的泄露记录（截至期末） 5",
+        "1101**********100X",
+        "195****0001",
+        "z***@example.com",
+        "示例商城",
+        "查名下银行卡和个人信用报告",
+        "2026-05-04 20:30",
+        "已送达",
+        "第 1 页，共 3 页",
+    ):
+        assert expected in text, expected
+
+
+def test_english_text_is_extractable(english):
+    _, text = _extract(english)
+    for expected in (
+        "IDSentry monthly security report",
+        "May 2026",
+        "Overall risk level",
+        "1 exposure of critical severity still has steps to do.",
+        "Confirmed exposures (to the end of the period) 5",
+        "1101**********100X",
+        "Delivered",
+        "Page 1 of",
+    ):
+        assert expected in text, expected
+    assert "身份哨兵月度安全报告" not in text
+
+
+def test_metadata_from_the_document(chinese):
+    reader, _ = _extract(chinese)
+    assert reader.metadata["/Title"] == "身份哨兵月度安全报告 2026年5月"
+    assert reader.metadata["/CreationDate"] == "D:20260601010000Z"
+    assert reader.pdf_header.startswith("%PDF-")
+
+
+def test_same_data_gives_same_bytes(chinese, english):
+    assert _pdf("zh-CN") == chinese
+    assert _pdf("en") == english
+
+
+def test_other_generation_time_changes_bytes(chinese):
+    partition, related = sample_records()
+    facts = from_records(SUBSCRIBER_ID, partition, related, MASKED)
+    later = datetime(2026, 6, 2, 1, tzinfo=UTC)
+    assert render_pdf(report_document(report_data(facts, REPORT_MONTH, later))) != chinese
+
+
+def test_bundled_font_is_embedded(chinese):
+    reader, _ = _extract(chinese)
+    fonts = set()
+    for page in reader.pages:
+        for font in page["/Resources"]["/Font"].values():
+            fonts.add(str(font.get_object()["/BaseFont"]))
+    assert fonts == {"/MPDFAA+NotoSansSCSubset"}
+
+
+def test_chart_is_drawn_as_vector_rectangles(chinese):
+    reader, _ = _extract(chinese)
+    content = reader.pages[0].get_contents().get_data().decode("latin-1")
+    # Four bars and four legend squares, filled in the severity colours.
+    assert content.count(" re f") >= 8
+    assert "0.498 0.1137 0.1137 rg" in content  # critical, #7f1d1d
+
+
+def test_characters_outside_font_are_replaced():
+    text, replaced = drawable("Kafé 한국 网站\nok", frozenset(map(ord, "Kafé 网站ok")))
+    assert text == f"Kafé {REPLACEMENT_CHARACTER}{REPLACEMENT_CHARACTER} 网站\nok"
+    assert replaced == 2
+
+
+def test_title_outside_font_still_renders():
+    def korean(partition, related):
+        related[("BREACH#ExampleShop", "BREACH")]["title"] = "한국 쇼핑"
+
+    _, text = _extract(_pdf("zh-CN", korean))
+    assert f"{REPLACEMENT_CHARACTER * 2} {REPLACEMENT_CHARACTER * 2}" in text
+
+
+def test_raw_identifier_never_appears():
+    def plant(partition, related):
+        partition["IDENT#id_number"]["value"] = RAW_ID_NUMBER
+
+    for locale in ("zh-CN", "en"):
+        document = _pdf(locale, plant)
+        _, text = _extract(document)
+        assert RAW_ID_NUMBER not in text
+        assert RAW_ID_NUMBER.encode() not in document
