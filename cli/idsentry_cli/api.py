@@ -69,9 +69,9 @@ class AdminApi:
         """GET `path` and return its JSON body; with `missing_ok`, None for a 404."""
         return self._send("GET", path, params=params, missing_ok=missing_ok)
 
-    def post(self, path: str, body: dict[str, Any]) -> Any:
-        """POST a JSON body to `path` and return the JSON response."""
-        return self._send("POST", path, body=body)
+    def post(self, path: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+        """POST a JSON body to `path`, with extra `headers` if given, and return the JSON response."""
+        return self._send("POST", path, body=body, headers=headers)
 
     def probe(self) -> int:
         """Request the API's root and return the status: any response shows it is reachable."""
@@ -86,12 +86,14 @@ class AdminApi:
         params: dict[str, str] | None = None,
         body: dict[str, Any] | None = None,
         missing_ok: bool = False,
+        headers: dict[str, str] | None = None,
     ) -> Any:
         response = self.http.request(
             method,
             self.base_url + path,
             params=params,
             json=body,
+            headers=headers,
             auth=self.auth,
             timeout=TIMEOUT,
         )

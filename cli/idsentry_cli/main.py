@@ -16,6 +16,7 @@ import requests
 from idsentry_cli.commands.deliveries import deliveries
 from idsentry_cli.commands.dlq import dlq
 from idsentry_cli.commands.intake import intake
+from idsentry_cli.commands.reconcile import reconcile
 from idsentry_cli.commands.reviews import reviews
 from idsentry_cli.commands.target import target
 from idsentry_cli.context import CliContext
@@ -93,7 +94,7 @@ def cli(
     profile: str | None,
     json_output: bool,
 ) -> None:
-    """Operate an IDSentry stack: breach intake, analyst review, dead-letter queues."""
+    """Operate an IDSentry stack: breach intake, analyst review, dead-letter queues, reconciliations."""
     stack_from_environment = (
         ctx.get_parameter_source("stack") == click.core.ParameterSource.ENVIRONMENT
     )
@@ -118,6 +119,7 @@ cli.add_command(intake)
 cli.add_command(reviews)
 cli.add_command(dlq)
 cli.add_command(deliveries)
+cli.add_command(reconcile)
 
 
 def main() -> None:

@@ -111,6 +111,7 @@ from infra.local.demo_alerts import (
     AlertEmail,
     resolve_timezone_token,
 )
+from infra.local.demo_finance import FINANCE_ACTIONS, FINANCE_TEXT
 from infra.local.emulators.hibp import HibpEmulator, InvalidBreachError, load_catalogue
 from infra.local.emulators.realname import RealNameEmulator
 from infra.local.emulators.stripe import TEST_API_KEY
@@ -3462,6 +3463,7 @@ def act_breach_check(demo: Demo, step: dict[str, Any]) -> None:
 
 UI_TEXT.update(ALERT_TEXT)
 UI_TEXT.update(ACCOUNT_TEXT)
+UI_TEXT.update(FINANCE_TEXT)
 
 ACTIONS: dict[str, Callable[[Demo, dict[str, Any]], None]] = {
     "signup": act_signup,
@@ -3494,6 +3496,7 @@ ACTIONS: dict[str, Callable[[Demo, dict[str, Any]], None]] = {
     "summary": act_summary,
     **ALERT_ACTIONS,
     **ACCOUNT_ACTIONS,
+    **FINANCE_ACTIONS,
 }
 
 

@@ -28,6 +28,8 @@ LOG = logging.getLogger(__name__)
 LOOPBACK = "127.0.0.1"
 STATE_FILE = REPOSITORY_ROOT / ".local" / "stack.json"
 EMAIL_SENDER = "no-reply@idsentry.local"
+# Receives the finance reconciliation e-mails of local runs (FinanceEmail); moto keeps them.
+FINANCE_EMAIL = "finance@idsentry.example.com"
 STRIPE_PRICES = Path(__file__).with_name("stripe_prices.json")
 HIBP_CATALOGUE = Path(__file__).with_name("hibp_catalogue.json")
 LOCAL_HIBP_REQUESTS_PER_MINUTE = 1000
@@ -84,6 +86,9 @@ def clear_cached_dependencies() -> None:
         deletion_jobs,
         jobs,
         privacy_wiring,
+        reconcile_jobs,
+        reconcile_routes,
+        report_wiring,
         risk_jobs,
         sign_in_routes,
         signup_wiring,
@@ -115,6 +120,12 @@ def clear_cached_dependencies() -> None:
         privacy_wiring.deletion_queue,
         privacy_wiring.audit_trail,
         deletion_jobs.deletion_deps,
+        reconcile_jobs.planner_queue,
+        reconcile_jobs.worker_deps,
+        reconcile_routes.admin_deps,
+        report_wiring.report_objects,
+        report_wiring.report_queue,
+        report_wiring.report_deps,
     ):
         cached.cache_clear()
 
@@ -215,6 +226,7 @@ class LocalService:
             "Stage": "local",
             "PublicBaseUrl": self.public_base_url,
             "EmailSender": EMAIL_SENDER,
+            "FinanceEmail": FINANCE_EMAIL,
             # A paid HIBP tier's rate, so that a local run is not paced at 10 lookups a minute.
             "HibpRequestsPerMinute": str(LOCAL_HIBP_REQUESTS_PER_MINUTE),
             **self.parameters,
@@ -244,6 +256,8 @@ class LocalService:
                 # Every Stripe call of the handlers goes to the local Stripe server.
                 "STRIPE_BASE_URL": self.stripe_shim.base_url,
                 "HIBP_BASE_URL": f"{self.hibp.base_url}/api/v3",
+                # The account page is served beside the signup page, not by CloudFront.
+                "ACCOUNT_PAGE_URL": f"http://{LOOPBACK}:{self.port}{SIGNUP_PAGE_PREFIX}/account/",
             },
             visibility_timeout_override=1,
             moto_process=self.moto_process,

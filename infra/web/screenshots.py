@@ -1,9 +1,11 @@
-"""`make screenshots`: save the signup page at phone width, in zh-CN and en, under docs/.
+"""`make screenshots`: save the signup and account pages at phone width, in zh-CN and en, under docs/.
 
     python -m infra.web.screenshots [--out DIR]
 
 Starts the local stack on 127.0.0.1 and headless Chromium (Debian's chromium and
 chromium-driver packages), and needs a font with Chinese glyphs (Debian's fonts-noto-cjk).
+The account pages show a sample subscriber who was alerted about a synthetic breach, signed
+in with the code from the Twilio emulator, with the first step of the alert's checklist done.
 """
 
 from __future__ import annotations
@@ -20,12 +22,27 @@ from typing import Any
 
 from infra.local.service import LocalService
 from infra.web.browser import PHONE_WIDTH, missing_browser, start_chromium
+from infra.web.sample_account import (
+    Breach,
+    Person,
+    alerted_subscriber,
+    code_in,
+    sms_to,
+    wait_for_sms,
+)
 from infra.web.site import REPOSITORY_ROOT
 
 # Device pixels per CSS pixel, as on most phones, so that text in the image stays sharp.
 PIXEL_RATIO = 2
 PAGE_DEADLINE_S = 30
 SCREENSHOTS = (("zh-CN", "", "signup-page.png"), ("en", "en/", "signup-page.en.png"))
+ACCOUNT_SCREENSHOTS = (("account/", "account-page.png"), ("en/account/", "account-page.en.png"))
+# The identities the real-name emulator accepts, among them the sample subscriber.
+IDENTITIES = REPOSITORY_ROOT / "events" / "demo" / "identities.json"
+SAMPLE_PERSON = Person("孙悦", "110102199406120024", "+8618800188008", "sunyue@example.com")
+SAMPLE_BREACH = Breach("ExampleMall2026", "ExampleMall members", "2026-11-10")
+# The sample's sign-in code follows its signup code within seconds.
+SERVICE_PARAMETERS = {"OtpResendIntervalSeconds": "1"}
 
 
 def missing_chinese_font() -> str | None:
@@ -56,12 +73,86 @@ def capture_full_page(driver: Any) -> bytes:
     return base64.b64decode(shot["data"])
 
 
-def take_screenshots(out_dir: Path) -> list[Path]:
-    """Start the local stack and Chromium, and write one screenshot per language to `out_dir`."""
+def _wait(driver: Any, condition: Any) -> Any:
     from selenium.webdriver.support.ui import WebDriverWait
 
+    return WebDriverWait(driver, PAGE_DEADLINE_S).until(condition)
+
+
+def _open(driver: Any, url: str) -> None:
+    driver.get(url)
+    _wait(driver, lambda d: d.execute_script("return document.body.dataset.ready") == "true")
+
+
+def _sections_loaded(driver: Any) -> bool:
+    states = driver.execute_script(
+        "return [...document.querySelectorAll('#account-sections > section')]"
+        ".map((section) => section.dataset.state)"
+    )
+    return bool(states) and all(state == "loaded" for state in states)
+
+
+def _sign_in(driver: Any, service: LocalService, person: Person) -> None:
+    """Sign in on the account page with the code that the Twilio emulator received."""
+    from selenium.webdriver.common.by import By
+
+    before = len(sms_to(service, person.mobile))
+    driver.find_element(By.ID, "mobile").send_keys(person.mobile.removeprefix("+86"))
+    driver.find_element(By.ID, "sign-in-submit").click()
+    _wait(driver, lambda d: d.find_element(By.ID, "code").is_displayed())
+    code = code_in(wait_for_sms(service, person.mobile, before + 1)[-1])
+    driver.find_element(By.ID, "code").send_keys(code)
+    driver.find_element(By.ID, "code-submit").click()
+    _wait(driver, _sections_loaded)
+
+
+def _open_first_checklist(driver: Any, tick: bool) -> None:
+    """Open the first alert's checklist, and tick its first step when `tick` is set."""
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.CSS_SELECTOR, ".playbook-details summary").click()
+    _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, ".checklist input[type=checkbox]"))
+    if tick:
+        progress = driver.find_element(By.CSS_SELECTOR, ".playbook-details .progress").text
+        driver.find_element(By.CSS_SELECTOR, ".checklist input[type=checkbox]").click()
+        _wait(
+            driver,
+            lambda d: (
+                d.find_element(By.CSS_SELECTOR, ".playbook-details .progress").text != progress
+            ),
+        )
+
+
+def _account_screenshots(service: LocalService, profile: Path, out_dir: Path) -> list[Path]:
+    """Sign the sample subscriber in once and photograph the account page in each language."""
+    alerted_subscriber(service, SAMPLE_PERSON, SAMPLE_BREACH)
     written: list[Path] = []
-    with LocalService(port=0) as service, tempfile.TemporaryDirectory() as profiles:
+    driver = start_chromium(profile, width=PHONE_WIDTH, pixel_ratio=PIXEL_RATIO)
+    try:
+        for index, (path, name) in enumerate(ACCOUNT_SCREENSHOTS):
+            # The tab keeps the session, so the second page opens signed in.
+            _open(driver, service.signup_page_url + path)
+            if index == 0:
+                _sign_in(driver, service, SAMPLE_PERSON)
+            _wait(driver, _sections_loaded)
+            _open_first_checklist(driver, tick=index == 0)
+            # Leave the focus ring off the picture.
+            driver.execute_script("document.activeElement?.blur()")
+            target = out_dir / name
+            target.write_bytes(capture_full_page(driver))
+            written.append(target)
+    finally:
+        driver.quit()
+    return written
+
+
+def take_screenshots(out_dir: Path) -> list[Path]:
+    """Start the local stack and Chromium, and write each page's screenshots to `out_dir`."""
+    written: list[Path] = []
+    with (
+        LocalService(port=0, identities_path=IDENTITIES, parameters=SERVICE_PARAMETERS) as service,
+        tempfile.TemporaryDirectory() as profiles,
+    ):
         for language, path, name in SCREENSHOTS:
             profile = Path(profiles) / language
             profile.mkdir()
@@ -69,15 +160,16 @@ def take_screenshots(out_dir: Path) -> list[Path]:
                 profile, language=language, width=PHONE_WIDTH, pixel_ratio=PIXEL_RATIO
             )
             try:
-                driver.get(service.signup_page_url + path)
-                WebDriverWait(driver, PAGE_DEADLINE_S).until(
-                    lambda d: d.execute_script("return document.body.dataset.ready") == "true"
-                )
+                _open(driver, service.signup_page_url + path)
                 target = out_dir / name
                 target.write_bytes(capture_full_page(driver))
                 written.append(target)
             finally:
                 driver.quit()
+
+        profile = Path(profiles) / "account"
+        profile.mkdir()
+        written.extend(_account_screenshots(service, profile, out_dir))
     return written
 
 

@@ -16,9 +16,10 @@ import requests
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from idsentry.adapters.exports import ExportObjects
 from idsentry.adapters.token_keys import KmsTokenSigner
 from idsentry.models.jobs import AlertJob
-from idsentry.services import notify
+from idsentry.services import notify, subscriber_reports
 from idsentry.services.alerts import AlertDeps, alert_id_for, review_exposure
 from idsentry.services.deferrals import defer_alert_sms
 from idsentry.services.delivery import StatusCallback, record_status
@@ -50,6 +51,10 @@ CROSS_ACCOUNT_ORDER = (
     "PUT /v1/account/alerts/{alert_id}/playbook/{step_id}",
     "GET /v1/account/checks",
     "POST /v1/account/checks",
+    "GET /v1/account/reports",
+    "GET /v1/account/reports/{report_id}/{format}",
+    "POST /v1/account/reports",
+    "POST /v1/account/dossier",
     "POST /v1/account/export",
     "GET /v1/account/export/{export_id}",
     "POST /v1/account/consents/sensitive_personal_information/withdraw",
@@ -82,6 +87,7 @@ class Accounts:
     b_token: str
     b_alert_ids: list[str]
     b_markers: list[str]
+    b_report_id: str
 
     def get(self, path: str, token: str | None, **headers: str) -> requests.Response:
         if token is not None:
@@ -143,8 +149,23 @@ def accounts(local_service: LocalService) -> Iterator[Accounts]:
     defer_alert_sms(harness.table, held, now + 8 * 3600, now)
     set_email_list(harness.table, b, "reports", False, now)
 
+    report_job = subscriber_reports.monthly_job(b, "2026-11")
+    environment = local_service.stack.runtime.environment  # type: ignore[union-attr]
+    report_deps = subscriber_reports.ReportDeps(
+        table=harness.table,
+        objects=ExportObjects(
+            environment["REPORTS_BUCKET"],
+            environment["DATA_KEY_ARN"],
+            local_service.stack.runtime.client("s3"),  # type: ignore[union-attr]
+        ),
+        publisher=NoEvents(),  # type: ignore[arg-type]
+        clock=harness.clock,
+    )
+    assert subscriber_reports.generate_report(report_deps, report_job) == "generated"
+    b_report_id = subscriber_reports.job_report_id(report_job)
+
     b_items = harness.table.get_partition(f"SUB#{b}")
-    markers = [b, first, second, BREACH["Name"], SECOND_BREACH["Name"]]
+    markers = [b, first, second, BREACH["Name"], SECOND_BREACH["Name"], b_report_id]
     markers += [
         str(b_items[f"IDENT#{kind}"]["masked"]) for kind in ("id_number", "mobile", "email")
     ]
@@ -157,6 +178,7 @@ def accounts(local_service: LocalService) -> Iterator[Accounts]:
         b_token=_token(harness, b),
         b_alert_ids=[first, second],
         b_markers=markers,
+        b_report_id=b_report_id,
     )
     _clear_table(local_service)
 
@@ -191,6 +213,7 @@ def _call(
 def _fill(path: str, accounts: Accounts, export_id: str) -> str:
     """Fill a route's path parameters with B's export and first alert."""
     path = path.replace("{export_id}", export_id).replace("{alert_id}", accounts.b_alert_ids[0])
+    path = path.replace("{report_id}", accounts.b_report_id).replace("{format}", "pdf")
     return path.replace("{step_id}", "check_phone_cards_and_accounts")
 
 
@@ -405,8 +428,8 @@ def test_a_reaches_nothing_of_b(accounts: Accounts, b_export_id: str, route_key:
     assert response.status_code < 500, response.text
     for marker in [*accounts.b_markers, b_export_id]:
         assert marker not in response.text, f"{route_key} shows B's {marker}"
-    if route_key.endswith("{export_id}") or "{alert_id}" in route_key:
-        # B's export and alert exist, but not in A's account.
+    if route_key.endswith("{export_id}") or "{alert_id}" in route_key or "{report_id}" in route_key:
+        # B's export, alert and report exist, but not in A's account.
         assert response.status_code == 404
     else:
         assert response.status_code in (200, 201, 202), response.text

@@ -457,6 +457,9 @@ def _deletion_deps(service: LocalService) -> deletion.DeletionDeps:
         exports=ExportObjects(
             environment["EXPORTS_BUCKET"], environment["DATA_KEY_ARN"], runtime.client("s3")
         ),
+        reports=ExportObjects(
+            environment["REPORTS_BUCKET"], environment["DATA_KEY_ARN"], runtime.client("s3")
+        ),
         breach_index=MainTable(environment["BREACH_INDEX_TABLE"], runtime.client("dynamodb")),
         audit=AuditTrail(AUDIT_TABLE, runtime.client("dynamodb")),
         clock=support.utc_now,

@@ -134,6 +134,7 @@ def test_email_sent_once(harness: SignInHarness) -> None:
     assert "138****8001" in sent[0]["body"]
     assert PEOPLE["wang"][2].removeprefix("+86") not in sent[0]["body"]
     assert "6 个月" in sent[0]["body"]
+    assert f'href="{harness.service.signup_page_url}account/"' in sent[0]["body"]
     assert next_day["due"] == 0
     assert next_queue.jobs == []
     assert sms_state(harness, subscriber_id) == "unconfirmed"

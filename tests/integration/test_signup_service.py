@@ -124,6 +124,7 @@ class Harness:
             email=lambda: SesEmail("no-reply@idsentry.local", runtime.client("sesv2")),
             clock=clock,
             public_base_url=service.public_base_url,
+            account_page_url=f"{service.signup_page_url}account/",
         )
 
     def create(self, person: str, **overrides: Any) -> str:

@@ -34,9 +34,12 @@ AUDIT_ACTIONS = frozenset({"dynamodb:PutItem"})
 REVIEW_PATH_PREFIX = "/v1/admin/reviews"
 # Analysts and support reach review and the deliveries whose outcome is unknown, nothing else.
 ANALYST_PATH_PREFIXES = (REVIEW_PATH_PREFIX, "/v1/admin/deliveries/")
-# Operators follow intake and read the breach catalogue; finance reads the money ledger.
+# Operators follow intake and read the breach catalogue; finance reads the money ledger and
+# runs reconciliations, whose files operators may not read.
 OPERATOR_PATH_PREFIXES = ("/v1/admin/intake-jobs/", "/v1/admin/breaches/")
-FINANCE_PATH_PREFIXES = ("/v1/admin/ledger/",)
+FINANCE_PATH_PREFIXES = ("/v1/admin/ledger/", "/v1/admin/reconciliations")
+# What `idsentry reconcile` calls besides the API: the stack outputs. Files come by presigned URL.
+FINANCE_CLI_ACTIONS = frozenset({"cloudformation:DescribeStacks"})
 # What the `idsentry` CLI calls besides the API: stack outputs, intake uploads, DLQ replays,
 # and the KMS use that S3 and SQS make on the caller's behalf for encrypted objects and queues.
 OPERATOR_CLI_ACTIONS = frozenset(
@@ -68,6 +71,8 @@ STAFF_ROUTE_ROLES: dict[str, frozenset[str]] = {
     "POST /v1/admin/reviews/{breach}/decision": frozenset({ANALYST_ROLE}),
     "GET /v1/admin/deliveries/unknown": frozenset({ANALYST_ROLE}),
     "GET /v1/admin/ledger/{day}": frozenset({FINANCE_ROLE}),
+    "POST /v1/admin/reconciliations": frozenset({FINANCE_ROLE}),
+    "GET /v1/admin/reconciliations/{reconciliation_id}": frozenset({FINANCE_ROLE}),
 }
 STAFF_ROLES = (ANALYST_ROLE, OPERATOR_ROLE, FINANCE_ROLE)
 # Path parameters of a route replaced by this value give a concrete request path to test.
@@ -358,7 +363,11 @@ def test_operator_role_cli_resources(expanded: dict[str, Any]) -> None:
 
 
 def test_finance_role_ledger_only(expanded: dict[str, Any], source: dict[str, Any]) -> None:
-    assert check_staff_role(expanded, source, FINANCE_ROLE, FINANCE_PATH_PREFIXES) == []
+    violations = check_staff_role(
+        expanded, source, FINANCE_ROLE, FINANCE_PATH_PREFIXES, FINANCE_CLI_ACTIONS
+    )
+
+    assert violations == []
 
 
 def test_admin_routes_need_iam(source: dict[str, Any]) -> None:
@@ -520,6 +529,7 @@ def test_analyst_role_reaches_intake_jobs(tmp_path: Path, source: dict[str, Any]
         f"{ANALYST_ROLE}: can invoke GET /v1/admin/intake-jobs/{{job_id}}",
         f"{ANALYST_ROLE}: can invoke GET /v1/admin/breaches/{{name}}",
         f"{ANALYST_ROLE}: can invoke GET /v1/admin/ledger/{{day}}",
+        f"{ANALYST_ROLE}: can invoke GET /v1/admin/reconciliations/{{reconciliation_id}}",
     ]
 
 
@@ -649,7 +659,53 @@ def test_finance_role_reaches_reviews(tmp_path: Path, source: dict[str, Any]) ->
         )
 
     violations = check_staff_role(
-        changed(tmp_path, source, change), source, FINANCE_ROLE, FINANCE_PATH_PREFIXES
+        changed(tmp_path, source, change),
+        source,
+        FINANCE_ROLE,
+        FINANCE_PATH_PREFIXES,
+        FINANCE_CLI_ACTIONS,
     )
 
     assert violations == [f"{FINANCE_ROLE}: can invoke GET /v1/admin/reviews"]
+
+
+def test_finance_role_reads_bucket(tmp_path: Path, source: dict[str, Any]) -> None:
+    def change(document: dict[str, Any]) -> None:
+        policies = document["Resources"][FINANCE_ROLE]["Properties"]["Policies"]
+        policies[1]["PolicyDocument"]["Statement"].append(
+            {
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": {"Fn::Sub": "${FinanceBucket.Arn}/*"},
+            }
+        )
+
+    violations = check_staff_role(
+        changed(tmp_path, source, change),
+        source,
+        FINANCE_ROLE,
+        FINANCE_PATH_PREFIXES,
+        FINANCE_CLI_ACTIONS,
+    )
+
+    assert violations == [f"{FINANCE_ROLE}: allows s3:GetObject"]
+
+
+def test_operator_role_reaches_reconciliations(tmp_path: Path, source: dict[str, Any]) -> None:
+    def change(document: dict[str, Any]) -> None:
+        operator_statement(document, "execute-api:Invoke")["Resource"].append(
+            {
+                "Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:"
+                "${AWS::AccountId}:${HttpApi}/*/POST/v1/admin/reconciliations"
+            }
+        )
+
+    violations = check_staff_role(
+        changed(tmp_path, source, change),
+        source,
+        OPERATOR_ROLE,
+        OPERATOR_PATH_PREFIXES,
+        OPERATOR_CLI_ACTIONS,
+    )
+
+    assert violations == [f"{OPERATOR_ROLE}: can invoke POST /v1/admin/reconciliations"]

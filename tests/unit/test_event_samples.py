@@ -29,6 +29,8 @@ from idsentry.models.jobs import (
     HibpJob,
     NotificationJob,
     PlanPageJob,
+    ReconciliationJob,
+    ReportJob,
     StripeEventJob,
 )
 from idsentry.routes import account_authorizer
@@ -69,6 +71,8 @@ CHECK_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:idsentry-dev-breach-checks
 HIBP_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:idsentry-dev-hibp-lookups"
 RISK_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:idsentry-dev-risk"
 DELETION_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:idsentry-dev-account-deletions"
+REPORT_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:idsentry-dev-reports"
+RECONCILIATION_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:idsentry-dev-reconciliations"
 # EventBridge events that a rule delivers to a queue, whole; this stands for their kind below.
 BUS_EVENT = "eventbridge_event"
 # S3 event notifications are not jobs of ours; this stands for their kind in the tables below.
@@ -127,6 +131,10 @@ def validate_job(body: str) -> tuple[str, str]:
         return HibpJob.model_validate_json(body).kind, HIBP_QUEUE_ARN
     if '"kind":"account_deletion"' in compact:
         return AccountDeletionJob.model_validate_json(body).kind, DELETION_QUEUE_ARN
+    if '"kind":"report"' in compact:
+        return ReportJob.model_validate_json(body).kind, REPORT_QUEUE_ARN
+    if '"kind":"reconciliation"' in compact:
+        return ReconciliationJob.model_validate_json(body).kind, RECONCILIATION_QUEUE_ARN
     if '"detail-type":"Exposure.Detected"' in compact:
         envelope = json.loads(body)
         ExposureDetected.model_validate(envelope["detail"])
@@ -158,6 +166,8 @@ def job_kinds() -> set[str]:
         str(PlanPageJob.model_fields["kind"].default),
         str(HibpJob.model_fields["kind"].default),
         str(AccountDeletionJob.model_fields["kind"].default),
+        str(ReportJob.model_fields["kind"].default),
+        str(ReconciliationJob.model_fields["kind"].default),
         S3_NOTIFICATION,
         BUS_EVENT,
     }
@@ -290,6 +300,7 @@ def test_sqs_queue_matches_template(template: dict[str, Any]) -> None:
         ("HibpQueue", HIBP_QUEUE_ARN),
         ("RiskQueue", RISK_QUEUE_ARN),
         ("AccountDeletionQueue", DELETION_QUEUE_ARN),
+        ("ReconciliationQueue", RECONCILIATION_QUEUE_ARN),
     ):
         queue_name = resolver.resolve(template["Resources"][logical_id]["Properties"]["QueueName"])
         assert arn == f"arn:aws:sqs:{pseudo.region}:{pseudo.account_id}:{queue_name}"

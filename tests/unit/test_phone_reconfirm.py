@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from idsentry.clock import SHANGHAI, epoch
+from idsentry.services.notify import account_page_link
 from idsentry.services.phone_reconfirm import (
     DueSubscriber,
     due_before,
@@ -21,6 +22,7 @@ pytestmark = pytest.mark.unit
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 CUTOFF = due_before(NOW, 6)
+ACCOUNT_PAGE = "https://d111111abcdef8.cloudfront.net/account/"
 
 
 def shanghai(*parts: int) -> int:
@@ -116,10 +118,31 @@ def test_unconfirmed_stops_sms() -> None:
     [("zh-CN", ("6 个月", "登录", "回复本邮件")), ("en", ("6 months", "sign in", "reply"))],
 )
 def test_reconfirm_email_both_locales(locale: Any, words: tuple[str, ...]) -> None:
-    message = render_email("phone_reconfirm", locale, masked_mobile="138****8001", months="6")
+    link = account_page_link(ACCOUNT_PAGE, locale)
+    message = render_email(
+        "phone_reconfirm", locale, masked_mobile="138****8001", months="6", link=link
+    )
 
     assert "138****8001" in message.text
     assert "138****8001" in message.html
     for word in words:
         assert word in message.text
     assert f'lang="{locale}"' in message.html
+    assert link in message.text
+    assert f'<a href="{link}">' in message.html
+
+
+@pytest.mark.parametrize(
+    ("page", "locale", "expected"),
+    [
+        (ACCOUNT_PAGE, "zh-CN", ACCOUNT_PAGE),
+        (ACCOUNT_PAGE, "en", "https://d111111abcdef8.cloudfront.net/en/account/"),
+        (
+            "http://127.0.0.1:3000/signup/account/",
+            "en",
+            "http://127.0.0.1:3000/signup/en/account/",
+        ),
+    ],
+)
+def test_account_link_per_locale(page: str, locale: Any, expected: str) -> None:
+    assert account_page_link(page, locale) == expected

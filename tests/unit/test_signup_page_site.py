@@ -201,8 +201,11 @@ def test_template_cors_allows_distribution_origin() -> None:
     cors = TEMPLATE["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"]
 
     assert cors["AllowOrigins"] == [{"Fn::Sub": "https://${SignupPageDistribution.DomainName}"}]
-    assert cors["AllowMethods"] == ["POST"]
-    assert {"content-type", "accept-language", "idempotency-key"} <= set(cors["AllowHeaders"])
+    # POST for the signup page, and GET, PUT and DELETE with a bearer token for the account page.
+    assert cors["AllowMethods"] == ["GET", "POST", "PUT", "DELETE"]
+    assert {"content-type", "accept-language", "idempotency-key", "authorization"} <= set(
+        cors["AllowHeaders"]
+    )
     assert cors["ExposeHeaders"] == ["retry-after"]
 
 

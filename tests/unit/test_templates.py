@@ -157,6 +157,8 @@ TEMPLATE_VARIABLES = {
     "until": "2026年12月11日",
     "attempt": "2",
     "months": "6",
+    "title": "月度安全报告",
+    "month": "2026-11",
 }
 
 

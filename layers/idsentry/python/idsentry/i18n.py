@@ -393,6 +393,26 @@ MESSAGES: Final[dict[str, dict[Locale, str]]] = {
         "zh-CN": "查询结果已记录。",
         "en": "Your check result is recorded.",
     },
+    "report.requested": {
+        "zh-CN": "正在生成本月至今的安全报告，完成后会发邮件通知您。同一天内重复请求会得到同一份报告。",
+        "en": "Your security report for this month so far is being prepared; we will e-mail you when it is ready. Asking again the same day returns the same report.",
+    },
+    "report.not_found": {
+        "zh-CN": "您的账户中没有这份报告。",
+        "en": "Your account has no such report.",
+    },
+    "report.format_invalid": {
+        "zh-CN": "格式必须是 html 或 pdf。",
+        "en": "The format must be html or pdf.",
+    },
+    "dossier.created": {
+        "zh-CN": "事件档案已生成。下载链接几分钟内有效，过期后请重新生成。",
+        "en": "Your incident dossier is ready. The download link works for a few minutes; create a new one after that.",
+    },
+    "dossier.breach_unknown": {
+        "zh-CN": "只能选择您账户中已确认的泄露事件。",
+        "en": "Choose only breaches that are confirmed exposures of your account.",
+    },
     # Idempotency
     "idempotency.key_reused": {
         "zh-CN": "该 Idempotency-Key 已用于内容不同的请求。",

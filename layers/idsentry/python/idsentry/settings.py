@@ -121,6 +121,8 @@ class NotifierSettings(CoreSettings):
     # Local stack only: the Twilio emulator's base URL. Unset in AWS, where the SDK's default
     # https://api.twilio.com is used.
     twilio_base_url: str | None = None
+    # The subscriber's account page on the site, which report e-mails link to.
+    account_page_url: str | None = None
 
 
 class StripeWebhookSettings(CoreSettings):

@@ -96,15 +96,35 @@ _EMAIL_TEXT: Final[dict[str, dict[Locale, tuple[str, str]]]] = {
             "Reply to this e-mail with a number that can receive SMS, and we will confirm it with a code.\n\nIDSentry",
         ),
     },
-    # The number was not proven again within the reconfirmation period. Signing in sends a code
-    # to the number, and an accepted code resumes SMS.
-    # NOTE: no sign-in page is served yet, so this e-mail names the step but cannot link to it.
+    # A report was rendered. The link opens the account page, which signs the subscriber in and
+    # hands out a short-lived download URL, because a presigned URL would outlive its credentials.
+    "report_ready": {
+        "zh-CN": (
+            "您的{title}已生成 - 身份哨兵",
+            "您好，\n\n您的{title}（{month}）已生成，包括这段时间发现的泄露、风险等级及原因、警报发送情况，"
+            "以及建议接下来做的检查。报告有网页版和 PDF 版，PDF 可以保存或交给银行、运营商。\n\n"
+            "请在账户页面用手机验证码登录后查看和下载：\n\n{link}\n\n"
+            "为保护您的信息，下载链接只在登录后生成，几分钟内有效。\n\n身份哨兵",
+        ),
+        "en": (
+            "Your {title} is ready - IDSentry",
+            "Hello,\n\nYour {title} ({month}) is ready. It covers the exposures found, your risk level and "
+            "why, how your alerts were delivered, and the checks we recommend next. It comes as a web page "
+            "and as a PDF you can keep or give to a bank or carrier.\n\n"
+            "Sign in on your account page with a code by SMS to read and download it:\n\n{link}\n\n"
+            "To protect your data, download links are made only after you sign in and work for a few "
+            "minutes.\n\nIDSentry",
+        ),
+    },
+    # The number was not proven again within the reconfirmation period. The link opens the account
+    # page, where signing in sends a code to the number, and an accepted code resumes SMS.
     "phone_reconfirm": {
         "zh-CN": (
             "请确认您的手机号是否仍在使用 - 身份哨兵",
             "您好，\n\n手机号 {masked_mobile} 已有 {months} 个月没有确认过。运营商会把停用的号码重新分配给他人，"
             "为避免把泄露警报发给陌生人，我们已暂停向该号码发送短信，警报和通知会照常通过邮件发送。\n\n"
-            "如果号码仍归您使用：请用该手机号登录身份哨兵账户，登录时收到的短信验证码即可确认号码，并恢复短信提醒。\n\n"
+            "如果号码仍归您使用：请打开下面的账户页面，用该手机号登录。登录时收到的短信验证码即可确认号码，并恢复短信提醒。\n\n"
+            "{link}\n\n"
             "如果您已更换号码：请回复本邮件告诉我们新号码，我们会向新号码发送验证码确认。\n\n身份哨兵",
         ),
         "en": (
@@ -112,8 +132,9 @@ _EMAIL_TEXT: Final[dict[str, dict[Locale, tuple[str, str]]]] = {
             "Hello,\n\nYour mobile number {masked_mobile} has not been confirmed for {months} months. Carriers give numbers "
             "that were given up to new owners, so to keep breach alerts away from strangers we have paused SMS to this "
             "number. Alerts and notices still arrive by e-mail.\n\n"
-            "If the number is still yours, sign in to your IDSentry account with it: the sign-in code we text you "
-            "confirms the number and turns SMS back on.\n\n"
+            "If the number is still yours, open your account page below and sign in with this number: the sign-in code "
+            "we text you confirms the number and turns SMS back on.\n\n"
+            "{link}\n\n"
             "If you have changed your number, reply to this e-mail with the new one, and we will confirm it with a "
             "code.\n\nIDSentry",
         ),
@@ -142,7 +163,8 @@ def render_sms(kind: str, locale: Locale, **variables: str) -> str:
 
 def render_email(kind: str, locale: Locale, **variables: str) -> Email:
     """Return the e-mail of `kind` in `locale`, with an HTML part whose variables are escaped."""
-    subject, text = _EMAIL_TEXT[kind][locale]
+    subject_text, text = _EMAIL_TEXT[kind][locale]
+    subject = subject_text.format(**variables)
     body = text.format(**variables)
     escaped = text.format(**{name: html.escape(value) for name, value in variables.items()})
     paragraphs = "".join(

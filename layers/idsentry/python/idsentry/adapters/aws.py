@@ -15,6 +15,9 @@ _CONFIG = Config(
     connect_timeout=3,
     read_timeout=10,
 )
+# S3 serves objects encrypted with KMS only to Signature Version 4 requests, and botocore still
+# presigns with version 2 in some regions (us-east-1 among them) unless told otherwise.
+_S3_CONFIG = _CONFIG.merge(Config(signature_version="s3v4"))
 
 
 @cache
@@ -31,4 +34,4 @@ def client(service: str) -> Any:
     boto3 reads AWS_ENDPOINT_URL, so the local stack points every client at moto without
     code changes.
     """
-    return _session().client(service, config=_CONFIG)
+    return _session().client(service, config=_S3_CONFIG if service == "s3" else _CONFIG)

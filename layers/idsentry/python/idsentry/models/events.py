@@ -116,6 +116,19 @@ class AlertDismissed(EventDetail):
     breach_name: str
 
 
+class ReportGenerated(EventDetail):
+    """A subscriber's report was rendered and stored; the notifier e-mails a link to it."""
+
+    source: ClassVar[str] = "idsentry.reports"
+    detail_type: ClassVar[str] = "Report.Generated"
+
+    subscriber_id: str
+    report_id: str
+    # "monthly" (the schedule), "on_demand" (the subscriber asked) or "deep" (bought).
+    report_kind: Literal["monthly", "on_demand", "deep"]
+    month: str
+
+
 ALL_EVENT_TYPES: tuple[type[EventDetail], ...] = (
     SubscriberRegistered,
     IdentifierReassigned,
@@ -125,4 +138,5 @@ ALL_EVENT_TYPES: tuple[type[EventDetail], ...] = (
     ExposureDetected,
     AlertConfirmed,
     AlertDismissed,
+    ReportGenerated,
 )

@@ -84,6 +84,14 @@ class PhoneReconfirmJob(_Job):
     confirmed_at: int = Field(ge=0)
 
 
+class ReportReadyJob(_Job):
+    """Tell a subscriber by e-mail that report `report_id` is ready to download."""
+
+    kind: Literal["report_ready"] = "report_ready"
+    subscriber_id: str
+    report_id: str
+
+
 NotificationJob = Annotated[
     OtpJob
     | SignInCodeJob
@@ -92,7 +100,8 @@ NotificationJob = Annotated[
     | PaymentNoticeJob
     | AlertJob
     | CheckReminderJob
-    | PhoneReconfirmJob,
+    | PhoneReconfirmJob
+    | ReportReadyJob,
     Field(discriminator="kind"),
 ]
 
@@ -171,3 +180,44 @@ class HibpJob(BaseModel):
     job_id: str
     subscriber_id: str
     run: str = Field(pattern=r"^[0-9]{8}$")
+
+
+class ReportJob(BaseModel):
+    """Render one subscriber's report of month `month` (yyyy-mm) and store it.
+
+    `report_kind` is "monthly" (the schedule), "on_demand" (the subscriber asked) or "deep"
+    (bought; `purchase_id` names the Checkout Session).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = 1
+    kind: Literal["report"] = "report"
+    job_id: str
+    subscriber_id: str
+    month: str = Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")
+    report_kind: Literal["monthly", "on_demand", "deep"]
+    purchase_id: str | None = None
+
+
+class ReconciliationJob(BaseModel):
+    """Reconcile Stripe with the ledger for the Asia/Shanghai days `from_date` to `to_date`.
+
+    `reconciliation_id` names the run and its `RECON#` item, so a message delivered twice runs
+    once. `repair` re-applies the Stripe events of rows missing in the ledger. `locale` is the
+    CSV header's language. `requested_by` is "schedule" or "admin", and `request_id` is the
+    admin request's API Gateway id, which its audit record carries too.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = 1
+    kind: Literal["reconciliation"] = "reconciliation"
+    job_id: str
+    reconciliation_id: str = Field(pattern=r"^rcn_[0-9A-Za-z_]{1,40}$")
+    from_date: str = Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+    to_date: str = Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+    repair: bool = False
+    locale: Literal["zh-CN", "en"] = "zh-CN"
+    requested_by: Literal["schedule", "admin"]
+    request_id: str | None = None

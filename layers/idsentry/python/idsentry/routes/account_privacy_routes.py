@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from idsentry.api import ok_response
+from idsentry.api import json_body, ok_response
 from idsentry.clock import utc_now
+from idsentry.errors import FieldProblem, RequestValidationError
 from idsentry.routes.privacy_wiring import (
     audit_trail,
     breach_index,
@@ -40,7 +41,19 @@ def _export_links(request: AccountRequest) -> dict[str, Any]:
     return ok_response(200, result, request.locale, "export.ready")
 
 
+def _no_fields(request: AccountRequest) -> None:
+    """Reject a body other than none or an empty JSON object, naming the unknown fields."""
+    if not request.http.body:
+        return
+    fields = json_body(request.http)
+    if fields:
+        raise RequestValidationError(
+            [FieldProblem(name, "field.unknown") for name in sorted(fields)]
+        )
+
+
 def _delete_account(request: AccountRequest) -> dict[str, Any]:
+    _no_fields(request)
     result = deletion_request.request_deletion(
         main_table(),
         deletion_queue(),
@@ -53,6 +66,7 @@ def _delete_account(request: AccountRequest) -> dict[str, Any]:
 
 
 def _withdraw_sensitive_consent(request: AccountRequest) -> dict[str, Any]:
+    _no_fields(request)
     result = consent_withdrawal.withdraw_sensitive_consent(
         main_table(), breach_index(), request.subscriber_id, utc_now
     )

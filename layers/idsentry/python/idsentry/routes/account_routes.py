@@ -23,7 +23,11 @@ from idsentry.errors import DomainError, NotFoundError
 from idsentry.http import HttpRequest, accept_language, json_response, parse_http_event
 from idsentry.i18n import Locale, negotiate_locale
 from idsentry.models.account import parse_preferences
-from idsentry.routes import account_playbook_routes, account_privacy_routes
+from idsentry.routes import (
+    account_playbook_routes,
+    account_privacy_routes,
+    account_report_routes,
+)
 from idsentry.services import account
 from idsentry.wiring import main_table
 
@@ -85,6 +89,7 @@ ROUTES: dict[str, AccountHandler] = {
     "PUT /v1/account/preferences": _change_preferences,
     **account_privacy_routes.ROUTES,
     **account_playbook_routes.ROUTES,
+    **account_report_routes.ROUTES,
 }
 
 

@@ -27,6 +27,7 @@ class AccountDeletionSettings(CoreSettings):
     """Settings of the account deletion function."""
 
     exports_bucket: str
+    reports_bucket: str
     audit_table_name: str
     breach_index_table: str
     stripe_secret_id: str
@@ -66,6 +67,7 @@ def deletion_deps() -> DeletionDeps:
         sms=sms,
         suppressions=cache(SesSuppressionList),
         exports=ExportObjects(settings.exports_bucket, settings.data_key_arn),
+        reports=ExportObjects(settings.reports_bucket, settings.data_key_arn),
         breach_index=MainTable(settings.breach_index_table),
         audit=AuditTrail(settings.audit_table_name),
         clock=utc_now,

@@ -57,6 +57,7 @@ def notifier_deps() -> NotifierDeps:
         public_base_url=settings.public_base_url,
         sms_daily_cap=settings.sms_per_number_daily_cap,
         sms_alert_daily_budget=settings.sms_alert_daily_budget,
+        account_page_url=settings.account_page_url,
     )
 
 

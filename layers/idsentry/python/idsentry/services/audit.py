@@ -27,6 +27,9 @@ AuditAction = Literal[
     "account.export",
     "account.export_link",
     "account.delete",
+    # Finance starting a reconciliation, and reading one with its download links.
+    "reconciliation.request",
+    "reconciliation.view",
 ]
 REVIEW_QUEUE_SUBJECT = "REVIEW_QUEUE"
 NEW_RECORD_CONDITION = "attribute_not_exists(pk)"

@@ -87,7 +87,8 @@ def withdraw_sensitive_consent(
             {
                 str(item.get("kind") or item["sk"].removeprefix("IDENT#"))
                 for item in records.with_prefix("IDENT#")
-                if str(item.get("kind")) not in SENSITIVE_KINDS
+                # Watch items exist for confirmed identifiers only (e-mail after its link).
+                if str(item.get("kind")) not in SENSITIVE_KINDS and item.get("confirmed")
             }
         ),
     }

@@ -10,6 +10,7 @@ anywhere repeats at most the step it was in. Every step is idempotent:
 - `stripe` turns the customer's link into a tombstone that names the ledger archive, cancels
   open subscriptions and unsets the customer's personal fields;
 - `exports` deletes every version of every export file;
+- `reports` deletes every version of every report and dossier file;
 - `ledger` copies the money ledger to `ARCHIVE#{pseudonym}`, kept for accounting law;
 - `twilio` empties the stored text of every SMS sent to the subscriber's number;
 - `ses` removes the address from SES's account-level suppression list;
@@ -36,6 +37,7 @@ from idsentry.adapters.suppression import SuppressionList
 from idsentry.adapters.table import MainTable
 from idsentry.clock import Clock, epoch
 from idsentry.crypto import Pepper, decrypt_field, keyed_hash
+from idsentry.object_keys import report_prefix
 from idsentry.services.audit import AuditRecord, AuditTrail, AuditWriteError
 from idsentry.services.deletion_references import delete_references
 from idsentry.services.deletion_request import DELETION_SK
@@ -58,6 +60,7 @@ STEPS = (
     "hold",
     "stripe",
     "exports",
+    "reports",
     "ledger",
     "twilio",
     "ses",
@@ -85,6 +88,7 @@ class DeletionDeps:
     sms: Callable[[], SmsRedaction]
     suppressions: Callable[[], SuppressionList]
     exports: ExportObjects
+    reports: ExportObjects
     breach_index: MainTable
     audit: AuditTrail
     clock: Clock
@@ -267,6 +271,13 @@ def _exports(deps: DeletionDeps, run: _Run) -> None:
     )
 
 
+def _reports(deps: DeletionDeps, run: _Run) -> None:
+    deleted = deps.reports.delete_every_version(report_prefix(run.subscriber_id))
+    logger.info(
+        "report files deleted", extra={"subscriber_id": run.subscriber_id, "count": deleted}
+    )
+
+
 def _ledger(deps: DeletionDeps, run: _Run) -> None:
     records = load_records(deps.table, run.subscriber_id)
     archived_at = epoch(deps.clock())
@@ -404,6 +415,7 @@ _STEP_FUNCTIONS: dict[str, Callable[[DeletionDeps, _Run], None]] = {
     "hold": _hold,
     "stripe": _stripe,
     "exports": _exports,
+    "reports": _reports,
     "ledger": _ledger,
     "twilio": _twilio,
     "ses": _ses,

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urljoin
 
 from idsentry.adapters.email import EmailSender
 from idsentry.adapters.keys import DataKeyNotFoundError, DataKeyStore
@@ -25,6 +25,7 @@ from idsentry.models.jobs import (
     OtpJob,
     PaymentNoticeJob,
     PhoneReconfirmJob,
+    ReportReadyJob,
     SignInCodeJob,
 )
 from idsentry.money import format_money, parse_stripe_amount
@@ -70,6 +71,8 @@ class NotifierDeps:
     public_base_url: str
     sms_daily_cap: int = 4
     sms_alert_daily_budget: int = 20000
+    # The subscriber's account page, which report e-mails link to.
+    account_page_url: str | None = None
 
 
 def _locale(value: object) -> Locale:
@@ -82,6 +85,17 @@ def _ledger(deps: NotifierDeps) -> Ledger:
         return deps.sms().status(provider_id) if channel == "sms" else None
 
     return Ledger(deps.table, lambda: epoch(deps.clock()), lookup)
+
+
+def account_page_link(account_page_url: str, locale: Locale) -> str:
+    """Return the account page in `locale`.
+
+    `account_page_url` is the 简体中文 page, `<site>/account/`, and the English page is
+    `<site>/en/account/`, as web/ lays them out.
+    """
+    if locale == "en":
+        return urljoin(account_page_url, "../en/account/")
+    return account_page_url
 
 
 def status_callback_url(public_base_url: str, message_key: str) -> str:
@@ -98,7 +112,8 @@ def process_job(
     | PaymentNoticeJob
     | AlertJob
     | CheckReminderJob
-    | PhoneReconfirmJob,
+    | PhoneReconfirmJob
+    | ReportReadyJob,
 ) -> str:
     """Process one job; returns "sent", "skipped", "failed", "unknown" or "deferred".
 
@@ -119,6 +134,8 @@ def process_job(
         return _send_check_reminder(deps, ledger, job)
     if isinstance(job, PhoneReconfirmJob):
         return _send_phone_reconfirm(deps, ledger, job)
+    if isinstance(job, ReportReadyJob):
+        return _send_report_ready(deps, ledger, job)
     return _send_reassignment_notice(deps, ledger, job)
 
 
@@ -662,6 +679,51 @@ def _send_check_reminder(deps: NotifierDeps, ledger: Ledger, job: CheckReminderJ
     )
 
 
+REPORT_TITLES: dict[str, dict[Locale, str]] = {
+    "monthly": {"zh-CN": "月度安全报告", "en": "monthly security report"},
+    "on_demand": {"zh-CN": "安全报告", "en": "security report"},
+    "deep": {"zh-CN": "深度安全报告", "en": "in-depth security report"},
+}
+
+
+def _send_report_ready(deps: NotifierDeps, ledger: Ledger, job: ReportReadyJob) -> str:
+    """E-mail that a report is ready, with a link to the account page, once per report.
+
+    Monthly reports go out with the "reports" list, so its one-click link stops them; a report
+    the subscriber asked for or bought is always announced.
+    """
+    items = deps.table.get_partition(f"SUB#{job.subscriber_id}")
+    report = items.get(f"REPORT#{job.report_id}")
+    contact = _contact(deps, job.subscriber_id, items)
+    if contact is None or report is None:
+        logger.info(
+            "report e-mail skipped",
+            extra={"subscriber_id": job.subscriber_id, "report_id": job.report_id},
+        )
+        return "skipped"
+    kind = str(report["report_kind"])
+    if not contact.preferences.may_email("reports" if kind == "monthly" else None):
+        return "skipped"
+    if deps.account_page_url is None:
+        raise RuntimeError("ACCOUNT_PAGE_URL is not set, so a report e-mail has no link")
+
+    message = render_email(
+        "report_ready",
+        contact.locale,
+        title=REPORT_TITLES[kind][contact.locale],
+        month=str(report["month"]),
+        link=f"{account_page_link(deps.account_page_url, contact.locale)}#reports",
+    )
+    email = contact.email()
+    return _send(
+        ledger,
+        f"report_ready:{job.report_id}",
+        "email",
+        job.subscriber_id,
+        lambda: deps.email().send(email, message.subject, message.text, message.html),
+    )
+
+
 def _send_phone_reconfirm(deps: NotifierDeps, ledger: Ledger, job: PhoneReconfirmJob) -> str:
     """E-mail the request to prove the number again, once per confirmation that fell due.
 
@@ -678,12 +740,16 @@ def _send_phone_reconfirm(deps: NotifierDeps, ledger: Ledger, job: PhoneReconfir
     if not contact.preferences.may_email(None):
         return "skipped"
 
+    if deps.account_page_url is None:
+        raise RuntimeError("ACCOUNT_PAGE_URL is not set, so a reconfirmation e-mail has no link")
+
     masked = mask(IdentifierKind.MOBILE, contact.mobile())
     message = render_email(
         "phone_reconfirm",
         contact.locale,
         masked_mobile=masked,
         months=str(months_between(job.confirmed_at, deps.clock())),
+        link=account_page_link(deps.account_page_url, contact.locale),
     )
     email = contact.email()
     return _send(

@@ -9,11 +9,10 @@ the same check again in a quarter corrects that quarter's result, so a repeated 
 changes nothing. A result is flagged `changed_from_last` when a count differs from the
 latest earlier quarter's result of the same check.
 
-The reminder run pages the sparse `ENTITLED` index and queues one CheckReminderJob per
-subscriber. Its checkpoint (`CHECKREMINDER#{quarter}` / `RUN`) is written after each page, so
-a run that is retried continues after the last finished page, and a finished run queues
-nothing more that quarter. Job ids and the notifier's ledger key stop a page that was queued
-twice from sending twice.
+The reminder run queues one CheckReminderJob per entitled subscriber through
+`entitled_runs.run_over_entitled`, with the checkpoint `CHECKREMINDER#{quarter}`, so a retried
+run continues after the last finished page and a finished run queues nothing more that quarter.
+Job ids and the notifier's ledger key stop a page that was queued twice from sending twice.
 """
 
 from __future__ import annotations
@@ -34,18 +33,16 @@ from idsentry.i18n import Locale
 from idsentry.models.jobs import CheckReminderJob
 from idsentry.models.signup import pydantic_problems
 from idsentry.services.account import AccountNotFoundError
+from idsentry.services.entitled_runs import PAGE_SIZE, run_over_entitled
 from idsentry.services.playbooks import load_config, service_view
 from idsentry.templates import Email
 
 logger = logging.getLogger(__name__)
 
 CHECK_PREFIX = "CHECK#"
-ENTITLED_INDEX_KEY = "ENTITLED"
-PAGE_SIZE = 1000
 # No one holds this many phone cards, bank cards or accounts; a larger number is a typing error.
 # The check.count_invalid message states this number.
 MAX_COUNT = 10_000
-RUN_SK = "RUN"
 
 
 def quarter_of(moment: datetime) -> str:
@@ -216,46 +213,24 @@ def plan_reminders(
     quarter's run already finished.
     """
     quarter = quarter_of(now)
-    run_pk = f"CHECKREMINDER#{quarter}"
-    run = table.get(run_pk, RUN_SK) or {}
-    if run.get("finished"):
-        logger.info("check reminders already queued", extra={"quarter": quarter})
-        return {"quarter": quarter, "queued": 0, "already_finished": True}
 
-    start_after: dict[str, str] | None = run.get("start_after")
-    queued = 0
-    while True:
-        request: dict[str, Any] = {
-            "TableName": table.name,
-            "IndexName": "gsi1",
-            "KeyConditionExpression": "gsi1pk = :entitled",
-            "ExpressionAttributeValues": {":entitled": {"S": ENTITLED_INDEX_KEY}},
-            "Limit": page_size,
-        }
-        if start_after:
-            request["ExclusiveStartKey"] = {
-                name: {"S": value} for name, value in start_after.items()
-            }
-        page = table.client().query(**request)
-
-        subscribers = [item["gsi1sk"]["S"] for item in page.get("Items", [])]
+    def queue_page(subscribers: list[str]) -> None:
         jobs.send_many([reminder_job(subscriber, quarter) for subscriber in subscribers])
-        queued += len(subscribers)
 
-        last = page.get("LastEvaluatedKey")
-        start_after = {name: value["S"] for name, value in last.items()} if last else None
-        # Written after the page's jobs: a crash in between repeats the page, never skips one.
-        checkpoint: dict[str, Any] = {"pk": run_pk, "sk": RUN_SK, "quarter": quarter}
-        if start_after:
-            checkpoint["start_after"] = start_after
-        else:
-            checkpoint["finished"] = True
-        table.put(checkpoint)
-        if not start_after:
-            break
-
-    logger.info("check reminders queued", extra={"quarter": quarter, "queued": queued})
-    return {"quarter": quarter, "queued": queued, "already_finished": False}
+    outcome = run_over_entitled(
+        table, f"CHECKREMINDER#{quarter}", queue_page, page_size, {"quarter": quarter}
+    )
+    if outcome.already_finished:
+        logger.info("check reminders already queued", extra={"quarter": quarter})
+    else:
+        logger.info(
+            "check reminders queued", extra={"quarter": quarter, "queued": outcome.handed_out}
+        )
+    return {
+        "quarter": quarter,
+        "queued": outcome.handed_out,
+        "already_finished": outcome.already_finished,
+    }
 
 
 # Fixed wording of the reminder e-mail.

@@ -1,0 +1,112 @@
+"""Incident dossiers: one PDF a subscriber hands to the police, a bank or a carrier.
+
+`create_dossier` renders the dossier of the subscriber's confirmed exposures (all, or the
+breaches the request names) with the report renderer, stores it under
+`reports/{subscriber_id}/dossiers/`, records `DOSSIER#{dossier_id}` and returns a download URL
+that works for a few minutes. Identifiers appear only in their stored masked forms.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import UTC, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from idsentry.errors import FieldProblem, NotFoundError, RequestValidationError
+from idsentry.models.signup import pydantic_problems
+from idsentry.object_keys import report_prefix
+from idsentry.reports.model import DossierData, ReportDataError
+from idsentry.services.subscriber_reports import LINK_SECONDS, ReportDeps, subscriber_facts
+
+logger = logging.getLogger(__name__)
+
+DOSSIER_PREFIX = "DOSSIER#"
+MAX_BREACHES = 50
+
+
+class DossierRequest(BaseModel):
+    """The body of a dossier request: who it is for, and which breaches (default: all)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    audience: Literal["police", "bank", "carrier", "general"] = "general"
+    breach_names: list[str] | None = Field(default=None, min_length=1, max_length=MAX_BREACHES)
+
+
+def parse_dossier_request(payload: dict[str, Any]) -> DossierRequest:
+    """Return the request. Raises RequestValidationError naming each invalid field."""
+    try:
+        return DossierRequest.model_validate(payload)
+    except ValidationError as exc:
+        raise RequestValidationError(pydantic_problems(exc)) from None
+
+
+def dossier_key(subscriber_id: str, dossier_id: str) -> str:
+    """Return the bucket key of one dossier."""
+    return f"{report_prefix(subscriber_id)}dossiers/{dossier_id}.pdf"
+
+
+def create_dossier(deps: ReportDeps, subscriber_id: str, request: DossierRequest) -> dict[str, Any]:
+    """Render, store and record a dossier; return its id, reference and a download URL.
+
+    Raises NotFoundError without an account and RequestValidationError naming `breach_names`
+    when one of them is not a confirmed exposure of the account.
+    """
+    from idsentry.reports.dossier import dossier_document, reference
+    from idsentry.reports.pdf import render_pdf
+
+    pk = f"SUB#{subscriber_id}"
+    items = deps.table.get_partition(pk)
+    profile = items.get("PROFILE")
+    if profile is None or profile.get("deletion_requested_at"):
+        raise NotFoundError("account.not_found")
+
+    generated_at = deps.clock().astimezone(UTC).replace(microsecond=0)
+    facts = subscriber_facts(deps, subscriber_id, items)
+    names = tuple(request.breach_names) if request.breach_names else None
+    data = DossierData(
+        facts=facts, generated_at=generated_at, audience=request.audience, breach_names=names
+    )
+    try:
+        document = dossier_document(data)
+    except ReportDataError:
+        raise RequestValidationError(
+            [FieldProblem("breach_names", "dossier.breach_unknown")]
+        ) from None
+
+    dossier_reference = reference(data)
+    dossier_id = "dos_" + hashlib.sha256(dossier_reference.encode()).hexdigest()[:26]
+    key = dossier_key(subscriber_id, dossier_id)
+    deps.objects.put(key, render_pdf(document), "application/pdf")
+    deps.table.put(
+        {
+            "pk": pk,
+            "sk": f"{DOSSIER_PREFIX}{dossier_id}",
+            "dossier_id": dossier_id,
+            "reference": dossier_reference,
+            "audience": request.audience,
+            "breach_names": list(names or ()),
+            "generated_at": generated_at.isoformat(),
+        }
+    )
+    logger.info(
+        "dossier created",
+        extra={
+            "subscriber_id": subscriber_id,
+            "dossier_id": dossier_id,
+            "audience": request.audience,
+        },
+    )
+
+    url = deps.objects.presigned_url(key, LINK_SECONDS, f"idsentry-dossier-{dossier_reference}.pdf")
+    expires_at = generated_at + timedelta(seconds=LINK_SECONDS)
+    return {
+        "dossier_id": dossier_id,
+        "reference": dossier_reference,
+        "audience": request.audience,
+        "url": url,
+        "expires_at": expires_at.isoformat(),
+    }
