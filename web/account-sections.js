@@ -412,6 +412,114 @@ async function savePreferences(form, alert, submit, status) {
 
 // ---------------------------------------------------------------- export and deletion
 
+// ---------------------------------------------------------------- reports and the dossier
+
+export async function renderReports(body, page) {
+  const { reports } = await account("GET", "/v1/account/reports", 200);
+  const alert = alertBox();
+  const parts = [el("p", { text: text.reports_intro }), alert];
+  if (!Array.isArray(reports) || reports.length === 0) {
+    parts.push(el("p", { className: "empty", text: text.reports_empty }));
+  } else {
+    const list = el("ul", { className: "plain-list reports" });
+    for (const report of reports) {
+      list.append(reportEntry(report, alert));
+    }
+    parts.push(list, el("p", { className: "hint", text: text.report_link_note }));
+  }
+
+  const request = el("button", { type: "button", id: "report-request", text: text.report_request });
+  const status = statusLine();
+  request.addEventListener("click", () =>
+    act(
+      request,
+      text.report_requesting,
+      async () => {
+        hideAlert(alert);
+        const queued = await account("POST", "/v1/account/reports", 202);
+        status.textContent = queued.message ?? "";
+      },
+      (error) => showAlert(alert, errorMessage(error)),
+    ),
+  );
+  parts.push(request, status, dossierBlock());
+  body.replaceChildren(...parts);
+}
+
+// One report with a button per format. The download URL is requested on click, because it
+// works for a few minutes only.
+function reportEntry(report, alert) {
+  const line = format(text.report_line, {
+    kind: label(text.report_kind, report.report_kind),
+    month: report.month,
+    time: formatTime(report.generated_at),
+  });
+  const buttons = [
+    ["html", text.report_open_html],
+    ["pdf", text.report_open_pdf],
+  ].map(([fileFormat, name]) => {
+    const button = el("button", {
+      type: "button",
+      className: "link",
+      id: `report-${report.report_id}-${fileFormat}`,
+      text: name,
+    });
+    button.addEventListener("click", () =>
+      act(
+        button,
+        text.loading,
+        async () => {
+          hideAlert(alert);
+          const path = `/v1/account/reports/${encodeURIComponent(report.report_id)}/${fileFormat}`;
+          const link = await account("GET", path, 200);
+          const url = safeUrl(link.url ?? "");
+          if (url) {
+            window.location.assign(url);
+          }
+        },
+        (error) => showAlert(alert, errorMessage(error)),
+      ),
+    );
+    return button;
+  });
+  return el("li", { className: "report-entry" }, [el("span", { text: line }), " ", ...buttons]);
+}
+
+function dossierBlock() {
+  const alert = alertBox();
+  const audience = el("select", { name: "audience", id: "dossier-audience" });
+  for (const [value, name] of Object.entries(text.dossier_audiences)) {
+    audience.append(el("option", { value, text: name }));
+  }
+  const form = el("form", { method: "post", novalidate: true, id: "dossier-form" });
+  const submit = el("button", { type: "submit", id: "dossier-submit", text: text.dossier_submit });
+  const result = el("p", { id: "dossier-result", hidden: true });
+  form.append(alert, field("dossier-audience", "audience", text.dossier_audience, audience), submit);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    act(
+      submit,
+      text.loading,
+      async () => {
+        clearFieldErrors(form);
+        hideAlert(alert);
+        const created = await account("POST", "/v1/account/dossier", 201, { audience: audience.value });
+        const url = safeUrl(created.url ?? "");
+        const name = format(text.dossier_open, { reference: created.reference ?? "" });
+        result.replaceChildren(url ? el("a", { href: url, id: "dossier-link", text: name }) : name);
+        result.hidden = false;
+      },
+      (error) => showFailure(form, alert, error),
+    );
+  });
+  return el("div", { className: "data-block" }, [
+    el("h3", { text: text.dossier_title }),
+    el("p", { text: text.dossier_intro }),
+    form,
+    result,
+  ]);
+}
+
 export async function renderDataRights(body, page) {
   body.replaceChildren(exportBlock(), withdrawalBlock(page), deletionBlock(page));
 }

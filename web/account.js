@@ -1,6 +1,6 @@
 // The account page: sign-in with a code by SMS, then the subscriber's account in sections
-// (overview, alerts with their checklists, quarterly checks, notification settings, export and
-// deletion). It sends requests only to the API named in config.json. The access token is kept
+// (overview, alerts with their checklists, reports and the dossier, quarterly checks,
+// notification settings, export and deletion). It sends requests only to the API named in config.json. The access token is kept
 // in sessionStorage and removed on sign-out, when it expires and when the API rejects it.
 
 import {
@@ -18,6 +18,7 @@ import {
   renderChecks,
   renderDataRights,
   renderPreferences,
+  renderReports,
   renderSummary,
 } from "./account-sections.js";
 import {
@@ -45,7 +46,7 @@ const DEFAULT_RESEND_SECONDS = 60;
 const SECTIONS = [
   { id: "summary", title: () => text.section_summary, render: renderSummary },
   { id: "alerts", title: () => text.section_alerts, render: renderAlerts },
-  // HOOK: the reports section (monthly security reports and their downloads) goes here.
+  { id: "reports", title: () => text.section_reports, render: renderReports },
   { id: "checks", title: () => text.section_checks, render: renderChecks },
   { id: "preferences", title: () => text.section_preferences, render: renderPreferences },
   { id: "data", title: () => text.section_data, render: renderDataRights },

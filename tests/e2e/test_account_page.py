@@ -283,6 +283,18 @@ def test_account_page_full_visit(
     ]
     assert "id_number" not in kinds
 
+    # A report of this month so far is queued, and a dossier for the police downloads as a PDF.
+    from selenium.webdriver.support.ui import Select
+
+    reports = _section(driver, "reports")
+    _by_id(driver, "report-request").click()
+    _wait(driver, lambda d: "同一天内重复请求" in reports.text)
+    Select(_by_id(driver, "dossier-audience")).select_by_value("police")
+    _by_id(driver, "dossier-submit").click()
+    dossier = requests.get(_visible(driver, "dossier-link").get_attribute("href"), timeout=30)
+    assert dossier.status_code == 200
+    assert dossier.content.startswith(b"%PDF")
+
     # The export's two links open the JSON and the readable HTML.
     _by_id(driver, "export-submit").click()
     json_link = _visible(driver, "export-json").get_attribute("href")
