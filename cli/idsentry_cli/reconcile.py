@@ -13,7 +13,7 @@ import requests
 from idsentry_cli.errors import CliError
 
 # The wait between two reads of a run grows from the first value to the second while the run
-# does not change; a day of Stripe objects takes seconds, 10,000 objects minutes.
+# does not change. A day of Stripe objects takes seconds, and 10,000 objects take minutes.
 POLL_SECONDS = 1.0
 MAX_POLL_SECONDS = 10.0
 FINAL_STATUSES = ("done", "failed")

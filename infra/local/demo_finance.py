@@ -229,7 +229,7 @@ def act_lose_webhook(demo: Demo, step: dict[str, Any]) -> None:
 def _ledger_has_invoice(demo: Demo, subscriber_id: str, invoice_id: str) -> bool:
     from idsentry.wiring import main_table
 
-    # NOTE: reads the table directly, as the demo's other ledger checks do.
+    # The demo's ledger checks read the table, because no route lists one subscriber's ledger.
     partition = main_table().get_partition(f"SUB#{subscriber_id}")
     return any(
         sort_key.startswith("LEDGER#")
@@ -343,7 +343,7 @@ def _owner(demo: Demo, owner_id: str | None) -> str:
 
 
 def _print_rows(demo: Demo, rows: list[dict[str, Any]]) -> None:
-    """Print the rows as a table whose columns fit their widest cell; the explanation is last."""
+    """Print the rows as a table whose columns fit their widest cell, with the explanation last."""
     table = [_text(demo, "table_header").split("|")]
     for row in rows:
         amount = row.get("stripe_amount")
@@ -388,7 +388,7 @@ def _print_repairs(demo: Demo, repairs: list[dict[str, Any]]) -> None:
 
 
 def _print_email(demo: Demo, reconciliation_id: str) -> None:
-    from infra.local.demo import WAIT_SECONDS
+    from infra.local.demo import WAIT_SECONDS, mask_email
 
     deadline = time.monotonic() + WAIT_SECONDS
     while True:
@@ -407,7 +407,9 @@ def _print_email(demo: Demo, reconciliation_id: str) -> None:
             )
         time.sleep(POLL_SECONDS)
     email = found[-1]
-    demo.write(_text(demo, "finance_email", email=FINANCE_EMAIL, subject=email["subject"]), 1)
+    # The demo masks every address it prints, the finance mailbox's too.
+    address = mask_email(FINANCE_EMAIL)
+    demo.write(_text(demo, "finance_email", email=address, subject=email["subject"]), 1)
     if "http://" in email["text"] or "https://" in email["text"]:
         raise demo.fail("finance_email_link")
 

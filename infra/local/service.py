@@ -28,7 +28,7 @@ LOG = logging.getLogger(__name__)
 LOOPBACK = "127.0.0.1"
 STATE_FILE = REPOSITORY_ROOT / ".local" / "stack.json"
 EMAIL_SENDER = "no-reply@idsentry.local"
-# Receives the finance reconciliation e-mails of local runs (FinanceEmail); moto keeps them.
+# The FinanceEmail of local runs. moto keeps the reconciliation e-mails sent to it.
 FINANCE_EMAIL = "finance@idsentry.example.com"
 STRIPE_PRICES = Path(__file__).with_name("stripe_prices.json")
 HIBP_CATALOGUE = Path(__file__).with_name("hibp_catalogue.json")

@@ -207,3 +207,16 @@ def test_demo_account_stage_in_english(demo_run: subprocess.CompletedProcess[str
     assert "the checklist for DemoLeak2026, 1 of 14 steps done" in output
     assert "sent again → HTTP 200, done time unchanged: " in output
     assert "Scanned every table, bucket and queue for " in output
+
+
+def test_demo_finance_stage_in_english(demo_run: subprocess.CompletedProcess[str]) -> None:
+    output = demo_run.stdout
+    finance = output[output.index("[finance] finance.lost_webhook") :]
+
+    assert "Event not delivered: invoice.paid evt_" in finance
+    assert "Items per class: Missing in the ledger 2, " in finance
+    assert "Repair: Invoice in_" in finance
+    assert ": Applied again" in finance
+    assert "Repair: nothing was missing, so no event was applied again" in finance
+    assert "the CSV starts with a UTF-8 BOM: yes" in finance
+    assert "(Chinese and English, no download link): Stripe 对账已完成" in finance

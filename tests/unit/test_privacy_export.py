@@ -223,3 +223,14 @@ def test_deletion_steps_keep_their_order() -> None:
     assert steps.index("ledger") < steps.index("partition")
     # The billing link becomes a tombstone before anything billing could write to is removed.
     assert steps.index("stripe") < steps.index("references")
+
+
+def test_message_keys_name_sign_ins_and_reports() -> None:
+    records = _records(os.urandom(32))
+    records.items["SIGNINMSG#code_7"] = {"sk": "SIGNINMSG#code_7", "message_key": "code:code_7"}
+    records.items["REPORT#rpt_1"] = {"sk": "REPORT#rpt_1", "report_id": "rpt_1"}
+
+    keys = message_keys(records)
+
+    assert "code:code_7" in keys
+    assert "report_ready:rpt_1" in keys

@@ -63,8 +63,13 @@ SECTIONS: tuple[tuple[str, str, bool], ...] = (
     ("REFERRED_BY", "referral", False),
     ("REFCAP#", "referral_credits", True),
     ("EMAILEVENT#", "email_events", True),
+    ("REPORT#", "reports", True),
+    ("DOSSIER#", "dossiers", True),
     ("DELETION", "deletion", False),
 )
+# Items that only name another record, which the export shows itself (sign-in code deliveries
+# are among the notifications).
+POINTER_PREFIXES = ("SIGNINMSG#",)
 # Key attributes, which only locate an item.
 KEY_ATTRIBUTES = frozenset({"pk", "sk", "gsi1pk", "gsi1sk"})
 # Keyed hashes, which reveal nothing without the service's pepper (or, for card
@@ -251,6 +256,8 @@ def build_export(
     }
     other: list[dict[str, Any]] = []
     for sk, item in sorted(records.items.items()):
+        if sk.startswith(POINTER_PREFIXES):
+            continue
         section = _section_of(sk)
         if section is None:
             other.append({"record": sk.split("#", 1)[0], **_plain(item, decrypt)})

@@ -46,6 +46,9 @@ SIGN_IN_SK = "SIGNIN"
 CODE_SK = "OTP"
 # A sign-in outlives its code by this much, so a late verify reads "expired", not "not found".
 SIGN_IN_TTL_SECONDS = 3 * otp.VALID_SECONDS
+# An account item per sign-in code names its delivery record, and lives as long as the record.
+SIGN_IN_MESSAGE_PREFIX = "SIGNINMSG#"
+MESSAGE_POINTER_TTL_SECONDS = 90 * 24 * 3600
 # BatchGetItem reads at most 100 keys, and each candidate needs two.
 _CANDIDATES_PER_READ = 50
 
@@ -236,6 +239,17 @@ def prepare_code(
                         ":false": False,
                     },
                     condition="code_id = :code_id AND used = :false",
+                ),
+                # Names the code's delivery record in the account, for its export and deletion.
+                put_write(
+                    "message",
+                    {
+                        "pk": f"SUB#{subscriber_id}",
+                        "sk": f"{SIGN_IN_MESSAGE_PREFIX}{job.code_id}",
+                        "message_key": f"code:{job.code_id}",
+                        "created_at": now,
+                        "expires_at": now + MESSAGE_POINTER_TTL_SECONDS,
+                    },
                 ),
             ]
         )

@@ -119,6 +119,9 @@ def message_keys(records: SubscriberRecords, taker_signup_ids: Iterable[str] = (
     keys.extend(f"reassigned:job_reassigned_{signup_id}" for signup_id in taker_signup_ids)
     # Phone reconfirmation records the keys of its e-mails, which contain a confirmation time.
     keys.extend(sorted((records.items.get("PREFS") or {}).get("reconfirm_message_keys") or ()))
+    # Sign-in codes and report e-mails are named by items of the account.
+    keys.extend(str(item["message_key"]) for item in records.with_prefix("SIGNINMSG#"))
+    keys.extend(f"report_ready:{item['report_id']}" for item in records.with_prefix("REPORT#"))
     # NOTE: e-mail kinds added after this list are not found until their keys are added here.
     # Deletion also finds SMS of any kind through Twilio's list of messages to the number.
     return list(dict.fromkeys(keys))
