@@ -11,7 +11,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # SAM CLI telemetry would reach beyond this machine.
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: ingest setup demo run test lint typecheck template-lint unit integration e2e bench build requirements clean web-upload screenshots
+.PHONY: ingest setup demo demo-test run test lint typecheck template-lint unit integration e2e bench build requirements clean web-upload screenshots
 
 setup: $(VENV)/.synced
 
@@ -64,7 +64,11 @@ bench: setup
 
 test: lint typecheck template-lint
 	$(PY) -m infra.build.requirements --check
-	$(PY) -m pytest tests -q -p no:cacheprovider
+	$(PY) -m pytest tests -q -p no:cacheprovider -m "not demo"
+
+# The demo story's own tests play the whole demo, so they run apart from `make test`.
+demo-test: setup
+	$(PY) -m pytest tests/e2e/test_demo.py -q -p no:cacheprovider -m demo
 
 requirements: setup
 	$(PY) -m infra.build.requirements

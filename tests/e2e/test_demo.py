@@ -16,7 +16,7 @@ import pytest
 
 from infra.local.service import EMAIL_SENDER
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.demo]
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 STORY_DIR = REPOSITORY_ROOT / "events" / "demo"
