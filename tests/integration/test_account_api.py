@@ -391,6 +391,15 @@ def test_locale_change_confirms_in_new_language(accounts: Accounts) -> None:
     assert profile is not None and profile["locale"] == "en"
 
 
+def test_errors_in_account_language(accounts: Accounts) -> None:
+    # A's account chose English above; the request names no language.
+    response = accounts.put("/v1/account/preferences", accounts.a_token, {"timezone": "Mars/Base"})
+
+    assert response.status_code == 422
+    fields = {field["field"]: field["message"] for field in response.json()["error"]["fields"]}
+    assert fields["timezone"].startswith("The time zone is not recognised")
+
+
 def test_deleted_account_is_404(accounts: Accounts) -> None:
     ghost = "sbr_01M91B4ABG36G2R8D4PV2HM6CZ"
 

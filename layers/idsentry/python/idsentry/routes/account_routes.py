@@ -102,6 +102,13 @@ def authorized_subscriber(request: HttpRequest) -> str | None:
     return subscriber_id
 
 
+def _account_locale(subscriber_id: str, default: Locale) -> Locale:
+    """Return the language the account chose, for a request that names none."""
+    profile = main_table().get(f"SUB#{subscriber_id}", "PROFILE") or {}
+    chosen = profile.get("locale")
+    return negotiate_locale([], chosen) if isinstance(chosen, str) else default
+
+
 def handle(event: dict[str, Any]) -> dict[str, Any]:
     """Dispatch one account request by its route and map every outcome to a response."""
     request = parse_http_event(event)
@@ -115,6 +122,8 @@ def handle(event: dict[str, Any]) -> dict[str, Any]:
         route = ROUTES.get(request.route_key)
         if route is None:
             raise NotFoundError("route.not_found")
+        if request.header("accept-language") is None:
+            locale = _account_locale(subscriber_id, locale)
         return route(AccountRequest(request, subscriber_id, locale))
     except DomainError as error:
         logger.info(
