@@ -38,14 +38,12 @@ from idsentry.adapters.queue import JobQueue
 from idsentry.adapters.table import ConditionFailedError, MainTable, Write, update_write
 from idsentry.clock import SHANGHAI, epoch
 from idsentry.models.jobs import PhoneReconfirmJob
+from idsentry.services.entitled_runs import PAGE_SIZE, run_over_entitled
 from idsentry.services.preferences import PREFS_SK
 from idsentry.settings import CoreSettings
 
 logger = logging.getLogger(__name__)
 
-ENTITLED_INDEX_KEY = "ENTITLED"
-PAGE_SIZE = 1000
-RUN_SK = "RUN"
 # A day's checkpoint is only read on that day; TTL removes it after a week.
 RUN_RETENTION_SECONDS = 7 * 24 * 3600
 PROFILE_SK = "PROFILE"
@@ -190,21 +188,12 @@ def plan_reconfirmations(
     nothing when that day's run already finished.
     """
     day = now.astimezone(SHANGHAI).strftime("%Y%m%d")
-    run_pk = f"PHONERECONFIRM#{day}"
-    run = table.get(run_pk, RUN_SK) or {}
-    if run.get("finished"):
-        logger.info("phone reconfirmation already run", extra={"day": day})
-        return {"day": day, "checked": 0, "due": 0, "unconfirmed": 0, "already_finished": True}
-
     cutoff = due_before(now, months)
     now_epoch = epoch(now)
-    start_after: dict[str, str] | None = run.get("start_after")
     counts = {"checked": 0, "due": 0, "unconfirmed": 0}
-    while True:
-        page = _entitled_page(table, start_after, page_size)
-        subscriber_ids = [item["gsi1sk"]["S"] for item in page.get("Items", [])]
-        due = _due_in_page(table, subscriber_ids, cutoff)
 
+    def handle_page(subscriber_ids: list[str]) -> None:
+        due = _due_in_page(table, subscriber_ids, cutoff)
         jobs.send_many([reconfirm_job(subscriber) for subscriber in due])
         for subscriber in due:
             if mark_unconfirmed(table, subscriber, now_epoch):
@@ -212,41 +201,14 @@ def plan_reconfirmations(
         counts["checked"] += len(subscriber_ids)
         counts["due"] += len(due)
 
-        last = page.get("LastEvaluatedKey")
-        start_after = {name: value["S"] for name, value in last.items()} if last else None
-        # Written after the page's work: a crash in between repeats the page, never skips one.
-        checkpoint: dict[str, Any] = {
-            "pk": run_pk,
-            "sk": RUN_SK,
-            "day": day,
-            "expires_at": now_epoch + RUN_RETENTION_SECONDS,
-        }
-        if start_after:
-            checkpoint["start_after"] = start_after
-        else:
-            checkpoint["finished"] = True
-        table.put(checkpoint)
-        if not start_after:
-            break
+    checkpoint = {"day": day, "expires_at": now_epoch + RUN_RETENTION_SECONDS}
+    outcome = run_over_entitled(table, f"PHONERECONFIRM#{day}", handle_page, page_size, checkpoint)
+    if outcome.already_finished:
+        logger.info("phone reconfirmation already run", extra={"day": day})
+        return {"day": day, "checked": 0, "due": 0, "unconfirmed": 0, "already_finished": True}
 
     logger.info("phone reconfirmation run finished", extra={"day": day, "months": months, **counts})
     return {"day": day, **counts, "already_finished": False}
-
-
-def _entitled_page(
-    table: MainTable, start_after: dict[str, str] | None, page_size: int
-) -> dict[str, Any]:
-    request: dict[str, Any] = {
-        "TableName": table.name,
-        "IndexName": "gsi1",
-        "KeyConditionExpression": "gsi1pk = :entitled",
-        "ExpressionAttributeValues": {":entitled": {"S": ENTITLED_INDEX_KEY}},
-        "Limit": page_size,
-    }
-    if start_after:
-        request["ExclusiveStartKey"] = {name: {"S": value} for name, value in start_after.items()}
-    page: dict[str, Any] = table.client().query(**request)
-    return page
 
 
 def _due_in_page(table: MainTable, subscriber_ids: list[str], cutoff: int) -> list[DueSubscriber]:
