@@ -15,8 +15,8 @@ _CONFIG = Config(
     connect_timeout=3,
     read_timeout=10,
 )
-# S3 serves objects encrypted with KMS only to Signature Version 4 requests, and botocore still
-# presigns with version 2 in some regions (us-east-1 among them) unless told otherwise.
+# S3 serves objects encrypted with KMS only to Signature Version 4 requests. botocore presigns
+# with version 2 in some regions (us-east-1 among them) unless the client is configured otherwise.
 _S3_CONFIG = _CONFIG.merge(Config(signature_version="s3v4"))
 
 

@@ -161,8 +161,8 @@ def deep_report_job(subscriber_id: str, purchase_id: str, now: datetime) -> Repo
 def job_report_id(job: ReportJob) -> str:
     """Return the id of the report that a job renders."""
     if job.report_kind == "deep":
-        # NOTE: a bought report renders the same content as the monthly one; the in-depth
-        # sections it is sold with are not built, and billing does not queue it yet.
+        # NOTE: a bought report renders the same content as the monthly one. Its in-depth
+        # sections are not built, and billing does not queue this job yet.
         if not job.purchase_id:
             raise ValueError("a deep report job needs purchase_id")
         return report_id_for(job.subscriber_id, "deep", job.purchase_id)
@@ -212,7 +212,7 @@ def generate_report(deps: ReportDeps, job: ReportJob) -> str:
 
     if existing is None:
         generated_at = deps.clock()
-        shown = _render_and_store(deps, job, report_id, items, generated_at)
+        shown_results = _render_and_store(deps, job, report_id, items, generated_at)
         deps.table.put(
             {
                 "pk": pk,
@@ -222,7 +222,7 @@ def generate_report(deps: ReportDeps, job: ReportJob) -> str:
                 "month": job.month,
                 "purchase_id": job.purchase_id,
                 "generated_at": generated_at.astimezone(UTC).isoformat(),
-                "check_results": json.dumps(shown, sort_keys=True),
+                "check_results": json.dumps(shown_results, sort_keys=True),
                 "state": STATE_STORED,
             }
         )
@@ -278,8 +278,8 @@ def _render_and_store(
     )
 
     end = report_period(job.month, facts.zone).end
-    shown = latest_results(facts.check_results, end)
-    return [result.model_dump(mode="json") for result in shown.values()]
+    latest = latest_results(facts.check_results, end)
+    return [result.model_dump(mode="json") for result in latest.values()]
 
 
 def subscriber_facts(
