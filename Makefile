@@ -11,7 +11,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # SAM CLI telemetry would reach beyond this machine.
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: ingest setup demo demo-test run test lint typecheck template-lint unit integration e2e bench build requirements clean web-upload screenshots
+.PHONY: ingest setup demo demo-test run test lint typecheck template-lint unit integration e2e bench chaos build requirements clean web-upload screenshots
 
 setup: $(VENV)/.synced
 
@@ -61,6 +61,10 @@ e2e: setup
 
 bench: setup
 	$(PY) -m infra.bench
+
+# Every reliability scenario at its full size; writes docs/reliability.md.
+chaos: setup
+	$(PY) -m infra.chaos
 
 test: lint typecheck template-lint
 	$(PY) -m infra.build.requirements --check
