@@ -22,6 +22,7 @@ from infra.bench.notifications import (
     run_notification_bench,
 )
 from infra.bench.report import command_line, notification_section, render
+from infra.bench.reports import measure_reports, reports_section
 from infra.bench.request_counts import (
     BenchFailedError,
     measure_request_counts,
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["notifications"],
+        choices=["notifications", "reports"],
         help="run one section, print it and leave the output page as it is",
     )
     parser.add_argument(
@@ -119,6 +120,14 @@ def main(argv: list[str] | None = None) -> int:
         print(notification_section(notifications))
         return 0
 
+    if args.only == "reports":
+        try:
+            print(reports_section(measure_reports()))
+        except BenchFailedError as exc:
+            print(f"bench failed: {exc}", file=sys.stderr)
+            return 1
+        return 0
+
     sizes = IntakeSizes(memory_rows=args.breach_rows, local_rows=args.local_breach_rows)
 
     # The intake measurements run first, in child processes, while no queue poller runs.
@@ -149,6 +158,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench failed: {exc}", file=sys.stderr)
         return 1
 
+    try:
+        reports = measure_reports()
+    except BenchFailedError as exc:
+        print(f"bench failed: {exc}", file=sys.stderr)
+        return 1
+
     page = render(
         command_line(),
         units,
@@ -156,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         intake_section(intake),
         duration_s=time.perf_counter() - started,
         notifications=notifications,
+        reports=reports_section(reports),
     )
     args.output.write_text(page, encoding="utf-8")
     print(page)

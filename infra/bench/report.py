@@ -500,14 +500,17 @@ def render(
     intake: str | None = None,
     duration_s: float | None = None,
     notifications: NotificationResult | None = None,
+    reports: str | None = None,
 ) -> str:
-    """Return the whole page. `intake` is the breach intake section that `intake_report` renders."""
+    """Return the whole page. `intake` is the breach intake section that `intake_report` renders,
+    and `reports` the report and reconciliation section of `infra.bench.reports`."""
     sections = [
         header(command, duration_s),
         cold_start_section(cold_starts),
         request_count_section(units),
         *([intake] if intake else []),
         *([notification_section(notifications)] if notifications else []),
+        *([reports] if reports else []),
     ]
     return "\n\n".join(sections) + "\n"
 
