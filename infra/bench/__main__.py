@@ -13,8 +13,10 @@ import time
 from pathlib import Path
 
 from infra.bench.coldstart import ColdStartBench
+from infra.bench.exposure_events import exposure_events_section, measure_exposure_events
 from infra.bench.intake import IntakeSizes, measure_intake
 from infra.bench.intake_report import intake_section
+from infra.bench.notification_counts import measure_notification_counts
 from infra.bench.notifications import (
     DEFAULT_ALERTS,
     DEFAULT_SEGMENTS_PER_SECOND,
@@ -138,10 +140,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench failed: {exc}", file=sys.stderr)
             return 1
 
+    try:
+        exposure_events = measure_exposure_events()
+    except BenchFailedError as exc:
+        print(f"bench failed: {exc}", file=sys.stderr)
+        return 1
+
     service = start_service()
     try:
         quiet_handler_logs(service)
-        units = [*measure_request_counts(service), measure_webhook_counts(service)]
+        units = [
+            *measure_request_counts(service),
+            measure_webhook_counts(service),
+            measure_notification_counts(service),
+        ]
         with tempfile.TemporaryDirectory(prefix="idsentry-bench-") as workdir:
             cold_starts = ColdStartBench(service, Path(workdir), args.runs).run()
     except BenchFailedError as exc:
@@ -172,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         duration_s=time.perf_counter() - started,
         notifications=notifications,
         reports=reports_section(reports),
+        exposure_events=exposure_events_section(exposure_events),
     )
     args.output.write_text(page, encoding="utf-8")
     print(page)

@@ -158,6 +158,7 @@ def summarize(service: str, operation: str, params: dict[str, Any]) -> dict[str,
         return {
             "entries": len(entries),
             "buses": sorted({entry.get("EventBusName", "default") for entry in entries}),
+            "detail_types": sorted({str(entry.get("DetailType")) for entry in entries}),
         }
     return {}
 

@@ -31,6 +31,7 @@ UNIT_TITLES = {
     "signup": "Signup (`POST /v1/signups`)",
     "verify": "Verification (`POST /v1/signups/{signup_id}/verify`)",
     "webhook": "Stripe webhook delivery (`POST /v1/webhooks/stripe`)",
+    "notification": "One alert notification (an SQS job: SMS and e-mail)",
 }
 # Paragraphs under a unit's heading in the request-count section.
 UNIT_NOTES = {
@@ -42,6 +43,13 @@ UNIT_NOTES = {
         "run with the queue pollers stopped. The bench checks that each left exactly one message "
         "with its event id on the Stripe events queue, and it deletes both messages before the "
         "pollers restart, so that the billing consumer never looks up the made-up ids."
+    ),
+    "notification": (
+        "Two seeded subscribers each have a confirmed critical alert (critical alerts are not "
+        "held for quiet hours, so the counts do not depend on the hour of the run). The notifier "
+        "serves one alert job as an SQS event cold, and the other warm; each sends one SMS to the "
+        "Twilio emulator, which is not an AWS request, and one e-mail through SES. The bench "
+        "waits for both SMS to reach the emulator."
     ),
 }
 
@@ -501,14 +509,17 @@ def render(
     duration_s: float | None = None,
     notifications: NotificationResult | None = None,
     reports: str | None = None,
+    exposure_events: str | None = None,
 ) -> str:
     """Return the whole page. `intake` is the breach intake section that `intake_report` renders,
-    and `reports` the report and reconciliation section of `infra.bench.reports`."""
+    `exposure_events` the PutEvents section of `infra.bench.exposure_events`, and `reports` the
+    report and reconciliation section of `infra.bench.reports`."""
     sections = [
         header(command, duration_s),
         cold_start_section(cold_starts),
         request_count_section(units),
         *([intake] if intake else []),
+        *([exposure_events] if exposure_events else []),
         *([notification_section(notifications)] if notifications else []),
         *([reports] if reports else []),
     ]

@@ -107,7 +107,42 @@ WEBHOOK_MINIMUM = {
     ),
     "sqs:SendMessage": Minimum(1, 1, "the event id for the billing consumer"),
 }
-MINIMUMS = {"signup": SIGNUP_MINIMUM, "verify": VERIFY_MINIMUM, "webhook": WEBHOOK_MINIMUM}
+NOTIFICATION_MINIMUM = {
+    "secretsmanager:GetSecretValue": Minimum(
+        2,
+        0,
+        "the pepper (preference links, SMS window key) and the Twilio secret, once per instance",
+    ),
+    "dynamodb:BatchGetItem": Minimum(
+        1, 1, "profile, preferences, identifiers, alert, exposure and breach in one read"
+    ),
+    "dynamodb:GetItem": Minimum(
+        2,
+        2,
+        "the subscriber's wrapped data key and the number's SMS window; the SMS record's state "
+        "is read first too, which the claim's condition could answer",
+    ),
+    "kms:Decrypt": Minimum(1, 1, "unwrap the subscriber's data key, another subscriber's each job"),
+    "dynamodb:UpdateItem": Minimum(
+        5,
+        5,
+        "claim and mark sent for each channel, and the day's alert SMS budget; the link from the "
+        "message sid to the record is one more, which the sent mark could set as an index key",
+    ),
+    "dynamodb:PutItem": Minimum(
+        1,
+        1,
+        "the number's SMS window, conditional on its version; the link from SES's message id "
+        "is one more, which the sent mark could set as an index key",
+    ),
+    "sesv2:SendEmail": Minimum(1, 1, "the alert e-mail"),
+}
+MINIMUMS = {
+    "signup": SIGNUP_MINIMUM,
+    "verify": VERIFY_MINIMUM,
+    "webhook": WEBHOOK_MINIMUM,
+    "notification": NOTIFICATION_MINIMUM,
+}
 
 
 @dataclass

@@ -1,9 +1,10 @@
-"""The report and reconciliation bench at a tiny size: its figures come from real runs."""
+"""The report, reconciliation and exposure-event bench at a tiny size: figures from real runs."""
 
 from __future__ import annotations
 
 import pytest
 
+from infra.bench.exposure_events import exposure_events_section, measure_exposure_events
 from infra.bench.reconcile import UNIT_OBJECTS, lower_bound, measure_reconciliation
 from infra.bench.reports import (
     ReportsBench,
@@ -70,3 +71,11 @@ def test_reconciliation_meets_lower_bound() -> None:
 
 def test_lower_bound_empty_list() -> None:
     assert lower_bound([0, 100, 101]) == 1 + 1 + 2
+
+
+def test_exposure_events_share_requests() -> None:
+    bench = measure_exposure_events(25)
+
+    assert bench.events == 25
+    assert bench.requests == 3
+    assert "`events:PutEvents`" in exposure_events_section(bench)

@@ -37,6 +37,7 @@ from infra.bench.notifications import (
     check_delivery,
     measure_notifications,
 )
+from infra.bench.notification_counts import measure_notification_counts
 from infra.bench.replay import BENCH_KEY_PREFIX, build_plan, prepare_targets, recorded_tables
 from infra.bench.report import function_section, notification_section, request_count_section
 from infra.bench.request_counts import (
@@ -77,6 +78,29 @@ def units(service: LocalService) -> dict[str, UnitCalls]:
 @pytest.fixture(scope="module")
 def webhook(service: LocalService) -> UnitCalls:
     return measure_webhook_counts(service)
+
+
+@pytest.fixture(scope="module")
+def notification(service: LocalService) -> UnitCalls:
+    return measure_notification_counts(service)
+
+
+def test_notification_sends_one_email_per_job(notification: UnitCalls) -> None:
+    cold = count_operations(notification.cold)
+    warm = count_operations(notification.warm)
+
+    assert cold["sesv2:SendEmail"] == 1
+    assert warm["sesv2:SendEmail"] == 1
+    assert cold["dynamodb:BatchGetItem"] == 1
+    assert cold["secretsmanager:GetSecretValue"] == 2
+    assert warm["secretsmanager:GetSecretValue"] == 0
+
+
+def test_report_lists_notification(notification: UnitCalls) -> None:
+    section = request_count_section([notification])
+
+    assert "One alert notification" in section
+    assert "`sesv2:SendEmail`" in section
 
 
 def test_signup_counts_plausible(units: dict[str, UnitCalls]) -> None:

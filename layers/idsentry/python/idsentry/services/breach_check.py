@@ -30,7 +30,7 @@ from idsentry.clock import Clock, epoch
 from idsentry.crypto import decrypt_field
 from idsentry.errors import ProviderError
 from idsentry.models.jobs import CheckJob, HibpJob, PlanPageJob
-from idsentry.services.exposures import record_exposure
+from idsentry.services.exposures import Finding, record_exposures
 from idsentry.services.hibp_catalogue import (
     CatalogueSource,
     address_due,
@@ -197,16 +197,13 @@ def lookup_hibp(deps: CheckDeps, job: HibpJob) -> str:
 def _record(
     deps: CheckDeps, subscriber_id: str, found: dict[str, set[str]], found_by: Any, now: int
 ) -> int:
-    announced = 0
+    findings = []
     for breach_name, kinds in sorted(found.items()):
         breach = load_breach(deps.table, breach_name)
         if breach is not None and not breach.alertable:
             continue
-        if record_exposure(
-            deps.table, deps.publisher, subscriber_id, breach_name, kinds, found_by, now
-        ):
-            announced += 1
-    return announced
+        findings.append(Finding(subscriber_id, breach_name, frozenset(kinds)))
+    return record_exposures(deps.table, deps.publisher, findings, found_by, now)
 
 
 def _hibp_due(deps: CheckDeps, identifier: dict[str, Any] | None, profile: dict[str, Any]) -> bool:

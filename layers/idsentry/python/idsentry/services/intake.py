@@ -29,7 +29,7 @@ from idsentry.clock import Clock, epoch
 from idsentry.crypto import Fingerprint, Pepper
 from idsentry.models.breach import Breach, IntakeManifest, ManifestError, parse_manifest
 from idsentry.models.jobs import ChunkJob
-from idsentry.services.exposures import find_watchers, record_exposure
+from idsentry.services.exposures import Finding, find_watchers, record_exposures
 from idsentry.services.intake_chunks import HeaderError, RowLayout, plan_intake
 from idsentry.services.intake_encoding import EncodingMismatchError
 from idsentry.services.intake_parse import ingest_records
@@ -255,17 +255,11 @@ def ingest_chunk(
         for subscriber_id in list(kinds_by_subscriber):
             if not profiles.get((f"SUB#{subscriber_id}", "PROFILE"), {}).get("monitored"):
                 del kinds_by_subscriber[subscriber_id]
-        for subscriber_id, kinds in sorted(kinds_by_subscriber.items()):
-            if record_exposure(
-                deps.table,
-                deps.publisher,
-                subscriber_id,
-                record["breach_name"],
-                kinds,
-                "dataset",
-                now,
-            ):
-                exposures += 1
+        findings = [
+            Finding(subscriber_id, record["breach_name"], frozenset(kinds))
+            for subscriber_id, kinds in sorted(kinds_by_subscriber.items())
+        ]
+        exposures = record_exposures(deps.table, deps.publisher, findings, "dataset", now)
 
     if not result.complete:
         # Queued before this piece is marked: a crash in between repeats this piece, never loses the rest.
