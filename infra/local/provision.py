@@ -8,6 +8,7 @@ import logging
 import os
 import secrets
 import string
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -80,12 +81,22 @@ def local_client(service: str, endpoint_url: str, region: str) -> BaseClient:
     It also adds the loopback hosts to NO_PROXY (see bypass_proxies_for_loopback).
     """
     bypass_proxies_for_loopback()
-    session = boto3.session.Session(
-        aws_access_key_id=DUMMY_CREDENTIAL,
-        aws_secret_access_key=DUMMY_CREDENTIAL,
-        region_name=region,
-    )
-    return session.client(service, endpoint_url=check_loopback(endpoint_url))
+    with _SESSIONS_LOCK:
+        session = _SESSIONS.get(region)
+        if session is None:
+            session = boto3.session.Session(
+                aws_access_key_id=DUMMY_CREDENTIAL,
+                aws_secret_access_key=DUMMY_CREDENTIAL,
+                region_name=region,
+            )
+            _SESSIONS[region] = session
+        return session.client(service, endpoint_url=check_loopback(endpoint_url))
+
+
+# One session per region, so that its loader reads each service's model once per process
+# rather than once per client. Sessions are not thread-safe, hence the lock.
+_SESSIONS: dict[str, boto3.session.Session] = {}
+_SESSIONS_LOCK = threading.Lock()
 
 
 # ---------------------------------------------------------------------------- records

@@ -6,6 +6,7 @@ import base64
 import copy
 import json
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,7 +78,11 @@ NO_VALUE = _NoValue()
 # ---------------------------------------------------------------------------- YAML loading
 
 
-class CloudFormationLoader(yaml.SafeLoader):
+# libyaml's parser, which PyYAML's wheels include, reads the template several times faster.
+_SafeLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class CloudFormationLoader(_SafeLoader):  # type: ignore[misc]
     """YAML SafeLoader that turns CloudFormation short-form tags into their long forms.
 
     Dates stay strings (CloudFormation reads `2010-09-09` as a string) and a mapping that
@@ -172,8 +177,24 @@ def loads_template(text: str) -> dict[str, Any]:
 
 
 def load_template(path: str | Path) -> dict[str, Any]:
-    """Read and parse the template file at path."""
-    return loads_template(Path(path).read_text(encoding="utf-8"))
+    """Read and parse the template file at path; returns a copy the caller may change.
+
+    Each local service parses the template, and a test run starts one per test module, so the
+    parsed form is kept per path, size and modification time.
+    """
+    resolved = Path(path).resolve()
+    status = resolved.stat()
+    key = (str(resolved), status.st_size, status.st_mtime_ns)
+    with _PARSED_LOCK:
+        parsed = _PARSED.get(key)
+        if parsed is None:
+            parsed = loads_template(resolved.read_text(encoding="utf-8"))
+            _PARSED[key] = parsed
+        return copy.deepcopy(parsed)
+
+
+_PARSED: dict[tuple[str, int, int], dict[str, Any]] = {}
+_PARSED_LOCK = threading.Lock()
 
 
 # ---------------------------------------------------------------------------- SAM transform
