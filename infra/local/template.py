@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
+import hashlib
 import json
 import re
 import threading
@@ -300,8 +302,34 @@ def expand_sam(
 
     Local CodeUri and ContentUri paths come back as `Code: {S3Bucket: LOCAL_CODE_BUCKET,
     S3Key: <path>}`, see `local_code_path`. No AWS request is made: the region comes from a
-    session built here and managed-policy ARNs from `LocalManagedPolicyLoader`.
+    session built here and managed-policy ARNs from `LocalManagedPolicyLoader`. The same
+    template, parameters and pseudo parameters give the same expansion, so it is kept per
+    process and each call returns a copy.
     """
+    key = hashlib.sha256(
+        json.dumps(
+            [template, dict(parameter_values), dataclasses.asdict(pseudo)],
+            sort_keys=True,
+            default=repr,
+        ).encode("utf-8")
+    ).hexdigest()
+    with _PARSED_LOCK:
+        expanded = _EXPANDED.get(key)
+    if expanded is None:
+        expanded = _expand_sam(template, parameter_values, pseudo)
+        with _PARSED_LOCK:
+            _EXPANDED[key] = expanded
+    return copy.deepcopy(expanded)
+
+
+_EXPANDED: dict[str, dict[str, Any]] = {}
+
+
+def _expand_sam(
+    template: Mapping[str, Any],
+    parameter_values: Mapping[str, Any],
+    pseudo: PseudoParameters,
+) -> dict[str, Any]:
     document = copy.deepcopy(dict(template))
     if not has_sam_transform(document):
         return document
