@@ -553,12 +553,13 @@ function exportBlock() {
   ]);
 }
 
-// Show the export's two download links, and a button for new links once they expire.
+// Show the export's download links, and a button for new links once they expire.
 function showExport(exported, result, alert) {
   const links = el("ul", { className: "plain-list download-links" });
   for (const [file, name] of [
     ["json", text.export_json],
     ["html", text.export_html],
+    ["zip", text.export_zip],
   ]) {
     const url = safeUrl(exported.links?.[file] ?? "");
     if (url) {

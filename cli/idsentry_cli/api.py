@@ -121,8 +121,9 @@ def _api_error(method: str, path: str, response: requests.Response) -> ApiError:
             status,
             error.get("code"),
             f"{method} {path} was rejected with HTTP {status} ({message}): these credentials "
-            "may not call this route. Use a staff role that may, such as the stack's output "
-            "AnalystRoleArn for reviews and deliveries",
+            "may not call this route. Use the staff role that may, from the stack's outputs: "
+            "AnalystRoleArn for reviews, deliveries and dossiers, OperatorRoleArn for intake, "
+            "breaches and reports, FinanceRoleArn for the ledger and reconciliations",
             message,
         )
     return ApiError(

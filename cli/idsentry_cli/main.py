@@ -15,8 +15,10 @@ import requests
 
 from idsentry_cli.commands.deliveries import deliveries
 from idsentry_cli.commands.dlq import dlq
+from idsentry_cli.commands.dossier import dossier
 from idsentry_cli.commands.intake import intake
 from idsentry_cli.commands.reconcile import reconcile
+from idsentry_cli.commands.reports import reports
 from idsentry_cli.commands.reviews import reviews
 from idsentry_cli.commands.target import target
 from idsentry_cli.context import CliContext
@@ -94,7 +96,7 @@ def cli(
     profile: str | None,
     json_output: bool,
 ) -> None:
-    """Operate an IDSentry stack: breach intake, analyst review, dead-letter queues, reconciliations."""
+    """Operate an IDSentry stack: intake, review, DLQs, reconciliations, reports and dossiers."""
     stack_from_environment = (
         ctx.get_parameter_source("stack") == click.core.ParameterSource.ENVIRONMENT
     )
@@ -120,6 +122,8 @@ cli.add_command(reviews)
 cli.add_command(dlq)
 cli.add_command(deliveries)
 cli.add_command(reconcile)
+cli.add_command(reports)
+cli.add_command(dossier)
 
 
 def main() -> None:

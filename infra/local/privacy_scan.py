@@ -6,13 +6,18 @@ fingerprints, ciphertexts) and read back where any of them still appears.
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from idsentry.adapters.dynamo import from_item
 from idsentry.adapters.table import MainTable
+
+# The first bytes of a ZIP archive's first local file header.
+_ZIP_MAGIC = b"PK\x03\x04"
 
 
 def personal_needles(
@@ -82,7 +87,7 @@ def scan_everything(
                 body = s3.get_object(
                     Bucket=name, Key=version["Key"], VersionId=version["VersionId"]
                 )
-                text = version["Key"] + "\n" + body["Body"].read().decode("utf-8", errors="replace")
+                text = version["Key"] + "\n" + _readable(body["Body"].read())
                 findings.extend(_search(f"s3:{name}", version["Key"], text, needles, permitted))
 
     sqs = runtime.client("sqs")
@@ -100,6 +105,21 @@ def scan_everything(
                 )
             )
     return findings
+
+
+def _readable(data: bytes) -> str:
+    """Return an object's bytes as text, with each member of a ZIP archive decompressed.
+
+    Deflated members would hide their text from the search, so every member is read.
+    """
+    text = data.decode("utf-8", errors="replace")
+    if not data.startswith(_ZIP_MAGIC):
+        return text
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        members = [
+            archive.read(member).decode("utf-8", errors="replace") for member in archive.namelist()
+        ]
+    return "\n".join([text, *members])
 
 
 def _plain(value: Any) -> Any:

@@ -79,6 +79,7 @@ def clear_cached_dependencies() -> None:
     from idsentry.adapters import aws
     from idsentry.routes import (
         account_authorizer,
+        admin_report_routes,
         admin_routes,
         billing_jobs,
         breach_jobs,
@@ -112,6 +113,7 @@ def clear_cached_dependencies() -> None:
         check_jobs.check_deps,
         risk_jobs.alert_deps,
         admin_routes.review_deps,
+        admin_report_routes.audit_trail,
         email_event_deps,
         sign_in_routes.sign_in_deps,
         account_authorizer.verification_key,

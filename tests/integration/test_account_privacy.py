@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import io
 import json
 import logging
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,9 +22,10 @@ from idsentry.adapters.sms import TwilioSms
 from idsentry.adapters.stripe_gateway import StripeSdkGateway
 from idsentry.adapters.suppression import SesSuppressionList
 from idsentry.adapters.table import MainTable
+from idsentry.clock import utc_now
 from idsentry.crypto import Pepper
 from idsentry.errors import NotFoundError
-from idsentry.services import consent_withdrawal, deletion, export
+from idsentry.services import consent_withdrawal, deletion, dossiers, export, subscriber_reports
 from idsentry.services.audit import AuditTrail
 from idsentry.services.deletion_request import DELETION_SK, request_deletion
 from idsentry.services.subscriber_records import load_records
@@ -167,9 +170,100 @@ def alice(local_service: LocalService, wang: support.Subscriber) -> support.Subs
     return support.subscribe(local_service, "alice", referral_code=wang.referral_code)
 
 
+class RecordingPublisher:
+    """Keeps the events a report would announce, so no report e-mail goes out."""
+
+    def __init__(self) -> None:
+        self.details: list[Any] = []
+
+    def publish(self, details: list[Any]) -> None:
+        self.details.extend(details)
+
+
+@dataclass
+class StoredReports:
+    """王小明's report and dossier files by bucket key, with where the export puts each."""
+
+    report_id: str
+    dossier_id: str
+    # An item whose files the bucket no longer has, as after the lifecycle rule.
+    expired_report_id: str
+    # Files the export must hold: bucket key to the path in the archive.
+    files: dict[str, str]
+    # A file under the account's prefix without an item, which the export must leave out.
+    orphan_key: str
+
+
+def _reports_bucket(service: LocalService) -> ExportObjects:
+    environment = support.runtime(service).environment
+    return ExportObjects(
+        environment["REPORTS_BUCKET"],
+        environment["DATA_KEY_ARN"],
+        support.runtime(service).client("s3"),
+    )
+
+
+@pytest.fixture(scope="module")
+def wang_reports(local_service: LocalService, wang: support.Subscriber) -> StoredReports:
+    """A monthly report (its HTML rendered twice) and a dossier of 王小明, and two decoys."""
+    subscriber_id = wang.subscriber_id
+    table = support.main_table(local_service)
+    deps = subscriber_reports.ReportDeps(
+        table=table,
+        objects=_reports_bucket(local_service),
+        publisher=RecordingPublisher(),  # type: ignore[arg-type]
+        clock=utc_now,
+    )
+    job = subscriber_reports.monthly_job(
+        subscriber_id, subscriber_reports.previous_month(utc_now())
+    )
+    assert subscriber_reports.generate_report(deps, job) == "generated"
+    report_id = subscriber_reports.job_report_id(job)
+    html_key = subscriber_reports.object_key(subscriber_id, report_id, "html")
+    # A second version of the page, as a report rendered again leaves: the export takes this one.
+    deps.objects.put(html_key, b"<!doctype html><p>rendered again</p>", "text/html")
+    dossier = dossiers.create_dossier(deps, subscriber_id, dossiers.DossierRequest())
+
+    expired_report_id = "rpt_" + "e" * 26
+    table.put(
+        {
+            "pk": f"SUB#{subscriber_id}",
+            "sk": f"REPORT#{expired_report_id}",
+            "report_id": expired_report_id,
+            "report_kind": "monthly",
+            "month": "2025-01",
+            "purchase_id": None,
+            "generated_at": "2025-02-01T01:00:00+00:00",
+            "check_results": "[]",
+            "state": "announced",
+        }
+    )
+    orphan_key = subscriber_reports.object_key(subscriber_id, "rpt_" + "0" * 26, "pdf")
+    deps.objects.put(orphan_key, b"%PDF-1.7 no item refers to this", "application/pdf")
+
+    return StoredReports(
+        report_id=report_id,
+        dossier_id=dossier["dossier_id"],
+        expired_report_id=expired_report_id,
+        files={
+            html_key: f"reports/{report_id}/report.html",
+            subscriber_reports.object_key(
+                subscriber_id, report_id, "pdf"
+            ): f"reports/{report_id}/report.pdf",
+            dossiers.dossier_key(
+                subscriber_id, dossier["dossier_id"]
+            ): f"dossiers/{dossier['dossier_id']}.pdf",
+        },
+        orphan_key=orphan_key,
+    )
+
+
 @pytest.fixture(scope="module")
 def export_created(
-    local_service: LocalService, wang: support.Subscriber, alice: support.Subscriber
+    local_service: LocalService,
+    wang: support.Subscriber,
+    alice: support.Subscriber,
+    wang_reports: StoredReports,
 ) -> dict[str, Any]:
     status, body = _invoke(local_service, _account_event("account_export.json", wang.subscriber_id))
     assert status == 201, body
@@ -224,6 +318,7 @@ def _export_deps(service: LocalService, clock: MovableClock) -> export.ExportDep
         ),
         audit=AuditTrail(AUDIT_TABLE, support.runtime(service).client("dynamodb")),
         clock=clock,
+        report_files=_reports_bucket(service),
     )
 
 
@@ -248,6 +343,83 @@ def test_export_links_download_both_files(
     assert "Watched identifiers" in page.text
     assert "attachment" in document.headers.get("content-disposition", "")
     assert ("account.export", "exported") in _audit_actions(local_service, wang.subscriber_id)
+
+
+def test_export_archive_holds_report_files(
+    local_service: LocalService, wang_reports: StoredReports, export_created: dict[str, Any]
+) -> None:
+    downloaded = requests.get(export_created["links"]["zip"], timeout=30)
+    archive = zipfile.ZipFile(io.BytesIO(downloaded.content))
+    bucket = _reports_bucket(local_service)
+
+    assert downloaded.status_code == 200
+    assert sorted(archive.namelist()) == sorted(
+        ["export.html", "export.json", *wang_reports.files.values()]
+    )
+    for key, path in wang_reports.files.items():
+        with bucket.open_object(key) as body:
+            assert archive.read(path) == body.read(), path
+    assert archive.read(f"reports/{wang_reports.report_id}/report.html") == (
+        b"<!doctype html><p>rendered again</p>"
+    )
+    assert archive.read(f"dossiers/{wang_reports.dossier_id}.pdf").startswith(b"%PDF")
+
+
+def test_export_names_archived_files(
+    wang_reports: StoredReports, export_created: dict[str, Any]
+) -> None:
+    archive = zipfile.ZipFile(
+        io.BytesIO(requests.get(export_created["links"]["zip"], timeout=30).content)
+    )
+    document = requests.get(export_created["links"]["json"], timeout=30).json()
+    page = requests.get(export_created["links"]["html"], timeout=30).text
+
+    assert json.loads(archive.read("export.json")) == document
+    assert archive.read("export.html").decode("utf-8") == page
+    reports = {entry["report_id"]: entry for entry in document["reports"]}
+    assert reports[wang_reports.report_id]["files"] == {
+        "html": f"reports/{wang_reports.report_id}/report.html",
+        "pdf": f"reports/{wang_reports.report_id}/report.pdf",
+    }
+    assert reports[wang_reports.expired_report_id]["files"] == {}
+    (dossier,) = document["dossiers"]
+    assert dossier["files"] == {"pdf": f"dossiers/{wang_reports.dossier_id}.pdf"}
+    assert f"reports/{wang_reports.report_id}/report.pdf" in page
+
+
+def test_streamed_upload_sent_in_parts(local_service: LocalService) -> None:
+    environment = support.runtime(local_service).environment
+    s3 = support.runtime(local_service).client("s3")
+    objects = ExportObjects(environment["EXPORTS_BUCKET"], environment["DATA_KEY_ARN"], s3)
+    key = "exports/sbr_streamtest/exp_streamtest/export.zip"
+    # Two full 8 MiB parts and a short last one; each write is smaller than a part.
+    chunk = bytes(range(256)) * 4096
+    with objects.open_upload(key, "application/zip") as upload:
+        for _ in range(17):
+            upload.write(chunk)
+
+    stored = s3.get_object(Bucket=environment["EXPORTS_BUCKET"], Key=key)
+
+    assert stored["Body"].read() == chunk * 17
+    assert stored["ServerSideEncryption"] == "aws:kms"
+    assert stored["ETag"].strip('"').endswith("-3")
+    s3.delete_object(Bucket=environment["EXPORTS_BUCKET"], Key=key)
+
+
+def test_failed_streamed_upload_leaves_nothing(local_service: LocalService) -> None:
+    environment = support.runtime(local_service).environment
+    s3 = support.runtime(local_service).client("s3")
+    objects = ExportObjects(environment["EXPORTS_BUCKET"], environment["DATA_KEY_ARN"], s3)
+    key = "exports/sbr_streamtest/exp_failed/export.zip"
+
+    with pytest.raises(RuntimeError, match="stopped midway"):
+        with objects.open_upload(key, "application/zip") as upload:
+            upload.write(bytes(9 * 1024 * 1024))
+            raise RuntimeError("stopped midway")
+
+    assert objects.find(key) is None
+    pending = s3.list_multipart_uploads(Bucket=environment["EXPORTS_BUCKET"], Prefix=key)
+    assert pending.get("Uploads", []) == []
 
 
 def test_export_alert_shows_why_and_how_sent(export_created: dict[str, Any]) -> None:

@@ -31,13 +31,13 @@ from infra.bench.intake import (
 )
 from infra.bench.intake_report import intake_section
 from infra.bench.memory_aws import MemoryDynamoClient, apply_update
+from infra.bench.notification_counts import measure_notification_counts
 from infra.bench.notifications import (
     NotificationResult,
     bench_moment,
     check_delivery,
     measure_notifications,
 )
-from infra.bench.notification_counts import measure_notification_counts
 from infra.bench.replay import BENCH_KEY_PREFIX, build_plan, prepare_targets, recorded_tables
 from infra.bench.report import function_section, notification_section, request_count_section
 from infra.bench.request_counts import (

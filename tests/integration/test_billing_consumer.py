@@ -17,8 +17,11 @@ from idsentry.services.billing import (
     SubscriptionBusyError,
     apply_event,
 )
+from idsentry.services.purchases import ReportQueueMissingError
+from idsentry.services.report_ids import deep_report_id
 from infra.local.service import LocalService
 from tests.integration.conftest import MovableClock
+from tests.integration.test_payment_notices import RecordingQueue
 
 pytestmark = pytest.mark.integration
 
@@ -43,6 +46,7 @@ class FakeStripe:
         return copy.deepcopy(self.objects[object_id])
 
     event = subscription = invoice = checkout_session = charge = dispute = customer = _get
+    payment_intent = _get
 
     def invoice_payment_charge(self, invoice_id: str) -> str | None:
         return None
@@ -88,6 +92,7 @@ def deps(
         stripe=lambda: stripe_fake,  # type: ignore[arg-type,return-value]
         publisher=published,  # type: ignore[arg-type]
         clock=MovableClock(),
+        reports=RecordingQueue(),  # type: ignore[arg-type]
     )
     for page in client.get_paginator("scan").paginate(TableName="idsentry-local"):
         for item in page["Items"]:
@@ -460,3 +465,207 @@ def test_expired_lease_taken_over(deps: BillingDeps, stripe_fake: FakeStripe) ->
 
     assert _profile(deps)["status"] == "active"
     assert deps.table.get(f"STRIPESUB#{SUBSCRIPTION}", "LEASE") is None
+
+
+# --- one-off purchases and the deep report they buy ---------------------------------------
+
+PURCHASE_SESSION = "cs_test_deep_1"
+PURCHASE_CHARGE = "ch_deep_1"
+
+
+def _purchase(
+    stripe_fake: FakeStripe,
+    payment_status: str = "paid",
+    refunded: bool = False,
+    plan: str = "deep_report",
+) -> None:
+    stripe_fake.add(
+        {
+            "id": PURCHASE_SESSION,
+            "object": "checkout.session",
+            "client_reference_id": SUBSCRIBER,
+            "customer": CUSTOMER,
+            "subscription": None,
+            "mode": "payment",
+            "payment_status": payment_status,
+            "payment_intent": "pi_deep_1" if payment_status == "paid" else None,
+            "amount_total": 2900,
+            "currency": "cny",
+            "created": 1_796_500_000,
+            "metadata": {"subscriber_id": SUBSCRIBER, "plan": plan},
+        }
+    )
+    stripe_fake.add(
+        {"id": "pi_deep_1", "object": "payment_intent", "latest_charge": PURCHASE_CHARGE}
+    )
+    stripe_fake.add(
+        {
+            "id": PURCHASE_CHARGE,
+            "object": "charge",
+            "customer": CUSTOMER,
+            "refunded": refunded,
+            "balance_transaction": {"id": "txn_deep", "amount": 2900, "currency": "cny", "fee": 90},
+            "refunds": {
+                "data": [
+                    {
+                        "id": "re_deep_1",
+                        "status": "succeeded",
+                        "amount": 2900,
+                        "currency": "cny",
+                        "created": 1_796_600_000,
+                    }
+                ]
+                if refunded
+                else []
+            },
+        }
+    )
+
+
+def _report_jobs(deps: BillingDeps) -> list[Any]:
+    assert isinstance(deps.reports, RecordingQueue)
+    return deps.reports.jobs
+
+
+def _purchase_item(deps: BillingDeps) -> dict[str, Any] | None:
+    return deps.table.get(f"SUB#{SUBSCRIBER}", f"PURCHASE#{PURCHASE_SESSION}")
+
+
+def test_deep_report_purchase_queued_once(deps: BillingDeps, stripe_fake: FakeStripe) -> None:
+    _purchase(stripe_fake)
+    event_id = _event(stripe_fake, "evt_deep", "checkout.session.completed", PURCHASE_SESSION)
+
+    first = apply_event(deps, event_id)
+    second = apply_event(deps, event_id)
+    # The same purchase in another event, such as the delayed-payment one, queues nothing more.
+    third = apply_event(
+        deps,
+        _event(
+            stripe_fake,
+            "evt_deep_async",
+            "checkout.session.async_payment_succeeded",
+            PURCHASE_SESSION,
+        ),
+    )
+
+    assert (first, second, third) == ("applied", "duplicate", "applied")
+    jobs = _report_jobs(deps)
+    assert len(jobs) == 1
+    assert (jobs[0].report_kind, jobs[0].purchase_id) == ("deep", PURCHASE_SESSION)
+    purchase = _purchase_item(deps)
+    assert purchase is not None
+    assert purchase["status"] == "paid"
+    assert purchase["charge_id"] == PURCHASE_CHARGE
+    assert purchase["report_id"] == deep_report_id(SUBSCRIBER, PURCHASE_SESSION)
+    assert isinstance(purchase["report_queued_at"], int)
+    assert [item["kind"] for item in _ledger(deps)] == ["purchase_paid"]
+
+
+def test_purchase_redelivered_after_crash_requeued(
+    deps: BillingDeps, stripe_fake: FakeStripe
+) -> None:
+    _purchase(stripe_fake)
+    event_id = _event(stripe_fake, "evt_deep", "checkout.session.completed", PURCHASE_SESSION)
+    apply_event(deps, event_id)
+    # A consumer that stopped after sending the job but before recording it and the event.
+    deps.table.update(
+        f"SUB#{SUBSCRIBER}", f"PURCHASE#{PURCHASE_SESSION}", "REMOVE report_queued_at"
+    )
+    deps.table.delete(f"STRIPE_EVENT#{event_id}", "APPLIED")
+
+    apply_event(deps, event_id)
+
+    jobs = _report_jobs(deps)
+    assert len(jobs) == 2
+    # The same job twice renders one report, because the worker derives the id from it.
+    assert jobs[0] == jobs[1]
+
+
+def test_unpaid_session_queues_nothing(deps: BillingDeps, stripe_fake: FakeStripe) -> None:
+    _purchase(stripe_fake, payment_status="unpaid")
+
+    outcome = apply_event(
+        deps, _event(stripe_fake, "evt_unpaid", "checkout.session.completed", PURCHASE_SESSION)
+    )
+
+    assert outcome == "applied"
+    assert _report_jobs(deps) == []
+    assert _purchase_item(deps) is None
+    assert _ledger(deps) == []
+
+
+def test_delayed_payment_queues_when_paid(deps: BillingDeps, stripe_fake: FakeStripe) -> None:
+    _purchase(stripe_fake, payment_status="unpaid")
+    apply_event(
+        deps, _event(stripe_fake, "evt_unpaid", "checkout.session.completed", PURCHASE_SESSION)
+    )
+    _purchase(stripe_fake, payment_status="paid")
+
+    apply_event(
+        deps,
+        _event(
+            stripe_fake, "evt_paid", "checkout.session.async_payment_succeeded", PURCHASE_SESSION
+        ),
+    )
+
+    assert len(_report_jobs(deps)) == 1
+
+
+def test_refunded_before_applied_queues_nothing(deps: BillingDeps, stripe_fake: FakeStripe) -> None:
+    # Refunded in Stripe before the Checkout event was applied. The refund's own event waits
+    # for the customer link, which the Checkout event writes, so it is applied second.
+    _purchase(stripe_fake, refunded=True)
+    refund_event = _event(stripe_fake, "evt_refund", "charge.refunded", PURCHASE_CHARGE)
+    with pytest.raises(NotLinkedYetError):
+        apply_event(deps, refund_event)
+
+    apply_event(
+        deps, _event(stripe_fake, "evt_deep", "checkout.session.completed", PURCHASE_SESSION)
+    )
+    apply_event(deps, refund_event)
+
+    assert _report_jobs(deps) == []
+    purchase = _purchase_item(deps)
+    assert purchase is not None
+    assert purchase["status"] == "refunded"
+    assert sorted(item["kind"] for item in _ledger(deps)) == ["purchase_paid", "refund"]
+
+
+def test_refund_marks_purchase_refunded(deps: BillingDeps, stripe_fake: FakeStripe) -> None:
+    _purchase(stripe_fake)
+    apply_event(
+        deps, _event(stripe_fake, "evt_deep", "checkout.session.completed", PURCHASE_SESSION)
+    )
+    _purchase(stripe_fake, refunded=True)
+
+    apply_event(deps, _event(stripe_fake, "evt_refund", "charge.refunded", PURCHASE_CHARGE))
+
+    purchase = _purchase_item(deps)
+    assert purchase is not None
+    assert purchase["status"] == "refunded"
+    assert isinstance(purchase["refunded_at"], int)
+    assert len(_report_jobs(deps)) == 1
+
+
+def test_other_plan_queues_no_report(deps: BillingDeps, stripe_fake: FakeStripe) -> None:
+    _purchase(stripe_fake, plan="gift_card")
+
+    apply_event(
+        deps, _event(stripe_fake, "evt_gift", "checkout.session.completed", PURCHASE_SESSION)
+    )
+
+    purchase = _purchase_item(deps)
+    assert purchase is not None
+    assert "report_id" not in purchase
+    assert _report_jobs(deps) == []
+
+
+def test_deep_report_without_queue_retried(deps: BillingDeps, stripe_fake: FakeStripe) -> None:
+    _purchase(stripe_fake)
+    deps.reports = None
+    event_id = _event(stripe_fake, "evt_deep", "checkout.session.completed", PURCHASE_SESSION)
+
+    with pytest.raises(ReportQueueMissingError, match="REPORT_QUEUE_URL"):
+        apply_event(deps, event_id)
+
+    assert deps.table.get(f"STRIPE_EVENT#{event_id}", "APPLIED") is None

@@ -32,11 +32,14 @@ FINANCE_ROLE = "FinanceRole"
 # The only action any role may have on the audit table: creating records.
 AUDIT_ACTIONS = frozenset({"dynamodb:PutItem"})
 REVIEW_PATH_PREFIX = "/v1/admin/reviews"
-# Analysts and support reach review and the deliveries whose outcome is unknown, nothing else.
-ANALYST_PATH_PREFIXES = (REVIEW_PATH_PREFIX, "/v1/admin/deliveries/")
-# Operators follow intake and read the breach catalogue; finance reads the money ledger and
-# runs reconciliations, whose files operators may not read.
-OPERATOR_PATH_PREFIXES = ("/v1/admin/intake-jobs/", "/v1/admin/breaches/")
+# Analysts and support reach review, the deliveries whose outcome is unknown and a subscriber's
+# dossier, nothing else.
+ANALYST_PATH_PREFIXES = (REVIEW_PATH_PREFIX, "/v1/admin/deliveries/", "/v1/admin/subscribers/")
+# What `idsentry reviews` and `idsentry dossier` call besides the API: the stack outputs.
+ANALYST_CLI_ACTIONS = frozenset({"cloudformation:DescribeStacks"})
+# Operators follow intake, read the breach catalogue and queue monthly reports (ids only).
+# Finance reads the money ledger and runs reconciliations, whose files operators may not read.
+OPERATOR_PATH_PREFIXES = ("/v1/admin/intake-jobs/", "/v1/admin/breaches/", "/v1/admin/reports")
 FINANCE_PATH_PREFIXES = ("/v1/admin/ledger/", "/v1/admin/reconciliations")
 # What `idsentry reconcile` calls besides the API: the stack outputs. Files come by presigned URL.
 FINANCE_CLI_ACTIONS = frozenset({"cloudformation:DescribeStacks"})
@@ -73,6 +76,9 @@ STAFF_ROUTE_ROLES: dict[str, frozenset[str]] = {
     "GET /v1/admin/ledger/{day}": frozenset({FINANCE_ROLE}),
     "POST /v1/admin/reconciliations": frozenset({FINANCE_ROLE}),
     "GET /v1/admin/reconciliations/{reconciliation_id}": frozenset({FINANCE_ROLE}),
+    "POST /v1/admin/reports": frozenset({OPERATOR_ROLE}),
+    "GET /v1/admin/reports/{month}": frozenset({OPERATOR_ROLE}),
+    "POST /v1/admin/subscribers/{subscriber_id}/dossier": frozenset({ANALYST_ROLE}),
 }
 STAFF_ROLES = (ANALYST_ROLE, OPERATOR_ROLE, FINANCE_ROLE)
 # Path parameters of a route replaced by this value give a concrete request path to test.
@@ -211,7 +217,9 @@ def check_staff_role(
 
 def check_analyst_role(template: dict[str, Any], source: dict[str, Any]) -> list[str]:
     """List ways in which the analyst role reaches beyond the review routes or the account."""
-    return check_staff_role(template, source, ANALYST_ROLE, ANALYST_PATH_PREFIXES)
+    return check_staff_role(
+        template, source, ANALYST_ROLE, ANALYST_PATH_PREFIXES, ANALYST_CLI_ACTIONS
+    )
 
 
 def check_operator_resources(template: dict[str, Any]) -> list[str]:
@@ -530,6 +538,7 @@ def test_analyst_role_reaches_intake_jobs(tmp_path: Path, source: dict[str, Any]
         f"{ANALYST_ROLE}: can invoke GET /v1/admin/breaches/{{name}}",
         f"{ANALYST_ROLE}: can invoke GET /v1/admin/ledger/{{day}}",
         f"{ANALYST_ROLE}: can invoke GET /v1/admin/reconciliations/{{reconciliation_id}}",
+        f"{ANALYST_ROLE}: can invoke GET /v1/admin/reports/{{month}}",
     ]
 
 
@@ -709,3 +718,41 @@ def test_operator_role_reaches_reconciliations(tmp_path: Path, source: dict[str,
     )
 
     assert violations == [f"{OPERATOR_ROLE}: can invoke POST /v1/admin/reconciliations"]
+
+
+def test_operator_role_reaches_dossier(tmp_path: Path, source: dict[str, Any]) -> None:
+    def change(document: dict[str, Any]) -> None:
+        operator_statement(document, "execute-api:Invoke")["Resource"].append(
+            {
+                "Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:"
+                "${AWS::AccountId}:${HttpApi}/*/POST/v1/admin/subscribers/*/dossier"
+            }
+        )
+
+    violations = check_staff_role(
+        changed(tmp_path, source, change),
+        source,
+        OPERATOR_ROLE,
+        OPERATOR_PATH_PREFIXES,
+        OPERATOR_CLI_ACTIONS,
+    )
+
+    assert violations == [
+        f"{OPERATOR_ROLE}: can invoke POST /v1/admin/subscribers/{{subscriber_id}}/dossier"
+    ]
+
+
+def test_analyst_role_reads_reports_bucket(tmp_path: Path, source: dict[str, Any]) -> None:
+    def change(document: dict[str, Any]) -> None:
+        policies = document["Resources"][ANALYST_ROLE]["Properties"]["Policies"]
+        policies[1]["PolicyDocument"]["Statement"].append(
+            {
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": {"Fn::Sub": "${ReportsBucket.Arn}/reports/*"},
+            }
+        )
+
+    violations = check_analyst_role(changed(tmp_path, source, change), source)
+
+    assert violations == [f"{ANALYST_ROLE}: allows s3:GetObject"]

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import zipfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 
+from idsentry.adapters import exports
 from idsentry.crypto import Pepper, encrypt_field
-from idsentry.services import deletion, export
+from idsentry.services import deletion, export, export_bundle
 from idsentry.services.export_html import render_html
 from idsentry.services.subscriber_records import SubscriberRecords, message_keys, watch_keys
 from tests.privacy_fields import field_rows
@@ -234,3 +239,182 @@ def test_message_keys_name_sign_ins_and_reports() -> None:
 
     assert "code:code_7" in keys
     assert "report_ready:rpt_1" in keys
+
+
+# --- the export's ZIP archive ----------------------------------------------------------------
+
+
+class UnseekableStream:
+    """A write-only stream like the streamed upload: write, tell and flush, no seek."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def write(self, data: bytes) -> int:
+        self.data += data
+        return len(data)
+
+    def tell(self) -> int:
+        return len(self.data)
+
+    def flush(self) -> None:
+        return None
+
+
+class StoredFiles:
+    """Report files by key, read as the reports bucket's `open_object` does."""
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        self.files = files
+
+    @contextlib.contextmanager
+    def open_object(self, key: str) -> Iterator[io.BytesIO]:
+        if key not in self.files:
+            raise FileNotFoundError(key)
+        yield io.BytesIO(self.files[key])
+
+
+def _report_records() -> SubscriberRecords:
+    pk = f"SUB#{SUBSCRIBER}"
+    items = {
+        "PROFILE": {"pk": pk, "sk": "PROFILE"},
+        "REPORT#rpt_a": {"pk": pk, "sk": "REPORT#rpt_a", "report_id": "rpt_a"},
+        "REPORT#rpt_old": {"pk": pk, "sk": "REPORT#rpt_old", "report_id": "rpt_old"},
+        "DOSSIER#dos_1": {"pk": pk, "sk": "DOSSIER#dos_1", "dossier_id": "dos_1"},
+    }
+    return SubscriberRecords(subscriber_id=SUBSCRIBER, items=items, signup={})
+
+
+def test_stored_files_of_reports_and_dossiers() -> None:
+    files = export_bundle.stored_files(_report_records())
+
+    assert [(file.key, file.path) for file in files] == [
+        (f"reports/{SUBSCRIBER}/dossiers/dos_1.pdf", "dossiers/dos_1.pdf"),
+        (f"reports/{SUBSCRIBER}/rpt_a/report.html", "reports/rpt_a/report.html"),
+        (f"reports/{SUBSCRIBER}/rpt_a/report.pdf", "reports/rpt_a/report.pdf"),
+        (f"reports/{SUBSCRIBER}/rpt_old/report.html", "reports/rpt_old/report.html"),
+        (f"reports/{SUBSCRIBER}/rpt_old/report.pdf", "reports/rpt_old/report.pdf"),
+    ]
+
+
+def test_archive_streams_files_and_skips_missing() -> None:
+    pdf = b"%PDF-1.7 " + os.urandom(2048)
+    source = StoredFiles(
+        {
+            f"reports/{SUBSCRIBER}/rpt_a/report.html": "<p>报告</p>".encode(),
+            f"reports/{SUBSCRIBER}/rpt_a/report.pdf": pdf,
+            f"reports/{SUBSCRIBER}/dossiers/dos_1.pdf": b"%PDF-1.7 dossier",
+        }
+    )
+    stream = UnseekableStream()
+    document: dict = {
+        "reports": [{"report_id": "rpt_a"}, {"report_id": "rpt_old"}],
+        "dossiers": [{"dossier_id": "dos_1"}],
+    }
+
+    with export_bundle.ExportArchive(stream, MOMENT) as archive:
+        copied = export_bundle.copy_files(
+            archive,
+            source,  # type: ignore[arg-type]
+            export_bundle.stored_files(_report_records()),
+        )
+        export_bundle.name_files(document, copied)
+        archive.add("export.json", json.dumps(document).encode())
+
+    unpacked = zipfile.ZipFile(io.BytesIO(bytes(stream.data)))
+    assert unpacked.testzip() is None
+    assert sorted(unpacked.namelist()) == [
+        "dossiers/dos_1.pdf",
+        "export.json",
+        "reports/rpt_a/report.html",
+        "reports/rpt_a/report.pdf",
+    ]
+    assert unpacked.read("reports/rpt_a/report.pdf") == pdf
+    assert unpacked.getinfo("reports/rpt_a/report.pdf").compress_type == zipfile.ZIP_STORED
+    assert unpacked.getinfo("export.json").compress_type == zipfile.ZIP_DEFLATED
+    assert unpacked.getinfo("export.json").date_time == (2026, 12, 5, 8, 0, 0)
+    assert document["reports"][0]["files"] == {
+        "html": "reports/rpt_a/report.html",
+        "pdf": "reports/rpt_a/report.pdf",
+    }
+    assert document["reports"][1]["files"] == {}
+    assert document["dossiers"][0]["files"] == {"pdf": "dossiers/dos_1.pdf"}
+
+
+class MultipartS3:
+    """Records the multipart calls a streamed upload makes."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict]] = []
+        self.parts: list[bytes] = []
+
+    def create_multipart_upload(self, **request: object) -> dict:
+        self.calls.append(("create", request))
+        return {"UploadId": "upload-1"}
+
+    def upload_part(self, **request: object) -> dict:
+        body = request["Body"]
+        assert isinstance(body, bytes)
+        self.parts.append(body)
+        self.calls.append(("part", {"PartNumber": request["PartNumber"]}))
+        return {"ETag": f'"etag-{request["PartNumber"]}"'}
+
+    def complete_multipart_upload(self, **request: object) -> dict:
+        self.calls.append(("complete", request))
+        return {}
+
+    def abort_multipart_upload(self, **request: object) -> dict:
+        self.calls.append(("abort", request))
+        return {}
+
+    def put_object(self, **request: object) -> dict:
+        self.calls.append(("put", request))
+        return {}
+
+
+def test_streamed_upload_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(exports, "UPLOAD_PART_BYTES", 10)
+    s3 = MultipartS3()
+    objects = exports.ExportObjects("bucket", "arn:aws:kms:key", s3)
+
+    with objects.open_upload("exports/a/export.zip", "application/zip") as upload:
+        for piece in (b"0123456", b"789abcdef", b"ghijklmnopqrstuvw", b"xyz"):
+            upload.write(piece)
+        assert upload.tell() == 36
+
+    assert s3.parts == [b"0123456789", b"abcdefghij", b"klmnopqrst", b"uvwxyz"]
+    assert [name for name, _ in s3.calls] == ["create", "part", "part", "part", "part", "complete"]
+    created = s3.calls[0][1]
+    assert (created["ServerSideEncryption"], created["SSEKMSKeyId"]) == (
+        "aws:kms",
+        "arn:aws:kms:key",
+    )
+    completed = s3.calls[-1][1]
+    assert completed["MultipartUpload"] == {
+        "Parts": [{"PartNumber": number, "ETag": f'"etag-{number}"'} for number in range(1, 5)]
+    }
+
+
+def test_small_streamed_upload_one_put(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(exports, "UPLOAD_PART_BYTES", 10)
+    s3 = MultipartS3()
+    objects = exports.ExportObjects("bucket", "arn:aws:kms:key", s3)
+
+    with objects.open_upload("exports/a/export.zip", "application/zip") as upload:
+        upload.write(b"small")
+
+    assert [name for name, _ in s3.calls] == ["put"]
+    assert s3.calls[0][1]["Body"] == b"small"
+
+
+def test_failed_streamed_upload_aborted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(exports, "UPLOAD_PART_BYTES", 10)
+    s3 = MultipartS3()
+    objects = exports.ExportObjects("bucket", "arn:aws:kms:key", s3)
+
+    with pytest.raises(ValueError, match="midway"):
+        with objects.open_upload("exports/a/export.zip", "application/zip") as upload:
+            upload.write(b"x" * 25)
+            raise ValueError("failed midway")
+
+    assert [name for name, _ in s3.calls] == ["create", "part", "part", "abort"]

@@ -159,6 +159,8 @@ TEMPLATE_VARIABLES = {
     "months": "6",
     "title": "月度安全报告",
     "month": "2026-11",
+    "purchased": "2026-12-04",
+    "since": "2026-01-15",
 }
 
 

@@ -121,6 +121,8 @@ class NotifierSettings(CoreSettings):
     # Local stack only: the Twilio emulator's base URL. Unset in AWS, where the SDK's default
     # https://api.twilio.com is used.
     twilio_base_url: str | None = None
+    # Seconds each Twilio request may take, connecting and reading.
+    twilio_timeout_seconds: float = 10.0
     # The subscriber's account page on the site, which report e-mails link to.
     account_page_url: str | None = None
 
@@ -143,6 +145,8 @@ class StripeEventsSettings(CoreSettings):
     # Local stack only: the local Stripe server's base URL. Unset in AWS, where the SDK's
     # default https://api.stripe.com is used.
     stripe_base_url: str | None = None
+    # Where the job of a bought deep report goes. Unset, buying one fails the event.
+    report_queue_url: str | None = None
 
 
 class BreachIntakeSettings(CoreSettings):

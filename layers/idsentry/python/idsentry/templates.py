@@ -116,6 +116,30 @@ _EMAIL_TEXT: Final[dict[str, dict[Locale, tuple[str, str]]]] = {
             "minutes.\n\nIDSentry",
         ),
     },
+    # A bought in-depth report was rendered. It links to the account page for the same reason.
+    "report_ready_deep": {
+        "zh-CN": (
+            "您购买的深度安全报告已生成 - 身份哨兵",
+            "您好，\n\n感谢您的购买。您于 {purchased} 购买的深度安全报告已生成。与每月的安全报告不同，"
+            "它涵盖您自 {since} 开通服务以来的全部记录：每项受监控身份信息出现在哪些泄露事件中、"
+            "一同泄露了哪些数据，每起泄露事件的详情和核实情况，每条记录已完成和待完成的步骤及日期，"
+            "全部警报的发送记录，以及按紧急程度排列的行动计划。报告有网页版和 PDF 版。\n\n"
+            "请在账户页面用手机验证码登录后查看和下载：\n\n{link}\n\n"
+            "为保护您的信息，下载链接只在登录后生成，几分钟内有效。\n\n身份哨兵",
+        ),
+        "en": (
+            "The in-depth security report you bought is ready - IDSentry",
+            "Hello,\n\nThank you for your purchase. The in-depth security report you bought on "
+            "{purchased} is ready. Unlike the monthly report, it covers everything since you signed "
+            "up on {since}: the breaches each watched identifier appeared in and what else leaked "
+            "with it, each breach's details and whether it is verified, the steps done and still "
+            "open for each exposure with their dates, every alert delivery, and an action plan with "
+            "the most urgent steps first. It comes as a web page and as a PDF.\n\n"
+            "Sign in on your account page with a code by SMS to read and download it:\n\n{link}\n\n"
+            "To protect your data, download links are made only after you sign in and work for a few "
+            "minutes.\n\nIDSentry",
+        ),
+    },
     # The number was not proven again within the reconfirmation period. The link opens the account
     # page, where signing in sends a code to the number, and an accepted code resumes SMS.
     "phone_reconfirm": {

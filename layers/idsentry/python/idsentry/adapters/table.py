@@ -84,6 +84,24 @@ class MainTable:
                 return items
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
+    def get_prefix(self, pk: str, sk_prefix: str) -> dict[str, dict[str, Any]]:
+        """Read the items of one partition whose sort key starts with `sk_prefix`, by sort key."""
+        items: dict[str, dict[str, Any]] = {}
+        request: dict[str, Any] = {
+            "TableName": self.name,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": to_item({":pk": pk, ":prefix": sk_prefix}),
+            "ConsistentRead": True,
+        }
+        while True:
+            response = self.client().query(**request)
+            for raw in response.get("Items", []):
+                item = from_item(raw)
+                items[item["sk"]] = item
+            if "LastEvaluatedKey" not in response:
+                return items
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
     def get_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
         """Read up to 100 distinct items in one BatchGetItem, retrying unprocessed keys."""
         unique = list(dict.fromkeys(keys))

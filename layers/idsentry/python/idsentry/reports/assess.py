@@ -185,6 +185,11 @@ class Report:
     deliveries: tuple[Delivery, ...]
 
 
+def severity_rank(severity: Severity) -> int:
+    """Return the rank of a severity, from 3 for critical down to 0 for low."""
+    return _RANK[severity]
+
+
 def assess_report(data: ReportData, config: PlaybookConfig | None = None) -> Report:
     """Derive the content of one monthly report. The same data gives the same report."""
     config = config or load_config()

@@ -26,6 +26,11 @@ _GRID_LINES = 4
 LABEL_SIZE = 11.0
 LEGEND_TEXT_SIZE = 12.0
 LEGEND_SQUARE = 11.0
+# The maximum number of month labels that fit under the plot side by side.
+MAX_MONTH_LABELS = 12
+# The width a year label needs, so the first month's year is left out when the next
+# January's label would overlap it.
+_YEAR_LABEL_ROOM = 36.0
 
 # Fill colours per severity. Each has a text label in the legend, so colour is never the only cue.
 SEVERITY_COLORS: dict[Severity, str] = {
@@ -115,6 +120,8 @@ def layout_chart(months: tuple[ChartMonth, ...], locale: Locale) -> ChartLayout:
     plot_width = WIDTH - _LEFT - _RIGHT
     slot = plot_width / max(len(months), 1)
     bar_width = slot * _BAR_SHARE
+    # Past MAX_MONTH_LABELS months, only every n-th month is labelled, so labels never overlap.
+    label_every = max(1, -(-len(months) // MAX_MONTH_LABELS))
 
     bars: list[Bar] = []
     labels: list[Label] = []
@@ -130,8 +137,11 @@ def layout_chart(months: tuple[ChartMonth, ...], locale: Locale) -> ChartLayout:
             base -= height
             bars.append(Bar(x, base, bar_width, height, severity, month.key, count))
         center = _LEFT + index * slot + slot / 2
-        labels.append(Label(center, _PLOT_BOTTOM + 16, short_month(locale, month.month), "middle"))
-        if index == 0 or month.month == 1:
+        if index % label_every == 0:
+            labels.append(
+                Label(center, _PLOT_BOTTOM + 16, short_month(locale, month.month), "middle")
+            )
+        if month.month == 1 or (index == 0 and (13 - month.month) * slot >= _YEAR_LABEL_ROOM):
             labels.append(Label(center, _PLOT_BOTTOM + 30, str(month.year), "middle"))
 
     grid = tuple(

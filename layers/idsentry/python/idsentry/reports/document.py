@@ -13,7 +13,13 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from idsentry.i18n import Locale
-from idsentry.reports.assess import SEVERITIES, CheckChange, Report, assess_report
+from idsentry.reports.assess import (
+    SEVERITIES,
+    CheckChange,
+    Report,
+    RiskAssessment,
+    assess_report,
+)
 from idsentry.reports.chart import ChartLayout, layout_chart
 from idsentry.reports.model import MaskedIdentifier, ReportData
 from idsentry.reports.text import (
@@ -218,7 +224,7 @@ def layout_report(report: Report, config: PlaybookConfig) -> Document:
     last_day = (period.end - timedelta(days=1)).date()
 
     blocks: list[Block] = [
-        _risk_banner(report, locale),
+        risk_banner(report.risk, locale),
         Heading(text(locale, "summary.heading")),
         _summary(report, locale),
         _chart(report, locale),
@@ -233,7 +239,7 @@ def layout_report(report: Report, config: PlaybookConfig) -> Document:
         Heading(text(locale, "alerts.heading")),
         _delivery_table(report, locale),
         Heading(text(locale, "watched.heading")),
-        _watched(report, locale),
+        watched_block(report.data.facts.identifiers, locale),
     ]
     return Document(
         locale=locale,
@@ -255,16 +261,17 @@ def layout_report(report: Report, config: PlaybookConfig) -> Document:
     )
 
 
-def _risk_banner(report: Report, locale: Locale) -> RiskBanner:
+def risk_banner(risk: RiskAssessment, locale: Locale) -> RiskBanner:
+    """Return the banner of an overall risk level with its reasons."""
     reasons = []
-    for reason in report.risk.reasons:
+    for reason in risk.reasons:
         severity = text(locale, f"severity_word.{reason.severity.value}") if reason.severity else ""
         reasons.append(
             counted(
                 locale, f"reason.{reason.code}", reason.count, severity=severity, days=reason.days
             )
         )
-    level = report.risk.level
+    level = risk.level
     return RiskBanner(
         level=level,
         heading=text(locale, "risk.heading"),
@@ -409,7 +416,8 @@ def _next_steps(report: Report, config: PlaybookConfig, locale: Locale) -> Entri
     return Entries(tuple(items), text(locale, "next.none"))
 
 
-def _count_label(config: PlaybookConfig, check_id: str, name: str, locale: Locale) -> str:
+def count_label(config: PlaybookConfig, check_id: str, name: str, locale: Locale) -> str:
+    """Return the label of one count of a check, or its name when the configuration lacks it."""
     check = config.checks.get(check_id)
     if check is None or name not in check.counts:
         return name
@@ -428,7 +436,7 @@ def _check_changes(
                 text(
                     locale,
                     "changes.change",
-                    label=_count_label(config, change.check, name, locale),
+                    label=count_label(config, change.check, name, locale),
                     previous=previous,
                     current=current,
                 )
@@ -440,7 +448,7 @@ def _check_changes(
                 text(
                     locale,
                     "changes.count",
-                    label=_count_label(config, change.check, name, locale),
+                    label=count_label(config, change.check, name, locale),
                     value=value,
                 )
                 for name, value in change.current.counts.items()
@@ -503,8 +511,8 @@ def _delivery_table(report: Report, locale: Locale) -> Table:
     )
 
 
-def _watched(report: Report, locale: Locale) -> Block:
-    identifiers = report.data.facts.identifiers
+def watched_block(identifiers: tuple[MaskedIdentifier, ...], locale: Locale) -> Block:
+    """Return the watched identifiers in their masked forms, by kind."""
     if not identifiers:
         return Paragraph(text(locale, "watched.none"))
     return Facts(

@@ -180,7 +180,7 @@ def dossier_document(data: DossierData, config: PlaybookConfig | None = None) ->
         blocks.extend(_timeline_blocks(data, exposures, config))
         blocks.append(Heading(text(locale, "dossier.evidence")))
         for exposure in exposures:
-            blocks.extend(_evidence(locale, facts, exposure))
+            blocks.extend(evidence_blocks(locale, facts, exposure))
         blocks.append(Heading(text(locale, "dossier.steps")))
         blocks.append(_steps(locale, facts, exposures, data.generated_at, config))
 
@@ -232,9 +232,10 @@ def _timeline_blocks(
     ]
 
 
-def _evidence(locale: Locale, facts: SubscriberFacts, exposure: Exposure) -> list[Block]:
+def evidence_blocks(locale: Locale, facts: SubscriberFacts, exposure: Exposure) -> list[Block]:
+    """Return a breach's heading and its evidence: catalogue record, how we found it, scoring."""
     breach = exposure.breach
-    data_kinds = _data_classes(locale, breach.data_classes)
+    data_kinds = data_class_labels(locale, breach.data_classes)
     unknown = text(locale, "date.unknown")
     rows = [
         (text(locale, "evidence.breach"), f"{breach.title} ({breach.name})"),
@@ -278,7 +279,7 @@ def _evidence(locale: Locale, facts: SubscriberFacts, exposure: Exposure) -> lis
     return [Heading(breach.title, level=3), Facts(tuple(rows), shape="record")]
 
 
-def _data_classes(locale: Locale, data_classes: tuple[str, ...]) -> list[str]:
+def data_class_labels(locale: Locale, data_classes: tuple[str, ...]) -> list[str]:
     """Return the breach's data classes, in Chinese where the class is a known kind."""
     if locale == "en":
         return list(dict.fromkeys(data_classes))

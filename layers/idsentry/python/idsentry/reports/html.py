@@ -78,6 +78,8 @@ ul.links{margin:2px 0;padding-left:1.2em;font-size:.9rem}
 a{color:#1d4ed8;overflow-wrap:anywhere}
 @media (max-width:640px){
 main{padding:12px}
+svg.chart{min-width:0}
+svg.chart text{font-size:16px}
 table.stack thead{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
 table.stack,table.stack tbody,table.stack tr,table.stack td{display:block;width:100%}
 table.stack tr{border:1px solid #e5e7eb;border-radius:6px;margin:0 0 10px;padding:4px 0}

@@ -204,6 +204,23 @@ class ReportData(_Frozen):
     previous_check_results: tuple[CheckResult, ...] | None = None
 
 
+class DeepReportData(_Frozen):
+    """The input of one bought in-depth report, which covers everything since signup."""
+
+    facts: SubscriberFacts
+    generated_at: AwareDatetime
+    # When the subscriber signed up. An exposure found earlier moves the start of the history
+    # back to it, so that no exposure falls outside the report.
+    since: AwareDatetime
+    purchased_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _check_order(self) -> Self:
+        if self.since > self.generated_at:
+            raise ValueError("since must not be after generated_at")
+        return self
+
+
 class DossierData(_Frozen):
     """The input of one incident dossier."""
 
@@ -542,4 +559,18 @@ def report_data(
         month=month,
         generated_at=generated_at,
         previous_check_results=previous,
+    )
+
+
+def deep_report_data(
+    facts: SubscriberFacts, generated_at: datetime, since: datetime, purchased_at: datetime
+) -> DeepReportData:
+    """Return the input of one in-depth report. Raises ReportDataError naming an invalid field."""
+    return _build(
+        DeepReportData,
+        "deep report",
+        facts=facts,
+        generated_at=generated_at,
+        since=since,
+        purchased_at=purchased_at,
     )

@@ -257,6 +257,113 @@ TEXT: Final[dict[str, dict[Locale, str]]] = {
     "changes.recorded": {"zh-CN": "{quarter} 记录", "en": "recorded for {quarter}"},
     "steps.heading": {"zh-CN": "本期完成的步骤", "en": "Steps done in this period"},
     "steps.none": {"zh-CN": "本期没有完成新的步骤。", "en": "No steps were done in this period."},
+    # --- the in-depth report -------------------------------------------------------------------
+    "deep.title": {"zh-CN": "身份哨兵深度安全报告", "en": "IDSentry in-depth security report"},
+    "deep.subtitle": {"zh-CN": "截至 {date}", "en": "As of {date}"},
+    "deep.period": {
+        "zh-CN": "覆盖范围：{start} 至 {end}，自开通服务以来的全部记录",
+        "en": "Covers {start} to {end}: everything since you signed up",
+    },
+    "deep.purchased": {"zh-CN": "购买时间：{time}", "en": "Bought {time}"},
+    "deep.footer": {
+        "zh-CN": "这是您购买的深度安全报告，由身份哨兵根据截至 {end} 的全部记录生成。"
+        "如有疑问，请回复报告邮件或联系客服。",
+        "en": "This is the in-depth security report you bought. IDSentry generated it from all "
+        "its records up to {end}. If you have questions, reply to the report e-mail or contact "
+        "support.",
+    },
+    "deep.summary.heading": {"zh-CN": "全部记录概况", "en": "Your record at a glance"},
+    "deep.summary.watched": {"zh-CN": "监控中的身份信息", "en": "Identifiers watched"},
+    "deep.summary.confirmed": {"zh-CN": "已确认的泄露记录", "en": "Confirmed exposures"},
+    "deep.summary.open": {
+        "zh-CN": "还有步骤没有完成的泄露记录",
+        "en": "Confirmed exposures with steps left",
+    },
+    "deep.summary.dismissed": {
+        "zh-CN": "核实后排除的疑似记录",
+        "en": "Possible matches ruled out",
+    },
+    "deep.summary.alerts": {"zh-CN": "已发送的提醒", "en": "Alert messages sent"},
+    "deep.summary.undelivered": {
+        "zh-CN": "其中没有送达的提醒",
+        "en": "Of those, not delivered",
+    },
+    "plan.heading": {"zh-CN": "行动计划（按紧急程度排列）", "en": "Action plan, most urgent first"},
+    "plan.none": {
+        "zh-CN": "目前没有需要完成的步骤或自查。",
+        "en": "Nothing is left to do at the moment.",
+    },
+    "plan.title": {"zh-CN": "【{priority}】{step}", "en": "{priority}: {step}"},
+    "plan.why": {
+        "zh-CN": "涉及 {count} 起泄露事件，其中最高风险为“{level}”，自 {since} 起待完成。",
+        "en": "Open for {count} breaches, the most serious at {level} risk, since {since}.",
+    },
+    "plan.why.one": {
+        "zh-CN": "涉及 {count} 起泄露事件，风险为“{level}”，自 {since} 起待完成。",
+        "en": "Open for {count} breach at {level} risk since {since}.",
+    },
+    "priority.now": {"zh-CN": "立即处理", "en": "Do now"},
+    "priority.week": {"zh-CN": "一周内完成", "en": "Within a week"},
+    "priority.month": {"zh-CN": "一个月内完成", "en": "Within a month"},
+    "priority.quarter": {"zh-CN": "本季度内完成", "en": "This quarter"},
+    "deep.chart.heading": {
+        "zh-CN": "自开通服务以来每月发现的泄露记录",
+        "en": "Exposures found each month since you signed up",
+    },
+    "deep.identifiers.heading": {
+        "zh-CN": "每项身份信息的泄露情况",
+        "en": "Exposures by identifier",
+    },
+    "deep.identifier.breaches": {"zh-CN": "涉及的泄露事件", "en": "Breaches"},
+    "deep.identifier.count": {"zh-CN": "{count} 起", "en": "{count} breaches"},
+    "deep.identifier.count.one": {"zh-CN": "{count} 起", "en": "{count} breach"},
+    "deep.identifier.data": {"zh-CN": "这些事件泄露的数据类型", "en": "Data those breaches leaked"},
+    "deep.identifier.first": {"zh-CN": "首次发现", "en": "First found"},
+    "deep.identifier.last": {"zh-CN": "最近一次发现", "en": "Last found"},
+    "deep.identifier.none": {
+        "zh-CN": "已确认的泄露记录中没有这项身份信息。",
+        "en": "This identifier is in no confirmed exposure.",
+    },
+    "deep.breaches.heading": {"zh-CN": "泄露事件详情", "en": "Breach details"},
+    "deep.breaches.none": {
+        "zh-CN": "没有已确认的泄露记录。",
+        "en": "There are no confirmed exposures.",
+    },
+    "deep.steps.none": {
+        "zh-CN": "这起泄露事件没有需要完成的步骤。",
+        "en": "This breach needs no steps.",
+    },
+    "step.done": {"zh-CN": "已完成", "en": "Done"},
+    "step.open": {"zh-CN": "待完成", "en": "To do"},
+    "step.done_on": {"zh-CN": "{date} 完成", "en": "Done on {date}"},
+    "step.open_since": {
+        "zh-CN": "自 {date} 起，已 {count} 天",
+        "en": "Open since {date}, {count} days",
+    },
+    "step.open_since.one": {
+        "zh-CN": "自 {date} 起，已 {count} 天",
+        "en": "Open since {date}, {count} day",
+    },
+    "deep.history.heading": {"zh-CN": "全部泄露记录", "en": "Every exposure found"},
+    "deep.history.none": {
+        "zh-CN": "开通服务以来没有发现泄露记录。",
+        "en": "No exposures were found since you signed up.",
+    },
+    "column.found_by": {"zh-CN": "发现方式", "en": "How found"},
+    "status.confirmed": {"zh-CN": "已确认", "en": "Confirmed"},
+    "status.pending_review": {"zh-CN": "正在核实", "en": "Under review"},
+    "status.not_scored": {"zh-CN": "正在评估", "en": "Being scored"},
+    "status.dismissed": {"zh-CN": "已排除", "en": "Ruled out"},
+    "found_by_short.dataset": {"zh-CN": "泄露数据集比对", "en": "Dataset match"},
+    "found_by_short.index": {"zh-CN": "每日检查", "en": "Daily check"},
+    "found_by_short.hibp": {"zh-CN": "HIBP 查询", "en": "HIBP lookup"},
+    "value.none": {"zh-CN": "—", "en": "—"},
+    "deep.alerts.heading": {"zh-CN": "提醒发送记录", "en": "Alert delivery history"},
+    "deep.alerts.none": {"zh-CN": "还没有发送过提醒。", "en": "No alerts have been sent."},
+    "deep.checks.heading": {"zh-CN": "自查记录", "en": "Your check results"},
+    "column.quarter": {"zh-CN": "季度", "en": "Quarter"},
+    "column.check": {"zh-CN": "自查项目", "en": "Check"},
+    "column.counts": {"zh-CN": "查到的数量", "en": "Counts"},
     # --- the incident dossier -----------------------------------------------------------------
     "dossier.title": {"zh-CN": "个人信息泄露情况说明材料", "en": "Identity exposure dossier"},
     "dossier.audience.police": {

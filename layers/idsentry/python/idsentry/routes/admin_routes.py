@@ -1,5 +1,5 @@
 """Routes of the staff admin API (IAM-authorized): intake, breaches, review, deliveries, ledger,
-and reconciliations."""
+reconciliations, subscribers' reports and dossiers."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from idsentry.adapters.bus import PublishError
 from idsentry.clock import utc_now
 from idsentry.errors import NotFoundError
 from idsentry.http import HttpRequest, RequestBodyError, json_response, parse_http_event
-from idsentry.routes import reconcile_routes
+from idsentry.routes import admin_report_routes, reconcile_routes
 from idsentry.services import money_ledger, review, review_input
 from idsentry.services.audit import AuditTrail
 from idsentry.services.intake import job_report
@@ -62,6 +62,8 @@ def handle(event: dict[str, Any]) -> dict[str, Any]:
         return _review(request, caller)
     if request.route_key in reconcile_routes.ROUTES:
         return reconcile_routes.handle(request, caller)
+    if request.route_key in admin_report_routes.ROUTES:
+        return admin_report_routes.handle(request, caller)
     if request.route_key == "GET /v1/admin/intake-jobs/{job_id}":
         report = job_report(main_table(), request.path_parameters["job_id"])
         return json_response(200, report) if report else _not_found("intake job")

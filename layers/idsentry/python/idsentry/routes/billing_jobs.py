@@ -8,12 +8,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from idsentry.adapters.queue import JobQueue
 from idsentry.adapters.stripe_gateway import StripeSdkGateway
 from idsentry.clock import utc_now
 from idsentry.errors import PoisonMessageError
 from idsentry.models.jobs import StripeEventJob
 from idsentry.models.plans import PlansConfig
 from idsentry.services.billing import (
+    LEASE_SECONDS,
     BillingDeps,
     NotLinkedYetError,
     SubscriptionBusyError,
@@ -29,7 +31,10 @@ logger = logging.getLogger(__name__)
 # redrive policy moves the message to the DLQ, so it is never dropped.
 FIRST_RETRY_SECONDS = 30
 MAX_RETRY_SECONDS = 900
-# A subscription held by another consumer is free again within seconds.
+# A subscription held by another consumer is usually free again within seconds, so the first
+# retry comes soon. Each later one waits twice as long, so that the retries outlast the lease
+# of a consumer that died holding it (LEASE_SECONDS) well before the queue's maximum receive
+# count sends the event to the DLQ: 5 + 10 + 20 + 40 s.
 BUSY_RETRY_SECONDS = 5
 
 
@@ -54,6 +59,7 @@ def billing_deps() -> BillingDeps:
         grace_seconds=settings.past_due_grace_seconds,
         referral=referral,
         notices=notification_queue(),
+        reports=JobQueue(settings.report_queue_url) if settings.report_queue_url else None,
     )
 
 
@@ -61,6 +67,12 @@ def retry_delay(receive_count: int) -> int:
     """Return the visibility timeout for the next attempt after `receive_count` receives."""
     delay: int = FIRST_RETRY_SECONDS * 2 ** max(receive_count - 1, 0)
     return min(delay, MAX_RETRY_SECONDS)
+
+
+def busy_retry_delay(receive_count: int) -> int:
+    """Return the visibility timeout after `receive_count` receives found the subscription leased."""
+    delay: int = BUSY_RETRY_SECONDS * 2 ** max(receive_count - 1, 0)
+    return min(delay, LEASE_SECONDS)
 
 
 def process_stripe_record(message_id: str, body: str, receive_count: int, defer: Any) -> str:
@@ -86,9 +98,14 @@ def process_stripe_record(message_id: str, body: str, receive_count: int, defer:
         defer(delay)
         raise
     except SubscriptionBusyError:
+        delay = busy_retry_delay(receive_count)
         logger.info(
             "stripe event waits for its subscription lease",
-            extra={"event_id": job.event_id, "retry_in_seconds": BUSY_RETRY_SECONDS},
+            extra={
+                "event_id": job.event_id,
+                "retry_in_seconds": delay,
+                "receive_count": receive_count,
+            },
         )
-        defer(BUSY_RETRY_SECONDS)
+        defer(delay)
         raise

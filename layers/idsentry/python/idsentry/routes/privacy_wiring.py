@@ -22,6 +22,8 @@ class AccountPrivacySettings(CoreSettings):
     """Settings the account routes need for exports, withdrawals and deletion requests."""
 
     exports_bucket: str
+    # Report and dossier files, which the export's ZIP archive copies.
+    reports_bucket: str
     # Written only with PutItem: the account function cannot change an audit record.
     audit_table_name: str
     breach_index_table: str
@@ -38,6 +40,7 @@ def export_deps() -> ExportDeps:
         objects=ExportObjects(settings.exports_bucket, settings.data_key_arn),
         audit=audit_trail(),
         clock=utc_now,
+        report_files=ExportObjects(settings.reports_bucket, settings.data_key_arn),
     )
 
 

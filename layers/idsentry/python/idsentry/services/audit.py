@@ -7,7 +7,8 @@ ever created: every write is a PutItem, alone or inside a transaction, with the 
 dynamodb:PutItem on the table, so the API can neither update nor delete a record.
 
 Keys: `pk` is the subject (`BREACH#{name}` for one breach, `REVIEW_QUEUE` for the whole
-queue), `sk` is `{at}#{record_id}`, so one Query lists a subject's records in time order.
+queue, `SUBSCRIBER#{id}` for one subscriber, `REPORTRUN#{month}` for a month's reports), `sk`
+is `{at}#{record_id}`, so one Query lists a subject's records in time order.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ AuditAction = Literal[
     # Finance starting a reconciliation, and reading one with its download links.
     "reconciliation.request",
     "reconciliation.view",
+    # Staff queueing monthly reports, and making a subscriber's incident dossier.
+    "report.request",
+    "subscriber.dossier",
 ]
 REVIEW_QUEUE_SUBJECT = "REVIEW_QUEUE"
 NEW_RECORD_CONDITION = "attribute_not_exists(pk)"
@@ -68,6 +72,8 @@ class AuditRecord:
     reason: str | None = None
     # "viewed" for views; "decided" or "no_change" for decisions.
     outcome: str = "viewed"
+    # The id of what the action produced, such as a dossier id; stored only when set.
+    object_id: str | None = None
     record_id: str = field(default_factory=lambda: new_id("aud"))
 
     def __post_init__(self) -> None:
@@ -78,7 +84,7 @@ class AuditRecord:
     def item(self) -> dict[str, Any]:
         """Return the record as an audit-table item."""
         at = format_instant(self.at)
-        return {
+        item: dict[str, Any] = {
             "pk": self.subject,
             "sk": f"{at}#{self.record_id}",
             "record_id": self.record_id,
@@ -91,6 +97,9 @@ class AuditRecord:
             "reason": self.reason,
             "outcome": self.outcome,
         }
+        if self.object_id is not None:
+            item["object_id"] = self.object_id
+        return item
 
 
 class AuditTrail:

@@ -23,7 +23,7 @@ from idsentry.clock import Clock, epoch
 from idsentry.models.events import PaymentFailed, SubscriptionChanged
 from idsentry.models.plans import ReferralConfig
 from idsentry.money import parse_stripe_amount
-from idsentry.services import dunning, entitlements, referrals
+from idsentry.services import dunning, entitlements, purchases, referrals
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,14 @@ FIELDS_READ: dict[str, tuple[str, ...]] = {
         "payments",
         "billing_reason",
     ),
-    "charge": ("id", "customer", "refunds", "balance_transaction", "payment_method_details"),
+    "charge": (
+        "id",
+        "customer",
+        "refunds",
+        "refunded",
+        "balance_transaction",
+        "payment_method_details",
+    ),
     "dispute": ("id", "charge", "balance_transactions", "status"),
     "payment_intent": ("id", "latest_charge"),
 }
@@ -100,6 +107,8 @@ class BillingDeps:
     referral: ReferralConfig | None = None
     # Where payment notices go; None sends none (tests of other paths).
     notices: JobQueue | None = None
+    # Where bought reports' jobs go; None raises when a deep report is bought.
+    reports: JobQueue | None = None
 
 
 def _id(value: Any) -> str | None:
@@ -354,7 +363,11 @@ def _balance(value: Any) -> dict[str, Any] | None:
 
 
 def on_checkout_completed(deps: BillingDeps, gateway: StripeGateway, event: dict[str, Any]) -> None:
-    """Link the customer to the subscriber who checked out, then apply the subscription."""
+    """Link the customer to the subscriber who checked out, then apply the subscription or purchase.
+
+    A purchase paid with a delayed method (a bank debit) completes unpaid. Its later
+    `checkout.session.async_payment_succeeded` event comes here too and finds it paid.
+    """
     session = gateway.checkout_session(str(event["data"]["object"]["id"]))
     subscriber_id = session.get("client_reference_id") or (session.get("metadata") or {}).get(
         "subscriber_id"
@@ -382,7 +395,11 @@ def _record_purchase(
     subscriber_id: str | None,
     session: dict[str, Any],
 ) -> None:
-    """Write a one-off purchase's payment to the ledger, and the purchase to a live account."""
+    """Write a one-off purchase's payment to the ledger, and the purchase to a live account.
+
+    The purchase record and the report it bought are written once per session (see
+    `purchases.record_purchase`).
+    """
     charge: dict[str, Any] = {}
     intent_id = _id(session.get("payment_intent"))
     if intent_id:
@@ -408,22 +425,8 @@ def _record_purchase(
     )
     if subscriber_id is None:
         return
-    plan = str((session.get("metadata") or {}).get("plan") or "one_off")
-    deps.table.put(
-        {
-            "pk": f"SUB#{subscriber_id}",
-            "sk": f"PURCHASE#{session['id']}",
-            "plan": plan,
-            "status": "paid",
-            "amount": int(session["amount_total"]),
-            "currency": str(session["currency"]),
-            "paid_at": created,
-        },
-        condition="attribute_not_exists(pk)",
-    )
-    logger.info(
-        "one-off purchase recorded",
-        extra={"subscriber_id": subscriber_id, "checkout_session_id": session["id"], "plan": plan},
+    purchases.record_purchase(
+        deps.table, deps.reports, subscriber_id, session, charge, created, deps.clock()
     )
 
 
@@ -521,9 +524,9 @@ def on_invoice_finalized(deps: BillingDeps, gateway: StripeGateway, event: dict[
 
 
 def on_charge_refunded(deps: BillingDeps, gateway: StripeGateway, event: dict[str, Any]) -> None:
-    """Write each refund of the charge to the ledger as a negative amount."""
+    """Write each refund of the charge to the ledger, and mark a fully refunded purchase."""
     charge = gateway.charge(str(event["data"]["object"]["id"]))
-    owner_pk, _ = ledger_owner(deps, _id(charge.get("customer")))
+    owner_pk, subscriber_id = ledger_owner(deps, _id(charge.get("customer")))
     for refund in (charge.get("refunds") or {}).get("data", []):
         if refund.get("status") not in ("succeeded", "pending"):
             continue
@@ -540,6 +543,8 @@ def on_charge_refunded(deps: BillingDeps, gateway: StripeGateway, event: dict[st
                 None,
             ),
         )
+    if subscriber_id is not None and charge.get("refunded"):
+        purchases.mark_refunded(deps.table, subscriber_id, str(charge["id"]), epoch(deps.clock()))
 
 
 def on_dispute(deps: BillingDeps, gateway: StripeGateway, event: dict[str, Any]) -> None:
@@ -583,6 +588,7 @@ def on_customer_deleted(deps: BillingDeps, gateway: StripeGateway, event: dict[s
 Handler = Callable[[BillingDeps, StripeGateway, dict[str, Any]], None]
 HANDLERS: dict[str, Handler] = {
     "checkout.session.completed": on_checkout_completed,
+    "checkout.session.async_payment_succeeded": on_checkout_completed,
     "customer.subscription.created": on_subscription_event,
     "customer.subscription.updated": on_subscription_event,
     "customer.subscription.deleted": on_subscription_event,

@@ -12,12 +12,12 @@ from idsentry.adapters.table import MainTable
 from idsentry.crypto import Pepper
 from idsentry.models.plans import PlansConfig
 from idsentry.services.billing_links import BillingLinkInvalidError, read_billing_link
+from idsentry.services.report_ids import DEEP_REPORT_PLAN
 
 logger = logging.getLogger(__name__)
 
 # Stripe Checkout's locale codes for the service's locales.
 CHECKOUT_LOCALES = {"zh-CN": "zh", "en": "en"}
-DEEP_REPORT_PLAN = "deep_report"
 
 
 @dataclass

@@ -26,6 +26,8 @@ class RunOutcome:
 
     handed_out: int
     already_finished: bool
+    # False when `max_pages` ended this invocation before the last page; calling again continues.
+    finished: bool = True
 
 
 def run_over_entitled(
@@ -34,14 +36,20 @@ def run_over_entitled(
     handle_page: Callable[[list[str]], None],
     page_size: int = PAGE_SIZE,
     checkpoint_fields: dict[str, Any] | None = None,
+    max_pages: int | None = None,
 ) -> RunOutcome:
-    """Call `handle_page` with each page of entitled subscriber ids, after the checkpoint."""
+    """Call `handle_page` with each page of entitled subscriber ids, after the checkpoint.
+
+    With `max_pages`, return after that many pages with `finished` False, so that a caller with
+    a short timeout (an API request) continues the run with a later call.
+    """
     run = table.get(run_pk, RUN_SK) or {}
     if run.get("finished"):
         return RunOutcome(handed_out=0, already_finished=True)
 
     start_after: dict[str, str] | None = run.get("start_after")
     handed_out = 0
+    pages = 0
     while True:
         request: dict[str, Any] = {
             "TableName": table.name,
@@ -69,5 +77,8 @@ def run_over_entitled(
         else:
             checkpoint["finished"] = True
         table.put(checkpoint)
+        pages += 1
         if not start_after:
             return RunOutcome(handed_out=handed_out, already_finished=False)
+        if max_pages is not None and pages >= max_pages:
+            return RunOutcome(handed_out=handed_out, already_finished=False, finished=False)

@@ -3,7 +3,8 @@
 The export decrypts the subscriber's contact details and identifiers with their data key and
 adds the masked forms. It contains every item of their partition, their signup, and the
 delivery records of every message sent to them. Fingerprints, code hashes and index keys are
-left out, for the reasons `docs/privacy.md` lists. Both files go to the exports bucket
+left out, for the reasons `docs/privacy.md` lists. A ZIP archive contains both files and the
+file of every report and dossier (see `export_bundle`). The three go to the exports bucket
 (SSE-KMS, deleted by a lifecycle rule after a day) and are handed out by presigned URLs valid
 for 15 minutes. Creating an export and handing out a new link each write an audit record.
 """
@@ -27,6 +28,7 @@ from idsentry.errors import NotFoundError
 from idsentry.identifiers import IdentifierKind, mask
 from idsentry.ids import new_id
 from idsentry.services.audit import AuditRecord, AuditTrail
+from idsentry.services.export_bundle import ExportArchive, copy_files, name_files, stored_files
 from idsentry.services.export_html import render_html
 from idsentry.services.subscriber_records import (
     SubscriberRecords,
@@ -46,7 +48,11 @@ LINK_SECONDS = 15 * 60
 # before the rule has run, because S3 applies lifecycle rules only eventually.
 RETENTION_SECONDS = 24 * 3600
 EXPORT_ID_PATTERN = re.compile(r"exp_[0-9A-HJKMNP-TV-Z]{26}")
-FILES = {"json": ("export.json", "application/json"), "html": ("export.html", "text/html")}
+FILES = {
+    "json": ("export.json", "application/json"),
+    "html": ("export.html", "text/html"),
+    "zip": ("export.zip", "application/zip"),
+}
 
 # Sections of the export, by the sort-key prefix of the partition's items: (prefix, section,
 # whether the section is a list). Items matching no prefix go to "other_records".
@@ -110,6 +116,8 @@ class ExportDeps:
     objects: ExportObjects
     audit: AuditTrail
     clock: Clock
+    # The reports bucket, whose report and dossier files the ZIP archive copies.
+    report_files: ExportObjects
 
 
 @dataclass(frozen=True)
@@ -131,7 +139,11 @@ def export_prefix(subscriber_id: str) -> str:
 
 
 def create_export(deps: ExportDeps, requester: Requester) -> dict[str, Any]:
-    """Build the subscriber's export, store both files and return short-lived links to them."""
+    """Build the subscriber's export, store its files and return short-lived links to them.
+
+    The archive is written first and the JSON file last, because a link is handed out only
+    for an export whose JSON file exists.
+    """
     subscriber_id = requester.subscriber_id
     records = load_records(deps.table, subscriber_id)
     if records.profile is None:
@@ -149,15 +161,27 @@ def create_export(deps: ExportDeps, requester: Requester) -> dict[str, Any]:
         moment,
     )
 
-    deps.objects.put(
-        object_key(subscriber_id, export_id, "json"),
-        json.dumps(document, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8"),
-        "application/json; charset=utf-8",
-    )
+    archive_key = object_key(subscriber_id, export_id, "zip")
+    with (
+        deps.objects.open_upload(archive_key, "application/zip") as upload,
+        ExportArchive(upload, moment) as archive,
+    ):
+        copied = copy_files(archive, deps.report_files, stored_files(records))
+        name_files(document, copied)
+        document_json = json.dumps(document, ensure_ascii=False, indent=2, sort_keys=True)
+        page = render_html(document)
+        archive.add(FILES["json"][0], document_json.encode("utf-8"))
+        archive.add(FILES["html"][0], page.encode("utf-8"))
+
     deps.objects.put(
         object_key(subscriber_id, export_id, "html"),
-        render_html(document).encode("utf-8"),
+        page.encode("utf-8"),
         "text/html; charset=utf-8",
+    )
+    deps.objects.put(
+        object_key(subscriber_id, export_id, "json"),
+        document_json.encode("utf-8"),
+        "application/json; charset=utf-8",
     )
     logger.info("export created", extra={"subscriber_id": subscriber_id, "export_id": export_id})
     return _links(deps, subscriber_id, export_id, moment, moment)

@@ -686,11 +686,22 @@ REPORT_TITLES: dict[str, dict[Locale, str]] = {
 }
 
 
+def _purchase_date(report: dict[str, Any], timezone: str) -> str:
+    """Return the local date a bought report was paid for, as 2026-05-03 like the report."""
+    from zoneinfo import ZoneInfo
+
+    paid_at = report.get("purchased_at")
+    if paid_at is None:
+        return str(report["generated_at"])[:10]
+    return datetime.fromtimestamp(int(paid_at), ZoneInfo(timezone)).date().isoformat()
+
+
 def _send_report_ready(deps: NotifierDeps, ledger: Ledger, job: ReportReadyJob) -> str:
     """E-mail that a report is ready, with a link to the account page, once per report.
 
     Monthly reports go out with the "reports" list, so its one-click link stops them; a report
-    the subscriber asked for or bought is always announced.
+    the subscriber asked for or bought is always announced. The e-mail of a bought report names
+    it as bought, with the purchase date and the start of its history.
     """
     items = deps.table.get_partition(f"SUB#{job.subscriber_id}")
     report = items.get(f"REPORT#{job.report_id}")
@@ -707,13 +718,23 @@ def _send_report_ready(deps: NotifierDeps, ledger: Ledger, job: ReportReadyJob) 
     if deps.account_page_url is None:
         raise RuntimeError("ACCOUNT_PAGE_URL is not set, so a report e-mail has no link")
 
-    message = render_email(
-        "report_ready",
-        contact.locale,
-        title=REPORT_TITLES[kind][contact.locale],
-        month=str(report["month"]),
-        link=f"{account_page_link(deps.account_page_url, contact.locale)}#reports",
-    )
+    link = f"{account_page_link(deps.account_page_url, contact.locale)}#reports"
+    if kind == "deep":
+        message = render_email(
+            "report_ready_deep",
+            contact.locale,
+            purchased=_purchase_date(report, contact.preferences.timezone),
+            since=str(report.get("covers_from") or report["generated_at"][:10]),
+            link=link,
+        )
+    else:
+        message = render_email(
+            "report_ready",
+            contact.locale,
+            title=REPORT_TITLES[kind][contact.locale],
+            month=str(report["month"]),
+            link=link,
+        )
     email = contact.email()
     return _send(
         ledger,

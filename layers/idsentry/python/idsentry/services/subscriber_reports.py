@@ -16,13 +16,12 @@ working when they expire.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from idsentry.adapters.bus import EventPublisher
 from idsentry.adapters.exports import ExportObjects
@@ -32,7 +31,7 @@ from idsentry.clock import SHANGHAI, Clock
 from idsentry.errors import FieldProblem, NotFoundError, RequestValidationError
 from idsentry.models.events import ReportGenerated
 from idsentry.models.jobs import ReportJob
-from idsentry.object_keys import report_prefix
+from idsentry.object_keys import REPORT_FILE_NAMES, report_file_key
 from idsentry.reports.assess import latest_results, report_period
 from idsentry.reports.model import (
     CheckResult,
@@ -43,17 +42,26 @@ from idsentry.reports.model import (
     sms_pointer_keys,
 )
 from idsentry.services.entitled_runs import PAGE_SIZE, run_over_entitled
+from idsentry.services.report_ids import (
+    DEEP_REPORT_PLAN,
+    current_month,
+    deep_report_id,
+    report_id_for,
+)
 from idsentry.services.subscriber_records import read_many
+
+if TYPE_CHECKING:
+    from idsentry.reports.document import Document
 
 logger = logging.getLogger(__name__)
 
-ReportKind = Literal["monthly", "on_demand", "deep"]
 REPORT_PREFIX = "REPORT#"
+PURCHASE_PREFIX = "PURCHASE#"
 # Presigned download URLs work this long; the account page requests a new one on each click.
 LINK_SECONDS = 5 * 60
 FILES: dict[str, tuple[str, str]] = {
-    "html": ("report.html", "text/html; charset=utf-8"),
-    "pdf": ("report.pdf", "application/pdf"),
+    "html": (REPORT_FILE_NAMES["html"], "text/html; charset=utf-8"),
+    "pdf": (REPORT_FILE_NAMES["pdf"], "application/pdf"),
 }
 STATE_STORED = "stored"
 STATE_ANNOUNCED = "announced"
@@ -76,15 +84,9 @@ class ReportDeps:
     clock: Clock
 
 
-def report_id_for(subscriber_id: str, kind: ReportKind, period_key: str) -> str:
-    """Return the report id of one subscriber, kind and period (a month, a day or a purchase)."""
-    digest = hashlib.sha256(f"{subscriber_id}#{kind}#{period_key}".encode()).hexdigest()
-    return f"rpt_{digest[:26]}"
-
-
 def object_key(subscriber_id: str, report_id: str, file_format: str) -> str:
     """Return the bucket key of one file of a report."""
-    return f"{report_prefix(subscriber_id)}{report_id}/{FILES[file_format][0]}"
+    return report_file_key(subscriber_id, report_id, file_format)
 
 
 def previous_month(now: datetime) -> str:
@@ -92,11 +94,6 @@ def previous_month(now: datetime) -> str:
     local = now.astimezone(SHANGHAI)
     year, month = (local.year, local.month - 1) if local.month > 1 else (local.year - 1, 12)
     return f"{year:04d}-{month:02d}"
-
-
-def current_month(now: datetime) -> str:
-    """Return the calendar month of `now` in China time, as yyyy-mm."""
-    return now.astimezone(SHANGHAI).strftime("%Y-%m")
 
 
 def monthly_job(subscriber_id: str, month: str) -> ReportJob:
@@ -109,30 +106,63 @@ def monthly_job(subscriber_id: str, month: str) -> ReportJob:
     )
 
 
+@dataclass(frozen=True)
+class MonthlyRun:
+    """The subscribers one `queue_monthly_reports` call queued, and the month's run state."""
+
+    month: str
+    subscriber_ids: tuple[str, ...]
+    already_finished: bool
+    finished: bool
+
+
+def queue_monthly_reports(
+    table: MainTable,
+    jobs: JobQueue,
+    month: str,
+    page_size: int = PAGE_SIZE,
+    max_pages: int | None = None,
+) -> MonthlyRun:
+    """Queue the month's report job of every entitled subscriber, continuing the month's run.
+
+    The scheduled planner and staff requests share the run item `REPORTRUN#{month}`, so a month
+    whose run finished queues nothing more. `max_pages` ends the call early (see
+    `run_over_entitled`).
+    """
+    queued: list[str] = []
+
+    def queue_page(subscribers: list[str]) -> None:
+        jobs.send_many([monthly_job(subscriber, month) for subscriber in subscribers])
+        queued.extend(subscribers)
+
+    outcome = run_over_entitled(
+        table, f"REPORTRUN#{month}", queue_page, page_size, {"month": month}, max_pages
+    )
+    return MonthlyRun(
+        month=month,
+        subscriber_ids=tuple(queued),
+        already_finished=outcome.already_finished,
+        finished=outcome.finished,
+    )
+
+
 def plan_monthly_reports(
     table: MainTable, jobs: JobQueue, now: datetime, page_size: int = PAGE_SIZE
 ) -> dict[str, Any]:
     """Queue the previous month's report job for every entitled subscriber; safe to repeat."""
-    month = previous_month(now)
-
-    def queue_page(subscribers: list[str]) -> None:
-        jobs.send_many([monthly_job(subscriber, month) for subscriber in subscribers])
-
-    outcome = run_over_entitled(
-        table, f"REPORTRUN#{month}", queue_page, page_size, {"month": month}
-    )
+    run = queue_monthly_reports(table, jobs, previous_month(now), page_size)
     logger.info(
         "monthly reports planned",
         extra={
-            "month": month,
-            "queued": outcome.handed_out,
-            "already_finished": outcome.already_finished,
+            "month": run.month,
+            "queued": len(run.subscriber_ids),
+            "already_finished": run.already_finished,
         },
     )
     return {
-        "month": month,
-        "queued": outcome.handed_out,
-        "already_finished": outcome.already_finished,
+        "month": run.month,
+        "queued": len(run.subscriber_ids),
+        "already_finished": run.already_finished,
     }
 
 
@@ -147,25 +177,12 @@ def on_demand_job(subscriber_id: str, now: datetime) -> ReportJob:
     )
 
 
-def deep_report_job(subscriber_id: str, purchase_id: str, now: datetime) -> ReportJob:
-    """Return the job of a bought report, one per purchase."""
-    return ReportJob(
-        job_id=f"report_deep_{purchase_id}",
-        subscriber_id=subscriber_id,
-        month=current_month(now),
-        report_kind="deep",
-        purchase_id=purchase_id,
-    )
-
-
 def job_report_id(job: ReportJob) -> str:
     """Return the id of the report that a job renders."""
     if job.report_kind == "deep":
-        # NOTE: a bought report renders the same content as the monthly one. Its in-depth
-        # sections are not built, and billing does not queue this job yet.
         if not job.purchase_id:
             raise ValueError("a deep report job needs purchase_id")
-        return report_id_for(job.subscriber_id, "deep", job.purchase_id)
+        return deep_report_id(job.subscriber_id, job.purchase_id)
     if job.report_kind == "on_demand":
         return report_id_for(job.subscriber_id, "on_demand", job.job_id)
     return report_id_for(job.subscriber_id, "monthly", job.month)
@@ -195,7 +212,9 @@ def generate_report(deps: ReportDeps, job: ReportJob) -> str:
     """Render, store and announce one report; returns the outcome for the logs.
 
     A job whose report was already announced changes nothing. One that stopped after storing
-    the files publishes the event again, which the notifier's ledger makes harmless.
+    the files publishes the event again, which the notifier's ledger makes harmless. A bought
+    report is rendered only while its purchase is paid, so a purchase refunded before the
+    job ran gets none.
     """
     report_id = job_report_id(job)
     pk = f"SUB#{job.subscriber_id}"
@@ -211,8 +230,19 @@ def generate_report(deps: ReportDeps, job: ReportJob) -> str:
         return "duplicate"
 
     if existing is None:
+        purchase = items.get(f"{PURCHASE_PREFIX}{job.purchase_id}") if job.purchase_id else None
+        if job.report_kind == "deep" and not _paid_deep_report(purchase):
+            logger.info("report skipped", extra={"report_id": report_id, "reason": "not_paid"})
+            return "not_paid"
+
         generated_at = deps.clock()
-        shown_results = _render_and_store(deps, job, report_id, items, generated_at)
+        if job.report_kind == "deep" and purchase is not None:
+            shown_results, details = _render_deep(
+                deps, job, report_id, items, purchase, generated_at
+            )
+        else:
+            shown_results = _render_and_store(deps, job, report_id, items, generated_at)
+            details = {}
         deps.table.put(
             {
                 "pk": pk,
@@ -224,6 +254,7 @@ def generate_report(deps: ReportDeps, job: ReportJob) -> str:
                 "generated_at": generated_at.astimezone(UTC).isoformat(),
                 "check_results": json.dumps(shown_results, sort_keys=True),
                 "state": STATE_STORED,
+                **details,
             }
         )
 
@@ -261,25 +292,78 @@ def _render_and_store(
 ) -> list[dict[str, Any]]:
     """Render both files into the bucket; return the check results the report showed."""
     from idsentry.reports.document import report_document
-    from idsentry.reports.html import render_html
-    from idsentry.reports.pdf import render_pdf
 
     facts = subscriber_facts(deps, job.subscriber_id, items)
     data = report_data(facts, job.month, generated_at, _previous_results(items, job.month))
-    document = report_document(data)
-
-    deps.objects.put(
-        object_key(job.subscriber_id, report_id, "html"),
-        render_html(document).encode("utf-8"),
-        FILES["html"][1],
-    )
-    deps.objects.put(
-        object_key(job.subscriber_id, report_id, "pdf"), render_pdf(document), FILES["pdf"][1]
-    )
+    _store_files(deps, job.subscriber_id, report_id, report_document(data))
 
     end = report_period(job.month, facts.zone).end
     latest = latest_results(facts.check_results, end)
     return [result.model_dump(mode="json") for result in latest.values()]
+
+
+def _paid_deep_report(purchase: dict[str, Any] | None) -> bool:
+    """Return whether a purchase item is a paid deep report, neither refunded nor unknown."""
+    return (
+        purchase is not None
+        and purchase.get("plan") == DEEP_REPORT_PLAN
+        and purchase.get("status") == "paid"
+    )
+
+
+def _render_deep(
+    deps: ReportDeps,
+    job: ReportJob,
+    report_id: str,
+    items: dict[str, dict[str, Any]],
+    purchase: dict[str, Any],
+    generated_at: datetime,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Render a bought report into the bucket.
+
+    Returns the check results it showed and the attributes the report item adds: when the
+    report was bought and the local date its history starts, which the e-mail names.
+    """
+    from idsentry.reports.deep import assess_deep_report
+    from idsentry.reports.deep_document import layout_deep_report
+    from idsentry.reports.model import deep_report_data
+    from idsentry.services.playbooks import load_config
+
+    facts = subscriber_facts(deps, job.subscriber_id, items)
+    profile = items.get("PROFILE") or {}
+    signed_up = profile.get("created_at")
+    since = (
+        datetime.fromtimestamp(int(signed_up), UTC)
+        if isinstance(signed_up, int | float) and not isinstance(signed_up, bool)
+        else generated_at
+    )
+    purchased_at = datetime.fromtimestamp(int(purchase["paid_at"]), UTC)
+    data = deep_report_data(facts, generated_at, min(since, generated_at), purchased_at)
+    config = load_config()
+    report = assess_deep_report(data, config)
+    _store_files(deps, job.subscriber_id, report_id, layout_deep_report(report, config))
+
+    latest = latest_results(facts.check_results, generated_at)
+    details = {
+        "purchased_at": int(purchase["paid_at"]),
+        "covers_from": report.start.astimezone(facts.zone).date().isoformat(),
+    }
+    return [result.model_dump(mode="json") for result in latest.values()], details
+
+
+def _store_files(deps: ReportDeps, subscriber_id: str, report_id: str, document: Document) -> None:
+    """Render a laid-out document as HTML and PDF and write both files."""
+    from idsentry.reports.html import render_html
+    from idsentry.reports.pdf import render_pdf
+
+    deps.objects.put(
+        object_key(subscriber_id, report_id, "html"),
+        render_html(document).encode("utf-8"),
+        FILES["html"][1],
+    )
+    deps.objects.put(
+        object_key(subscriber_id, report_id, "pdf"), render_pdf(document), FILES["pdf"][1]
+    )
 
 
 def subscriber_facts(
@@ -317,24 +401,39 @@ def _previous_results(items: dict[str, dict[str, Any]], month: str) -> list[Chec
 
 
 def list_reports(table: MainTable, subscriber_id: str) -> dict[str, Any]:
-    """Return the subscriber's reports, newest month first, without links."""
+    """Return the subscriber's reports, newest month first, without links.
+
+    A bought report (`bought: true`) also names its purchase, when it was paid and the
+    local date its history starts.
+    """
     items = table.get_partition(f"SUB#{subscriber_id}")
     profile = items.get("PROFILE")
     if profile is None or profile.get("deletion_requested_at"):
         raise NotFoundError("account.not_found")
-    reports = [
-        {
-            "report_id": item["report_id"],
-            "report_kind": item["report_kind"],
-            "month": item["month"],
-            "generated_at": item["generated_at"],
-            "formats": sorted(FILES),
-        }
-        for sk, item in items.items()
-        if sk.startswith(REPORT_PREFIX)
-    ]
+    reports = [_listed_report(item) for sk, item in items.items() if sk.startswith(REPORT_PREFIX)]
     reports.sort(key=lambda entry: (entry["month"], entry["generated_at"]), reverse=True)
     return {"reports": reports}
+
+
+def _listed_report(item: dict[str, Any]) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "report_id": item["report_id"],
+        "report_kind": item["report_kind"],
+        "month": item["month"],
+        "generated_at": item["generated_at"],
+        "formats": sorted(FILES),
+        "bought": item["report_kind"] == "deep",
+    }
+    if entry["bought"]:
+        purchased_at = item.get("purchased_at")
+        entry["purchase_id"] = item.get("purchase_id")
+        entry["purchased_at"] = (
+            datetime.fromtimestamp(int(purchased_at), UTC).isoformat()
+            if purchased_at is not None
+            else None
+        )
+        entry["covers_from"] = item.get("covers_from")
+    return entry
 
 
 def download_link(
