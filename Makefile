@@ -88,8 +88,9 @@ web-upload: setup
 	@test -n "$(STACK)" || { echo "set STACK to the deployed stack's name: make web-upload STACK=idsentry-prod" >&2; exit 2; }
 	$(PY) -m infra.web.upload --stack-name "$(STACK)" $(if $(REGION),--region "$(REGION)")
 
-# docs/signup-page.png and docs/signup-page.en.png at phone width, from the local stack in
-# headless Chromium (Debian's chromium, chromium-driver and fonts-noto-cjk).
+# The pictures of docs/screenshots.md (signup and account pages, the security report, its PDF,
+# a dossier and the reconciliation summary), from the local stack in headless Chromium (Debian's
+# chromium, chromium-driver and fonts-noto-cjk) and pdftoppm (Debian's poppler-utils).
 screenshots: setup
 	$(PY) -m infra.web.screenshots
 

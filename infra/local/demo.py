@@ -112,6 +112,7 @@ from infra.local.demo_alerts import (
     resolve_timezone_token,
 )
 from infra.local.demo_finance import FINANCE_ACTIONS, FINANCE_TEXT
+from infra.local.demo_reports import REPORT_ACTIONS, REPORT_TEXT
 from infra.local.emulators.hibp import HibpEmulator, InvalidBreachError, load_catalogue
 from infra.local.emulators.realname import RealNameEmulator
 from infra.local.emulators.stripe import TEST_API_KEY
@@ -3464,6 +3465,7 @@ def act_breach_check(demo: Demo, step: dict[str, Any]) -> None:
 UI_TEXT.update(ALERT_TEXT)
 UI_TEXT.update(ACCOUNT_TEXT)
 UI_TEXT.update(FINANCE_TEXT)
+UI_TEXT.update(REPORT_TEXT)
 
 ACTIONS: dict[str, Callable[[Demo, dict[str, Any]], None]] = {
     "signup": act_signup,
@@ -3497,6 +3499,7 @@ ACTIONS: dict[str, Callable[[Demo, dict[str, Any]], None]] = {
     **ALERT_ACTIONS,
     **ACCOUNT_ACTIONS,
     **FINANCE_ACTIONS,
+    **REPORT_ACTIONS,
 }
 
 

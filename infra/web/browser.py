@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from selenium.webdriver.chrome.webdriver import WebDriver
@@ -18,6 +19,9 @@ INSTALL_HINT = "apt-get install -y chromium chromium-driver"
 # A common phone viewport in CSS pixels (iPhone 12 to 15).
 PHONE_WIDTH = 390
 PHONE_HEIGHT = 844
+# A common laptop viewport in CSS pixels.
+DESKTOP_WIDTH = 1280
+DESKTOP_HEIGHT = 800
 
 CHROMIUM_FLAGS = (
     "--headless",
@@ -58,11 +62,13 @@ def start_chromium(
     width: int = PHONE_WIDTH,
     height: int = PHONE_HEIGHT,
     pixel_ratio: float = 1.0,
+    mobile: bool = True,
 ) -> WebDriver:
     """Start headless Chromium with a phone's viewport, `language` and IANA `timezone`.
 
-    `user_data_dir` must be a new, empty directory, so that no profile state carries over
-    from another run. The caller quits the returned driver.
+    With `mobile` False the viewport is a desktop browser's, without touch. `user_data_dir`
+    must be a new, empty directory, so that no profile state carries over from another run.
+    The caller quits the returned driver.
     """
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
@@ -86,8 +92,8 @@ def start_chromium(
                 "width": width,
                 "height": height,
                 "pixelRatio": pixel_ratio,
-                "mobile": True,
-                "touch": True,
+                "mobile": mobile,
+                "touch": mobile,
             }
         },
     )
@@ -103,3 +109,18 @@ def start_chromium(
         driver.quit()
         raise
     return driver
+
+
+def capture_full_page(driver: Any) -> bytes:
+    """Return a PNG of the whole page, beyond the viewport's height."""
+    metrics = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
+    size = metrics["cssContentSize"]
+    shot = driver.execute_cdp_cmd(
+        "Page.captureScreenshot",
+        {
+            "format": "png",
+            "captureBeyondViewport": True,
+            "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
+        },
+    )
+    return base64.b64decode(shot["data"])

@@ -1,4 +1,4 @@
-"""A subscriber with one confirmed alert on the local stack, for pictures and tests of the account page.
+"""A subscriber with one confirmed alert on the local stack, for account and report pictures and tests.
 
 Everything goes through the stack's own paths: signup over the HTTP API with the code from the
 Twilio emulator, a breach file and manifest uploaded to the intake bucket, and the alert that
@@ -34,6 +34,8 @@ class Person:
     id_number: str
     mobile: str
     email: str
+    # The language of the account's messages and reports: "zh-CN" or "en".
+    locale: str = "zh-CN"
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,7 @@ def sign_up(service: LocalService, person: Person) -> str:
         "id_number": person.id_number,
         "mobile": person.mobile,
         "email": person.email,
+        "locale": person.locale,
         "plan": "monthly",
         "consents": {
             kind.value: {"accepted": True, "version": CURRENT_VERSIONS[kind]}
@@ -122,6 +125,23 @@ def sign_up(service: LocalService, person: Person) -> str:
     )
     verified.raise_for_status()
     return str(verified.json()["subscriber_id"])
+
+
+def sign_in(service: LocalService, person: Person) -> str:
+    """Sign `person` in over the HTTP API with the code from the SMS. Returns the access token."""
+    before = len(sms_to(service, person.mobile))
+    started = requests.post(
+        f"{service.base_url}/v1/sign-in", json={"mobile": person.mobile}, timeout=REQUEST_TIMEOUT_S
+    )
+    started.raise_for_status()
+    message = wait_for_sms(service, person.mobile, before + 1)[-1]
+    verified = requests.post(
+        f"{service.base_url}/v1/sign-in/{started.json()['sign_in_id']}/verify",
+        json={"code": code_in(message)},
+        timeout=REQUEST_TIMEOUT_S,
+    )
+    verified.raise_for_status()
+    return str(verified.json()["access_token"])
 
 
 def mark_monitored(service: LocalService, subscriber_id: str) -> None:

@@ -1,17 +1,20 @@
-"""`make screenshots`: save the signup and account pages at phone width, in zh-CN and en, under docs/.
+"""`make screenshots`: save pictures of the pages and reports, in zh-CN and en, under docs/.
 
     python -m infra.web.screenshots [--out DIR]
 
 Starts the local stack on 127.0.0.1 and headless Chromium (Debian's chromium and
-chromium-driver packages), and needs a font with Chinese glyphs (Debian's fonts-noto-cjk).
-The account pages show a sample subscriber who was alerted about a synthetic breach, signed
-in with the code from the Twilio emulator, with the first step of the alert's checklist done.
+chromium-driver packages), and needs a font with Chinese glyphs (Debian's fonts-noto-cjk) and
+pdftoppm (Debian's poppler-utils). The signup and account pages are taken at phone width. The
+account pages show a sample subscriber who was alerted about a synthetic breach, signed in
+with the code from the Twilio emulator, with the first step of the alert's checklist done.
+infra.web.report_screenshots then saves the security report of that subscriber and of an
+English one (HTML at phone and desktop width, and the first PDF pages), a dossier and the
+reconciliation summary.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import logging
 import shutil
 import subprocess
@@ -21,7 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from infra.local.service import LocalService
-from infra.web.browser import PHONE_WIDTH, missing_browser, start_chromium
+from infra.web.browser import PHONE_WIDTH, capture_full_page, missing_browser, start_chromium
+from infra.web.images import missing_pdftoppm, shrink_png
+from infra.web.report_screenshots import take_report_screenshots
 from infra.web.sample_account import (
     Breach,
     Person,
@@ -56,21 +61,6 @@ def missing_chinese_font() -> str | None:
     if not listed.stdout.strip():
         return "no font with Chinese glyphs found; install one: apt-get install -y fonts-noto-cjk"
     return None
-
-
-def capture_full_page(driver: Any) -> bytes:
-    """Return a PNG of the whole page, beyond the viewport's height."""
-    metrics = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
-    size = metrics["cssContentSize"]
-    shot = driver.execute_cdp_cmd(
-        "Page.captureScreenshot",
-        {
-            "format": "png",
-            "captureBeyondViewport": True,
-            "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
-        },
-    )
-    return base64.b64decode(shot["data"])
 
 
 def _wait(driver: Any, condition: Any) -> Any:
@@ -139,7 +129,7 @@ def _account_screenshots(service: LocalService, profile: Path, out_dir: Path) ->
             # Leave the focus ring off the picture.
             driver.execute_script("document.activeElement?.blur()")
             target = out_dir / name
-            target.write_bytes(capture_full_page(driver))
+            target.write_bytes(shrink_png(capture_full_page(driver)))
             written.append(target)
     finally:
         driver.quit()
@@ -162,7 +152,7 @@ def take_screenshots(out_dir: Path) -> list[Path]:
             try:
                 _open(driver, service.signup_page_url + path)
                 target = out_dir / name
-                target.write_bytes(capture_full_page(driver))
+                target.write_bytes(shrink_png(capture_full_page(driver)))
                 written.append(target)
             finally:
                 driver.quit()
@@ -170,6 +160,7 @@ def take_screenshots(out_dir: Path) -> list[Path]:
         profile = Path(profiles) / "account"
         profile.mkdir()
         written.extend(_account_screenshots(service, profile, out_dir))
+        written.extend(take_report_screenshots(service, SAMPLE_PERSON, Path(profiles), out_dir))
     return written
 
 
@@ -185,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
 
-    for reason in (missing_browser(), missing_chinese_font()):
+    for reason in (missing_browser(), missing_chinese_font(), missing_pdftoppm()):
         if reason is not None:
             print(f"cannot take screenshots: {reason}", file=sys.stderr)
             return 1

@@ -220,3 +220,37 @@ def test_demo_finance_stage_in_english(demo_run: subprocess.CompletedProcess[str
     assert "Repair: nothing was missing, so no event was applied again" in finance
     assert "the CSV starts with a UTF-8 BOM: yes" in finance
     assert "(Chinese and English, no download link): Stripe 对账已完成" in finance
+
+
+def test_demo_reports_stage_in_english(demo_run: subprocess.CompletedProcess[str]) -> None:
+    output = demo_run.stdout
+    reports = output[output.index("[reports] reports.monthly") : output.index("[summary]")]
+
+    assert "3 report jobs queued for " in reports
+    assert (
+        "Your monthly security report is ready - IDSentry; link /signup/en/account/#reports"
+        in reports
+    )
+    assert "Your security report is ready - IDSentry; link /signup/en/account/#reports" in reports
+    assert "2 reports: on_demand " in reports
+    assert "language en, title “IDSentry monthly security report " in reports
+    assert "3101**********0023" in reports
+    assert re.search(r"PDF: [\d,]+ bytes, \d+ pages; lines that show identifiers:", reports)
+    assert re.search(
+        r"Dossier PDF: [\d,]+ bytes, \d+ pages, contains reference DOS-\w+: yes", reports
+    )
+
+
+def test_demo_report_without_sign_in(tmp_path: Path) -> None:
+    story = json.loads((STORY_DIR / "story.json").read_text(encoding="utf-8"))
+    signup = next(step for step in story["steps"] if step["id"] == "wang.signup")
+    report = next(step for step in story["steps"] if step["id"] == "wang.report")
+    story["steps"] = [signup, report]
+    shutil.copy(STORY_DIR / "identities.json", tmp_path / "identities.json")
+    (tmp_path / "story.json").write_text(json.dumps(story, ensure_ascii=False), encoding="utf-8")
+
+    result = run_demo("--lang", "en", "--story", str(tmp_path / "story.json"))
+
+    assert result.returncode == 1
+    assert "Step wang.report failed: wang.signup has no access token" in result.stdout
+    assert "Local service stopped." in result.stdout
