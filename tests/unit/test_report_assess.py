@@ -26,6 +26,7 @@ from idsentry.reports.model import (
 from infra.tools.report_samples import (
     GENERATED_AT,
     MASKED,
+    REPORT_MONTH,
     SUBSCRIBER_ID,
     epoch,
     sample_records,
@@ -93,6 +94,39 @@ def test_period_is_the_month_in_the_subscriber_zone():
     assert period.start == datetime(2026, 12, 1, tzinfo=SHANGHAI)
     assert period.end == datetime(2027, 1, 1, tzinfo=SHANGHAI)
     assert period.start.astimezone(UTC) == datetime(2026, 11, 30, 16, tzinfo=UTC)
+
+
+def test_period_of_running_month_ends_at_request():
+    requested = datetime(2026, 12, 5, 7, 30, tzinfo=UTC)
+
+    period = report_period("2026-12", SHANGHAI, requested)
+
+    assert period.start == datetime(2026, 12, 1, tzinfo=SHANGHAI)
+    assert period.end == requested
+    assert period.end.tzinfo == SHANGHAI
+
+
+def test_period_of_past_month_ignores_request():
+    requested = datetime(2027, 1, 3, tzinfo=UTC)
+
+    period = report_period("2026-12", SHANGHAI, requested)
+
+    assert period.end == datetime(2027, 1, 1, tzinfo=SHANGHAI)
+
+
+def test_running_month_report_shows_request_day():
+    from idsentry.reports.document import report_document
+    from idsentry.reports.html import render_html
+
+    partition, related = sample_records("zh-CN")
+    facts = from_records(SUBSCRIBER_ID, partition, related, MASKED)
+    requested = datetime(2026, 5, 20, 4, 0, tzinfo=UTC)
+
+    page = render_html(report_document(report_data(facts, REPORT_MONTH, requested)))
+
+    assert "2026-05-01 至 2026-05-20" in page
+    assert "截至 2026-05-20 的记录" in page
+    assert "2026-05-31" not in page
 
 
 def test_shift_month_across_years():

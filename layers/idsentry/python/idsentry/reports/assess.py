@@ -49,16 +49,23 @@ class Period:
     end: datetime
 
 
-def report_period(month: str, zone: ZoneInfo) -> Period:
-    """Return the period of a YYYY-MM month in `zone`."""
+def report_period(month: str, zone: ZoneInfo, as_of: datetime | None = None) -> Period:
+    """Return the period of a YYYY-MM month in `zone`, ending at `as_of` if that comes first.
+
+    A report requested while its month runs covers the month up to the request, so it neither
+    claims records for days still to come nor changes once those days have passed.
+    """
     year, number = (int(part) for part in month.split("-"))
     next_year, next_number = shift_month(year, number, 1)
+    end = datetime(next_year, next_number, 1, tzinfo=zone)
+    if as_of is not None and as_of < end:
+        end = as_of.astimezone(zone)
     return Period(
         month=month,
         year=year,
         month_number=number,
         start=datetime(year, number, 1, tzinfo=zone),
-        end=datetime(next_year, next_number, 1, tzinfo=zone),
+        end=end,
     )
 
 
@@ -194,7 +201,7 @@ def assess_report(data: ReportData, config: PlaybookConfig | None = None) -> Rep
     """Derive the content of one monthly report. The same data gives the same report."""
     config = config or load_config()
     facts = data.facts
-    period = report_period(data.month, facts.zone)
+    period = report_period(data.month, facts.zone, data.generated_at)
 
     found = [exposure for exposure in facts.exposures if exposure.found_at < period.end]
     confirmed = [exposure for exposure in found if exposure.status == "confirmed"]

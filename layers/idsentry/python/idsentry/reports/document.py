@@ -221,7 +221,8 @@ def layout_report(report: Report, config: PlaybookConfig) -> Document:
     locale = facts.locale
     zone = facts.zone
     period = report.period
-    last_day = (period.end - timedelta(days=1)).date()
+    # The period ends at a midnight, or at the request of a report for a month still running.
+    last_day = (period.end - timedelta(microseconds=1)).date()
 
     blocks: list[Block] = [
         risk_banner(report.risk, locale),

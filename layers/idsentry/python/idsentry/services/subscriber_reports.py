@@ -297,7 +297,7 @@ def _render_and_store(
     data = report_data(facts, job.month, generated_at, _previous_results(items, job.month))
     _store_files(deps, job.subscriber_id, report_id, report_document(data))
 
-    end = report_period(job.month, facts.zone).end
+    end = report_period(job.month, facts.zone, generated_at).end
     latest = latest_results(facts.check_results, end)
     return [result.model_dump(mode="json") for result in latest.values()]
 
