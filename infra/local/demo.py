@@ -3584,4 +3584,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # The stage modules import infra.local.demo, a second copy of this module when it runs as
+    # `python -m`. Running that copy's main makes their StoryError the class its runner catches.
+    from infra.local import demo as imported_demo
+
+    sys.exit(imported_demo.main())
