@@ -442,8 +442,36 @@ export async function renderReports(body, page) {
       (error) => showAlert(alert, errorMessage(error)),
     ),
   );
-  parts.push(request, status, dossierBlock());
+  parts.push(request, status, deepReportBlock(), dossierBlock());
   body.replaceChildren(...parts);
+}
+
+// The one-off in-depth report: the API returns a signed billing link, which opens Stripe
+// Checkout. Once paid, the report joins the list above and an e-mail announces it.
+function deepReportBlock() {
+  const alert = alertBox();
+  const buy = el("button", { type: "button", id: "deep-report-buy", text: text.deep_report_buy });
+  buy.addEventListener("click", () =>
+    act(
+      buy,
+      text.loading,
+      async () => {
+        hideAlert(alert);
+        const link = await account("POST", "/v1/account/deep-report", 200);
+        const url = safeUrl(link.url ?? "");
+        if (url) {
+          window.location.assign(url);
+        }
+      },
+      (error) => showAlert(alert, errorMessage(error)),
+    ),
+  );
+  return el("div", { className: "data-block", id: "deep-report" }, [
+    el("h3", { text: text.deep_report_title }),
+    el("p", { text: text.deep_report_intro }),
+    alert,
+    buy,
+  ]);
 }
 
 // One report with a button per format. The download URL is requested on click, because it

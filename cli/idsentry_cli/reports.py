@@ -59,10 +59,16 @@ def run_reports(
         result: dict[str, Any] = api.post(REPORTS_PATH, body)
         on_request(result)
         if merged is None:
-            merged = {**result, "reports": list(result.get("reports") or [])}
+            merged = {
+                **result,
+                "reports": list(result.get("reports") or []),
+                "skipped_subscribers": list(result.get("skipped_subscribers") or []),
+            }
         else:
-            merged["queued"] += result.get("queued", 0)
+            for count in ("queued", "already_announced", "skipped"):
+                merged[count] = merged.get(count, 0) + result.get(count, 0)
             merged["reports"].extend(result.get("reports") or [])
+            merged["skipped_subscribers"].extend(result.get("skipped_subscribers") or [])
             merged["finished"] = result.get("finished", True)
         if result.get("finished", True):
             return merged

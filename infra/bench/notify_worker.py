@@ -64,6 +64,10 @@ class TimedSms:
         result: str | None = self._sender.status(message_id)
         return result
 
+    def find_sent(self, to: str, body: str, since: int) -> str | None:
+        found: str | None = self._sender.find_sent(to, body, since)
+        return found
+
 
 class QueueWorker:
     """Receive notification jobs in batches and process each one until `stop` is set."""

@@ -55,8 +55,21 @@ def run_scenarios(results: Path, pytest_args: list[str]) -> int:
     return completed.returncode
 
 
-def render(results: list[ScenarioResult], *, exit_code: int, seconds: float) -> str:
-    """The Markdown page: one table per area, then what each column means."""
+def render(results: list[ScenarioResult], *, exit_code: int, seconds: float | None) -> str:
+    """The Markdown page: one table per area, then what each column means.
+
+    `seconds` is None when the page is built from earlier runs' records (`--from-results`),
+    whose durations and exit codes it does not know.
+    """
+    if seconds is None:
+        run = (
+            "- duration: not measured: built from earlier runs' records "
+            "(`python -m infra.chaos --from-results`), whose pytest exit codes are not known"
+        )
+    else:
+        run = f"- duration: {seconds:.0f} s; pytest exit code {exit_code}" + (
+            " (every scenario passed)" if exit_code == 0 else " (a scenario FAILED)"
+        )
     lines = [
         "# Reliability",
         "",
@@ -65,8 +78,7 @@ def render(results: list[ScenarioResult], *, exit_code: int, seconds: float) -> 
         "",
         f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "- command: `make chaos` (`python -m infra.chaos`)",
-        f"- duration: {seconds:.0f} s; pytest exit code {exit_code}"
-        + (" (every scenario passed)" if exit_code == 0 else " (a scenario FAILED)"),
+        run,
         f"- machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}",
         "",
@@ -113,12 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
 
     started = time.monotonic()
+    seconds: float | None = None
     if options.from_results:
         folder, exit_code = options.from_results, 0
     else:
         folder = Path(tempfile.mkdtemp(prefix="idsentry-chaos-"))
         exit_code = run_scenarios(folder, options.pytest_args)
-    seconds = time.monotonic() - started
+        seconds = time.monotonic() - started
 
     page = render(load_results(folder), exit_code=exit_code, seconds=seconds)
     options.output.write_text(page, "utf-8")

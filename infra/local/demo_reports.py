@@ -3,9 +3,11 @@
 Actions:
 
 - `monthly_reports`: fire the monthly report schedule (the 1st at 09:00 China time). Wait until
-  the report worker has stored last month's report of every entitled subscriber and each
-  report_ready e-mail has arrived, then print each report with the e-mail's subject and link.
-  `expect.queued` checks how many jobs the planner queued, `expect.emails` the e-mails.
+  the report worker has stored last month's report of every entitled subscriber it queued and
+  each report_ready e-mail has arrived, then print each report with the e-mail's subject and
+  link. The planner skips a subscriber who signed up after last month ended. `expect.queued`
+  checks how many jobs the planner queued, `expect.skipped` how many subscribers it skipped,
+  and `expect.emails` the e-mails.
 - `request_report`: as a subscriber signed in by an earlier sign_in step (`signup`), POST
   /v1/account/reports for this month so far, wait for the report_ready e-mail and print its
   link, list the account's reports, and download the HTML and the PDF through the 5-minute
@@ -54,8 +56,8 @@ TITLE_PATTERN = re.compile(r"<title>(.*?)</title>", re.DOTALL)
 
 REPORT_TEXT: dict[str, dict[Lang, str]] = {
     "monthly_fired": {
-        "zh-CN": "触发每月报告计划任务 {schedule}：为 {month} 排队 {queued} 个报告任务",
-        "en": "Fired the monthly report schedule {schedule}: {queued} report jobs queued for {month}",
+        "zh-CN": "触发每月报告计划任务 {schedule}：为 {month} 排队 {queued} 个报告任务，跳过 {skipped} 位在该月结束后才注册的订阅者",
+        "en": "Fired the monthly report schedule {schedule}: {queued} report jobs queued for {month}, {skipped} subscribers skipped because they signed up after it ended",
     },
     "monthly_report": {
         "zh-CN": "· {name}：报告 {report_id}（{month}，{state}），HTML 和 PDF 已存入报告存储桶",
@@ -91,8 +93,8 @@ REPORT_TEXT: dict[str, dict[Lang, str]] = {
         "en": "POST /v1/account/dossier (for {audience}, breaches {breaches}) → HTTP {status}: reference {reference}, link expires {expires} (Beijing time)",
     },
     "dossier_file": {
-        "zh-CN": "说明材料 PDF：{size} 字节，{pages} 页，含编号 {reference}：{found}；其中显示身份信息的几行：",
-        "en": "Dossier PDF: {size} bytes, {pages} pages, contains reference {reference}: {found}; lines that show identifiers:",
+        "zh-CN": "个人信息泄露情况说明材料 PDF：{size} 字节，{pages} 页，含编号 {reference}：{found}；其中显示身份信息的几行：",
+        "en": "Incident dossier PDF: {size} bytes, {pages} pages, contains reference {reference}: {found}; lines that show identifiers:",
     },
     "found_yes": {"zh-CN": "是", "en": "yes"},
     "found_no": {"zh-CN": "否", "en": "no"},
@@ -118,8 +120,8 @@ REPORT_TEXT: dict[str, dict[Lang, str]] = {
         "en": "{file} lacks the masked ID number {masked}",
     },
     "reference_missing": {
-        "zh-CN": "说明材料 PDF 中没有编号 {reference}",
-        "en": "the dossier PDF lacks its reference {reference}",
+        "zh-CN": "个人信息泄露情况说明材料 PDF 中没有编号 {reference}",
+        "en": "the incident dossier PDF lacks its reference {reference}",
     },
     "no_report_token": {
         "zh-CN": "{step} 没有访问令牌，请先运行 sign_in 步骤",
@@ -179,8 +181,17 @@ def act_monthly_reports(demo: Demo, step: dict[str, Any]) -> None:
     results = demo.runtime.fire_schedule(MONTHLY_SCHEDULE)
     planned = results[0] if results and isinstance(results[0], dict) else {}
     month, queued = str(planned.get("month")), int(planned.get("queued") or 0)
+    skipped = int(planned.get("skipped") or 0)
     demo.write(
-        _text(demo, "monthly_fired", schedule=MONTHLY_SCHEDULE, month=month, queued=queued), 1
+        _text(
+            demo,
+            "monthly_fired",
+            schedule=MONTHLY_SCHEDULE,
+            month=month,
+            queued=queued,
+            skipped=skipped,
+        ),
+        1,
     )
 
     # The monthly run returns nothing to a subscriber, so the step reads the REPORT# items it
@@ -231,7 +242,9 @@ def act_monthly_reports(demo: Demo, step: dict[str, Any]) -> None:
         _report_email(demo, record, "monthly")
 
     expect = step.get("expect", {})
-    demo.check_fields(expect, {"queued": queued, "emails": len(stored)}, "monthly_reports")
+    demo.check_fields(
+        expect, {"queued": queued, "skipped": skipped, "emails": len(stored)}, "monthly_reports"
+    )
 
 
 def _monthly_reports(subscriber_id: str, month: str) -> list[dict[str, Any]]:

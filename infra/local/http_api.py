@@ -933,6 +933,11 @@ class _RequestFramingError(Exception):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # Listen backlog. socketserver's default of 5 made the kernel drop or reset connections
+    # when 40 clients connected at once while handler threads held the GIL. API Gateway
+    # accepts any number of concurrent clients, so this server queues far more than a test or
+    # bench opens at once. Linux caps it at net.core.somaxconn.
+    request_queue_size = 1024
 
     def __init__(
         self,

@@ -6,7 +6,9 @@ Three things are added to moto's own application, and one of its checks is made 
 - `GET /_local/ses/sent-messages`, the e-mails SES accepted, so that a caller in another process
   can read them as well as one in the same process;
 - SQS's retention check reads the queue's retention period directly (see
-  `constant_time_retention_check`).
+  `constant_time_retention_check`);
+- TransactWriteItems copies the items it writes, not whole tables, to roll back (see
+  `item_level_transaction_rollback`).
 
 `python -m infra.local.moto_app --port N` serves the application in a process of its own. It
 prints `ready <port>` once it listens and stops when its standard input closes. The bench uses it
@@ -123,6 +125,88 @@ def constant_time_retention_check() -> None:
     )
 
 
+class _TransactionState(threading.local):
+    active = False
+
+
+def item_level_transaction_rollback() -> None:
+    """Make moto's TransactWriteItems save the items it writes instead of whole tables.
+
+    Before it applies a transaction, moto 5 deep-copies every table that the transaction names,
+    to put them back if the transaction is cancelled. That cost grows with the table. In moto
+    5.2.5 on a busy 2-core machine, a two-write transaction took 20 ms on an empty table and
+    80 ms with 500 items. It runs under the lock that serves DynamoDB requests one at a time,
+    so a load test slowed down as it wrote. This wrapper saves a copy of each item that the transaction
+    names (or notes that it is missing) and puts those back when the transaction raises. moto's
+    own rollback then puts back the same table objects, because the wrapper makes moto skip the
+    table copies.
+    """
+    from moto.dynamodb import models as dynamodb_models
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
+
+    transaction_apply = DynamoDBBackend.transact_write_items
+    if getattr(transaction_apply, "item_level_rollback", False):
+        return
+    real_copy = dynamodb_models.copy
+    state = _TransactionState()
+
+    class CopyModule:
+        """moto's `copy` module, whose deepcopy returns a table itself inside a transaction."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real_copy, name)
+
+        @staticmethod
+        def deepcopy(value: Any, *args: Any) -> Any:
+            if state.active and isinstance(value, Table):
+                return value
+            return real_copy.deepcopy(value, *args)
+
+    def saved_items(backend: Any, transact_items: list[dict[str, Any]]) -> list[Any]:
+        saved = []
+        for entry in transact_items:
+            operation = next(iter(entry.values()))
+            table = backend.get_table(operation["TableName"])
+            if "Key" in operation:
+                key = operation["Key"]
+            else:
+                names = [table.hash_key_attr, table.range_key_attr]
+                key = {name: operation["Item"][name] for name in names if name is not None}
+            hash_value, range_value = backend.get_keys_value(table, key)
+            item = table.get_item(hash_value, range_value)
+            saved.append((table, hash_value, range_value, real_copy.deepcopy(item)))
+        return saved
+
+    def restore(saved: list[Any]) -> None:
+        for table, hash_value, range_value, item in reversed(saved):
+            if item is None:
+                table.delete_item(hash_value, range_value)
+            elif range_value is not None:
+                table.items[hash_value][range_value] = item
+            else:
+                table.items[hash_value] = item
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        try:
+            saved = saved_items(self, transact_items)
+        except Exception:
+            # moto's own checks reject this request (an unknown table, a missing key).
+            return transaction_apply(self, transact_items)
+        state.active = True
+        try:
+            return transaction_apply(self, transact_items)
+        except Exception:
+            restore(saved)
+            raise
+        finally:
+            state.active = False
+
+    transact_write_items.item_level_rollback = True  # type: ignore[attr-defined]
+    dynamodb_models.copy = CopyModule()  # type: ignore[assignment]
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
 def build_app() -> WsgiApp:
     """Return moto's application with the local stack's additions."""
     from moto.server import DomainDispatcherApplication, create_backend_app
@@ -132,6 +216,7 @@ def build_app() -> WsgiApp:
     # It must run before the server handles its first sesv2 request.
     install_ses_suppression_list()
     constant_time_retention_check()
+    item_level_transaction_rollback()
     return with_sent_messages(dynamodb_serial(DomainDispatcherApplication(create_backend_app)))
 
 

@@ -7,6 +7,7 @@ import importlib.util
 import json
 import logging
 import os
+import random
 import sys
 import threading
 import time
@@ -29,6 +30,7 @@ from infra.local.provision import (
     ScheduleTarget,
     check_loopback,
 )
+from infra.local.replay import QUEUE_MESSAGES, Replay
 
 LOG = logging.getLogger(__name__)
 
@@ -47,6 +49,8 @@ SQS_RECORD_ATTRIBUTES = (
 )
 
 SQS_MAX_RECEIVE = 10
+# How often run_until_idle looks again for replay copies that SQS still delays.
+REPLAY_IDLE_POLL_S = 0.1
 
 
 class LocalRuntimeError(Exception):
@@ -59,6 +63,16 @@ class EnvironmentConflictError(LocalRuntimeError):
 
 class NotIdleError(LocalRuntimeError):
     """The mapped queues kept delivering messages past the bounds of run_until_idle."""
+
+
+class InvocationStopped(BaseException):
+    """Raised inside a handler by a local fault hook to end the invocation with no response.
+
+    Lambda ends an invocation that way when it times out or its process crashes, so the whole
+    batch comes back. It derives from BaseException so that Powertools' batch processor does
+    not record it as one record's failure and go on with the next record. Only the local
+    reliability suite raises it.
+    """
 
 
 class LambdaContext:
@@ -88,6 +102,24 @@ class BatchOutcome:
     succeeded: int = 0
     failed: int = 0
     test_events: int = 0
+
+
+@dataclass(frozen=True)
+class SettledBatch:
+    """One batch an event source mapping delivered, as batch observers see it after settling."""
+
+    mapping_logical_id: str
+    function_logical_id: str
+    queue_url: str
+    message_ids: tuple[str, ...]
+    failed_ids: frozenset[str]
+    # Receipt handles of the failed messages, which stay in flight until they come back.
+    failed_receipts: dict[str, str]
+    # The invocation ended with no response: a handler crash, a timeout or InvocationStopped.
+    stopped: bool
+
+
+BatchObserver = Callable[[SettledBatch], None]
 
 
 @dataclass
@@ -191,6 +223,19 @@ class LocalRuntime:
         }
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        # Local fault hooks of the reliability suite: batches to cut short, and observers.
+        self._crashes: dict[str, list[int]] = {}
+        self._crash_lock = threading.Lock()
+        self._batch_observers: list[BatchObserver] = []
+
+        # Replay mode (see set_replay): the messages already sent a second time, the copies
+        # sent, and the copies not received yet.
+        self.replay: Replay | None = None
+        self._replay_lock = threading.Lock()
+        self._replay_random: dict[str, random.Random] = {}
+        self._replayed_ids: set[str] = set()
+        self._copy_ids: set[str] = set()
+        self._pending_copy_ids: set[str] = set()
 
     # ------------------------------------------------------------------ environment
 
@@ -334,6 +379,12 @@ class LocalRuntime:
         started = time.monotonic()
         try:
             result = handler(payload, context)
+        except InvocationStopped:
+            LOG.warning(
+                "invocation stopped by a local fault hook",
+                extra={"function": logical_id, "request_id": context.aws_request_id},
+            )
+            raise
         except Exception as exc:
             LOG.warning(
                 "invocation failed",
@@ -359,6 +410,76 @@ class LocalRuntime:
             raise LocalRuntimeError(
                 f"function {logical_id} returned a value that is not JSON serialisable"
             ) from exc
+
+    # ------------------------------------------------------------------ replay mode
+
+    def set_replay(self, replay: Replay | None) -> None:
+        """Deliver every SQS message twice and shuffle each batch, or (None) stop doing so.
+
+        Set it before `start()`. Each message a poll receives for the first time is sent to its
+        queue once more, delayed by 0 to `replay.max_delay_seconds` seconds, so the copy
+        arrives later and among other messages, as SQS's at-least-once delivery allows. The
+        copy has a new MessageId, as a producer's retried send or a second EventBridge
+        delivery has, so a consumer must recognise it by its content.
+        """
+        if self._threads:
+            raise LocalRuntimeError("set_replay must be called before the pollers start")
+        self.replay = replay
+
+    def pending_replay_copies(self) -> int:
+        """Return how many second copies were sent but not received yet."""
+        with self._replay_lock:
+            return len(self._pending_copy_ids)
+
+    def _replay_batch(
+        self, mapping: EventSourceMappingSpec, batch: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Send a second copy of each first-time message of the batch; return it shuffled."""
+        assert self.replay is not None
+        if mapping.queue_url.endswith(".fifo"):
+            raise LocalRuntimeError(
+                f"replay mode does not support the FIFO queue of mapping {mapping.logical_id}"
+            )
+        with self._replay_lock:
+            rng = self._replay_random.setdefault(
+                mapping.logical_id, self.replay.random(f"sqs:{mapping.logical_id}")
+            )
+            for message in batch:
+                self._pending_copy_ids.discard(message["MessageId"])
+            first_time = [
+                message
+                for message in batch
+                if message["MessageId"] not in self._replayed_ids
+                and message["MessageId"] not in self._copy_ids
+            ]
+            self._replayed_ids.update(message["MessageId"] for message in first_time)
+            delays = [rng.randint(0, self.replay.max_delay_seconds) for _ in first_time]
+            shuffled = list(batch)
+            rng.shuffle(shuffled)
+
+        for start in range(0, len(first_time), SQS_MAX_RECEIVE):
+            chunk = first_time[start : start + SQS_MAX_RECEIVE]
+            entries = []
+            for index, message in enumerate(chunk):
+                entry: dict[str, Any] = {
+                    "Id": str(index),
+                    "MessageBody": message["Body"],
+                    "DelaySeconds": delays[start + index],
+                }
+                if message.get("MessageAttributes"):
+                    entry["MessageAttributes"] = message["MessageAttributes"]
+                entries.append(entry)
+            response = self._sqs.send_message_batch(QueueUrl=mapping.queue_url, Entries=entries)
+            if response.get("Failed"):
+                raise LocalRuntimeError(
+                    f"sending replay copies to {mapping.queue_url} failed: {response['Failed']}"
+                )
+            with self._replay_lock:
+                for sent in response.get("Successful", []):
+                    self._copy_ids.add(sent["MessageId"])
+                    self._pending_copy_ids.add(sent["MessageId"])
+            self.replay.count(QUEUE_MESSAGES, len(chunk))
+        return shuffled
 
     # ------------------------------------------------------------------ SQS mappings
 
@@ -415,6 +536,9 @@ class LocalRuntime:
                 )
 
     def _return_early(self, queue_url: str, messages: list[dict[str, Any]]) -> None:
+        # NOTE: the override also replaces a delay the handler set with ChangeMessageVisibility,
+        # so local retries can come before the handler's own wait. The fault scenarios set it
+        # to None and keep retries in order on a virtual clock (infra/chaos/harness.py).
         if self.visibility_timeout_override is None or not messages:
             return
         for start in range(0, len(messages), SQS_MAX_RECEIVE):
@@ -450,13 +574,18 @@ class LocalRuntime:
         batch = [message for message in messages if message not in test_events]
         if not batch:
             return outcome
+        if self.replay is not None:
+            batch = self._replay_batch(mapping, batch)
 
         message_ids = [message["MessageId"] for message in batch]
-        event = {"Records": [self._sqs_record(mapping, message) for message in batch]}
+        records = [self._sqs_record(mapping, message) for message in batch]
+        stopped = False
         try:
-            response = self.invoke(mapping.function_logical_id, event)
-        except Exception:
+            response = self._invoke_batch(mapping.function_logical_id, records)
+        except (Exception, InvocationStopped):
+            # With no response (an exception, a crash or a timeout), Lambda retries every record.
             failed_ids = set(message_ids)
+            stopped = True
         else:
             failed_ids = (
                 failed_message_ids(response, message_ids)
@@ -480,7 +609,72 @@ class LocalRuntime:
                 "failed": outcome.failed,
             },
         )
+        settled = SettledBatch(
+            mapping_logical_id=mapping.logical_id,
+            function_logical_id=mapping.function_logical_id,
+            queue_url=mapping.queue_url,
+            message_ids=tuple(message_ids),
+            failed_ids=frozenset(failed_ids),
+            failed_receipts={message["MessageId"]: message["ReceiptHandle"] for message in failed},
+            stopped=stopped,
+        )
+        for observer in list(self._batch_observers):
+            observer(settled)
         return outcome
+
+    def _invoke_batch(self, function_logical_id: str, records: list[dict[str, Any]]) -> Any:
+        """Invoke the function with a batch, or with its first records only when a crash is armed."""
+        with self._crash_lock:
+            pending = self._crashes.get(function_logical_id)
+            record_count = pending.pop(0) if pending else None
+        if record_count is None:
+            return self.invoke(function_logical_id, {"Records": records})
+
+        LOG.warning(
+            "invocation crashes after part of its batch (local fault hook)",
+            extra={
+                "function": function_logical_id,
+                "records_run": min(record_count, len(records)),
+                "records": len(records),
+            },
+        )
+        if record_count > 0:
+            self.invoke(function_logical_id, {"Records": records[:record_count]})
+        raise InvocationStopped(f"{function_logical_id} crashed after {record_count} records")
+
+    # ------------------------------------------------------------------ local fault hooks
+
+    def crash_after_records(self, function_logical_id: str, records: int, times: int = 1) -> None:
+        """Make the function's next `times` batches crash after their first `records` records.
+
+        Those records run to completion, then the invocation ends with no response, as when
+        the process dies, so Lambda retries the whole batch, the finished records included.
+        Local only: the reliability suite uses it to check that redelivery changes nothing.
+        """
+        logical_id = self.function_logical_id(function_logical_id)
+        if records < 0 or times < 0:
+            raise ValueError("records and times must not be negative")
+        with self._crash_lock:
+            self._crashes.setdefault(logical_id, []).extend([records] * times)
+
+    def pending_crashes(self, function_logical_id: str) -> int:
+        """Return how many armed crashes of the function have not happened yet."""
+        logical_id = self.function_logical_id(function_logical_id)
+        with self._crash_lock:
+            return len(self._crashes.get(logical_id, []))
+
+    def cancel_crashes(self) -> None:
+        """Disarm every crash that has not happened yet."""
+        with self._crash_lock:
+            self._crashes.clear()
+
+    def add_batch_observer(self, observer: BatchObserver) -> None:
+        """Call `observer` with every batch a mapping delivers, once the batch is settled."""
+        self._batch_observers.append(observer)
+
+    def remove_batch_observer(self, observer: BatchObserver) -> None:
+        """Stop calling an observer that add_batch_observer added."""
+        self._batch_observers.remove(observer)
 
     def _enabled_mappings(self) -> list[EventSourceMappingSpec]:
         return [mapping for mapping in self.mappings if mapping.enabled]
@@ -489,7 +683,9 @@ class LocalRuntime:
         """Poll every mapped queue in turn until a whole round receives nothing.
 
         Raises NotIdleError when messages still arrive after max_rounds rounds or deadline_s
-        seconds. Messages hidden by their visibility timeout do not count as arrivals.
+        seconds. Messages hidden by their visibility timeout do not count as arrivals. In
+        replay mode the queues are idle only once every second copy has been received, so a
+        round that waits for a delayed copy does not count toward max_rounds.
         """
         if self._threads:
             raise LocalRuntimeError("run_until_idle cannot run while the pollers are started")
@@ -506,10 +702,15 @@ class LocalRuntime:
                 report.succeeded += outcome.succeeded
                 report.failed += outcome.failed
                 report.test_events += outcome.test_events
-            if round_received == 0:
+            elapsed_s = time.monotonic() - started
+            waiting_for_copies = round_received == 0 and self.pending_replay_copies() > 0
+            if waiting_for_copies and elapsed_s <= deadline_s:
+                report.rounds -= 1
+                time.sleep(REPLAY_IDLE_POLL_S)
+                continue
+            if round_received == 0 and not waiting_for_copies:
                 return report
 
-            elapsed_s = time.monotonic() - started
             if report.rounds >= max_rounds or elapsed_s > deadline_s:
                 raise NotIdleError(
                     f"queues still delivered messages after {report.rounds} rounds and "
@@ -604,6 +805,18 @@ class LocalRuntime:
             "detail": "{}" if scheduler else {},
         }
         return event, json.dumps(event)
+
+    def schedule_event(self, function_logical_id: str) -> Any:
+        """Return the event that the schedule targeting the function would deliver now."""
+        for schedule in self.schedules:
+            for target in schedule.targets:
+                try:
+                    target_id = self.stack.function_logical_id(target.arn)
+                except KeyError:
+                    continue
+                if target_id == function_logical_id:
+                    return self._schedule_event(schedule, target)[0]
+        raise KeyError(f"no schedule targets the function {function_logical_id}")
 
     def fire_schedule(self, name_or_logical_id: str) -> list[Any]:
         """Deliver the schedule's event to each target now and return the function results.

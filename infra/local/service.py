@@ -19,6 +19,7 @@ from infra.local.emulators.twilio import TwilioEmulator
 from infra.local.http_api import LocalHttpApi, Route, extract_routes
 from infra.local.moto_app import SENT_MESSAGES_PATH
 from infra.local.provision import check_loopback
+from infra.local.replay import Replay, install_bus_replay, remove_bus_replay
 from infra.local.stack import DEFAULT_TEMPLATE, REPOSITORY_ROOT, LocalStack
 from infra.local.static_site import SIGNUP_PAGE_PREFIX, LocalSignupPage
 from infra.local.template import TemplateError, load_template
@@ -139,6 +140,14 @@ class LocalService:
     caller drives delivery with `runtime.run_until_idle()`, which tests use to stay deterministic.
     `parameters` override template parameters, for example the abuse limits of a test run.
     `moto_process=True` runs moto in a process of its own, as the notification bench does.
+    `trust_forwarded_for=True` makes the local HTTP API take each request's source address from
+    its X-Forwarded-For header, so that tests and the bench can act as many clients. Only this
+    local adapter reads the header: the handlers count requests by `requestContext.http.sourceIp`,
+    which API Gateway sets from the connection in a deployed stack.
+    `replay` delivers every webhook, status callback, bus event and queue message twice and
+    shuffled (see infra.local.replay); it needs moto in this process.
+    `environment` adds variables to every function's environment, for example a shorter
+    TWILIO_TIMEOUT_SECONDS for the fault scenarios.
     """
 
     def __init__(
@@ -153,9 +162,15 @@ class LocalService:
         trust_forwarded_for: bool = False,
         template_path: Path = DEFAULT_TEMPLATE,
         moto_process: bool = False,
+        replay: Replay | None = None,
+        environment: dict[str, str] | None = None,
     ) -> None:
+        if replay is not None and moto_process:
+            raise ValueError("replay needs moto in this process: pass moto_process=False")
         self.port = port or free_port()
         self.moto_process = moto_process
+        self.replay = replay
+        self.environment = dict(environment or {})
         self.stage = stage
         self.parameters = dict(parameters or {})
         self.identities_path = identities_path
@@ -210,6 +225,7 @@ class LocalService:
             messaging_service_sid=self.twilio_messaging_service_sid,
         )
         self.twilio.start()
+        self.twilio.set_replay(self.replay)
         self.hibp = HibpEmulator(
             self.hibp_api_key,
             requests_per_minute=int(
@@ -223,6 +239,7 @@ class LocalService:
         self.stripe_shim = StripeShim(self.stripe.base_url)
         self.stripe_shim.start()
         create_local_prices(self.stripe_shim.base_url)
+        self.stripe_shim.set_replay(self.replay)
 
         parameters = {
             "Stage": "local",
@@ -260,11 +277,15 @@ class LocalService:
                 "HIBP_BASE_URL": f"{self.hibp.base_url}/api/v3",
                 # The account page is served beside the signup page, not by CloudFront.
                 "ACCOUNT_PAGE_URL": f"http://{LOOPBACK}:{self.port}{SIGNUP_PAGE_PREFIX}/account/",
+                **self.environment,
             },
             visibility_timeout_override=1,
             moto_process=self.moto_process,
         )
         self.stack.start()
+        if self.replay is not None:
+            install_bus_replay(self.replay)
+            self.stack.runtime.set_replay(self.replay)
         # Handlers cache clients and secrets per process; a new stack has new endpoints.
         clear_cached_dependencies()
         self.stack.runtime.client("sesv2").create_email_identity(EmailIdentity=EMAIL_SENDER)
@@ -422,6 +443,8 @@ class LocalService:
                 LOG.error("component failed to stop", extra={"error_type": type(exc).__name__})
         self.http_api = self.stack = self.stripe_shim = self.stripe = None
         self.twilio = self.hibp = self.realname = None
+        if self.replay is not None:
+            remove_bus_replay()
         # The endpoints and secrets in the state file die with this run.
         STATE_FILE.unlink(missing_ok=True)
 

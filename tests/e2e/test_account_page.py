@@ -3,13 +3,15 @@
 A subscriber is signed up through the API and alerted about an uploaded breach. In the
 browser, the page first drops a forged session. The subscriber then signs in with a wrong code
 and the right one, reads the account, ticks a checklist step, saves settings and records a
-quarterly check. Next they withdraw the sensitive-information consent, export their data, read
+quarterly check. Next they withdraw the sensitive-information consent, ask for a report and a
+dossier, buy the in-depth report on the local Stripe Checkout page, export their data, read
 the English page in the same tab and sign out. Signed in again, they delete the account.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,9 @@ pytestmark = pytest.mark.e2e
 
 # Seconds a page may take to show the result of an API call.
 PAGE_DEADLINE_S = 30
+# Seconds from a paid Checkout to the bought report in the list: the webhook, the billing
+# consumer and the report worker run in the local stack's background threads.
+DEEP_REPORT_DEADLINE_S = 120
 # The key under which account-api.js keeps the session in sessionStorage.
 SESSION_KEY = "idsentry.session"
 PERSON = Person("孙悦", "110102199406120024", "+8618800188008", "sunyue@example.com")
@@ -295,7 +300,30 @@ def test_account_page_full_visit(
     assert dossier.status_code == 200
     assert dossier.content.startswith(b"%PDF")
 
+    # The in-depth report's button opens Stripe Checkout (the local shim) for it in Chinese,
+    # and paying there adds exactly one bought report to the list.
+    assert page_service.stripe_shim is not None
+    _by_id(driver, "deep-report-buy").click()
+    _wait(
+        driver,
+        lambda d: d.current_url.startswith(f"{page_service.stripe_shim.base_url}/checkout/"),
+    )
+    assert "深度报告" in _css(driver, "body").text
+    _css(driver, "form button[type=submit]").click()
+    _wait(driver, lambda d: "/v1/checkout/success" in d.current_url)
+    give_up = time.monotonic() + DEEP_REPORT_DEADLINE_S
+    while True:
+        listed = _api(page_service, "GET", "/v1/account/reports", token).json()["reports"]
+        bought = [entry for entry in listed if entry["bought"]]
+        if bought or time.monotonic() > give_up:
+            break
+        time.sleep(0.5)
+    assert len(bought) == 1, listed
+    _open(driver, account_url)
+    _wait(driver, lambda d: "深度报告（已购买）" in _section(d, "reports").text)
+
     # The export's two links open the JSON and the readable HTML.
+    _section(driver, "data")
     _by_id(driver, "export-submit").click()
     json_link = _visible(driver, "export-json").get_attribute("href")
     html_link = _visible(driver, "export-html").get_attribute("href")

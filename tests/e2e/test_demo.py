@@ -226,18 +226,18 @@ def test_demo_reports_stage_in_english(demo_run: subprocess.CompletedProcess[str
     output = demo_run.stdout
     reports = output[output.index("[reports] reports.monthly") : output.index("[summary]")]
 
-    assert "3 report jobs queued for " in reports
-    assert (
-        "Your monthly security report is ready - IDSentry; link /signup/en/account/#reports"
-        in reports
-    )
+    # Everyone in the story signed up this month, after the month the schedule reports.
+    assert "0 report jobs queued for " in reports
+    assert "3 subscribers skipped because they signed up after it ended" in reports
+    assert "Your monthly security report is ready" not in reports
     assert "Your security report is ready - IDSentry; link /signup/en/account/#reports" in reports
-    assert "2 reports: on_demand " in reports
+    assert "1 reports: on_demand " in reports
     assert "language en, title “IDSentry monthly security report " in reports
     assert "3101**********0023" in reports
     assert re.search(r"PDF: [\d,]+ bytes, \d+ pages; lines that show identifiers:", reports)
     assert re.search(
-        r"Dossier PDF: [\d,]+ bytes, \d+ pages, contains reference DOS-\w+: yes", reports
+        r"Incident dossier PDF: [\d,]+ bytes, \d+ pages, contains reference DOS-\w+: yes",
+        reports,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -55,6 +56,7 @@ CROSS_ACCOUNT_ORDER = (
     "GET /v1/account/reports/{report_id}/{format}",
     "POST /v1/account/reports",
     "POST /v1/account/dossier",
+    "POST /v1/account/deep-report",
     "POST /v1/account/export",
     "GET /v1/account/export/{export_id}",
     "POST /v1/account/consents/sensitive_personal_information/withdraw",
@@ -149,6 +151,13 @@ def accounts(local_service: LocalService) -> Iterator[Accounts]:
     defer_alert_sms(harness.table, held, now + 8 * 3600, now)
     set_email_list(harness.table, b, "reports", False, now)
 
+    # B signed up before the month of B's report, or the worker would not render it.
+    harness.table.update(
+        f"SUB#{b}",
+        "PROFILE",
+        "SET created_at = :when",
+        values={":when": int(datetime(2026, 9, 1, tzinfo=UTC).timestamp())},
+    )
     report_job = subscriber_reports.monthly_job(b, "2026-11")
     environment = local_service.stack.runtime.environment  # type: ignore[union-attr]
     report_deps = subscriber_reports.ReportDeps(
@@ -440,6 +449,10 @@ def test_a_reaches_nothing_of_b(accounts: Accounts, b_export_id: str, route_key:
     if route_key.endswith("{export_id}") or "{alert_id}" in route_key or "{report_id}" in route_key:
         # B's export, alert and report exist, but not in A's account.
         assert response.status_code == 404
+    elif route_key == "POST /v1/account/deep-report":
+        # A has not paid yet, so A gets no purchase link. A link always names the caller,
+        # which test_deep_report_purchase checks.
+        assert response.status_code == 409, response.text
     else:
         assert response.status_code in (200, 201, 202), response.text
     assert _b_state(accounts) == before

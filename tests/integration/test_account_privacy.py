@@ -214,6 +214,13 @@ def wang_reports(local_service: LocalService, wang: support.Subscriber) -> Store
         publisher=RecordingPublisher(),  # type: ignore[arg-type]
         clock=utc_now,
     )
+    # 王小明 signed up before last month, or the worker would not render last month's report.
+    table.update(
+        f"SUB#{subscriber_id}",
+        "PROFILE",
+        "SET created_at = :when",
+        values={":when": int(utc_now().timestamp()) - 90 * 24 * 3600},
+    )
     job = subscriber_reports.monthly_job(
         subscriber_id, subscriber_reports.previous_month(utc_now())
     )

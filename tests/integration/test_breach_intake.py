@@ -355,3 +355,69 @@ def _alert_id(harness: Harness, subscriber_id: str) -> str:
     alert = harness.table.get(f"SUB#{subscriber_id}", "ALERT#ExampleShop2026")
     assert alert is not None
     return str(alert["alert_id"])
+
+
+def _notification(bucket: str, key: str, etag: str) -> str:
+    """Return the body of an S3 ObjectCreated notification of one upload, as SQS carries it."""
+    record = {
+        "eventSource": "aws:s3",
+        "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": bucket}, "object": {"key": key, "eTag": etag}},
+    }
+    return json.dumps({"Records": [record]})
+
+
+def _put_manifest(harness: Harness, prefix: str, manifest: dict[str, Any]) -> str:
+    """Upload the test rows and `manifest` without running the queues; returns the ETag."""
+    assert harness.service.stack is not None
+    s3 = harness.service.stack.runtime.client("s3")
+    bucket = _env(harness.service)["INTAKE_BUCKET"]
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/data.csv", Body=_rows().encode("gb18030"))
+    uploaded = s3.put_object(
+        Bucket=bucket, Key=f"{prefix}/manifest.json", Body=json.dumps(manifest).encode()
+    )
+    return str(uploaded["ETag"]).strip('"')
+
+
+def test_repeated_notification_after_files_deleted(harness: Harness) -> None:
+    from idsentry.routes.breach_jobs import process_intake_record
+
+    etag = _put_manifest(harness, "incoming/repeat", _manifest())
+    assert harness.service.stack is not None
+    harness.service.stack.runtime.run_until_idle()
+    bucket = _env(harness.service)["INTAKE_BUCKET"]
+
+    # The done job deleted both files, and SQS delivers the notification once more.
+    outcome = process_intake_record(
+        "repeat-1", _notification(bucket, "incoming/repeat/manifest.json", etag)
+    )
+
+    assert outcome == "done"
+    (job,) = _jobs(harness.table, harness.dynamodb)
+    assert job["status"] == "done"
+
+
+def test_stale_notification_keeps_newer_upload(harness: Harness) -> None:
+    from idsentry.routes.breach_jobs import process_intake_record
+
+    first = _put_manifest(harness, "incoming/replaced", _manifest())
+    assert harness.service.stack is not None
+    harness.service.stack.runtime.run_until_idle()
+    changed = _manifest(breach={**BREACH, "Description": "Second upload"})
+    second = _put_manifest(harness, "incoming/replaced", changed)
+    bucket = _env(harness.service)["INTAKE_BUCKET"]
+    key = "incoming/replaced/manifest.json"
+
+    # The first upload's notification arrives again before the second upload's is processed.
+    outcome = process_intake_record("stale-1", _notification(bucket, key, first))
+    s3 = harness.service.stack.runtime.client("s3")
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="incoming/replaced/")
+
+    assert outcome == "done"
+    assert listed.get("KeyCount", 0) == 2
+    skipped = process_intake_record("stale-2", _notification(bucket, key, "0" * 32))
+    assert skipped == "skipped"
+    harness.service.stack.runtime.run_until_idle()
+    jobs = _jobs(harness.table, harness.dynamodb)
+    assert sorted(job["status"] for job in jobs) == ["done", "done"]
+    assert second != first

@@ -11,6 +11,7 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from infra.local.service import ADMIN_TOKEN_HEADER, LocalService
 from tests.integration.conftest import IDENTITIES, MovableClock
 from tests.integration.test_account_api import _alert
 from tests.integration.test_breach_intake import BREACH
-from tests.integration.test_reports import _entitle
+from tests.integration.test_reports import SIGNED_UP_EARLY, _entitle, _signed_up
 from tests.integration.test_sign_in import SignInHarness
 from tests.integration.test_signup_service import PEOPLE
 
@@ -40,6 +41,8 @@ pytestmark = pytest.mark.integration
 # Months that have ended whenever these tests run after 2026-11; the stack's clock is real.
 ONE_MONTH = "2026-10"
 ALL_MONTH = "2026-11"
+# Alice signs up on 10 November 2026 in China: after ONE_MONTH ended, before ALL_MONTH did.
+ALICE_SIGNED_UP = datetime(2026, 11, 9, 16, 0, tzinfo=UTC)
 LOCAL_ADMIN_ARN = "arn:aws:iam::123456789012:user/local-admin"
 UNKNOWN_SUBSCRIBER = "sbr_01M91NEVERS1GNEDVP00000000"
 REASON = "The subscriber asked for a dossier for a police report (support ticket 4711)."
@@ -47,7 +50,10 @@ REASON = "The subscriber asked for a dossier for a police report (support ticket
 
 @dataclass
 class Stack:
-    """The local stack with three subscribers: 王小明 and Alice entitled, 陈静 not."""
+    """The local stack with three subscribers: 王小明 and Alice entitled, 陈静 not.
+
+    王小明 signed up before both months, Alice during ALL_MONTH.
+    """
 
     service: LocalService
     harness: SignInHarness
@@ -103,6 +109,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             chen = harness.subscriber("chen")
             for subscriber in (wang, alice):
                 _entitle(harness, subscriber)
+            _signed_up(harness, wang, SIGNED_UP_EARLY)
+            _signed_up(harness, alice, ALICE_SIGNED_UP)
             _alert(harness, wang, BREACH)
             yield Stack(service, harness, state_file, wang, alice, chen)
 
@@ -163,6 +171,44 @@ def test_run_one_subscriber_again(runner: CliRunner, stack: Stack) -> None:
     assert document["reports"][0]["state"] == "announced"
     assert len(stack.report_emails("wang")) == 1
     assert stack.report_objects(stack.wang) == objects_before
+
+
+def test_run_all_entitled_counts_apart(
+    runner: CliRunner, stack: Stack, deliver_between_polls: None
+) -> None:
+    # 王小明's report of ONE_MONTH was announced above, and Alice signed up after it ended.
+    emails_before = len(stack.service.sent_emails())
+
+    result = run(runner, "reports", "run", "--month", ONE_MONTH, "--wait")
+    as_json = run(runner, "--json", "reports", "run", "--month", ONE_MONTH)
+
+    assert result.exit_code == 0, result.output
+    assert f"queued 0 reports of {ONE_MONTH} for every entitled subscriber" in result.stdout
+    assert "1 report already announced: not queued again" in result.stdout
+    assert "1 subscriber skipped" in result.stdout
+    assert f"account created after {ONE_MONTH} ended" in result.stdout
+    queued_part, rest = result.stdout.split("Already announced")
+    announced_part, skipped_part = rest.split("Skipped")
+    assert stack.wang not in queued_part
+    assert stack.wang in announced_part
+    assert stack.alice in skipped_part
+    assert len(stack.service.sent_emails()) == emails_before
+    assert stack.report_objects(stack.alice) == []
+    # The run over every entitled subscriber finished with the first request.
+    assert json.loads(as_json.stdout)["already_finished"] is True
+
+
+def test_run_one_subscriber_signed_up_later(runner: CliRunner, stack: Stack) -> None:
+    result = run(runner, "reports", "run", "--subscriber", stack.alice, "--month", ONE_MONTH)
+    stack.run_queues()
+
+    assert result.exit_code == 0, result.output
+    assert (
+        f"skipped the {ONE_MONTH} report of {stack.alice}: account created after "
+        f"{ONE_MONTH} ended, so nothing queued"
+    ) in result.stdout
+    assert stack.report_objects(stack.alice) == []
+    assert stack.report_emails("alice") == []
 
 
 def test_run_all_entitled_waits(
@@ -315,7 +361,7 @@ def test_dossier_in_english(runner: CliRunner, stack: Stack, tmp_path: Path) -> 
     (written,) = tmp_path.iterdir()
     assert result.exit_code == 0, result.output
     assert f"of {stack.wang}, for general, in en" in result.stdout
-    assert "Identity exposure dossier" in pdf_text(written)
+    assert "Incident dossier" in pdf_text(written)
 
 
 def test_dossier_unknown_subscriber(runner: CliRunner, stack: Stack, tmp_path: Path) -> None:
@@ -437,7 +483,8 @@ def test_run_continues_in_parts(stack: Stack) -> None:
     table = stack.harness.table
 
     def queue_part() -> Any:
-        return queue_monthly_reports(table, queue, "2026-08", page_size=1, max_pages=1)
+        # A month after both signed up, which no other test runs.
+        return queue_monthly_reports(table, queue, "2026-12", page_size=1, max_pages=1)
 
     parts = [queue_part()]
     while not parts[-1].finished and len(parts) < 5:

@@ -1,8 +1,9 @@
 """A bought deep report against the local stack: Stripe checkout, webhooks, worker, e-mail, download.
 
-王小明 buys the report and Stripe delivers every webhook twice. Alice Li buys one that is
-refunded before the billing consumer applies the purchase, and 陈静's card is declined.
-Only 王小明 gets a report, rendered and e-mailed once.
+Each subscriber requests the purchase link from the account API (POST /v1/account/deep-report)
+and follows it to the Checkout page. 王小明 buys the report and Stripe delivers every webhook twice.
+Alice Li buys one that is refunded before the billing consumer applies the purchase, and
+陈静's card is declined. Only 王小明 gets a report, rendered and e-mailed once.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pypdf import PdfReader
 
 from idsentry.crypto import Pepper
 from idsentry.models.jobs import StripeEventJob
-from idsentry.services.billing_links import billing_url
+from idsentry.services.billing_links import read_billing_link
 from idsentry.services.report_ids import deep_report_id
 from infra.local.emulators.stripe import TEST_API_KEY
 from infra.local.service import LocalService
@@ -41,6 +42,15 @@ DEEP_SUBJECTS = (
 
 
 @dataclass
+class Checkout:
+    """One purchase through the account page's route: its response, redirect and payment."""
+
+    link: requests.Response
+    location: str
+    paid: requests.Response
+
+
+@dataclass
 class Purchases:
     """Three subscribers, each with a Stripe customer, and the outcome of each checkout."""
 
@@ -53,11 +63,13 @@ class Purchases:
     declined_status: int
     # Accepted deliveries of checkout.session.completed, by event id.
     completed_deliveries: dict[str, int]
+    # Each person's purchase: the account API's response and where its link redirected.
+    links: dict[str, Checkout]
 
-    def call(self, method: str, path: str, subscriber: str) -> requests.Response:
+    def call(self, method: str, path: str, subscriber: str, **options: Any) -> requests.Response:
         headers = {"Authorization": f"Bearer {_token(self.harness, subscriber)}"}
         return requests.request(
-            method, f"{self.service.base_url}{path}", headers=headers, timeout=30
+            method, f"{self.service.base_url}{path}", headers=headers, timeout=30, **options
         )
 
     def items(self, subscriber: str, prefix: str) -> dict[str, dict[str, Any]]:
@@ -92,23 +104,26 @@ def _link_customer(service: LocalService, harness: SignInHarness, subscriber: st
     )
 
 
-def _checkout(service: LocalService, subscriber: str, card: str) -> requests.Response:
-    """Open the subscriber's deep report billing link and pay on the Checkout page."""
-    link = billing_url(
-        Pepper.from_secret(service.pepper),
-        service.public_base_url,
-        subscriber,
-        "deep_report",
-        int(time.time()),
+def _checkout(
+    service: LocalService, harness: SignInHarness, subscriber: str, card: str
+) -> Checkout:
+    """Ask the account API for the purchase link, follow it and pay on the Checkout page."""
+    link = requests.post(
+        f"{service.base_url}/v1/account/deep-report",
+        headers={"Authorization": f"Bearer {_token(harness, subscriber)}"},
+        timeout=30,
     )
-    opened = requests.get(link, allow_redirects=False, timeout=30)
+    assert link.status_code == 200, link.text
+    opened = requests.get(link.json()["url"], allow_redirects=False, timeout=30)
     assert opened.status_code == 303, opened.text
-    return requests.post(
-        opened.headers["location"] + "/pay",
+    location = opened.headers["location"]
+    paid = requests.post(
+        location + "/pay",
         data={"payment_method": card},
         headers={"Accept": "application/json"},
         timeout=30,
     )
+    return Checkout(link=link, location=location, paid=paid)
 
 
 def _refund(service: LocalService, session_id: str) -> None:
@@ -143,13 +158,17 @@ def purchases(local_service: LocalService) -> Iterator[Purchases]:
     shim.set_delivery(duplicate=True)
     try:
         sessions = {}
+        links = {}
         for person in ("wang", "alice"):
-            paid = _checkout(local_service, people[person], "pm_card_visa")
+            links[person] = _checkout(local_service, harness, people[person], "pm_card_visa")
+            paid = links[person].paid
             assert paid.status_code == 200, paid.text
             sessions[person] = str(paid.json()["checkout_session"]["id"])
         # Refunded in Stripe before the billing consumer applies Alice's purchase.
         _refund(local_service, sessions["alice"])
-        declined = _checkout(local_service, people["chen"], "pm_card_chargeCustomerFail")
+        links["chen"] = _checkout(
+            local_service, harness, people["chen"], "pm_card_chargeCustomerFail"
+        )
         shim.flush()
         local_service.stack.runtime.run_until_idle(max_rounds=40, deadline_s=120)
     finally:
@@ -166,8 +185,9 @@ def purchases(local_service: LocalService) -> Iterator[Purchases]:
         alice=people["alice"],
         chen=people["chen"],
         sessions=sessions,
-        declined_status=declined.status_code,
+        declined_status=links["chen"].paid.status_code,
         completed_deliveries=completed,
+        links=links,
     )
     _clear_table(local_service)
 
@@ -178,6 +198,37 @@ def _deep_reports(purchases: Purchases, subscriber: str) -> list[dict[str, Any]]
         for item in purchases.items(subscriber, "REPORT#").values()
         if item["report_kind"] == "deep"
     ]
+
+
+def test_account_link_opens_checkout(purchases: Purchases) -> None:
+    service = purchases.service
+    assert service.stripe_shim is not None
+    pepper = Pepper.from_secret(service.pepper)
+
+    for person, subscriber, locale, message in (
+        ("wang", purchases.wang, "zh", "请在付款页面完成购买"),
+        ("alice", purchases.alice, "en", "Complete your purchase on the payment page"),
+    ):
+        checkout = purchases.links[person]
+        body = checkout.link.json()
+        token = body["url"].removeprefix(f"{service.public_base_url}/v1/billing/")
+        assert read_billing_link(pepper, token, int(time.time())) == (subscriber, "deep_report")
+        assert message in body["message"]
+        assert checkout.location.startswith(f"{service.stripe_shim.base_url}/checkout/")
+        session = _stripe(service).v1.checkout.sessions.retrieve(purchases.sessions[person])
+        assert session.mode == "payment"
+        assert session.locale == locale
+        assert session.metadata["plan"] == "deep_report"
+
+
+def test_account_link_takes_no_fields(purchases: Purchases) -> None:
+    response = purchases.call(
+        "POST", "/v1/account/deep-report", purchases.wang, json={"plan": "annual"}
+    )
+
+    assert response.status_code == 422
+    (problem,) = response.json()["error"]["fields"]
+    assert (problem["field"], problem["code"]) == ("plan", "field.unknown")
 
 
 def test_checkout_events_delivered_twice(purchases: Purchases) -> None:
@@ -270,6 +321,17 @@ def test_refunded_purchase_gets_no_report(purchases: Purchases) -> None:
     assert "report_queued_at" not in purchase
     assert _deep_reports(purchases, purchases.alice) == []
     assert purchases.deep_emails("alice") == []
+
+
+def test_link_needs_paid_subscription(purchases: Purchases) -> None:
+    # As before a subscriber's first payment, which creates their Stripe customer.
+    purchases.harness.table.update(f"SUB#{purchases.chen}", "PROFILE", "REMOVE stripe_customer_id")
+
+    response = purchases.call("POST", "/v1/account/deep-report", purchases.chen)
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "deep_report.needs_subscription"
+    assert "请先完成订阅付款" in response.json()["error"]["message"]
 
 
 def test_declined_purchase_gets_nothing(purchases: Purchases) -> None:

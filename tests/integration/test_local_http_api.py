@@ -743,6 +743,38 @@ def test_forwarded_for_trusted(routes: list[Route], recorder: Recorder) -> None:
     assert source_ips == ["198.51.100.7", "198.51.100.8", "127.0.0.1"]
 
 
+def test_many_clients_connect_at_once(api: LocalHttpApi) -> None:
+    # The accept loop stops at the first connection, so every later one waits in the listen
+    # backlog. A backlog of socketserver's default 5 makes the kernel drop the rest, so
+    # their connect() times out.
+    assert api._server is not None
+    accepting = threading.Event()
+    serve_connection = api._server.process_request
+
+    def hold_accept_loop(request: Any, client_address: Any) -> None:
+        accepting.wait(timeout=30)
+        serve_connection(request, client_address)
+
+    api._server.process_request = hold_accept_loop  # type: ignore[method-assign]
+    port = int(api.server_url.rsplit(":", 1)[1])
+    clients = []
+    try:
+        for _ in range(64):
+            clients.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+    finally:
+        accepting.set()
+
+    statuses = []
+    for client in clients:
+        with client:
+            client.sendall(
+                b"GET /v1/files/latest HTTP/1.1\r\nHost: local\r\nConnection: close\r\n\r\n"
+            )
+            client.settimeout(30)
+            statuses.append(client.makefile("rb").readline().split()[1])
+    assert statuses == [b"200"] * 64
+
+
 def test_logs_exclude_personal_data(api: LocalHttpApi, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     body = {"name": "张三", "id_number": ID_NUMBER, "mobile": MOBILE, "email": EMAIL}

@@ -18,6 +18,7 @@ from infra.local.runtime import (
     LocalRuntime,
     LocalRuntimeError,
     NotIdleError,
+    SettledBatch,
     failed_message_ids,
 )
 from infra.local.stack import LocalStack
@@ -420,3 +421,40 @@ def test_fire_unknown_schedule_rejected(runtime: LocalRuntime) -> None:
 )
 def test_failed_message_ids(response: Any, expected: set[str]) -> None:
     assert failed_message_ids(response, ["a", "b"]) == expected
+
+
+# ---------------------------------------------------------------------------- fault hooks
+
+
+def test_crash_after_records_returns_whole_batch(stack: LocalStack, runtime: LocalRuntime) -> None:
+    batches: list[SettledBatch] = []
+    runtime.add_batch_observer(batches.append)
+    send_work(stack, {"id": "cr-1"}, {"id": "cr-2"}, {"id": "cr-3"})
+    runtime.crash_after_records("FlakyFunction", 1)
+
+    try:
+        runtime.run_until_idle()
+    finally:
+        runtime.remove_batch_observer(batches.append)
+
+    work = items(stack, "work")
+    assert [(batch.stopped, len(batch.failed_ids)) for batch in batches] == [(True, 3), (False, 0)]
+    # The first record ran before the crash and again with the redelivered batch.
+    assert {work[key]["receive_count"]["S"] for key in ("cr-1", "cr-2", "cr-3")} == {"2"}
+    assert runtime.pending_crashes("FlakyFunction") == 0
+
+
+def test_invocation_stopped_fails_every_record(stack: LocalStack, runtime: LocalRuntime) -> None:
+    batches: list[SettledBatch] = []
+    runtime.add_batch_observer(batches.append)
+    send_work(stack, {"id": "st-ok"}, {"id": "st-stop", "stop": True})
+
+    try:
+        report = runtime.run_until_idle()
+    finally:
+        runtime.remove_batch_observer(batches.append)
+
+    assert "st-ok" not in items(stack, "work")
+    assert sorted(body["id"] for body in dead_letters(stack)) == ["st-ok", "st-stop"]
+    assert all(batch.stopped and batch.failed_receipts for batch in batches)
+    assert (report.succeeded, report.failed) == (0, 4)

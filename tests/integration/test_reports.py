@@ -6,6 +6,7 @@ import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -24,6 +25,8 @@ from tests.integration.test_signup_service import _clear_table
 pytestmark = pytest.mark.integration
 
 SCHEDULE_EVENT = {"source": "idsentry.schedule", "job": "monthly_reports"}
+# When the fixtures' long-standing subscribers signed up: before every month the tests report.
+SIGNED_UP_EARLY = datetime(2026, 9, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -34,11 +37,24 @@ class Reports:
     harness: SignInHarness
     wang: str
     alice: str
+    # Entitled, but signed up now: after the month the schedule reports.
+    chen: str
 
-    def call(self, method: str, path: str, subscriber: str) -> requests.Response:
-        headers = {"Authorization": f"Bearer {_token(self.harness, subscriber)}"}
+    def call(
+        self,
+        method: str,
+        path: str,
+        subscriber: str,
+        headers: dict[str, str] | None = None,
+        **options: Any,
+    ) -> requests.Response:
+        authorized = {"Authorization": f"Bearer {_token(self.harness, subscriber)}"}
         return requests.request(
-            method, f"{self.service.base_url}{path}", headers=headers, timeout=30
+            method,
+            f"{self.service.base_url}{path}",
+            headers={**authorized, **(headers or {})},
+            timeout=30,
+            **options,
         )
 
     def run(self) -> None:
@@ -74,13 +90,26 @@ def _entitle(harness: SignInHarness, subscriber: str) -> None:
     )
 
 
+def _signed_up(harness: SignInHarness, subscriber: str, when: datetime) -> None:
+    """Set when the account was created, so that it predates the months a test reports."""
+    harness.table.update(
+        f"SUB#{subscriber}",
+        "PROFILE",
+        "SET created_at = :when",
+        values={":when": int(when.timestamp())},
+    )
+
+
 @pytest.fixture(scope="module")
 def reports(local_service: LocalService) -> Iterator[Reports]:
     harness = SignInHarness(local_service, MovableClock())
     wang = harness.subscriber("wang")
     alice = harness.subscriber("alice")
-    for subscriber in (wang, alice):
+    chen = harness.subscriber("chen")
+    for subscriber in (wang, alice, chen):
         _entitle(harness, subscriber)
+    for subscriber in (wang, alice):
+        _signed_up(harness, subscriber, SIGNED_UP_EARLY)
     harness.table.update(
         f"SUB#{alice}",
         "PROFILE",
@@ -90,7 +119,7 @@ def reports(local_service: LocalService) -> Iterator[Reports]:
     )
     _alert(harness, wang, BREACH)
     _alert(harness, alice, SECOND_BREACH)
-    yield Reports(service=local_service, harness=harness, wang=wang, alice=alice)
+    yield Reports(service=local_service, harness=harness, wang=wang, alice=alice, chen=chen)
     _clear_table(local_service)
 
 
@@ -113,7 +142,24 @@ def _listed(reports: Reports, subscriber: str) -> list[dict[str, Any]]:
 
 def test_monthly_run_queues_each_entitled(monthly_run: dict[str, Any]) -> None:
     assert monthly_run["queued"] == 2
+    assert monthly_run["skipped"] == 1
+    assert monthly_run["already_announced"] == 0
     assert monthly_run["already_finished"] is False
+
+
+def test_month_before_signup_not_reported(reports: Reports, monthly_run: dict[str, Any]) -> None:
+    assert reports.service.stack is not None
+    runtime = reports.service.stack.runtime
+    # A job that skipped the planner's check, as a replay from the DLQ would.
+    job = subscriber_reports.monthly_job(reports.chen, monthly_run["month"])
+    runtime.client("sqs").send_message(
+        QueueUrl=runtime.environment["REPORT_QUEUE_URL"], MessageBody=job.model_dump_json()
+    )
+    reports.run()
+
+    assert reports.harness.table.get_prefix(f"SUB#{reports.chen}", "REPORT#") == {}
+    assert reports.bucket_versions(reports.chen) == []
+    assert reports.emails_to("chen") == []
 
 
 def test_monthly_report_stored_and_listed(reports: Reports, monthly_run: dict[str, Any]) -> None:
@@ -216,6 +262,75 @@ def test_on_demand_same_day_same_report(reports: Reports, monthly_run: dict[str,
     assert len([m for m in reports.emails_to("alice") if "security report" in m["subject"]]) == 2
 
 
+def test_on_demand_ready_message(reports: Reports, monthly_run: dict[str, Any]) -> None:
+    first = reports.call("POST", "/v1/account/reports", reports.wang)
+    reports.run()
+    again = reports.call("POST", "/v1/account/reports", reports.wang)
+    in_english = reports.call(
+        "POST", "/v1/account/reports", reports.wang, headers={"Accept-Language": "en"}
+    )
+
+    assert first.json()["state"] == "queued"
+    assert "正在生成" in first.json()["message"]
+    assert again.status_code == 202, again.text
+    assert again.json()["report_id"] == first.json()["report_id"]
+    assert again.json()["state"] == "announced"
+    assert "今天已经生成" in again.json()["message"]
+    assert "报告列表" in again.json()["message"]
+    assert "正在生成" not in again.json()["message"]
+    assert "already made today" in in_english.json()["message"]
+    assert "list of reports" in in_english.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        ('{"month": "2026-11"}', [("month", "field.unknown")]),
+        ('{"foo": 1, "bar": 2}', [("bar", "field.unknown"), ("foo", "field.unknown")]),
+        ('{"month": ', [("body", "request.invalid_json")]),
+        ("[]", [("body", "request.invalid_json")]),
+    ],
+)
+def test_on_demand_body_checked(
+    reports: Reports, monthly_run: dict[str, Any], body: str, fields: list[tuple[str, str]]
+) -> None:
+    headers = {"Content-Type": "application/json"}
+    in_chinese = reports.call(
+        "POST",
+        "/v1/account/reports",
+        reports.alice,
+        {**headers, "Accept-Language": "zh-CN"},
+        data=body,
+    )
+    in_english = reports.call(
+        "POST",
+        "/v1/account/reports",
+        reports.alice,
+        {**headers, "Accept-Language": "en"},
+        data=body,
+    )
+
+    for response in (in_chinese, in_english):
+        assert response.status_code == 422, response.text
+        error = response.json()["error"]
+        assert error["code"] == "request.invalid"
+        assert [(field["field"], field["code"]) for field in error["fields"]] == fields
+    assert in_chinese.json()["error"]["message"].startswith("请求中有字段无效")
+    assert in_english.json()["error"]["message"].startswith("Some fields in the request")
+
+
+@pytest.mark.parametrize("body", [None, "{}"])
+def test_on_demand_empty_body_accepted(
+    reports: Reports, monthly_run: dict[str, Any], body: str | None
+) -> None:
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+
+    response = reports.call("POST", "/v1/account/reports", reports.alice, headers, data=body)
+
+    assert response.status_code == 202, response.text
+    assert response.json()["month"] == subscriber_reports.current_month(datetime.now(UTC))
+
+
 def test_dossier_for_police_in_chinese(reports: Reports, monthly_run: dict[str, Any]) -> None:
     headers = {"Authorization": f"Bearer {_token(reports.harness, reports.wang)}"}
     created = requests.post(
@@ -254,17 +369,29 @@ def test_dossier_of_unknown_breach_named(reports: Reports, monthly_run: dict[str
     assert "confirmed exposures of your account" in response.text
 
 
-def test_dossier_bad_audience_named(reports: Reports, monthly_run: dict[str, Any]) -> None:
-    headers = {"Authorization": f"Bearer {_token(reports.harness, reports.alice)}"}
-    response = requests.post(
-        f"{reports.service.base_url}/v1/account/dossier",
-        json={"audience": "newspaper"},
-        headers=headers,
-        timeout=30,
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("zh-CN", "police（向公安机关报案）、bank（交给银行）、carrier（交给运营商）或 general"),
+        ("en", "Choose police, bank, carrier or general."),
+    ],
+)
+def test_dossier_bad_audience_named(
+    reports: Reports, monthly_run: dict[str, Any], language: str, expected: str
+) -> None:
+    response = reports.call(
+        "POST",
+        "/v1/account/dossier",
+        reports.alice,
+        {"Accept-Language": language},
+        json={"audience": "court"},
     )
 
     assert response.status_code == 422
-    assert "audience" in response.text
+    (problem,) = response.json()["error"]["fields"]
+    assert problem["field"] == "audience"
+    assert problem["code"] == "dossier.audience_invalid"
+    assert expected in problem["message"]
 
 
 def test_deletion_erases_every_version(reports: Reports, monthly_run: dict[str, Any]) -> None:

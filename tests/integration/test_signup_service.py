@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -70,6 +70,23 @@ class FlakyTransactions:
                 },
                 "TransactWriteItems",
             )
+        return self._client.transact_write_items(**request)
+
+
+class RacingTransactions:
+    """A DynamoDB client that runs `race` once, just before its next TransactWriteItems call."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.race: Callable[[], None] | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def transact_write_items(self, **request: Any) -> Any:
+        race, self.race = self.race, None
+        if race is not None:
+            race()
         return self._client.transact_write_items(**request)
 
 
@@ -291,6 +308,33 @@ def test_cancelled_transaction_writes_nothing(
 
     retried = signup.verify_signup(harness.deps, signup_id, code)
     assert retried["status"] == "pending_payment"
+    _clear_table(local_service)
+
+
+def test_concurrent_verify_same_response(local_service: LocalService, clock: MovableClock) -> None:
+    assert local_service.stack is not None
+    racing = RacingTransactions(local_service.stack.runtime.client("dynamodb"))
+    harness = Harness(local_service, clock, dynamodb=racing)
+    other = Harness(local_service, clock)
+    signup_id = harness.create("wang")
+    code = harness.send_code(signup_id)
+    committed_first: dict[str, Any] = {}
+    # A second submit of the same code commits between this request's checks and its commit.
+    racing.race = lambda: committed_first.update(signup.verify_signup(other.deps, signup_id, code))
+
+    result = signup.verify_signup(harness.deps, signup_id, code)
+
+    assert committed_first["status"] == "pending_payment"
+    assert result == committed_first
+    profiles = [
+        item
+        for page in local_service.stack.runtime.client("dynamodb")
+        .get_paginator("scan")
+        .paginate(TableName="idsentry-local")
+        for item in page["Items"]
+        if item["sk"]["S"] == "PROFILE" and item.get("signup_id", {}).get("S") == signup_id
+    ]
+    assert len(profiles) == 1
     _clear_table(local_service)
 
 

@@ -225,3 +225,14 @@ def test_rate_limit_returns_429(client: stripe.StripeClient, shim: StripeShim) -
     client.v1.charges.list()
 
     assert shim.request_counts() == {"GET /v1/charges": 2}
+
+
+def test_fail_next_fails_one_route(client: stripe.StripeClient, shim: StripeShim) -> None:
+    shim.fail_next(1, 500, route="GET /v1/invoices")
+
+    client.v1.charges.list()
+    with pytest.raises(stripe.APIError):
+        client.v1.invoices.list()
+    client.v1.invoices.list()
+
+    assert shim.injected_faults() == {500: 1}

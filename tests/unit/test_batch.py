@@ -9,7 +9,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from idsentry.adapters.batch import BatchIncompleteError, BatchTable
+from idsentry.adapters.batch import MAX_ATTEMPTS, BatchIncompleteError, BatchTable
+from idsentry.adapters.table import MainTable
 
 pytestmark = pytest.mark.unit
 
@@ -165,3 +166,46 @@ def test_unprocessed_keys_retried(client: Any, stubber: Stubber) -> None:
 
     assert sorted(found) == [("WATCH#1", "WATCH"), ("WATCH#2", "WATCH")]
     assert table.stats.get_requests == 2
+
+
+def test_main_table_retries_unprocessed_keys_after_a_wait(
+    client: Any, stubber: Stubber, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr("idsentry.adapters.batch.time.sleep", waits.append)
+    request = {TABLE: {"Keys": [_key(1), _key(2)], "ConsistentRead": True}}
+    unprocessed = {TABLE: {"Keys": [_key(2)], "ConsistentRead": True}}
+    stubber.add_response(
+        "batch_get_item",
+        {
+            "Responses": {TABLE: [{"pk": {"S": "WATCH#1"}, "sk": {"S": "WATCH"}}]},
+            "UnprocessedKeys": unprocessed,
+        },
+        {"RequestItems": request},
+    )
+    stubber.add_response(
+        "batch_get_item",
+        {"Responses": {TABLE: [{"pk": {"S": "WATCH#2"}, "sk": {"S": "WATCH"}}]}},
+        {"RequestItems": unprocessed},
+    )
+
+    found = MainTable(TABLE, client).get_many([("WATCH#1", "WATCH"), ("WATCH#2", "WATCH")])
+
+    assert sorted(found) == [("WATCH#1", "WATCH"), ("WATCH#2", "WATCH")]
+    assert len(waits) == 1
+
+
+def test_main_table_gives_up_on_unprocessed_keys(
+    client: Any, stubber: Stubber, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("idsentry.adapters.batch.time.sleep", lambda _: None)
+    unprocessed = {TABLE: {"Keys": [_key(1)], "ConsistentRead": True}}
+    for _ in range(MAX_ATTEMPTS):
+        stubber.add_response(
+            "batch_get_item",
+            {"Responses": {TABLE: []}, "UnprocessedKeys": unprocessed},
+            {"RequestItems": unprocessed},
+        )
+
+    with pytest.raises(BatchIncompleteError):
+        MainTable(TABLE, client).get_many([("WATCH#1", "WATCH")])

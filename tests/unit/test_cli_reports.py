@@ -165,6 +165,80 @@ def test_run_long_table_cut(use_api: Any) -> None:
     assert "and 30 more: --json lists every report" in result.stdout
 
 
+def test_run_lists_announced_apart(use_api: Any, no_sleep: None) -> None:
+    result_of_request = run_result([ALICE])
+    result_of_request["reports"].append(
+        {"subscriber_id": WANG, "report_id": "rpt_wang", "state": "announced"}
+    )
+    result_of_request["already_announced"] = 1
+
+    def states(subscriber_ids: list[str]) -> list[dict[str, Any]]:
+        return [
+            {"subscriber_id": sid, "report_id": f"rpt_{sid}", "state": "announced"}
+            for sid in subscriber_ids
+        ]
+
+    use_api(RecordedApi([result_of_request], states))
+
+    result = run("reports", "run", "--wait")
+
+    assert result.exit_code == 0, result.output
+    assert "queued 1 report of 2026-11 for every entitled subscriber" in result.stdout
+    assert "1 report already announced: not queued again" in result.stdout
+    queued_part, announced_part = result.stdout.split("Already announced")
+    assert ALICE in queued_part
+    assert WANG not in queued_part
+    assert WANG in announced_part
+    assert "2 of 2 reports announced" in result.stderr
+
+
+def test_run_counts_skipped(use_api: Any) -> None:
+    chen = "sbr_01M91CHEN00000000000000000"
+    skipped = {**run_result([WANG]), "skipped": 1}
+    skipped["skipped_subscribers"] = [{"subscriber_id": chen, "reason": "signed_up_after_month"}]
+    use_api(RecordedApi([skipped]))
+
+    result = run("reports", "run")
+
+    assert result.exit_code == 0, result.output
+    assert "queued 1 report of 2026-11" in result.stdout
+    assert "1 subscriber skipped" in result.stdout
+    assert "Skipped" in result.stdout
+    assert chen in result.stdout
+    assert "account created after 2026-11 ended" in result.stdout
+
+
+def test_run_one_skipped(use_api: Any) -> None:
+    skipped = {**run_result([], month="2026-10", scope="subscriber"), "skipped": 1}
+    skipped["skipped_subscribers"] = [{"subscriber_id": WANG, "reason": "signed_up_after_month"}]
+    use_api(RecordedApi([skipped]))
+
+    result = run("reports", "run", "--subscriber", WANG, "--month", "2026-10")
+
+    assert result.exit_code == 0, result.output
+    assert (
+        f"skipped the 2026-10 report of {WANG}: account created after 2026-10 ended, "
+        "so nothing queued"
+    ) in result.stdout
+
+
+def test_run_merges_counts_of_parts(use_api: Any) -> None:
+    first = {**run_result([WANG], finished=False), "already_announced": 2, "skipped": 1}
+    first["skipped_subscribers"] = [{"subscriber_id": ALICE, "reason": "no_account"}]
+    second = {**run_result([], finished=True), "already_announced": 1, "skipped": 0}
+    second["skipped_subscribers"] = []
+    use_api(RecordedApi([first, second]))
+
+    result = run("--json", "reports", "run")
+    document = json.loads(result.stdout)
+
+    assert result.exit_code == 0, result.output
+    assert document["queued"] == 1
+    assert document["already_announced"] == 3
+    assert document["skipped"] == 1
+    assert document["skipped_subscribers"] == [{"subscriber_id": ALICE, "reason": "no_account"}]
+
+
 @pytest.mark.parametrize("month", ["2026-13", "2026-1", "november"])
 def test_run_month_checked_before_request(use_api: Any, month: str) -> None:
     api = use_api(RecordedApi([]))

@@ -1,8 +1,10 @@
-"""Retry waits of notification jobs, and what preferences allow on each channel."""
+"""Retry waits of notification and billing jobs, and what preferences allow on each channel."""
 
 from __future__ import annotations
 
+from idsentry.routes.billing_jobs import BUSY_RETRY_SECONDS, busy_retry_delay
 from idsentry.routes.jobs import FIRST_RETRY_SECONDS, MAX_RETRY_SECONDS, retry_delay
+from idsentry.services.billing import LEASE_SECONDS
 from idsentry.services.notify import status_callback_url
 from idsentry.services.preferences import Preferences
 
@@ -54,3 +56,13 @@ def test_email_lists_and_suppression() -> None:
     assert left.may_email("alerts") and left.may_email(None)
     assert not left.may_email("reports")
     assert not suppressed.may_email(None)
+
+
+def test_busy_retries_outlast_a_dead_consumers_lease() -> None:
+    # The consumer that died holding the lease took it at most LEASE_SECONDS before the first
+    # retry. The waits must add up past that before the queue's eight receives run out.
+    waits = [busy_retry_delay(count) for count in range(1, 5)]
+
+    assert waits == [BUSY_RETRY_SECONDS, 10, 20, 40]
+    assert sum(waits) > LEASE_SECONDS
+    assert busy_retry_delay(8) == LEASE_SECONDS

@@ -178,7 +178,7 @@ def test_pdf_text_and_determinism():
 def test_english_pdf_text():
     document = render_pdf(dossier_document(_data("en", audience="carrier")))
     text = "\n".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(document)).pages)
-    assert "Identity exposure dossier" in text
+    assert "Incident dossier" in text
     assert "For your mobile carrier" in text
     assert "Breach evidence" in text
     assert "个人信息泄露情况说明材料" not in text

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from idsentry.services import report_requests
+from idsentry.services import report_requests, subscriber_reports
 from idsentry.services.report_ids import report_id_for
 from idsentry.services.report_requests import ReportRequestError, ReportRunRequest
 
@@ -108,6 +108,59 @@ def test_one_subscriber_existing_report(state: str, queued: int) -> None:
     assert result["queued"] == queued
     assert len(jobs.sent) == queued
     assert result["already_finished"] is (queued == 0)
+
+
+def test_one_subscriber_signed_up_after_month() -> None:
+    jobs = RecordingJobs()
+    # 10 November 2026 in China, after October ended.
+    table = MemoryTable([profile(created_at=1794240000)])
+
+    result = report_requests.request_monthly_reports(
+        table,  # type: ignore[arg-type]
+        jobs,  # type: ignore[arg-type]
+        ReportRunRequest(month="2026-10", subscriber_id=WANG),
+    )
+
+    assert result["queued"] == 0
+    assert result["skipped"] == 1
+    assert result["reports"] == []
+    assert result["skipped_subscribers"] == [
+        {"subscriber_id": WANG, "reason": "signed_up_after_month"}
+    ]
+    assert jobs.sent == []
+
+
+# 2026-11-01 00:30 in China, which is still 31 October in London.
+JUST_AFTER_CHINA_OCTOBER = int(datetime(2026, 10, 31, 16, 30, tzinfo=UTC).timestamp())
+
+
+@pytest.mark.parametrize(
+    ("timezone", "after"),
+    [("Asia/Shanghai", True), ("Europe/London", False), (None, True), ("Mars/Base", True)],
+)
+def test_signed_up_after_month_in_own_zone(timezone: str | None, after: bool) -> None:
+    preferences = None if timezone is None else {"timezone": timezone}
+
+    result = subscriber_reports.signed_up_after(
+        "2026-10", {"created_at": JUST_AFTER_CHINA_OCTOBER}, preferences
+    )
+
+    assert result is after
+
+
+@pytest.mark.parametrize(
+    ("month", "end"),
+    [
+        ("2026-10", datetime(2026, 10, 31, 16, 0, tzinfo=UTC)),
+        ("2026-12", datetime(2026, 12, 31, 16, 0, tzinfo=UTC)),
+    ],
+)
+def test_month_end_in_china(month: str, end: datetime) -> None:
+    assert subscriber_reports.month_end(month, None) == end
+
+
+def test_profile_without_created_at_not_after() -> None:
+    assert subscriber_reports.signed_up_after("2026-10", {}, None) is False
 
 
 @pytest.mark.parametrize(

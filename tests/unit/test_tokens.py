@@ -376,3 +376,10 @@ def test_claims_must_be_object(signer: LocalSigner) -> None:
     signature = der_to_raw(signer.sign(f"{head}.{body}".encode()))
 
     assert rejection(f"{head}.{body}.{b64url(signature)}", signer) == "claims is not a JSON object"
+
+
+def test_deeply_nested_header_rejected(signer: LocalSigner) -> None:
+    # 1,500 levels fit in the token length limit and exceed the JSON decoder's recursion limit.
+    header = b64url(b"[" * 1500 + b"]" * 1500)
+
+    assert rejection(f"{header}.e30.AAAA", signer) == "header is not JSON"

@@ -50,8 +50,9 @@ def run_reports(
 
     Repeating the command for the same month renders and e-mails nothing twice: a report that
     was announced is not queued again, and a month whose run over every entitled subscriber
-    finished queues nothing more. Prints counts and report ids, never personal data. With
-    --wait, exits with 1 when a report is still not announced at --timeout.
+    finished queues nothing more. A subscriber whose account was created after the month ended
+    is skipped. Prints counts and report ids, never personal data. With --wait, exits with 1
+    when a report is still not announced at --timeout.
     """
     if month is not None and not MONTH_PATTERN.fullmatch(month):
         raise click.BadParameter("expected YYYY-MM, such as 2026-11", param_hint="--month")
@@ -75,6 +76,12 @@ def run_reports(
             raise CliError(f"{exc.detail} (--subscriber)") from exc
         raise_input_error(exc, reports_logic.RUN_OPTIONS)
 
+    # Told apart before --wait changes the states of the reports this command queued.
+    announced_before = {
+        entry["subscriber_id"]
+        for entry in result["reports"]
+        if entry["state"] == reports_logic.FINISHED_STATE
+    }
     if wait and result["reports"]:
         month_path = f"{reports_logic.REPORTS_PATH}/{result['month']}"
 
@@ -91,7 +98,7 @@ def run_reports(
             read_states, result["reports"], timeout, show_progress
         )
 
-    shared.output.emit(result, lambda console: _render(console, result))
+    shared.output.emit(result, lambda console: _render(console, result, announced_before))
     if wait:
         waiting = [
             entry for entry in result["reports"] if entry["state"] != reports_logic.FINISHED_STATE
@@ -104,33 +111,76 @@ def run_reports(
             )
 
 
-def _render(console: Console, result: dict[str, Any]) -> None:
+def _reports(count: int) -> str:
+    return f"{count} report" if count == 1 else f"{count} reports"
+
+
+def _skip_reason(reason: str | None, month: object) -> str:
+    if reason == "signed_up_after_month":
+        return f"account created after {month} ended"
+    if reason == "no_account":
+        return "account deleted"
+    return text(reason)
+
+
+def _render(console: Console, result: dict[str, Any], announced_before: set[str]) -> None:
     month = result.get("month")
     entries = result.get("reports") or []
+    skipped = result.get("skipped_subscribers") or []
     if result.get("scope") == "subscriber":
         if result.get("queued"):
             console.print(f"queued the {month} report of {entries[0]['subscriber_id']}")
+        elif skipped:
+            console.print(
+                f"skipped the {month} report of {skipped[0]['subscriber_id']}: "
+                f"{_skip_reason(skipped[0].get('reason'), month)}, so nothing queued"
+            )
         else:
             console.print(
                 f"the {month} report of {entries[0]['subscriber_id']} was already announced: "
                 "nothing queued"
             )
-    elif result.get("already_finished"):
+        _print_reports(console, None, entries)
+        return
+
+    if result.get("already_finished"):
         console.print(
             f"the {month} run over every entitled subscriber had finished before: nothing queued"
         )
-    else:
-        console.print(
-            f"queued {result.get('queued', 0)} reports of {month} for every entitled subscriber"
-        )
+        return
+    console.print(
+        f"queued {_reports(result.get('queued', 0))} of {month} for every entitled subscriber"
+    )
+    if announced_before:
+        console.print(f"{_reports(len(announced_before))} already announced: not queued again")
+    if skipped:
+        noun = "subscriber" if len(skipped) == 1 else "subscribers"
+        console.print(f"{len(skipped)} {noun} skipped")
+    queued = [entry for entry in entries if entry.get("subscriber_id") not in announced_before]
+    announced = [entry for entry in entries if entry.get("subscriber_id") in announced_before]
+    _print_reports(console, "Queued", queued)
+    _print_reports(console, "Already announced", announced)
+    if skipped:
+        rows = table("Subscriber", "Reason", title="Skipped")
+        for entry in skipped[:MAX_ROWS]:
+            rows.add_row(text(entry.get("subscriber_id")), _skip_reason(entry.get("reason"), month))
+        console.print(rows)
+        _print_more(console, len(skipped), "skipped subscriber")
 
+
+def _print_reports(console: Console, title: str | None, entries: list[dict[str, Any]]) -> None:
+    """Print a table of reports, at most MAX_ROWS of them; nothing when there are none."""
     if not entries:
         return
-    rows = table("Subscriber", "Report", "State")
+    rows = table("Subscriber", "Report", "State", title=title)
     for entry in entries[:MAX_ROWS]:
         rows.add_row(
             text(entry.get("subscriber_id")), text(entry.get("report_id")), text(entry.get("state"))
         )
     console.print(rows)
-    if len(entries) > MAX_ROWS:
-        console.print(f"and {len(entries) - MAX_ROWS} more: --json lists every report")
+    _print_more(console, len(entries))
+
+
+def _print_more(console: Console, count: int, noun: str = "report") -> None:
+    if count > MAX_ROWS:
+        console.print(f"and {count - MAX_ROWS} more: --json lists every {noun}")

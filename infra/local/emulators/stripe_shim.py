@@ -105,7 +105,9 @@ without API key that takes form or JSON parameters and returns JSON, for `make r
   dated in the past, without events, for reconciliation tests and the bench (method only).
 - `request_counts()` and `reset_request_counts()`: the API requests served, by route, for tests
   that count a client's requests. `rate_limit_next(count)`: reject the next `count` API requests
-  with 429 `rate_limit`.
+  with 429 `rate_limit`. `fail_next(count, status, route)`: fail the next `count` requests of one
+  route (named as `request_counts()` names it), or of any route, with 429 or 500 `api_error`;
+  `injected_faults()` counts the failures sent, by status.
 
 Everything else is forwarded to localstripe with its method, path, query, body and the
 Authorization, Content-Type, Accept and Stripe-Version headers. JSON objects in responses and
@@ -234,6 +236,7 @@ from infra.local.emulators.stripe_webhooks import (
     WebhookEndpoint,
     WebhookSender,
 )
+from infra.local.replay import Replay
 
 logger = logging.getLogger(__name__)
 
@@ -447,6 +450,9 @@ class StripeShim(LoopbackHTTPServer):
         self._counts_lock = threading.Lock()
         self._request_counts: Counter[str] = Counter()
         self._rate_limited_requests = 0
+        # Injected failures still to send: [remaining, status, route or None for any route].
+        self._failures: list[list[Any]] = []
+        self._injected: Counter[int] = Counter()
         self._api_routes = self._build_api_routes()
 
     # -- lifecycle and controls ---------------------------------------------------------------
@@ -518,6 +524,14 @@ class StripeShim(LoopbackHTTPServer):
             raise ValueError(f"delay_seconds must not be negative, got {delay_seconds}")
         self._sender.set_options(duplicate=duplicate, shuffle=shuffle, delay_seconds=delay_seconds)
 
+    def set_replay(self, replay: Replay | None) -> None:
+        """Send every later webhook twice, held and shuffled (see infra.local.replay).
+
+        It applies on top of `set_delivery()`: a delivery that option makes twice is sent four
+        times. None ends replay mode.
+        """
+        self._sender.set_replay(replay)
+
     def flush(self, timeout: float = FLUSH_TIMEOUT_SECONDS) -> None:
         """Send every event created so far and wait until each delivery is done or out of retries.
 
@@ -563,15 +577,46 @@ class StripeShim(LoopbackHTTPServer):
         with self._counts_lock:
             self._rate_limited_requests = count
 
-    def _count_request(self, request: Request) -> bool:
-        """Count an API request and return whether to reject it with 429."""
+    def fail_next(self, count: int, status: int = 500, route: str | None = None) -> None:
+        """Fail the next `count` API requests of `route` (any route when None) with `status`.
+
+        `route` is named as `request_counts()` names it, for example "GET /v1/events/<id>".
+        429 is Stripe's `rate_limit` error, which the SDK does not retry; 500 is an `api_error`,
+        which the SDK retries up to its `max_network_retries`.
+        """
+        if count < 0:
+            raise ValueError(f"count must not be negative, got {count}")
+        if status not in (429, 500):
+            raise ValueError(f"status must be 429 or 500, got {status}")
+        with self._counts_lock:
+            self._failures.append([count, status, route])
+
+    def clear_failures(self) -> None:
+        """Disarm the failures of fail_next and rate_limit_next that were not sent yet."""
+        with self._counts_lock:
+            self._failures.clear()
+            self._rate_limited_requests = 0
+
+    def injected_faults(self) -> dict[int, int]:
+        """Return how many requests the shim failed on purpose since start, by HTTP status."""
+        with self._counts_lock:
+            return dict(self._injected)
+
+    def _count_request(self, request: Request) -> int | None:
+        """Count an API request; return the status to fail it with, or None to serve it."""
         route = f"{request.method} {self.loggable_path(request.path)}"
         with self._counts_lock:
             self._request_counts[route] += 1
+            for failure in self._failures:
+                if failure[0] > 0 and failure[2] in (None, route):
+                    failure[0] -= 1
+                    self._injected[failure[1]] += 1
+                    return int(failure[1])
             if self._rate_limited_requests <= 0:
-                return False
+                return None
             self._rate_limited_requests -= 1
-            return True
+            self._injected[429] += 1
+            return 429
 
     # -- billing controls -----------------------------------------------------------------------
 
@@ -818,12 +863,20 @@ class StripeShim(LoopbackHTTPServer):
                 return self._handle_page(request)
             if request.path.startswith("/_shim/"):
                 return self._handle_control(request)
-            if request.path.startswith("/v1/") and self._count_request(request):
+            failure = self._count_request(request) if request.path.startswith("/v1/") else None
+            if failure == 429:
                 raise StripeApiError(
                     429,
                     "Too many requests hit the API too quickly. The local Stripe shim was told "
                     "to rate-limit this request.",
                     code="rate_limit",
+                )
+            if failure is not None:
+                raise StripeApiError(
+                    failure,
+                    "An unknown error occurred. The local Stripe shim was told to fail this "
+                    "request.",
+                    error_type="api_error",
                 )
             if request.method == "POST" and request.path.startswith("/v1/"):
                 return self._with_idempotency(request)

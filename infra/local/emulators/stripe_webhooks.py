@@ -17,6 +17,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from idsentry.services.stripe_signature import sign
+from infra.local.replay import STRIPE_WEBHOOKS, Replay
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,9 @@ class WebhookSender:
     """Sends events to the configured endpoint from one worker thread, signing at send time.
 
     Jobs wait in a queue ordered by due time. Shuffled jobs wait in a held list until
-    `flush()`, which releases them in a random order.
+    `flush()`, which releases them in a random order. In replay mode (`set_replay`) every job
+    is sent twice and held, and the held list is also released `replay.hold_seconds` after
+    its first job arrived.
     """
 
     def __init__(self, retry_delays: Sequence[float], rng: random.Random) -> None:
@@ -76,6 +79,9 @@ class WebhookSender:
         self._unsent: Counter[str] = Counter()
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self._replay: Replay | None = None
+        self._replay_random: random.Random | None = None
+        self._release_at: float | None = None
 
     def start(self) -> None:
         with self._condition:
@@ -101,6 +107,12 @@ class WebhookSender:
         with self._condition:
             self._endpoint = endpoint
 
+    def set_replay(self, replay: Replay | None) -> None:
+        """Send every later delivery twice and shuffled, or (None) stop doing so."""
+        with self._condition:
+            self._replay = replay
+            self._replay_random = replay.random("stripe_webhooks") if replay else None
+
     def set_options(self, *, duplicate: bool, shuffle: bool, delay_seconds: float) -> None:
         with self._condition:
             self._duplicate = duplicate
@@ -120,9 +132,16 @@ class WebhookSender:
             # Stripe sends the same payload on every attempt, and only the signature changes.
             payload = json.dumps({**event, "pending_webhooks": 1}, indent=2, ensure_ascii=False)
             job = _DeliveryJob(event_id, event_type, payload.encode("utf-8"), endpoint)
-            for _ in range(2 if self._duplicate else 1):
+            deliveries = 2 if self._duplicate else 1
+            if self._replay is not None:
+                # Replay mode makes each of the story's deliveries a second time.
+                self._replay.count(STRIPE_WEBHOOKS, deliveries)
+                deliveries *= 2
+                if self._release_at is None:
+                    self._release_at = time.monotonic() + self._replay.hold_seconds
+            for _ in range(deliveries):
                 self._unsent[event_id] += 1
-                if self._shuffle:
+                if self._shuffle or self._replay is not None:
                     self._held_for_flush.append(job)
                 else:
                     self._push(job, time.monotonic() + self._delay_seconds)
@@ -143,13 +162,7 @@ class WebhookSender:
         Raises TimeoutError when jobs are still queued or in flight at `deadline` (monotonic).
         """
         with self._condition:
-            released, self._held_for_flush = self._held_for_flush, []
-            self._rng.shuffle(released)
-            due = time.monotonic() + self._delay_seconds
-            for job in released:
-                self._push(job, due)
-            self._condition.notify_all()
-
+            self._release_held()
             drained = self._condition.wait_for(
                 lambda: not self._queue and self._in_flight == 0,
                 timeout=max(0.0, deadline - time.monotonic()),
@@ -160,6 +173,16 @@ class WebhookSender:
                     "pending when flush() timed out"
                 )
 
+    def _release_held(self) -> None:
+        """Queue the held jobs in a random order. Called with the condition held."""
+        released, self._held_for_flush = self._held_for_flush, []
+        self._release_at = None
+        (self._replay_random or self._rng).shuffle(released)
+        due = time.monotonic() + self._delay_seconds
+        for job in released:
+            self._push(job, due)
+        self._condition.notify_all()
+
     def _push(self, job: _DeliveryJob, due: float) -> None:
         heapq.heappush(self._queue, (due, next(self._sequence), job))
 
@@ -167,11 +190,16 @@ class WebhookSender:
         with self._condition:
             while not self._stopping:
                 now = time.monotonic()
+                if self._release_at is not None and self._release_at <= now:
+                    self._release_held()
                 if self._queue and self._queue[0][0] <= now:
                     _, _, job = heapq.heappop(self._queue)
                     self._in_flight += 1
                     return job
-                self._condition.wait(timeout=self._queue[0][0] - now if self._queue else None)
+                wake_times = [self._queue[0][0]] if self._queue else []
+                if self._release_at is not None:
+                    wake_times.append(self._release_at)
+                self._condition.wait(timeout=min(wake_times) - now if wake_times else None)
             return None
 
     def _run(self) -> None:

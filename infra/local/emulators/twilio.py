@@ -35,13 +35,22 @@ Behaviour:
 - `fail_creates_to()` makes creates to one number fail as Twilio rejects them: HTTP 400 with
   error 21610 (the recipient replied STOP), 21211 (invalid number) or 21614 (not a mobile).
   `fail_next_creates()` makes the next creates fail with 429 or a 5xx, in Twilio's error JSON.
+- `stall_next_creates()` holds the next create responses for some seconds, so that a client
+  with a shorter timeout gives up; with `created=True` the message is queued first, and the
+  client cannot tell whether it exists. `overflow_next_creates()` makes the next creates
+  overflow the sender's queue: Twilio rejects a `From` sender's create with HTTP 400 and error
+  21611, and fails a messaging service's message after creation with error 30001.
+  `advance_clock()` moves the emulator clock forward, so queued messages expire (30036).
 - Each `sent` and final status is POSTed to `StatusCallback`, form-encoded and signed with
   `X-Twilio-Signature` exactly as Twilio signs webhooks. A failed callback is retried
   `callback_attempts` times in all, then dropped with a warning. `set_callback_order()` holds
   each message's callbacks until it is drained, then sends them reversed or shuffled, and can
   repeat one of them, as Twilio may deliver callbacks out of order and more than once.
+  `set_replay()` (the local stack's replay mode, see infra.local.replay) holds them the same
+  way and then sends every one of them twice, shuffled.
 - `send_inbound()` posts an incoming message (a subscriber's reply) to `inbound_url`, signed and
   with the parameters of Twilio's incoming message webhook, and returns the webhook's response.
+  In replay mode it posts the message twice, with the same MessageSid and idempotency token.
 - Mainland China (`+86` numbers) emulates Twilio's China SMS limits, timed by the emulator
   clock. Twilio's support article "China SMS Template Whitelisting" states that three
   identical messages to one number within 24 hours are rejected, and that five different ones
@@ -80,9 +89,9 @@ import secrets
 import threading
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import format_datetime
 from typing import Any, Literal, Self
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -95,6 +104,7 @@ from infra.local.emulators.base import (
     json_response,
     parse_json_body,
 )
+from infra.local.replay import TWILIO_INBOUND_SMS, TWILIO_STATUS_CALLBACKS, Replay
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +143,7 @@ GSM7_BASIC = frozenset(
 GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
 
 DELIVERY_ERRORS = {
+    30001: "Queue overflow",
     30003: "Unreachable destination handset",
     30005: "Unknown destination handset",
     30006: "Landline or unreachable carrier",
@@ -146,6 +157,7 @@ CREATE_ERRORS = {
     21610: "Attempt to send to unsubscribed recipient",
     21614: "'To' number is not a valid mobile number",
 }
+QUEUE_FULL_CODE = 21611
 CALLBACK_ORDERS = ("in_order", "reversed", "shuffled")
 # One of Twilio's magic test numbers; the default `To` of inbound messages.
 DEFAULT_INBOUND_NUMBER = "+15005550006"
@@ -275,6 +287,8 @@ class _Message:
     body_digest: str = ""
     # When the message joined its sender's queue, on the monotonic clock.
     enqueued_at: float = 0.0
+    # The sender's queue overflowed when the message was created: it fails with 30001.
+    overflowed: bool = False
     status_history: list[str] = field(default_factory=list)
     held_callbacks: list[_Callback] = field(default_factory=list)
 
@@ -393,8 +407,15 @@ class TwilioEmulator(LoopbackHTTPServer):
         self._callback_order = "in_order"
         self._duplicate_callbacks = False
         self._callback_random = random.Random()
+        self._replay: Replay | None = None
+        self._replay_random = random.Random()
         self._fault_status = 429
         self._fault_remaining = 0
+        self._stalls: deque[tuple[float, bool]] = deque()
+        self._overflow_remaining = 0
+        self._clock_offset = timedelta(0)
+        # Faults injected since start or the last reset, by kind, for the reliability suite.
+        self._injected: Counter[str] = Counter()
 
         self._callbacks: queue.Queue[_Callback | None] = queue.Queue()
         self._callback_thread: threading.Thread | None = None
@@ -477,6 +498,46 @@ class TwilioEmulator(LoopbackHTTPServer):
             self._fault_status = status
             self._fault_remaining = count
 
+    def stall_next_creates(self, count: int, seconds: float, *, created: bool = True) -> None:
+        """Hold the response of the next `count` create requests for `seconds`.
+
+        A client whose timeout is shorter gives up first. With `created`, the message is
+        queued before the wait, as when Twilio accepted it and the response was lost; without
+        it, nothing is created and the late response is Twilio's 20500 error.
+        """
+        if count < 0:
+            raise ValueError("count must not be negative")
+        if seconds <= 0:
+            raise ValueError("seconds must be positive")
+
+        with self._condition:
+            self._stalls.clear()
+            self._stalls.extend([(seconds, created)] * count)
+
+    def overflow_next_creates(self, count: int) -> None:
+        """Make the next `count` creates overflow their sender's queue.
+
+        Twilio rejects a create from a `From` sender with HTTP 400 and error 21611. A message
+        sent through a messaging service is created, then fails with error 30001 when drained.
+        """
+        if count < 0:
+            raise ValueError("count must not be negative")
+
+        with self._condition:
+            self._overflow_remaining = count
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the emulator clock forward by `seconds`, as if that much time had passed.
+
+        Queued messages that have then waited longer than their ValidityPeriod fail with
+        30036 when drained. Pacing keeps using the real monotonic clock.
+        """
+        if seconds < 0:
+            raise ValueError("seconds must not be negative")
+
+        with self._condition:
+            self._clock_offset += timedelta(seconds=seconds)
+
     def fail_deliveries_to(
         self,
         to: str,
@@ -484,7 +545,7 @@ class TwilioEmulator(LoopbackHTTPServer):
         status: Literal["undelivered", "failed"] = "undelivered",
     ) -> None:
         """Make every later message to `to` end `status` with `error_code` after it is sent."""
-        if error_code not in DELIVERY_ERRORS or error_code in (30007, 30036):
+        if error_code not in DELIVERY_ERRORS or error_code in (30001, 30007, 30036):
             raise ValueError(f"error_code must be a carrier error such as 30003, got {error_code}")
 
         with self._condition:
@@ -514,6 +575,17 @@ class TwilioEmulator(LoopbackHTTPServer):
             self._callback_order = order
             self._duplicate_callbacks = duplicate
             self._callback_random = random.Random(seed)
+
+    def set_replay(self, replay: Replay | None) -> None:
+        """Send every later status callback and inbound message twice, or (None) once again.
+
+        A message's callbacks are held until it is drained, then sent twice each in a shuffled
+        order. `reset()` leaves this setting as it is.
+        """
+        with self._condition:
+            self._replay = replay
+            if replay is not None:
+                self._replay_random = replay.random("twilio_callbacks")
 
     def set_inbound_url(self, url: str) -> None:
         """Set where `send_inbound()` posts; it must be plain HTTP to a loopback host."""
@@ -563,14 +635,32 @@ class TwilioEmulator(LoopbackHTTPServer):
             "I-Twilio-Idempotency-Token": str(uuid.uuid4()),
             "X-Twilio-Signature": compute_signature(self._auth_token, url, params),
         }
-        reply = self._post_inbound(target, urlencode(params).encode("utf-8"), headers)
+        body_bytes = urlencode(params).encode("utf-8")
+        reply = self._post_inbound(target, body_bytes, headers)
         logger.info("inbound message sent", extra={"message_sid": sid, "status": reply.status})
+        replay = self._replay
+        if replay is not None:
+            # Twilio retries a webhook with the same parameters and idempotency token.
+            replay.count(TWILIO_INBOUND_SMS)
+            second = self._post_inbound(target, body_bytes, headers)
+            logger.info(
+                "inbound message sent again", extra={"message_sid": sid, "status": second.status}
+            )
         return reply
 
     def messages(self) -> list[dict[str, Any]]:
         """Return every message in creation order as the recipient and the operator see it."""
         with self._condition:
             return [self._operator_view(message) for message in self._messages.values()]
+
+    def injected_faults(self) -> dict[str, int]:
+        """Return the faults injected since start or the last reset, by kind.
+
+        Kinds: `http_429`, `http_500`, `http_503` (fail_next_creates), `stall` and
+        `stall_dropped` (stall_next_creates with and without `created`), and `overflow`.
+        """
+        with self._condition:
+            return dict(self._injected)
 
     def callback_counts(self) -> dict[str, int]:
         """Return how many status callbacks were delivered, dropped after retries and skipped."""
@@ -595,6 +685,9 @@ class TwilioEmulator(LoopbackHTTPServer):
             self._delivery_failures.clear()
             self._create_failures.clear()
             self._fault_remaining = 0
+            self._stalls.clear()
+            self._overflow_remaining = 0
+            self._injected.clear()
             self._callback_order = "in_order"
             self._duplicate_callbacks = False
 
@@ -785,13 +878,34 @@ class TwilioEmulator(LoopbackHTTPServer):
                     extra={"status": status, "faults_remaining": self._fault_remaining},
                 )
                 code, reason = FAULT_ERRORS[status]
+                self._injected[f"http_{status}"] += 1
                 raise TwilioError(status, code, reason)
+            stall = self._stalls.popleft() if self._stalls else None
+            if stall is not None:
+                self._injected["stall" if stall[1] else "stall_dropped"] += 1
+
+        if stall is not None and not stall[1]:
+            logger.warning("twilio emulator stalled a create and dropped it")
+            time.sleep(stall[0])
+            code, reason = FAULT_ERRORS[500]
+            raise TwilioError(500, code, reason)
 
         message = self._validate_create(params)
         with self._condition:
             create_error = self._create_failures.get(message.to)
             if create_error is not None:
                 raise TwilioError(400, create_error, CREATE_ERRORS[create_error])
+            if self._overflow_remaining > 0:
+                self._overflow_remaining -= 1
+                self._injected["overflow"] += 1
+                logger.warning("twilio emulator overflowed a sender queue")
+                if message.messaging_service_sid is None:
+                    raise TwilioError(
+                        400,
+                        QUEUE_FULL_CODE,
+                        "This 'From' number has exceeded the maximum number of queued messages",
+                    )
+                message.overflowed = True
             self._messages[message.sid] = message
             message.enqueued_at = time.monotonic()
             self._queues.setdefault(message.sender_key, deque()).append(message.sid)
@@ -802,6 +916,11 @@ class TwilioEmulator(LoopbackHTTPServer):
             "message created",
             extra={"message_sid": message.sid, "num_segments": message.segments.count},
         )
+        if stall is not None:
+            logger.warning(
+                "twilio emulator stalled a create response", extra={"message_sid": message.sid}
+            )
+            time.sleep(stall[0])
         return json_response(201, resource)
 
     def _validate_create(self, params: dict[str, str]) -> _Message:
@@ -976,6 +1095,10 @@ class TwilioEmulator(LoopbackHTTPServer):
         if message.status == "accepted":
             self._set_status(message, "queued", now)
 
+        if message.overflowed:
+            self._set_status(message, "failed", now, error_code=30001)
+            return 0
+
         waited = (now - message.date_created).total_seconds()
         if waited > message.validity_period:
             self._set_status(message, "failed", now, error_code=30036)
@@ -1059,7 +1182,11 @@ class TwilioEmulator(LoopbackHTTPServer):
             idempotency_token=str(uuid.uuid4()),
             generation=generation,
         )
-        if self._callback_order == "in_order" and not self._duplicate_callbacks:
+        if (
+            self._callback_order == "in_order"
+            and not self._duplicate_callbacks
+            and self._replay is None
+        ):
             self._put_callback(callback)
         else:
             message.held_callbacks.append(callback)
@@ -1076,6 +1203,10 @@ class TwilioEmulator(LoopbackHTTPServer):
             self._callback_random.shuffle(callbacks)
         if self._duplicate_callbacks:
             callbacks.append(self._callback_random.choice(callbacks))
+        if self._replay is not None:
+            self._replay.count(TWILIO_STATUS_CALLBACKS, len(callbacks))
+            callbacks = callbacks * 2
+            self._replay_random.shuffle(callbacks)
         for callback in callbacks:
             self._put_callback(callback)
 
@@ -1204,7 +1335,7 @@ class TwilioEmulator(LoopbackHTTPServer):
         now = self._clock()
         if now.tzinfo is None:
             raise ValueError("clock must return a timezone-aware datetime")
-        return now
+        return now + self._clock_offset
 
     def _resource(self, message: _Message) -> dict[str, Any]:
         uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{message.sid}"

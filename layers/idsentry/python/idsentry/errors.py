@@ -77,15 +77,24 @@ class ProviderError(RuntimeError):
 
     `code` is the provider's own error code when it gave one (Twilio's 21610, SES's
     `MessageRejected`), so callers can act on it: mark a number opted out, suppress an address.
+    `outcome_unknown` is True when the request reached the provider and no answer came back
+    (a read timeout), so the provider may have carried it out: sending again could send twice.
     """
 
     def __init__(
-        self, provider: str, detail: str, *, transient: bool, code: str | None = None
+        self,
+        provider: str,
+        detail: str,
+        *,
+        transient: bool,
+        code: str | None = None,
+        outcome_unknown: bool = False,
     ) -> None:
         super().__init__(f"{provider}: {detail}")
         self.provider = provider
         self.transient = transient
         self.code = code
+        self.outcome_unknown = outcome_unknown
 
 
 class PoisonMessageError(ValueError):

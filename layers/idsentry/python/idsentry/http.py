@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from idsentry import jsontext
+
 DEFAULT_STAGE = "$default"
 
 _LANGUAGE_TAG = re.compile(r"\*|[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*")
@@ -64,7 +66,7 @@ class HttpRequest:
         except UnicodeDecodeError:
             raise RequestBodyError("invalid_encoding", "invalid body: not UTF-8 text") from None
         try:
-            value = json.loads(text, parse_constant=_reject_constant)
+            value = jsontext.loads(text, parse_constant=_reject_constant)
         except ValueError:
             raise RequestBodyError("invalid_json", "invalid body: not valid JSON") from None
         if not isinstance(value, dict):

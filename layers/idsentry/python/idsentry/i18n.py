@@ -397,6 +397,10 @@ MESSAGES: Final[dict[str, dict[Locale, str]]] = {
         "zh-CN": "正在生成本月至今的安全报告，完成后会发邮件通知您。同一天内重复请求会得到同一份报告。",
         "en": "Your security report for this month so far is being prepared; we will e-mail you when it is ready. Asking again the same day returns the same report.",
     },
+    "report.ready_today": {
+        "zh-CN": "本月至今的安全报告今天已经生成，请在账户页面的报告列表中查看和下载。同一天内重复请求会得到同一份报告。",
+        "en": "Your security report for this month so far was already made today. Open or download it from the list of reports on your account page. Asking again the same day returns the same report.",
+    },
     "report.not_found": {
         "zh-CN": "您的账户中没有这份报告。",
         "en": "Your account has no such report.",
@@ -406,12 +410,28 @@ MESSAGES: Final[dict[str, dict[Locale, str]]] = {
         "en": "The format must be html or pdf.",
     },
     "dossier.created": {
-        "zh-CN": "事件档案已生成。下载链接几分钟内有效，过期后请重新生成。",
+        "zh-CN": "个人信息泄露情况说明材料已生成。下载链接几分钟内有效，过期后请重新生成。",
         "en": "Your incident dossier is ready. The download link works for a few minutes; create a new one after that.",
+    },
+    "dossier.audience_invalid": {
+        "zh-CN": "用途无效，请选择 police（向公安机关报案）、bank（交给银行）、carrier（交给运营商）或 general（一般用途）。",
+        "en": "Unknown audience. Choose police, bank, carrier or general.",
     },
     "dossier.breach_unknown": {
         "zh-CN": "只能选择您账户中已确认的泄露事件。",
         "en": "Choose only breaches that are confirmed exposures of your account.",
+    },
+    "deep_report.checkout": {
+        "zh-CN": "请在付款页面完成购买。付款成功后，我们会生成您的深度安全报告并发邮件通知您。付款链接 7 天内有效。",
+        "en": "Complete your purchase on the payment page. Once it is paid, we make your in-depth security report and e-mail you. The payment link works for 7 days.",
+    },
+    "deep_report.not_offered": {
+        "zh-CN": "本服务目前不提供深度安全报告。",
+        "en": "This service does not offer the in-depth security report at the moment.",
+    },
+    "deep_report.needs_subscription": {
+        "zh-CN": "请先完成订阅付款，再购买深度安全报告。",
+        "en": "Pay for your subscription first, then buy the in-depth security report.",
     },
     # Idempotency
     "idempotency.key_reused": {

@@ -1,17 +1,23 @@
-"""Canonical form, validation and masking of the identifiers that subscribers watch."""
+"""Canonical form, validation and masking of the identifiers that subscribers watch.
+
+phonenumbers, email_validator and python-stdnum are imported by the functions that use them,
+because most functions import this module for `IdentifierKind` and masks only, and loading
+the three costs each of their cold starts tens of milliseconds.
+"""
+
+from __future__ import annotations
 
 import re
 import unicodedata
 from collections.abc import Collection, Mapping
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Final, assert_never
+from typing import TYPE_CHECKING, Final, assert_never
 from zoneinfo import ZoneInfo
 
-import phonenumbers
-from email_validator import ValidatedEmail, validate_email
-from phonenumbers import PhoneNumberFormat, PhoneNumberType
-from stdnum import luhn
+if TYPE_CHECKING:
+    import phonenumbers
+    from email_validator import ValidatedEmail
 
 
 class IdentifierKind(StrEnum):
@@ -230,6 +236,9 @@ def canonical_mobile(raw: str, allowed_regions: Collection[str] = (_CHINA_REGION
     one of ``allowed_regions`` (ISO 3166 codes, as phonenumbers reports them) and be a
     mobile number. Raises IdentifierError.
     """
+    import phonenumbers
+    from phonenumbers import PhoneNumberFormat, PhoneNumberType
+
     if isinstance(allowed_regions, str):
         raise TypeError("allowed_regions must be a collection of region codes, not a str")
     allowed = {region.upper() for region in allowed_regions}
@@ -294,6 +303,8 @@ def canonical_bank_card(raw: str) -> str:
         raise IdentifierError(IdentifierKind.BANK_CARD, "bank_card.invalid_characters")
     if not _BANK_CARD_MIN_LENGTH <= len(digits) <= _BANK_CARD_MAX_LENGTH:
         raise _bank_card_length_error()
+
+    from stdnum import luhn
 
     if not luhn.is_valid(digits):
         raise IdentifierError(IdentifierKind.BANK_CARD, "bank_card.invalid_checksum")
@@ -394,6 +405,8 @@ def id_number_check_character(first_17_digits: str) -> str:
 
 def _parse_phone_number(raw: str) -> phonenumbers.PhoneNumber:
     """Parse ``+...``, ``00...`` or a bare 11-digit mainland number into a valid number."""
+    import phonenumbers
+
     if len(raw) > _MAX_RAW_LENGTH:
         raise IdentifierError(IdentifierKind.MOBILE, "mobile.invalid")
     text = remove_separators(raw, _PHONE_PUNCTUATION)
@@ -427,6 +440,8 @@ def _validate_email_syntax(address: str) -> ValidatedEmail:
     # Every option is passed explicitly, so that email_validator's module-level defaults,
     # which any importer can change, do not affect the canonical form. strict=False keeps
     # local parts over the 64 characters of RFC 5321, as email_validator 2.4 does by default.
+    from email_validator import validate_email
+
     return validate_email(
         address,
         allow_smtputf8=False,
@@ -479,6 +494,8 @@ def _mask_id_number(canonical: str) -> str:
 
 
 def _mask_mobile(canonical: str) -> str:
+    import phonenumbers
+
     if not canonical.startswith("+") or not _ASCII_DIGITS.fullmatch(canonical[1:]):
         raise ValueError("expected a canonical mobile number in E.164 form")
     try:

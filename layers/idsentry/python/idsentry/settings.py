@@ -15,7 +15,9 @@ from idsentry.errors import ConfigurationError
 class CoreSettings(BaseModel):
     """Settings every function needs; each field is read from the upper-cased variable name."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # A function loads one settings class, so each builds its validator on first use
+    # (defer_build) rather than every class at import, in every cold start.
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     stage: str
     table_name: str

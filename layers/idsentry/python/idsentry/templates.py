@@ -104,7 +104,8 @@ _EMAIL_TEXT: Final[dict[str, dict[Locale, tuple[str, str]]]] = {
             "您好，\n\n您的{title}（{month}）已生成，包括这段时间发现的泄露、风险等级及原因、警报发送情况，"
             "以及建议接下来做的检查。报告有网页版和 PDF 版，PDF 可以保存或交给银行、运营商。\n\n"
             "请在账户页面用手机验证码登录后查看和下载：\n\n{link}\n\n"
-            "为保护您的信息，下载链接只在登录后生成，几分钟内有效。\n\n身份哨兵",
+            "为保护您的信息，下载链接只在登录后生成，几分钟内有效。"
+            "如需涵盖您开通服务以来全部记录的深度安全报告，可以在同一页面的“安全报告”栏目中按次购买。\n\n身份哨兵",
         ),
         "en": (
             "Your {title} is ready - IDSentry",
@@ -113,7 +114,8 @@ _EMAIL_TEXT: Final[dict[str, dict[Locale, tuple[str, str]]]] = {
             "and as a PDF you can keep or give to a bank or carrier.\n\n"
             "Sign in on your account page with a code by SMS to read and download it:\n\n{link}\n\n"
             "To protect your data, download links are made only after you sign in and work for a few "
-            "minutes.\n\nIDSentry",
+            "minutes. For an in-depth report that covers everything since you signed up, buy one in "
+            "the Security reports section of the same page.\n\nIDSentry",
         ),
     },
     # A bought in-depth report was rendered. It links to the account page for the same reason.

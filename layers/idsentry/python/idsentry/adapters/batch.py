@@ -94,15 +94,24 @@ class BatchTable:
         """Sleep before the next retry with exponential backoff and full jitter."""
         if not more:
             return attempt
-        attempt += 1
-        if attempt >= MAX_ATTEMPTS:
-            raise BatchIncompleteError(
-                f"{self.name}: unprocessed items remained after {MAX_ATTEMPTS} attempts"
-            )
+        attempt = back_off(self.name, attempt, self.sleep)
         self.stats.retries += 1
-        ceiling = min(MAX_BACKOFF_SECONDS, FIRST_BACKOFF_SECONDS * 2 ** (attempt - 1))
-        self.sleep(random.uniform(0, ceiling))
         return attempt
+
+
+def back_off(table: str, attempt: int, sleep: Callable[[float], None] | None = None) -> int:
+    """Sleep before retrying unprocessed items (exponential backoff, full jitter); return the attempt.
+
+    Raises BatchIncompleteError once MAX_ATTEMPTS requests left items unprocessed.
+    """
+    attempt += 1
+    if attempt >= MAX_ATTEMPTS:
+        raise BatchIncompleteError(
+            f"{table}: unprocessed items remained after {MAX_ATTEMPTS} attempts"
+        )
+    ceiling = min(MAX_BACKOFF_SECONDS, FIRST_BACKOFF_SECONDS * 2 ** (attempt - 1))
+    (sleep or time.sleep)(random.uniform(0, ceiling))
+    return attempt
 
 
 def _flat_item(item: dict[str, Any]) -> dict[str, Any]:

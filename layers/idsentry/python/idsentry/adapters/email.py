@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate
-from typing import Any, Protocol
+from functools import cache
+from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 from email_validator import validate_email
 
 from idsentry.errors import ProviderError
+
+if TYPE_CHECKING:
+    from email.policy import Policy
 
 PROVIDER = "ses"
 
@@ -32,9 +35,19 @@ ONE_CLICK_POST = "List-Unsubscribe=One-Click"
 # RFC 5322 caps a header line at 998 characters; the two extra are "<" and ">".
 _MAX_UNSUBSCRIBE_URL = 998 - len("List-Unsubscribe: <>")
 
-# Bodies are base64 or quoted-printable, and non-ASCII headers are RFC 2047 encoded words,
-# so the message is 7-bit and passes any relay unchanged. Lines end in CRLF as SMTP requires.
-_MIME_POLICY = policy.SMTP.clone(cte_type="7bit")
+
+@cache
+def _mime_policy() -> Policy:
+    """Return the policy of every message: 7-bit, CRLF lines.
+
+    Bodies are base64 or quoted-printable, and non-ASCII headers are RFC 2047 encoded words,
+    so the message is 7-bit and passes any relay unchanged. Lines end in CRLF as SMTP
+    requires. `email.policy` loads the header parser, which only functions that send e-mail
+    need, so it is imported on the first message rather than with this module.
+    """
+    from email import policy
+
+    return policy.SMTP.clone(cte_type="7bit")
 
 
 class EmailSender(Protocol):
@@ -130,7 +143,7 @@ def build_mime(
     unsubscribe_url: str | None = None,
 ) -> bytes:
     """Build a multipart/alternative message (text, then HTML) as 7-bit bytes with CRLF lines."""
-    message = EmailMessage(policy=_MIME_POLICY)
+    message = EmailMessage(policy=_mime_policy())
     message["From"] = sender
     message["To"] = to
     message["Subject"] = subject
@@ -138,7 +151,7 @@ def build_mime(
     message.set_content(text, subtype="plain", charset="utf-8")
     message.add_alternative(html, subtype="html", charset="utf-8")
 
-    raw = message.as_bytes(policy=_MIME_POLICY)
+    raw = message.as_bytes(policy=_mime_policy())
     if unsubscribe_url is None:
         return raw
     return _unsubscribe_headers(unsubscribe_url) + raw

@@ -30,6 +30,17 @@ class IntakeObjects:
         """Return the object's ETag without quotes (changes whenever the content does)."""
         return str(self._s3().head_object(Bucket=self.bucket, Key=key)["ETag"]).strip('"')
 
+    def current_etag(self, key: str) -> str | None:
+        """Return the object's ETag without quotes, or None when the object does not exist."""
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.etag(key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+
     def read(self, key: str) -> bytes:
         """Read a whole (small) object."""
         body: bytes = self._s3().get_object(Bucket=self.bucket, Key=key)["Body"].read()

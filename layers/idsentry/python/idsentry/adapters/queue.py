@@ -28,9 +28,15 @@ class JobQueue:
             self._client = client("sqs")
         return self._client
 
-    def send(self, job: BaseModel) -> None:
-        """Send one job."""
-        self._sqs().send_message(QueueUrl=self._queue_url, MessageBody=job.model_dump_json())
+    def send(self, job: BaseModel, delay_seconds: int = 0) -> None:
+        """Send one job, hidden from consumers for `delay_seconds` (at most 900, SQS's limit)."""
+        request: dict[str, Any] = {
+            "QueueUrl": self._queue_url,
+            "MessageBody": job.model_dump_json(),
+        }
+        if delay_seconds:
+            request["DelaySeconds"] = delay_seconds
+        self._sqs().send_message(**request)
 
     def send_many(self, jobs: Sequence[BaseModel]) -> None:
         """Send jobs in batches of 10; raises EnqueueError if any message was rejected."""

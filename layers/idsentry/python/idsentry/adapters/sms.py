@@ -10,6 +10,13 @@ from idsentry.errors import ProviderError
 
 PROVIDER = "twilio"
 NOT_FOUND_CODE = "20404"
+# Seconds to wait for Twilio to connect and to respond. The SDK waits forever by default, so
+# one stuck request would use up the notifier's whole run time and fail every job in its batch.
+DEFAULT_TIMEOUT_SECONDS = 10.0
+# How far Twilio's clock may be behind ours when find_sent compares creation times.
+CLOCK_SKEW_SECONDS = 60
+# 400 errors that pass: 21611, the sender's queue is full (it drains at the sender's rate).
+TRANSIENT_CREATE_CODES = frozenset({"21611"})
 
 
 class SmsSender(Protocol):
@@ -25,6 +32,8 @@ class SmsSender(Protocol):
 
     def status(self, message_id: str) -> str | None: ...
 
+    def find_sent(self, to: str, body: str, since: int) -> str | None: ...
+
 
 class SmsRedaction(Protocol):
     """A provider's list of the messages sent to a number, and redaction of their stored text."""
@@ -38,7 +47,7 @@ class TwilioSms:
     """Twilio Messages API through the official SDK, created on first send.
 
     `base_url` replaces https://api.twilio.com; only the local stack sets it, to reach the
-    Twilio emulator.
+    Twilio emulator. `timeout_seconds` bounds each request, connecting and reading.
     """
 
     def __init__(
@@ -48,6 +57,7 @@ class TwilioSms:
         messaging_service_sid: str,
         base_url: str | None = None,
         client: Any = None,
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     ) -> None:
         if not account_sid or not auth_token or not messaging_service_sid:
             raise ProviderError(
@@ -60,12 +70,18 @@ class TwilioSms:
         self._messaging_service_sid = messaging_service_sid
         self._base_url = base_url
         self._client = client
+        self._timeout_seconds = timeout_seconds
 
     def _twilio(self) -> Any:
         if self._client is None:
+            from twilio.http.http_client import TwilioHttpClient
             from twilio.rest import Client
 
-            self._client = Client(self._account_sid, self._auth_token)
+            self._client = Client(
+                self._account_sid,
+                self._auth_token,
+                http_client=TwilioHttpClient(timeout=self._timeout_seconds),
+            )
             if self._base_url:
                 self._client.api.base_url = self._base_url.rstrip("/")
                 # A region or edge (for example from TWILIO_REGION) would rewrite the host.
@@ -84,6 +100,8 @@ class TwilioSms:
 
         `validity_seconds` is how long Twilio may keep the message queued before giving up
         (error 30036); a code is worthless once it has expired, an alert a few hours later.
+        A read timeout raises a ProviderError with `outcome_unknown`: Twilio may have queued
+        the message.
         """
         options: dict[str, Any] = {
             "to": to,
@@ -109,6 +127,22 @@ class TwilioSms:
             raise
         return str(message.status)
 
+    def find_sent(self, to: str, body: str, since: int) -> str | None:
+        """Return the sid of a message with `body` sent to `to` since epoch second `since`, or None.
+
+        Twilio lists a number's messages newest first, so the search stops at the first
+        message created before `since` (less CLOCK_SKEW_SECONDS).
+        """
+        earliest = since - CLOCK_SKEW_SECONDS
+        with _classified_errors():
+            for message in self._twilio().messages.stream(to=to, page_size=50):
+                created = message.date_created
+                if created is not None and created.timestamp() < earliest:
+                    return None
+                if message.body == body:
+                    return str(message.sid)
+        return None
+
     def message_ids_to(self, number: str) -> list[str]:
         """Return the sids of every message the account sent to `number`, paging through the list."""
         with _classified_errors():
@@ -133,19 +167,23 @@ class TwilioSms:
 @contextmanager
 def _classified_errors() -> Iterator[None]:
     """Turn the SDK's errors into ProviderError, transient or not, with Twilio's error code."""
+    from requests.exceptions import ReadTimeout
     from twilio.base.exceptions import TwilioException, TwilioRestException
 
     try:
         yield
     except TwilioRestException as exc:
-        # 429 (too many concurrent requests) and 5xx pass; other 4xx (opted-out or invalid
-        # number, unsupported region) fail the same way on every retry.
-        transient = exc.status == 429 or exc.status >= 500
+        # 429 (too many concurrent requests), 5xx and a full queue pass. Other 4xx errors
+        # (opted-out or invalid number, unsupported region) fail the same way on every retry.
         code = str(exc.code) if exc.code is not None else None
+        transient = exc.status == 429 or exc.status >= 500 or code in TRANSIENT_CREATE_CODES
         raise ProviderError(
             PROVIDER, f"HTTP {exc.status} code {code}", transient=transient, code=code
         ) from None
     except TwilioException as exc:
         raise ProviderError(PROVIDER, type(exc).__name__, transient=True) from None
+    except ReadTimeout:
+        # The request went out and no response came back, so Twilio may have created the message.
+        raise ProviderError(PROVIDER, "ReadTimeout", transient=True, outcome_unknown=True) from None
     except OSError as exc:
         raise ProviderError(PROVIDER, type(exc).__name__, transient=True) from None

@@ -103,7 +103,14 @@ class MainTable:
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def get_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
-        """Read up to 100 distinct items in one BatchGetItem, retrying unprocessed keys."""
+        """Read up to 100 distinct items in one BatchGetItem, retrying unprocessed keys.
+
+        DynamoDB returns unprocessed keys when it throttles, so each retry waits longer, with
+        full jitter; BatchIncompleteError is raised if keys are still unprocessed after
+        MAX_ATTEMPTS requests.
+        """
+        from idsentry.adapters.batch import back_off
+
         unique = list(dict.fromkeys(keys))
         if len(unique) > 100:
             raise ValueError("BatchGetItem reads at most 100 keys")
@@ -111,12 +118,15 @@ class MainTable:
         pending: dict[str, Any] = {
             self.name: {"Keys": [key(pk, sk) for pk, sk in unique], "ConsistentRead": True}
         }
+        attempt = 0
         while pending:
             response = self.client().batch_get_item(RequestItems=pending)
             for raw in response.get("Responses", {}).get(self.name, []):
                 item = from_item(raw)
                 found[(item["pk"], item["sk"])] = item
             pending = response.get("UnprocessedKeys") or {}
+            if pending:
+                attempt = back_off(self.name, attempt)
         return found
 
     def query_index(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -20,6 +19,7 @@ from pydantic import (
     field_validator,
 )
 
+from idsentry import jsontext
 from idsentry.errors import FieldProblem
 from idsentry.identifiers import IdentifierKind
 
@@ -350,8 +350,9 @@ def parse_manifest(document: bytes | str | Mapping[str, Any]) -> IntakeManifest:
     """
     if isinstance(document, bytes | str):
         try:
-            data = json.loads(document)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            data = jsontext.loads(document)
+        except ValueError as exc:
+            # Also invalid UTF-8, integers over 4,300 digits and nesting past the decoder's limit.
             message = f"is not valid UTF-8 JSON (line {getattr(exc, 'lineno', 1)})"
             raise ManifestError([_problem("manifest", "manifest.invalid_json", message)]) from None
     else:

@@ -10,7 +10,9 @@ from pydantic import BaseModel, ConfigDict
 class EventDetail(BaseModel):
     """Common fields: the schema version and the event id consumers de-duplicate by."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # A function publishes one or two kinds of event, so each detail model builds its validator
+    # on first use (defer_build) rather than every model at import, in every cold start.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     source: ClassVar[str]
     detail_type: ClassVar[str]

@@ -8,7 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Job(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Each function validates or sends a few of these jobs, so a model builds its validator on
+    # first use (defer_build) rather than every job model at import, in every cold start.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     schema_version: Literal[1] = 1
     job_id: str
@@ -56,6 +58,9 @@ class PaymentNoticeJob(_Job):
     subscriber_id: str
     invoice_id: str
     notice: Literal["failed", "reminder"]
+    # Set on a copy queued when Twilio failed the SMS of an earlier attempt with error 30001
+    # (queue overflow): the sid of that message, whose ledger record the copy reopens.
+    resend_sms_of: str | None = None
 
 
 class AlertJob(_Job):
@@ -65,6 +70,9 @@ class AlertJob(_Job):
     subscriber_id: str
     alert_id: str
     breach_name: str
+    # Set on a copy queued when Twilio failed the SMS of an earlier attempt with error 30001
+    # (queue overflow): the sid of that message, whose ledger record the copy reopens.
+    resend_sms_of: str | None = None
 
 
 class CheckReminderJob(_Job):
@@ -109,7 +117,7 @@ NotificationJob = Annotated[
 class StripeEventJob(BaseModel):
     """Apply one Stripe event, fetched again from Stripe by its id; the body is never trusted."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     schema_version: Literal[1] = 1
     kind: Literal["stripe_event"] = "stripe_event"
@@ -123,7 +131,7 @@ class ChunkJob(BaseModel):
     file from `start`. The worker stops in time and queues the next job from its checkpoint.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     schema_version: Literal[1] = 1
     kind: Literal["breach_chunk"] = "breach_chunk"
@@ -137,7 +145,7 @@ class ChunkJob(BaseModel):
 class CheckJob(BaseModel):
     """Check one subscriber in the daily breach check run `run` (its date in China, yyyymmdd)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     schema_version: Literal[1] = 1
     kind: Literal["breach_check"] = "breach_check"
@@ -149,7 +157,7 @@ class CheckJob(BaseModel):
 class PlanPageJob(BaseModel):
     """Queue the check jobs of one page of entitled subscribers, then the job of the next page."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     schema_version: Literal[1] = 1
     kind: Literal["breach_plan_page"] = "breach_plan_page"
@@ -162,7 +170,7 @@ class PlanPageJob(BaseModel):
 class AccountDeletionJob(BaseModel):
     """Delete one subscriber's account; the steps already done are recorded on the account."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     schema_version: Literal[1] = 1
     kind: Literal["account_deletion"] = "account_deletion"
@@ -173,7 +181,7 @@ class AccountDeletionJob(BaseModel):
 class HibpJob(BaseModel):
     """Ask HIBP about one subscriber's confirmed e-mail address in run `run`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     schema_version: Literal[1] = 1
     kind: Literal["hibp_lookup"] = "hibp_lookup"
@@ -189,7 +197,7 @@ class ReportJob(BaseModel):
     (bought; `purchase_id` names the Checkout Session).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     schema_version: Literal[1] = 1
     kind: Literal["report"] = "report"
@@ -209,7 +217,7 @@ class ReconciliationJob(BaseModel):
     admin request's API Gateway id, which its audit record carries too.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     schema_version: Literal[1] = 1
     kind: Literal["reconciliation"] = "reconciliation"

@@ -12,7 +12,9 @@ from idsentry.money import exponent
 class Plan(BaseModel):
     """One purchasable plan: a Checkout mode, its price per currency and payment methods."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # The signup function imports these models for referrals, and most of its requests use
+    # none of them, so each builds its validator on first use (defer_build).
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     mode: Literal["subscription", "payment"]
     # Currency (lower-case ISO code) → the Stripe price's lookup key.
@@ -32,7 +34,7 @@ class Plan(BaseModel):
 class ReferralConfig(BaseModel):
     """The referral programme: the referee's coupon, the referrer's credit and its monthly cap."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     # A Stripe coupon id (chosen by us, like lookup keys) for the referee's first period.
     coupon: str = Field(min_length=1, max_length=200)
@@ -52,7 +54,7 @@ class ReferralConfig(BaseModel):
 class PlansConfig(BaseModel):
     """Every plan by name, the currency used when a request names none, and referrals."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     plans: dict[str, Plan]
     default_currency: str = "cny"

@@ -30,7 +30,9 @@ _CODE_PATTERN = re.compile(r"^[0-9]{6}$")
 class ConsentInput(BaseModel):
     """One consent as the client sends it."""
 
-    model_config = ConfigDict(extra="forbid")
+    # The sign-in function imports this module for `parse_verify` only, so each model builds
+    # its validator on first use (defer_build) rather than at import.
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     accepted: bool
     version: str = Field(max_length=32)
@@ -39,7 +41,7 @@ class ConsentInput(BaseModel):
 class SignupBody(BaseModel):
     """The JSON body of POST /v1/signups, before identifier validation."""
 
-    model_config = ConfigDict(extra="forbid", str_max_length=256)
+    model_config = ConfigDict(extra="forbid", str_max_length=256, defer_build=True)
 
     name: str = Field(max_length=64)
     id_number: str = Field(max_length=64)
@@ -57,7 +59,7 @@ class SignupBody(BaseModel):
 class VerifyBody(BaseModel):
     """The JSON body of POST /v1/signups/{signup_id}/verify."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     code: str = Field(max_length=16)
 

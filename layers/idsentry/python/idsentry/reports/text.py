@@ -30,9 +30,11 @@ TEXT: Final[dict[str, dict[Locale, str]]] = {
         "Identifiers are shown masked.",
     },
     "report.footer": {
-        "zh-CN": "本报告由身份哨兵根据截至 {end} 的记录生成。如有疑问，请回复报告邮件或联系客服。",
+        "zh-CN": "本报告由身份哨兵根据截至 {end} 的记录生成。如有疑问，请登录身份哨兵账户页面"
+        "查看最新的警报、处理清单和报告，或联系身份哨兵客服。",
         "en": "IDSentry generated this report from its records up to {end}. If you have "
-        "questions, reply to the report e-mail or contact support.",
+        "questions, sign in to your IDSentry account page for your latest alerts, checklists "
+        "and reports, or contact IDSentry support.",
     },
     "watched.heading": {"zh-CN": "监控中的身份信息", "en": "Identifiers we watch"},
     "watched.none": {"zh-CN": "没有监控中的身份信息。", "en": "No identifiers are watched."},
@@ -267,10 +269,10 @@ TEXT: Final[dict[str, dict[Locale, str]]] = {
     "deep.purchased": {"zh-CN": "购买时间：{time}", "en": "Bought {time}"},
     "deep.footer": {
         "zh-CN": "这是您购买的深度安全报告，由身份哨兵根据截至 {end} 的全部记录生成。"
-        "如有疑问，请回复报告邮件或联系客服。",
+        "如有疑问，请登录身份哨兵账户页面查看最新的警报、处理清单和报告，或联系身份哨兵客服。",
         "en": "This is the in-depth security report you bought. IDSentry generated it from all "
-        "its records up to {end}. If you have questions, reply to the report e-mail or contact "
-        "support.",
+        "its records up to {end}. If you have questions, sign in to your IDSentry account page "
+        "for your latest alerts, checklists and reports, or contact IDSentry support.",
     },
     "deep.summary.heading": {"zh-CN": "全部记录概况", "en": "Your record at a glance"},
     "deep.summary.watched": {"zh-CN": "监控中的身份信息", "en": "Identifiers watched"},
@@ -365,7 +367,7 @@ TEXT: Final[dict[str, dict[Locale, str]]] = {
     "column.check": {"zh-CN": "自查项目", "en": "Check"},
     "column.counts": {"zh-CN": "查到的数量", "en": "Counts"},
     # --- the incident dossier -----------------------------------------------------------------
-    "dossier.title": {"zh-CN": "个人信息泄露情况说明材料", "en": "Identity exposure dossier"},
+    "dossier.title": {"zh-CN": "个人信息泄露情况说明材料", "en": "Incident dossier"},
     "dossier.audience.police": {
         "zh-CN": "供向公安机关报案使用",
         "en": "For a report to the police",

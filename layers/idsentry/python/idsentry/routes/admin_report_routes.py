@@ -1,8 +1,9 @@
 """Admin routes of subscribers' reports: queue monthly reports, follow them, make a dossier.
 
 `POST /v1/admin/reports` takes {"month", "subscriber_id"} (both optional) and returns 202 with
-the queued report ids. Without `subscriber_id` it continues the month's run over every entitled
-subscriber, up to PAGES_PER_REQUEST pages a request.
+the queued and the already announced report ids, and the subscribers skipped because their
+account was created after the month ended. Without `subscriber_id` it continues the month's run
+over every entitled subscriber, up to PAGES_PER_REQUEST pages a request.
 `GET /v1/admin/reports/{month}?subscriber_ids=` returns each report's state.
 `POST /v1/admin/subscribers/{subscriber_id}/dossier` takes
 {"reason", "locale", "audience", "breach_names"} and returns 201 with a dossier download URL
@@ -101,6 +102,8 @@ def _run(request: HttpRequest, caller: str) -> dict[str, Any]:
             "month": parsed.month,
             "scope": result["scope"],
             "queued": result["queued"],
+            "already_announced": result["already_announced"],
+            "skipped": result["skipped"],
             "finished": result["finished"],
         },
     )

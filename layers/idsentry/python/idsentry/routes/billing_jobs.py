@@ -32,9 +32,8 @@ logger = logging.getLogger(__name__)
 FIRST_RETRY_SECONDS = 30
 MAX_RETRY_SECONDS = 900
 # A subscription held by another consumer is usually free again within seconds, so the first
-# retry comes soon. Each later one waits twice as long, so that the retries outlast the lease
-# of a consumer that died holding it (LEASE_SECONDS) well before the queue's maximum receive
-# count sends the event to the DLQ: 5 + 10 + 20 + 40 s.
+# retry comes soon. Each later one waits twice as long: 5 + 10 + 20 + 40 s outlast the lease of
+# a consumer that died holding it (LEASE_SECONDS) well before the queue's 8 receives run out.
 BUSY_RETRY_SECONDS = 5
 
 

@@ -44,25 +44,38 @@ def intake_deps() -> IntakeDeps:
     )
 
 
-def manifest_keys(body: str) -> list[str]:
-    """Return the manifest keys named by an S3 event notification (URL-decoded)."""
+def manifest_uploads(body: str) -> list[tuple[str, str | None]]:
+    """Return the (key, ETag) of each manifest upload in an S3 event notification.
+
+    Keys are URL-decoded. The ETag is None when the record carries none.
+    """
     try:
         notification = json.loads(body)
     except json.JSONDecodeError as exc:
         raise PoisonMessageError("intake notification is not JSON") from exc
     if notification.get("Event") == "s3:TestEvent":
         return []
-    keys = []
+    uploads: list[tuple[str, str | None]] = []
     for record in notification.get("Records", []):
-        key = unquote_plus(record.get("s3", {}).get("object", {}).get("key", ""))
+        stored = record.get("s3", {}).get("object", {})
+        key = unquote_plus(stored.get("key", ""))
+        etag = stored.get("eTag")
         if key.endswith(MANIFEST_NAME):
-            keys.append(key)
-    return keys
+            uploads.append((key, str(etag).strip('"') if etag else None))
+    return uploads
+
+
+def manifest_keys(body: str) -> list[str]:
+    """Return the manifest keys named by an S3 event notification (URL-decoded)."""
+    return [key for key, _ in manifest_uploads(body)]
 
 
 def process_intake_record(message_id: str, body: str) -> str:
     """Start an intake job for each manifest in one S3 notification."""
-    statuses = [str(start_intake(intake_deps(), key)["status"]) for key in manifest_keys(body)]
+    statuses = [
+        str(start_intake(intake_deps(), key, etag)["status"])
+        for key, etag in manifest_uploads(body)
+    ]
     logger.info(
         "intake notification processed", extra={"message_id": message_id, "jobs": len(statuses)}
     )

@@ -41,6 +41,7 @@ def notifier_deps() -> NotifierDeps:
             str(secret.get("auth_token", "")),
             str(secret.get("messaging_service_sid", "")),
             base_url=settings.twilio_base_url,
+            timeout_seconds=settings.twilio_timeout_seconds,
         )
 
     return NotifierDeps(

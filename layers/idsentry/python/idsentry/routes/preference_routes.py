@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
-from email import policy
-from email.parser import BytesParser
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -66,6 +64,11 @@ def _form_fields(request: HttpRequest) -> dict[str, str]:
     content_type = request.header("content-type") or ""
     media_type = content_type.partition(";")[0].strip().lower()
     if media_type == "multipart/form-data":
+        # The stdlib e-mail parser and its header classes cost a cold start milliseconds that
+        # the usual URL-encoded body never needs.
+        from email import policy
+        from email.parser import BytesParser
+
         header = f"Content-Type: {content_type}\r\n\r\n".encode()
         parsed = BytesParser(policy=policy.HTTP).parsebytes(header + request.body)
         fields: dict[str, str] = {}

@@ -6,24 +6,22 @@ import logging
 from collections.abc import Mapping
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from idsentry.adapters.email import SesEmail
-from idsentry.adapters.finance_files import FinanceFiles
 from idsentry.adapters.queue import JobQueue
-from idsentry.adapters.stripe_lists import StripeSdkLists
 from idsentry.clock import Clock, utc_now
 from idsentry.errors import PoisonMessageError
 from idsentry.models.jobs import ReconciliationJob
-from idsentry.routes.billing_jobs import billing_deps
-from idsentry.services.reconcile import ReconcileDeps
-from idsentry.services.reconcile_ledger import TableLedgerSource
 from idsentry.services.reconcile_runs import plan_daily
-from idsentry.services.reconcile_worker import WorkerDeps, run_job
 from idsentry.settings import CoreSettings, StripeEventsSettings, load_settings
 from idsentry.wiring import main_table, secret_cache
+
+if TYPE_CHECKING:
+    from idsentry.adapters.stripe_lists import StripeSdkLists
+    from idsentry.services.reconcile import ReconcileDeps
+    from idsentry.services.reconcile_worker import WorkerDeps
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +53,19 @@ def planner_queue() -> JobQueue:
 
 @cache
 def worker_deps() -> WorkerDeps:
-    """Return the reconciliation worker's dependencies."""
+    """Return the reconciliation worker's dependencies.
+
+    The worker's modules (billing, the Stripe lists, SES, the finance files) are imported here,
+    so the planner, which shares this module, does not load them in its cold start.
+    """
+    from idsentry.adapters.email import SesEmail
+    from idsentry.adapters.finance_files import FinanceFiles
+    from idsentry.adapters.stripe_lists import StripeSdkLists
+    from idsentry.routes.billing_jobs import billing_deps
+    from idsentry.services.reconcile import ReconcileDeps
+    from idsentry.services.reconcile_ledger import TableLedgerSource
+    from idsentry.services.reconcile_worker import WorkerDeps
+
     settings = load_settings(ReconciliationWorkerSettings)
 
     @cache
@@ -112,6 +122,8 @@ def process_reconciliation_record(message_id: str, body: str) -> str:
     except ValidationError as exc:
         logger.error("reconciliation job invalid", extra={"message_id": message_id})
         raise PoisonMessageError(message_id) from exc
+
+    from idsentry.services.reconcile_worker import run_job
 
     outcome = run_job(worker_deps(), job)
     logger.info(

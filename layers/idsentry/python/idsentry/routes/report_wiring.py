@@ -17,6 +17,9 @@ class ReportSettings(CoreSettings):
 
     reports_bucket: str
     report_queue_url: str
+    # The account routes only: the signup function's BillingPlans JSON, whose deep_report plan
+    # the account page offers. Unset, POST /v1/account/deep-report answers that it is not offered.
+    billing_plans: str | None = None
 
 
 @cache

@@ -16,7 +16,7 @@ from idsentry.index_keys import signup_requests_index_key
 from idsentry.models.signup import parse_signup, parse_verify
 from idsentry.routes import preference_routes
 from idsentry.routes.signup_wiring import checkout_deps, signup_deps
-from idsentry.services import billing_links, checkout, email_links, signup
+from idsentry.services import signup
 from idsentry.services.idempotency import (
     IdempotencyGuard,
     StoredResponse,
@@ -32,6 +32,9 @@ def handle(event: dict[str, Any]) -> dict[str, Any]:
     """Dispatch one request by its route and map every outcome to a response."""
     request = parse_http_event(event)
     locale = negotiate_locale(accept_language(request.headers))
+    if request.route_key == "POST /v1/signups":
+        # A signup body may name its language, and every rejection of that signup uses it.
+        locale = negotiate_locale(accept_language(request.headers), _body_locale(request))
 
     try:
         if request.route_key == "POST /v1/signups":
@@ -71,11 +74,19 @@ def _body(request: HttpRequest) -> dict[str, Any]:
         raise RequestValidationError([FieldProblem("body", "request.invalid_json")]) from exc
 
 
-def _create(request: HttpRequest, header_locale: Locale) -> dict[str, Any]:
+def _body_locale(request: HttpRequest) -> str | None:
+    """Return the `locale` that a JSON object body names, or None."""
+    try:
+        payload = request.json()
+    except RequestBodyError:
+        return None
+    locale = payload.get("locale")
+    return locale if isinstance(locale, str) else None
+
+
+def _create(request: HttpRequest, locale: Locale) -> dict[str, Any]:
     deps = signup_deps()
     payload = _body(request)
-    explicit = payload.get("locale") if isinstance(payload.get("locale"), str) else None
-    locale = negotiate_locale(accept_language(request.headers), explicit)
 
     try:
         valid = parse_signup(
@@ -142,6 +153,10 @@ def _created_signup_id(response: dict[str, Any]) -> str | None:
 
 
 def _confirm_email(request: HttpRequest, locale: Locale) -> dict[str, Any]:
+    # Imported here, like the billing link's modules, so that a cold start serving a signup
+    # does not load the modules of the other routes.
+    from idsentry.services import email_links
+
     deps = signup_deps()
     try:
         result = email_links.confirm_email(
@@ -182,6 +197,8 @@ def _checkout_result(request: HttpRequest, locale: Locale) -> dict[str, Any]:
 
 
 def _open_billing_link(request: HttpRequest, locale: Locale) -> dict[str, Any]:
+    from idsentry.services import billing_links, checkout
+
     deps = checkout_deps()
     if deps is None:
         return _html_page(503, message("payment.not_available", locale), locale)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
+import re
 from typing import Any
 
+from idsentry import jsontext
 from idsentry.adapters.queue import JobQueue
 from idsentry.clock import epoch, utc_now
 from idsentry.http import json_response, parse_http_event
@@ -16,6 +17,9 @@ from idsentry.wiring import secret_cache
 
 logger = logging.getLogger(__name__)
 ROUTE = "POST /v1/webhooks/stripe"
+# Stripe's event ids are `evt_` and letters and digits (test fixtures use underscores too). The
+# length cap keeps every job far below SQS's message size limit.
+EVENT_ID = re.compile(r"evt_[A-Za-z0-9_]{1,251}")
 
 
 def handle(event: dict[str, Any]) -> dict[str, Any]:
@@ -42,26 +46,34 @@ def handle(event: dict[str, Any]) -> dict[str, Any]:
             "stripe signature rejected",
             extra={"code": error.code, "request_id": request.request_id},
         )
-        return json_response(400, {"error": {"code": error.code}})
+        return _rejection(error.code, "Stripe-Signature")
 
     try:
-        payload = json.loads(request.body)
-        event_id = payload["id"]
-        livemode = payload["livemode"]
-    except (ValueError, KeyError, TypeError):
+        payload = jsontext.loads(request.body)
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict) or "id" not in payload or "livemode" not in payload:
         logger.warning("stripe event malformed", extra={"request_id": request.request_id})
-        return json_response(400, {"error": {"code": "event.malformed"}})
-    if (
-        not isinstance(event_id, str)
-        or not event_id.startswith("evt_")
-        or livemode is not settings.live_mode
-    ):
+        missing = "id" if isinstance(payload, dict) and "id" not in payload else "livemode"
+        return _rejection("event.malformed", missing if isinstance(payload, dict) else "body")
+    event_id = payload["id"]
+    field = None
+    if not isinstance(event_id, str) or not EVENT_ID.fullmatch(event_id):
+        field = "id"
+    elif payload["livemode"] is not settings.live_mode:
+        field = "livemode"
+    if field is not None:
         logger.warning(
             "stripe event rejected",
             extra={"request_id": request.request_id, "event_id": str(event_id)[:64]},
         )
-        return json_response(400, {"error": {"code": "event.wrong_mode_or_id"}})
+        return _rejection("event.wrong_mode_or_id", field)
 
     JobQueue(settings.stripe_events_queue_url).send(StripeEventJob(event_id=event_id))
     logger.info("stripe event enqueued", extra={"event_id": event_id})
     return json_response(200, {"received": True})
+
+
+def _rejection(code: str, field: str) -> dict[str, Any]:
+    """Return a 400 naming the header or body field that was rejected."""
+    return json_response(400, {"error": {"code": code, "field": field}})

@@ -23,11 +23,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 from idsentry.clock import epoch, utc_now
 from idsentry.http import HttpRequest, json_response, parse_http_event
-from idsentry.services.delivery import StatusCallback, record_status
+from idsentry.services.delivery import StatusCallback, record_status, resend_overflowed
 from idsentry.services.inbound_sms import apply_inbound
 from idsentry.services.ledger import link_provider_id
 from idsentry.settings import TwilioWebhookSettings, load_settings
-from idsentry.wiring import main_table, pepper_loader, secret_cache
+from idsentry.wiring import main_table, notification_queue, pepper_loader, secret_cache
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,8 @@ STATUS_ROUTE = "POST /v1/webhooks/twilio/status"
 INBOUND_ROUTE = "POST /v1/webhooks/twilio/inbound"
 # SMS and MMS message SIDs.
 MESSAGE_SID = re.compile(r"(?:SM|MM)[0-9a-f]{32}")
+# Twilio's error codes are five-digit numbers, and the cap keeps the SMS item small.
+ERROR_CODE = re.compile(r"[0-9]{1,10}")
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 
@@ -102,7 +104,9 @@ def handle(event: dict[str, Any]) -> dict[str, Any]:
     signature = request.header("x-twilio-signature") or ""
     if not signature_valid(auth_token, url, params, signature):
         logger.warning("twilio signature invalid", extra={"request_id": request.request_id})
-        return json_response(403, {"error": {"code": "signature.invalid"}})
+        return json_response(
+            403, {"error": {"code": "signature.invalid", "field": "X-Twilio-Signature"}}
+        )
 
     message_sid = params.first("MessageSid")
     if not MESSAGE_SID.fullmatch(message_sid):
@@ -123,6 +127,9 @@ def _status(
     status = params.first("MessageStatus")
     if not status:
         return _invalid_field(request, "MessageStatus")
+    error_code = params.first("ErrorCode")
+    if error_code and not ERROR_CODE.fullmatch(error_code):
+        return _invalid_field(request, "ErrorCode")
     now = epoch(utc_now())
     table = main_table()
 
@@ -134,11 +141,13 @@ def _status(
     callback = StatusCallback(
         message_sid=message_sid,
         status=status,
-        error_code=params.first("ErrorCode") or None,
+        error_code=error_code or None,
         to=params.first("To") or None,
         message_key=message_key,
         channel=channel,
     )
+    # Before the status is recorded: a repeated callback, after a failure here, queues it again.
+    resend_overflowed(table, notification_queue(), callback)
     outcome = record_status(table, callback, lambda: pepper_loader(settings), now)
     return json_response(200, {"outcome": outcome})
 

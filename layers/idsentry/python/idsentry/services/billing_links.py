@@ -1,9 +1,10 @@
 """Signed, expiring billing links: to the Stripe Customer Portal or to buy a one-off deep report.
 
-Until subscriber accounts exist, the service sends these links by e-mail (a payment-failed
-notice links to the portal). A link names the subscriber and the action and expires after
-seven days. `idsentry.services.checkout.open_billing_link` turns one into a Stripe session.
-This module stays free of the Stripe SDK, so the notifier can build links without bundling it.
+A payment-failed e-mail links to the portal, and the account page gets a deep report link
+from `POST /v1/account/deep-report` (`deep_report_links`). A link names the subscriber and the
+action and expires after seven days. `idsentry.services.checkout.open_billing_link` turns one
+into a Stripe session. This module stays free of the Stripe SDK, so the notifier and the
+account function can build links without bundling it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """SMS delivery states from Twilio status callbacks, applied in order whatever order they arrive in.
 
 A failed or undelivered callback also acts on Twilio's error code: an opted-out recipient or
-an invalid number changes the subscriber's SMS state, so no later SMS is attempted.
+an invalid number changes the subscriber's SMS state, so no later SMS is attempted, and a
+message that overflowed Twilio's queue (30001) is queued to be sent again.
 """
 
 from __future__ import annotations
@@ -9,10 +10,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from pydantic import Field, TypeAdapter
+
+from idsentry.adapters.queue import JobQueue
 from idsentry.adapters.table import MainTable
 from idsentry.crypto import Pepper
+from idsentry.models.jobs import AlertJob, PaymentNoticeJob
+from idsentry.services.ledger import MAX_OVERFLOW_RESENDS
 from idsentry.services.preferences import SmsState, set_sms_state
 from idsentry.services.sms_numbers import canonical_number, holds_mobile
 
@@ -48,6 +54,12 @@ NUMBER_STATE_BY_CODE: dict[str, SmsState] = {
     "30005": "invalid",
     "30006": "invalid",
 }
+
+# Twilio's error for a message that overflowed the sender pool's queue: it never left Twilio.
+QUEUE_OVERFLOW_CODE = "30001"
+# How long the copy of an overflowed message waits before it is sent again, so that the queue
+# can drain first (SQS delays a message by at most 900 s).
+OVERFLOW_RESEND_DELAY_SECONDS = 300
 
 SUBSCRIBER_ID_PREFIX = "sbr_"
 SMS_ITEM_TTL_SECONDS = 90 * 24 * 3600
@@ -137,6 +149,47 @@ def record_status(
     return "recorded"
 
 
+def resend_overflowed(table: MainTable, queue: JobQueue, callback: StatusCallback) -> bool:
+    """Queue again, delayed, the job of an SMS that Twilio failed with 30001; True when queued.
+
+    Only a message whose ledger record has this sid, from an alert or a payment notice, is
+    sent again. The record may still be pending: Twilio can report the overflow before the
+    notifier has recorded the send. The copy reopens the record when it runs (Ledger.reopen),
+    by then marked sent, so a repeated callback queues a copy that sends nothing.
+    """
+    if callback.status != "failed" or callback.error_code != QUEUE_OVERFLOW_CODE:
+        return False
+    fields = {"message_sid": callback.message_sid}
+    key = _ledger_key(callback, table.get(f"SMS#{callback.message_sid}", "SMS"))
+    record = table.get(*key) if key is not None else None
+    if (
+        record is None
+        or record.get("state") not in ("sent", "pending")
+        or record.get("provider_id") != callback.message_sid
+        or not record.get("job")
+    ):
+        logger.info("sms queue overflow not resent: the message moved on", extra=fields)
+        return False
+    if int(record.get("overflow_resends", 0)) >= MAX_OVERFLOW_RESENDS:
+        logger.warning("sms queue overflow not resent: too many resends", extra=fields)
+        return False
+
+    job = _RESENDABLE.validate_json(record["job"])
+    copy = job.model_copy(
+        update={"job_id": f"{job.job_id}:resend", "resend_sms_of": callback.message_sid}
+    )
+    queue.send(copy, delay_seconds=OVERFLOW_RESEND_DELAY_SECONDS)
+    logger.warning(
+        "sms queued again after a twilio queue overflow", extra={**fields, "job_id": job.job_id}
+    )
+    return True
+
+
+_RESENDABLE: TypeAdapter[AlertJob | PaymentNoticeJob] = TypeAdapter(
+    Annotated[AlertJob | PaymentNoticeJob, Field(discriminator="kind")]
+)
+
+
 def _advances(item: dict[str, Any], status: str, rank: int) -> bool:
     stored_rank = item.get("delivery_rank")
     if stored_rank is None:
@@ -184,7 +237,18 @@ def _apply_error_code(
 def _ledger_subject(
     table: MainTable, callback: StatusCallback, item: dict[str, Any] | None
 ) -> str | None:
-    """Return the subject id of the ledger record that sent the message, if it can be found.
+    """Return the subject id of the ledger record that sent the message, if it can be found."""
+    key = _ledger_key(callback, item)
+    if key is None:
+        return None
+
+    record = table.get(*key)
+    subject_id = (record or {}).get("subject_id")
+    return str(subject_id) if subject_id else None
+
+
+def _ledger_key(callback: StatusCallback, item: dict[str, Any] | None) -> tuple[str, str] | None:
+    """Return the key of the ledger record that sent the message, if it can be found.
 
     The notifier links the SMS item once it has recorded the send. Until then, the message key
     in the callback URL names the same record.
@@ -195,7 +259,4 @@ def _ledger_subject(
         ledger_pk, ledger_sk = f"NOTIFY#{callback.message_key}", "sms"
     if not ledger_pk or not ledger_sk:
         return None
-
-    record = table.get(str(ledger_pk), str(ledger_sk))
-    subject_id = (record or {}).get("subject_id")
-    return str(subject_id) if subject_id else None
+    return str(ledger_pk), str(ledger_sk)

@@ -64,11 +64,19 @@ class StaffRequester:
 
 
 def parse_dossier_request(payload: dict[str, Any]) -> DossierRequest:
-    """Return the request. Raises RequestValidationError naming each invalid field."""
+    """Return the request. Raises RequestValidationError naming each invalid field.
+
+    An `audience` that is not one of the four gets a message that lists them.
+    """
     try:
         return DossierRequest.model_validate(payload)
     except ValidationError as exc:
-        raise RequestValidationError(pydantic_problems(exc)) from None
+        # pydantic_problems returns one problem per error, in the same order.
+        problems = pydantic_problems(exc)
+        for index, error in enumerate(exc.errors()):
+            if error["loc"] == ("audience",) and error["type"] == "literal_error":
+                problems[index] = FieldProblem("audience", "dossier.audience_invalid")
+        raise RequestValidationError(problems) from None
 
 
 def dossier_key(subscriber_id: str, dossier_id: str) -> str:

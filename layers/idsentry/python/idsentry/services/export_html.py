@@ -30,7 +30,7 @@ SECTION_TITLES: dict[str, tuple[str, str]] = {
         "Security reports (the files are in the export's ZIP archive)",
     ),
     "dossiers": (
-        "事件档案（文件在导出的 ZIP 压缩包中）",
+        "个人信息泄露情况说明材料（文件在导出的 ZIP 压缩包中）",
         "Incident dossiers (the files are in the export's ZIP archive)",
     ),
     "signup": ("注册记录", "Signup"),
@@ -46,8 +46,8 @@ FIELD_LABELS: dict[str, tuple[str, str]] = {
     "purchased_at": ("购买时间", "Bought"),
     "covers_from": ("报告覆盖的起始日期", "Covers from"),
     "check_results": ("报告中显示的自查结果", "Check results the report showed"),
-    "dossier_id": ("档案编号", "Dossier id"),
-    "reference": ("档案参考号", "Dossier reference"),
+    "dossier_id": ("说明材料 ID", "Dossier id"),
+    "reference": ("材料编号", "Dossier reference"),
     "audience": ("用途", "For"),
     "breach_names": ("泄露事件", "Breaches"),
     "name": ("姓名", "Name"),
@@ -113,11 +113,11 @@ def render_html(document: dict[str, Any]) -> str:
         "</head><body><main>",
         "<h1>身份哨兵：您的个人信息副本 <span class=en lang=en>IDSentry: a copy of your data</span></h1>",
         "<p>这是我们保存的关于您的全部信息。机器可读的完整版本在同时生成的 JSON 文件中。"
-        "同时生成的 ZIP 压缩包包含这两个文件，以及您每份安全报告和事件档案的文件。"
+        "同时生成的 ZIP 压缩包包含这两个文件，以及您每份安全报告和个人信息泄露情况说明材料的文件。"
         "指纹（带密钥的哈希值）不包含在内，因为它们由上面列出的信息计算而来。请妥善保管本文件。</p>",
         "<p class=en lang=en>This is everything we hold about you. The JSON file generated with it "
         "has the same data in machine-readable form. The ZIP archive generated with them holds "
-        "both files and the file of each of your security reports and dossiers. Fingerprints "
+        "both files and the file of each of your security reports and incident dossiers. Fingerprints "
         "(keyed hashes) are left out because they are computed from the values shown here. Keep "
         "this file safe.</p>",
         _table(

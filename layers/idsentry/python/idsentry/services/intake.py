@@ -81,23 +81,36 @@ def breach_item(breach: Breach) -> dict[str, Any]:
     return {"pk": f"BREACH#{breach.name}", "sk": "BREACH", **fields}
 
 
-def start_intake(deps: IntakeDeps, manifest_key: str) -> dict[str, Any]:
+def start_intake(deps: IntakeDeps, manifest_key: str, etag: str | None = None) -> dict[str, Any]:
     """Turn an uploaded manifest into an intake job; returns the job record.
 
-    The job id comes from the manifest's key and content, so a repeated notification finds the
-    existing job and queues nothing. A rejected manifest or file gives a job with status
-    `rejected` and the reasons, and nothing is ingested.
+    The job id comes from the manifest's key and content (`etag`, from the S3 notification;
+    read from S3 when None), so a repeated notification finds the existing job and queues
+    nothing, even after the finished job deleted the files. A notification whose object is
+    gone or was replaced since, and that has no job, returns a record with status `skipped`
+    and writes nothing: the upload that replaced it has its own notification. A rejected
+    manifest or file gives a job with status `rejected` and the reasons, and nothing is
+    ingested.
     """
-    etag = deps.objects.etag(manifest_key)
-    job_id = intake_job_id(deps.objects.bucket, manifest_key, etag)
+    job_id = intake_job_id(
+        deps.objects.bucket,
+        manifest_key,
+        etag if etag is not None else deps.objects.etag(manifest_key),
+    )
     existing = deps.table.get(job_pk(job_id), "JOB")
     if existing is not None:
         logger.info("intake job exists", extra={"job_id": job_id, "status": existing["status"]})
-        if existing["status"] == "done":
+        same_content = etag is None or deps.objects.current_etag(manifest_key) == etag
+        if existing["status"] == "done" and same_content:
             # The same manifest uploaded to the same key again: that content was ingested and
             # deleted once, so this copy is deleted too rather than left for the lifecycle rule.
+            # A repeated notification of an upload that another one has replaced since must not
+            # delete the newer files.
             deps.objects.delete([manifest_key, str(existing["data_key"])])
         return existing
+    if etag is not None and deps.objects.current_etag(manifest_key) != etag:
+        logger.warning("intake manifest gone or replaced", extra={"job_id": job_id})
+        return {"job_id": job_id, "manifest_key": manifest_key, "status": "skipped"}
 
     now = deps.clock()
     record: dict[str, Any] = {

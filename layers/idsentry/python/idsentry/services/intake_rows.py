@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from collections.abc import Callable, Iterator
 from typing import Final, NamedTuple, Protocol
 
+from idsentry import jsontext
 from idsentry.identifiers import IdentifierKind
 from idsentry.models.breach import normalize_label
 from idsentry.services.intake_chunks import RowLayout
@@ -278,7 +278,7 @@ def _json_records(lines: Iterator[tuple[bytes | None, int]], layout: RowLayout) 
             yield Record(end, [], [], BLANK_LINE)
             continue
         try:
-            document = json.loads(line.decode(codec))
+            document = jsontext.loads(line.decode(codec))
         except UnicodeDecodeError:
             yield Record(end, [], [], UNDECODABLE)
             continue

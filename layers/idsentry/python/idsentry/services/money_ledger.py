@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from idsentry import jsontext
 from idsentry.adapters.dynamo import to_item
 from idsentry.adapters.table import MainTable
 
@@ -67,7 +68,9 @@ def parse_request(day: str | None, query: Mapping[str, str]) -> LedgerPageReques
     limit = DEFAULT_PAGE_SIZE
     if "limit" in query:
         text = query["limit"]
-        if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE_SIZE:
+        # isdigit() alone accepts "²", and int() rejects that and numbers over 4,300 digits.
+        digits = text.isascii() and text.isdigit() and len(text) <= 4
+        if not digits or not 1 <= int(text) <= MAX_PAGE_SIZE:
             raise LedgerInputError(
                 "limit", f"invalid limit: expected a whole number from 1 to {MAX_PAGE_SIZE}"
             )
@@ -122,7 +125,7 @@ def _decode_cursor(cursor: str, day: str) -> dict[str, str]:
     invalid = LedgerInputError("cursor", "invalid cursor: pass the cursor of the previous page")
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        values = json.loads(raw)
+        values = jsontext.loads(raw)
     except (binascii.Error, ValueError) as exc:
         raise invalid from exc
     if (

@@ -415,19 +415,29 @@ def _send_notice_sms(
     text: Callable[[], str],
     validity_seconds: int,
     state: str | None = UNREAD,
+    job: AlertJob | PaymentNoticeJob | None = None,
 ) -> str:
     """Send one alert or notice SMS within the number's daily window; act on a refused number.
 
     `state` is the ledger record's state (None: no record) when the caller has just read it.
+    `job` is kept on the ledger record, to be queued again if Twilio's queue overflows.
     """
     if state == UNREAD:
         state = ledger.state(message_key, "sms")
     if state in SETTLED_STATES:
         return "skipped"
+    # Only a first attempt (no record) takes a slot of the number's daily window. A record in
+    # `pending` or `retry` took its slot then, and a retry taking another would let a provider
+    # outage use up the day's cap with messages that never reached the phone.
     if state == "pending":
-        # The earlier attempt took the slot, and may have sent the message.
-        return ledger.resolve_pending(message_key, "sms").outcome
-    if not _take_notice_slot(deps, contact.mobile_fingerprint, epoch(deps.clock())):
+        # The earlier attempt may have sent the message. It goes again only if Twilio never
+        # received it.
+        settled = _settle_pending_sms(deps, ledger, contact, message_key, text())
+        if settled != "released":
+            return settled
+    elif state is None and not _take_notice_slot(
+        deps, contact.mobile_fingerprint, epoch(deps.clock())
+    ):
         logger.info(
             "sms held back by the daily cap",
             extra={"subscriber_id": contact.subscriber_id, "message_key": message_key},
@@ -441,10 +451,21 @@ def _send_notice_sms(
         "sms",
         contact.subscriber_id,
         lambda: deps.sms().send(mobile, text(), callback, validity_seconds),
+        job=job.model_dump_json() if job is not None else None,
     )
     if delivery.outcome == "failed":
         _act_on_refused_number(deps, ledger, contact, delivery.error_code)
     return delivery.outcome
+
+
+def _settle_pending_sms(
+    deps: NotifierDeps, ledger: Ledger, contact: _Contact, message_key: str, body: str
+) -> str:
+    """Settle an SMS claim an earlier attempt left; "released" when Twilio never received it."""
+    mobile = contact.mobile()
+    return ledger.resolve_pending(
+        message_key, "sms", find=lambda since: deps.sms().find_sent(mobile, body, since)
+    ).outcome
 
 
 def _act_on_refused_number(
@@ -500,6 +521,9 @@ def _send_payment_notice(deps: NotifierDeps, ledger: Ledger, job: PaymentNoticeJ
         if job.notice == "failed"
         else f"invoice:{job.invoice_id}:reminder"
     )
+    if job.resend_sms_of:
+        # Twilio's queue overflowed for the SMS of an earlier attempt: send it once more.
+        ledger.reopen(message_key, "sms", job.resend_sms_of)
 
     outcome = "skipped"
     if contact.preferences.may_email(None):
@@ -530,6 +554,7 @@ def _send_payment_notice(deps: NotifierDeps, ledger: Ledger, job: PaymentNoticeJ
         message_key,
         lambda: render_sms(kind, locale, amount=amount, until=until),
         SMS_VALIDITY_SECONDS["notice"],
+        job=job,
     )
     return _combined(outcome, sms_outcome)
 
@@ -582,6 +607,9 @@ def _send_alert(deps: NotifierDeps, ledger: Ledger, job: AlertJob) -> str:
         confidence=alert["confidence"],
     )
     message_key = f"alert:{job.alert_id}"
+    if job.resend_sms_of:
+        # Twilio's queue overflowed for the SMS of an earlier attempt: send it once more.
+        ledger.reopen(message_key, "sms", job.resend_sms_of)
 
     outcome = "skipped"
     if contact.preferences.may_email("alerts"):
@@ -621,7 +649,7 @@ def _send_alert(deps: NotifierDeps, ledger: Ledger, job: AlertJob) -> str:
         # The e-mail went now; the SMS waits for the morning, and the job comes back then.
         defer_alert_sms(deps.table, job, int(until.timestamp()), epoch(now))
         return _combined(outcome, "deferred")
-    if state != "pending" and not take_alert_sms_budget(
+    if state is None and not take_alert_sms_budget(
         deps.table, epoch(now), deps.sms_alert_daily_budget
     ):
         logger.info("alert sms held back by the daily budget", extra={"alert_id": job.alert_id})
@@ -640,6 +668,7 @@ def _send_alert(deps: NotifierDeps, ledger: Ledger, job: AlertJob) -> str:
         ),
         SMS_VALIDITY_SECONDS["alert"],
         state,
+        job,
     )
     return _combined(outcome, sms_outcome)
 

@@ -31,13 +31,14 @@ from idsentry.clock import SHANGHAI
 from idsentry.errors import FieldProblem, RequestValidationError
 from idsentry.i18n import Locale
 from idsentry.models.jobs import CheckReminderJob
-from idsentry.models.signup import pydantic_problems
-from idsentry.services.account import AccountNotFoundError
 from idsentry.services.entitled_runs import PAGE_SIZE, run_over_entitled
-from idsentry.services.playbooks import load_config, service_view
 from idsentry.templates import Email
 
 logger = logging.getLogger(__name__)
+
+# The playbook catalogue, the request models and the account service are imported by the
+# functions that record and show results, so the quarterly planner, which only queues jobs,
+# does not load them in its cold start.
 
 CHECK_PREFIX = "CHECK#"
 # No one holds this many phone cards, bank cards or accounts; a larger number is a typing error.
@@ -73,6 +74,9 @@ class CheckResult:
 
 def parse_check_result(payload: dict[str, Any]) -> CheckResult:
     """Validate a check result. Raises RequestValidationError listing every invalid field."""
+    from idsentry.models.signup import pydantic_problems
+    from idsentry.services.playbooks import load_config
+
     try:
         body = CheckResultBody.model_validate(payload)
     except ValidationError as exc:
@@ -104,6 +108,8 @@ def record_check(
     table: MainTable, subscriber_id: str, result: CheckResult, now: datetime, locale: Locale
 ) -> dict[str, Any]:
     """Store this quarter's result of one check and return it with the change from last time."""
+    from idsentry.services.account import AccountNotFoundError
+
     quarter = quarter_of(now)
     profile = table.get(f"SUB#{subscriber_id}", "PROFILE")
     if profile is None or profile.get("deletion_requested_at"):
@@ -148,6 +154,8 @@ def check_history(table: MainTable, subscriber_id: str, locale: Locale) -> dict[
 
     `changed_from_last` is None for a check's first result, because nothing came before it.
     """
+    from idsentry.services.playbooks import load_config
+
     items = table.get_partition(f"SUB#{subscriber_id}")
     by_check: dict[str, list[dict[str, Any]]] = {}
     for sk, item in sorted(items.items()):
@@ -181,6 +189,8 @@ def check_history(table: MainTable, subscriber_id: str, locale: Locale) -> dict[
 
 def checks_view(locale: Locale) -> list[dict[str, Any]]:
     """Return the checks a subscriber can record, with their count fields and services."""
+    from idsentry.services.playbooks import load_config, service_view
+
     return [
         {
             "check": check_id,

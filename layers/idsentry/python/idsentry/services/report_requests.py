@@ -2,10 +2,11 @@
 
 A request for every entitled subscriber continues the month's run (`REPORTRUN#{month}`) that
 the scheduled planner uses, so a month whose run finished queues nothing more. A request for one
-subscriber queues their monthly job unless the report was already announced. Either way the
-report id is derived from the subscriber and the month, and the worker renders and announces
-each id once, so repeating a request renders and e-mails nothing twice. Responses and records
-carry subscriber ids and report ids only.
+subscriber queues their monthly job unless the report was already announced. Either way a
+subscriber whose account was created after the month ended is skipped. The report id is
+derived from the subscriber and the month, and the worker renders and announces each id once,
+so repeating a request renders and e-mails nothing twice. Responses and records carry
+subscriber ids and report ids only.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from idsentry.services.entitled_runs import ENTITLED_INDEX_KEY, PAGE_SIZE
 from idsentry.services.report_ids import current_month
 from idsentry.services.subscriber_reports import (
     REPORT_PREFIX,
+    SKIPPED_SIGNED_UP_AFTER,
     STATE_ANNOUNCED,
     job_report_id,
     monthly_job,
     previous_month,
     queue_monthly_reports,
+    signed_up_after,
 )
 
 MONTH_PATTERN: Final = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
@@ -34,9 +37,10 @@ SUBSCRIBER_ID_PATTERN: Final = re.compile(r"sbr_[0-9A-HJKMNP-TV-Z]{26}")
 RUN_FIELDS: Final = frozenset({"month", "subscriber_id"})
 # Subscribers one state request may name: one BatchGetItem reads at most 100 keys.
 MAX_STATE_SUBSCRIBERS: Final = 100
-# Pages of entitled subscribers (PAGE_SIZE each) that one request queues. A page takes 100
-# SendMessageBatch calls; two pages are an estimate that keeps a request well inside the
-# admin function's 15-second timeout. The response has `finished: false` until the run is done.
+# Pages of entitled subscribers (PAGE_SIZE each) that one request queues. A page takes up to
+# 100 SendMessageBatch and 31 BatchGetItem calls; two pages are an estimate that keeps a
+# request well inside the admin function's 15-second timeout. The response has
+# `finished: false` until the run is done.
 PAGES_PER_REQUEST: Final = 2
 # The state of a report that has no item yet: queued, or never requested.
 STATE_PENDING: Final = "pending"
@@ -111,26 +115,37 @@ def request_monthly_reports(
 ) -> dict[str, Any]:
     """Queue the month's reports of one subscriber or of every entitled subscriber.
 
-    Returns the month, the scope, how many jobs this request queued, each report's id and
-    state, and whether the month's run has finished. Raises ReportRequestError naming
-    `subscriber_id` (404) for an unknown or deleted account and (409) for one that is not
-    entitled, because the monthly run covers entitled subscribers only.
+    Returns the month and the scope, and counts the jobs this request queued, the reports
+    already announced (not queued again) and the subscribers skipped. It lists each report's
+    id and state (queued or announced) and each skipped subscriber with the reason, and says
+    whether the month's run has finished. A subscriber whose account was created after the
+    month ended is skipped. Raises ReportRequestError naming `subscriber_id` (404) for an unknown or deleted
+    account and (409) for one that is not entitled, because the monthly run covers entitled
+    subscribers only.
     """
     if request.subscriber_id is not None:
         return _request_one(table, jobs, request.subscriber_id, request.month)
 
     run = queue_monthly_reports(table, jobs, request.month, page_size, max_pages)
+    states = [(subscriber_id, STATE_QUEUED) for subscriber_id in run.subscriber_ids]
+    states += [(subscriber_id, STATE_ANNOUNCED) for subscriber_id in run.announced]
     return {
         "month": run.month,
         "scope": "entitled",
         "queued": len(run.subscriber_ids),
+        "already_announced": len(run.announced),
+        "skipped": len(run.skipped),
         "reports": [
             {
                 "subscriber_id": subscriber_id,
                 "report_id": job_report_id(monthly_job(subscriber_id, run.month)),
-                "state": STATE_QUEUED,
+                "state": state,
             }
-            for subscriber_id in run.subscriber_ids
+            for subscriber_id, state in states
+        ],
+        "skipped_subscribers": [
+            {"subscriber_id": subscriber_id, "reason": reason}
+            for subscriber_id, reason in run.skipped
         ],
         "finished": run.finished,
         "already_finished": run.already_finished,
@@ -157,6 +172,22 @@ def _request_one(
     report_id = job_report_id(job)
     existing = table.get(f"SUB#{subscriber_id}", f"{REPORT_PREFIX}{report_id}")
     announced = existing is not None and existing.get("state") == STATE_ANNOUNCED
+    if not announced and signed_up_after(
+        month, profile, table.get(f"SUB#{subscriber_id}", "PREFS")
+    ):
+        return {
+            "month": month,
+            "scope": "subscriber",
+            "queued": 0,
+            "already_announced": 0,
+            "skipped": 1,
+            "reports": [],
+            "skipped_subscribers": [
+                {"subscriber_id": subscriber_id, "reason": SKIPPED_SIGNED_UP_AFTER}
+            ],
+            "finished": True,
+            "already_finished": False,
+        }
     if not announced:
         # A report that was stored but not announced is finished by the same job.
         jobs.send(job)
@@ -164,6 +195,8 @@ def _request_one(
         "month": month,
         "scope": "subscriber",
         "queued": 0 if announced else 1,
+        "already_announced": 1 if announced else 0,
+        "skipped": 0,
         "reports": [
             {
                 "subscriber_id": subscriber_id,
@@ -171,6 +204,7 @@ def _request_one(
                 "state": STATE_ANNOUNCED if announced else STATE_QUEUED,
             }
         ],
+        "skipped_subscribers": [],
         "finished": True,
         "already_finished": announced,
     }

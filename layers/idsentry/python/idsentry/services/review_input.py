@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from idsentry import jsontext
 from idsentry.models.breach import _BREACH_NAME_PATTERN
 from idsentry.services.alerts import REVIEW_INDEX_KEY
 
@@ -66,7 +67,9 @@ def parse_page(query: Mapping[str, str], breach_name: str | None = None) -> Page
     limit = DEFAULT_PAGE_SIZE
     if "limit" in query:
         text = query["limit"]
-        if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE_SIZE:
+        # isdigit() alone accepts "²", and int() rejects that and numbers over 4,300 digits.
+        digits = text.isascii() and text.isdigit() and len(text) <= 4
+        if not digits or not 1 <= int(text) <= MAX_PAGE_SIZE:
             raise ReviewInputError(
                 "limit", f"invalid limit: expected a whole number from 1 to {MAX_PAGE_SIZE}"
             )
@@ -152,7 +155,7 @@ def decode_cursor(cursor: str, breach_name: str | None = None) -> dict[str, str]
     problem = ReviewInputError("cursor", "invalid cursor: pass next_cursor of the previous page")
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        values = jsontext.loads(base64.urlsafe_b64decode(padded.encode()))
     except (ValueError, binascii.Error):
         raise problem from None
     if not isinstance(values, list) or len(values) != len(CURSOR_FIELDS):

@@ -59,6 +59,10 @@ class HumanCheckFailedError(DomainError):
         super().__init__("human_check.failed")
 
 
+class _CodeSpentError(Exception):
+    """The verify transaction found the code used, replaced or locked by then."""
+
+
 class IdentityVerificationFailedError(DomainError):
     """The provider did not confirm that name, ID number and mobile belong to one person."""
 
@@ -177,6 +181,9 @@ def create_signup(
         deps.keys.forget(signup_id)
         raise ServiceUnavailableError("signup.retry", 1) from exc
 
+    # NOTE: when this send fails after the transaction committed (SQS still failing after the
+    # client's retries, or the function timing out here), the caller gets a 500 and the pending
+    # signup keeps its counters without a code job. The number then waits out the resend interval.
     deps.queue.send(OtpJob(job_id=f"job_{code_id}", signup_id=signup_id, code_id=code_id))
     logger.info("signup created", extra={"signup_id": signup_id})
     return {
@@ -282,6 +289,16 @@ def verify_signup(deps: SignupDeps, signup_id: str, code: str) -> dict[str, Any]
         holder = _commit_subscriber(
             deps, pepper, signup, record, subscriber_id, own_code, plain, now
         )
+    except _CodeSpentError as exc:
+        deps.keys.forget(subscriber_id)
+        verified = _verified_with_code(deps, signup_id, record.code_id)
+        if verified is None:
+            raise RequestValidationError([FieldProblem("code", "code.locked")]) from exc
+        # A concurrent request with this code committed first, for example a double-tapped
+        # submit. It gets the same response as a retry, and the request that committed
+        # publishes the events.
+        logger.info("signup verified by a concurrent request", extra={"signup_id": signup_id})
+        return _verified_response(deps, verified)
     except BaseException:
         deps.keys.forget(subscriber_id)
         raise
@@ -299,6 +316,18 @@ def verify_signup(deps: SignupDeps, signup_id: str, code: str) -> dict[str, Any]
     return _verified_response(deps, signup)
 
 
+def _verified_with_code(deps: SignupDeps, signup_id: str, code_id: str) -> dict[str, Any] | None:
+    """Return the signup when it is verified and its code `code_id` is the one used, else None."""
+    items = deps.table.get_partition(signup_pk(signup_id))
+    signup = items.get("SIGNUP")
+    code_item = items.get("OTP")
+    if signup is None or signup["status"] != "verified" or code_item is None:
+        return None
+    if code_item["code_id"] != code_id or not code_item.get("used"):
+        return None
+    return signup
+
+
 def _commit_subscriber(
     deps: SignupDeps,
     pepper: Pepper,
@@ -314,6 +343,7 @@ def _commit_subscriber(
     The same transaction deletes the signup's data key, whose ciphertext it removes.
 
     Returns the id of the account that lost the ID number to this verified owner, if any.
+    Raises _CodeSpentError when the code was used, replaced or locked before the commit.
     """
     signup_id = signup["signup_id"]
     id_fps = pepper.fingerprints("id_number", plain["id_number"])
@@ -482,7 +512,7 @@ def _commit_subscriber(
         deps.table.transact(writes)
     except ConditionFailedError as exc:
         if exc.name == "code":
-            raise RequestValidationError([FieldProblem("code", "code.locked")]) from exc
+            raise _CodeSpentError() from exc
         # Another verification of this signup or of the same ID number committed first.
         raise ServiceUnavailableError("signup.retry", 1) from exc
     except TransactionConflictError as exc:

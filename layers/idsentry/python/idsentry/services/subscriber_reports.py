@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from idsentry.adapters.bus import EventPublisher
 from idsentry.adapters.exports import ExportObjects
@@ -32,15 +33,6 @@ from idsentry.errors import FieldProblem, NotFoundError, RequestValidationError
 from idsentry.models.events import ReportGenerated
 from idsentry.models.jobs import ReportJob
 from idsentry.object_keys import REPORT_FILE_NAMES, report_file_key
-from idsentry.reports.assess import latest_results, report_period
-from idsentry.reports.model import (
-    CheckResult,
-    SubscriberFacts,
-    from_records,
-    related_keys,
-    report_data,
-    sms_pointer_keys,
-)
 from idsentry.services.entitled_runs import PAGE_SIZE, run_over_entitled
 from idsentry.services.report_ids import (
     DEEP_REPORT_PLAN,
@@ -52,6 +44,11 @@ from idsentry.services.subscriber_records import read_many
 
 if TYPE_CHECKING:
     from idsentry.reports.document import Document
+    from idsentry.reports.model import CheckResult, SubscriberFacts
+
+# The report models and their rules (playbooks, risk, breach kinds) are imported where a report
+# is rendered. The monthly planner and the account routes import this module only to queue and
+# list reports, so their cold starts do not load them.
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +62,12 @@ FILES: dict[str, tuple[str, str]] = {
 }
 STATE_STORED = "stored"
 STATE_ANNOUNCED = "announced"
+# Why a monthly report was not queued: the account was created after the month ended, or it
+# is gone (deleted between the index page and the read).
+SKIPPED_SIGNED_UP_AFTER = "signed_up_after_month"
+SKIPPED_NO_ACCOUNT = "no_account"
+# Subscribers whose profile, preferences and report one BatchGetItem (100 keys) reads.
+SUBSCRIBERS_PER_READ = 33
 
 
 class ReportNotFoundError(NotFoundError):
@@ -106,14 +109,85 @@ def monthly_job(subscriber_id: str, month: str) -> ReportJob:
     )
 
 
+def month_end(month: str, timezone: str | None) -> datetime:
+    """Return the first instant after a YYYY-MM month in `timezone` (Asia/Shanghai if unknown)."""
+    try:
+        zone = ZoneInfo(timezone or "Asia/Shanghai")
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = SHANGHAI
+    year, number = (int(part) for part in month.split("-"))
+    return datetime(year + number // 12, number % 12 + 1, 1, tzinfo=zone)
+
+
+def signed_up_after(
+    month: str, profile: dict[str, Any], preferences: dict[str, Any] | None
+) -> bool:
+    """Return whether the account was created after the month ended in the subscriber's zone.
+
+    Such a subscriber has no report of that month: they were not one during any of it. A
+    profile without `created_at` counts as created before.
+    """
+    created_at = profile.get("created_at")
+    if not isinstance(created_at, int | float) or isinstance(created_at, bool):
+        return False
+    timezone = (preferences or {}).get("timezone")
+    end = month_end(month, timezone if isinstance(timezone, str) else None)
+    return created_at >= end.timestamp()
+
+
 @dataclass(frozen=True)
 class MonthlyRun:
-    """The subscribers one `queue_monthly_reports` call queued, and the month's run state."""
+    """Outcome of one `queue_monthly_reports` call for each subscriber, and the run's state.
+
+    `subscriber_ids` were queued. `announced` already had the month's report announced, and
+    `skipped` pairs each subscriber left out with the reason (SKIPPED_*).
+    """
 
     month: str
     subscriber_ids: tuple[str, ...]
     already_finished: bool
     finished: bool
+    announced: tuple[str, ...] = ()
+    skipped: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass
+class _SortedPage:
+    queue: list[str]
+    announced: list[str]
+    skipped: list[tuple[str, str]]
+
+
+def _sort_page(table: MainTable, subscribers: list[str], month: str) -> _SortedPage:
+    """Split a page of entitled subscribers into those to queue, announced and skipped."""
+    page = _SortedPage(queue=[], announced=[], skipped=[])
+    for start in range(0, len(subscribers), SUBSCRIBERS_PER_READ):
+        chunk = subscribers[start : start + SUBSCRIBERS_PER_READ]
+        keys = {
+            subscriber: (
+                (f"SUB#{subscriber}", "PROFILE"),
+                (f"SUB#{subscriber}", "PREFS"),
+                (
+                    f"SUB#{subscriber}",
+                    f"{REPORT_PREFIX}{job_report_id(monthly_job(subscriber, month))}",
+                ),
+            )
+            for subscriber in chunk
+        }
+        found = table.get_many([key for triple in keys.values() for key in triple])
+        for subscriber, (profile_key, prefs_key, report_key) in keys.items():
+            profile = found.get(profile_key)
+            report = found.get(report_key)
+            if report is not None and report.get("state") == STATE_ANNOUNCED:
+                page.announced.append(subscriber)
+            elif profile is None or profile.get("deletion_requested_at"):
+                page.skipped.append((subscriber, SKIPPED_NO_ACCOUNT))
+            elif signed_up_after(month, profile, found.get(prefs_key)):
+                page.skipped.append((subscriber, SKIPPED_SIGNED_UP_AFTER))
+            else:
+                # A report that was stored but not announced is finished by the same job.
+                page.queue.append(subscriber)
+    return page
 
 
 def queue_monthly_reports(
@@ -126,23 +200,30 @@ def queue_monthly_reports(
     """Queue the month's report job of every entitled subscriber, continuing the month's run.
 
     The scheduled planner and staff requests share the run item `REPORTRUN#{month}`, so a month
-    whose run finished queues nothing more. `max_pages` ends the call early (see
-    `run_over_entitled`).
+    whose run finished queues nothing more. A subscriber whose report of the month was already
+    announced is not queued again, and one whose account was created after the month ended is
+    skipped. `max_pages` ends the call early (see `run_over_entitled`).
     """
-    queued: list[str] = []
+    done = _SortedPage(queue=[], announced=[], skipped=[])
 
     def queue_page(subscribers: list[str]) -> None:
-        jobs.send_many([monthly_job(subscriber, month) for subscriber in subscribers])
-        queued.extend(subscribers)
+        page = _sort_page(table, subscribers, month)
+        if page.queue:
+            jobs.send_many([monthly_job(subscriber, month) for subscriber in page.queue])
+        done.queue.extend(page.queue)
+        done.announced.extend(page.announced)
+        done.skipped.extend(page.skipped)
 
     outcome = run_over_entitled(
         table, f"REPORTRUN#{month}", queue_page, page_size, {"month": month}, max_pages
     )
     return MonthlyRun(
         month=month,
-        subscriber_ids=tuple(queued),
+        subscriber_ids=tuple(done.queue),
         already_finished=outcome.already_finished,
         finished=outcome.finished,
+        announced=tuple(done.announced),
+        skipped=tuple(done.skipped),
     )
 
 
@@ -151,19 +232,15 @@ def plan_monthly_reports(
 ) -> dict[str, Any]:
     """Queue the previous month's report job for every entitled subscriber; safe to repeat."""
     run = queue_monthly_reports(table, jobs, previous_month(now), page_size)
-    logger.info(
-        "monthly reports planned",
-        extra={
-            "month": run.month,
-            "queued": len(run.subscriber_ids),
-            "already_finished": run.already_finished,
-        },
-    )
-    return {
+    summary = {
         "month": run.month,
         "queued": len(run.subscriber_ids),
+        "already_announced": len(run.announced),
+        "skipped": len(run.skipped),
         "already_finished": run.already_finished,
     }
+    logger.info("monthly reports planned", extra=summary)
+    return summary
 
 
 def on_demand_job(subscriber_id: str, now: datetime) -> ReportJob:
@@ -229,6 +306,18 @@ def generate_report(deps: ReportDeps, job: ReportJob) -> str:
         logger.info("report already announced", extra={"report_id": report_id})
         return "duplicate"
 
+    if (
+        existing is None
+        and job.report_kind == "monthly"
+        and signed_up_after(job.month, profile, items.get("PREFS"))
+    ):
+        # The planner queues no such job; this stops one replayed from the DLQ or queued by
+        # an earlier version.
+        logger.info(
+            "report skipped", extra={"report_id": report_id, "reason": SKIPPED_SIGNED_UP_AFTER}
+        )
+        return SKIPPED_SIGNED_UP_AFTER
+
     if existing is None:
         purchase = items.get(f"{PURCHASE_PREFIX}{job.purchase_id}") if job.purchase_id else None
         if job.report_kind == "deep" and not _paid_deep_report(purchase):
@@ -291,7 +380,9 @@ def _render_and_store(
     generated_at: datetime,
 ) -> list[dict[str, Any]]:
     """Render both files into the bucket; return the check results the report showed."""
+    from idsentry.reports.assess import latest_results, report_period
     from idsentry.reports.document import report_document
+    from idsentry.reports.model import report_data
 
     facts = subscriber_facts(deps, job.subscriber_id, items)
     data = report_data(facts, job.month, generated_at, _previous_results(items, job.month))
@@ -324,6 +415,7 @@ def _render_deep(
     Returns the check results it showed and the attributes the report item adds: when the
     report was bought and the local date its history starts, which the e-mail names.
     """
+    from idsentry.reports.assess import latest_results
     from idsentry.reports.deep import assess_deep_report
     from idsentry.reports.deep_document import layout_deep_report
     from idsentry.reports.model import deep_report_data
@@ -370,6 +462,8 @@ def subscriber_facts(
     deps: ReportDeps, subscriber_id: str, items: dict[str, dict[str, Any]]
 ) -> SubscriberFacts:
     """Return what reports and dossiers show of a subscriber, from their partition's items."""
+    from idsentry.reports.model import from_records, related_keys, sms_pointer_keys
+
     related = read_many(deps.table, related_keys(items))
     related.update(read_many(deps.table, sms_pointer_keys(related)))
     return from_records(subscriber_id, items, related, masked_identifiers(items))
@@ -387,6 +481,8 @@ def masked_identifiers(items: dict[str, dict[str, Any]]) -> dict[str, list[str]]
 
 def _previous_results(items: dict[str, dict[str, Any]], month: str) -> list[CheckResult] | None:
     """Return the check results of the latest earlier monthly report, or None without one."""
+    from idsentry.reports.model import CheckResult
+
     earlier = [
         item
         for sk, item in items.items()

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
+from idsentry import jsontext
 from idsentry.ids import new_id
 
 ALGORITHM = "ES256"
@@ -113,7 +114,7 @@ def _json_object(data: bytes, part: str) -> dict[str, Any]:
         return dict(pairs)
 
     try:
-        value = json.loads(data.decode("utf-8"), object_pairs_hook=reject_duplicates)
+        value = jsontext.loads(data.decode("utf-8"), object_pairs_hook=reject_duplicates)
     except (UnicodeDecodeError, ValueError) as exc:
         if isinstance(exc, TokenInvalidError):
             raise
