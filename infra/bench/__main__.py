@@ -1,6 +1,7 @@
 """Run the bench (intake, the local service, notifications) and write docs/benchmarks.md.
 
-`python -m infra.bench` runs everything; `--only notifications` runs one section and prints it.
+`python -m infra.bench` runs everything; `--only notifications` (or `coldstart`, `reports`,
+`signup-load`) runs one section and prints it.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from infra.bench.coldstart import ColdStartBench
+from infra.bench.coldstart import ColdStartBench, ColdStartFailure, ColdStartResult
+from infra.bench.coldstart_report import cold_start_section
 from infra.bench.exposure_events import exposure_events_section, measure_exposure_events
+from infra.bench.first_requests import first_requests
 from infra.bench.intake import IntakeSizes, measure_intake
 from infra.bench.intake_report import intake_section
 from infra.bench.notification_counts import measure_notification_counts
@@ -31,6 +34,14 @@ from infra.bench.request_counts import (
     measure_webhook_counts,
 )
 from infra.bench.service import quiet_handler_logs, start_service
+from infra.bench.signup_load import (
+    DEFAULT_CLIENTS,
+    DEFAULT_DEADLINE_S,
+    DEFAULT_REQUESTS,
+    run_signup_load_bench,
+    signup_load_section,
+)
+from infra.local.service import LocalService
 from infra.local.stack import REPOSITORY_ROOT
 
 DEFAULT_OUTPUT = REPOSITORY_ROOT / "docs" / "benchmarks.md"
@@ -50,6 +61,25 @@ def positive_rate(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
     return value
+
+
+def function_list(text: str) -> list[str]:
+    """Parse a comma-separated list of cold-start functions."""
+    units = [unit.strip() for unit in text.split(",") if unit.strip()]
+    try:
+        first_requests(units)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return units
+
+
+def measure_cold_starts(
+    service: LocalService, runs: int, units: list[str] | None
+) -> tuple[list[ColdStartResult], list[ColdStartFailure]]:
+    """Measure the cold start of each function (all without `units`) on the started service."""
+    with tempfile.TemporaryDirectory(prefix="idsentry-bench-") as workdir:
+        bench = ColdStartBench(service, Path(workdir), runs, first_requests(units))
+        return bench.run(), bench.failures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,8 +114,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["notifications", "reports"],
+        choices=["coldstart", "notifications", "reports", "signup-load"],
         help="run one section, print it and leave the output page as it is",
+    )
+    parser.add_argument(
+        "--functions",
+        type=function_list,
+        default=None,
+        help="comma-separated functions of the cold-start section, such as signup,notifier "
+        "(default every function in template.yaml)",
     )
     parser.add_argument(
         "--alerts",
@@ -107,6 +144,25 @@ def main(argv: list[str] | None = None) -> int:
         help="SMS segments per second that the Twilio emulator delivers in the notification "
         f"section (default {DEFAULT_SEGMENTS_PER_SECOND:g})",
     )
+    parser.add_argument(
+        "--signup-clients",
+        type=positive,
+        default=DEFAULT_CLIENTS,
+        help=f"concurrent clients in the signup load section (default {DEFAULT_CLIENTS})",
+    )
+    parser.add_argument(
+        "--signup-requests",
+        type=positive,
+        default=DEFAULT_REQUESTS,
+        help=f"signups that the clients send in the signup load section (default {DEFAULT_REQUESTS})",
+    )
+    parser.add_argument(
+        "--signup-deadline",
+        type=positive_rate,
+        default=DEFAULT_DEADLINE_S,
+        help="seconds after which each run of the signup load section sends no new request "
+        f"(default {DEFAULT_DEADLINE_S:g})",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     started = time.perf_counter()
@@ -122,12 +178,33 @@ def main(argv: list[str] | None = None) -> int:
         print(notification_section(notifications))
         return 0
 
+    if args.only == "coldstart":
+        service = start_service()
+        try:
+            quiet_handler_logs(service)
+            results, failures = measure_cold_starts(service, args.runs, args.functions)
+        finally:
+            service.stop()
+        print(cold_start_section(results, failures))
+        return 1 if failures else 0
+
     if args.only == "reports":
         try:
             print(reports_section(measure_reports()))
         except BenchFailedError as exc:
             print(f"bench failed: {exc}", file=sys.stderr)
             return 1
+        return 0
+
+    if args.only == "signup-load":
+        try:
+            signup_load = run_signup_load_bench(
+                args.signup_clients, args.signup_requests, args.signup_deadline
+            )
+        except BenchFailedError as exc:
+            print(f"bench failed: {exc}", file=sys.stderr)
+            return 1
+        print(signup_load_section(signup_load))
         return 0
 
     sizes = IntakeSizes(memory_rows=args.breach_rows, local_rows=args.local_breach_rows)
@@ -154,8 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             measure_webhook_counts(service),
             measure_notification_counts(service),
         ]
-        with tempfile.TemporaryDirectory(prefix="idsentry-bench-") as workdir:
-            cold_starts = ColdStartBench(service, Path(workdir), args.runs).run()
+        cold_starts, cold_start_failures = measure_cold_starts(service, args.runs, args.functions)
     except BenchFailedError as exc:
         print(f"bench failed: {exc}", file=sys.stderr)
         return 1
@@ -176,6 +252,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench failed: {exc}", file=sys.stderr)
         return 1
 
+    # A service of its own, whose abuse limits are set for the signups this section sends.
+    try:
+        signup_load = run_signup_load_bench(
+            args.signup_clients, args.signup_requests, args.signup_deadline
+        )
+    except BenchFailedError as exc:
+        print(f"bench failed: {exc}", file=sys.stderr)
+        return 1
+
     page = render(
         command_line(),
         units,
@@ -184,11 +269,20 @@ def main(argv: list[str] | None = None) -> int:
         duration_s=time.perf_counter() - started,
         notifications=notifications,
         reports=reports_section(reports),
+        signup_load=signup_load_section(signup_load),
         exposure_events=exposure_events_section(exposure_events),
+        cold_start_failures=cold_start_failures,
     )
     args.output.write_text(page, encoding="utf-8")
     print(page)
     print(f"wrote {args.output}", file=sys.stderr)
+    if cold_start_failures:
+        print(
+            f"bench failed: the cold start of {len(cold_start_failures)} functions was not "
+            "measured; the page names each with the reason",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -1,15 +1,15 @@
 """One cold-start measurement in a fresh process: a Lambda function, its baseline or boto3 alone.
 
 Run as `python -P child.py SPEC_PATH RESULT_PATH`. The spec (JSON) names the mode and its
-inputs, and the result (JSON) contains the elapsed time, the AWS calls made and the
-third-party modules loaded. This file imports only the standard library at module level, so
-that nothing else is loaded before the timer starts. The bench process imports
-`CallRecorder` from it too.
+inputs, and the result (JSON) contains the elapsed time, the AWS calls made, the other HTTP
+requests (to the Stripe, Twilio and HIBP emulators) and the third-party modules loaded. This
+file imports only the standard library at module level, so that nothing else is loaded
+before the timer starts. The bench process imports `CallRecorder` from it too.
 
-Every mode starts its timer before it installs the call recorder and imports anything else,
-and stops it after the last AWS response, so the recorder's own cost is inside every figure.
-A baseline spec may also name one SMS to send through the twilio SDK after the AWS calls,
-because the notifier's first request sends one.
+Every mode starts its timer before it installs the recorders and imports anything else, and
+stops it after the last response, so the recorders' own cost is inside every figure. A
+baseline spec may also name provider requests to send again after the AWS calls, and one SMS
+to send through the twilio SDK, because the notifier's first request sends one.
 """
 
 from __future__ import annotations
@@ -114,10 +114,16 @@ class CallRecorder:
         self.calls[-1]["attempts"] += 1
         self.calls[-1]["request_bytes"] += size
 
-    def _on_response(self, http_response: Any, **_: Any) -> None:
+    def _on_response(self, http_response: Any, parsed: Any, model: Any, **_: Any) -> None:
         if not self._kept() or not self.calls:
             return
-        self.calls[-1]["status"] = http_response.status_code
+        call = self.calls[-1]
+        call["status"] = http_response.status_code
+        call["error_code"] = (parsed.get("Error") or {}).get("Code") if parsed else None
+        # The header, because reading `content` would consume a streamed body (S3 GetObject).
+        length = http_response.headers.get("content-length")
+        call["response_bytes"] = int(length) if length and length.isdigit() else 0
+        call["returned"] = returned_items(model.name, parsed or {})
 
     @contextmanager
     def capture(self) -> Iterator[list[dict[str, Any]]]:
@@ -128,6 +134,85 @@ class CallRecorder:
             yield captured
         finally:
             captured.extend(self.calls[start:])
+
+
+class ProviderRecorder:
+    """Record the HTTP requests that go to hosts other than the AWS endpoint.
+
+    The Stripe, Twilio and HIBP clients all send through urllib3 (the stripe SDK's
+    RequestsClient, the twilio SDK and the HIBP adapter use requests), so wrapping
+    `HTTPConnectionPool.urlopen` records every provider request. botocore sends through urllib3
+    too, so requests to `aws_endpoint` (host:port) are left out. Each record keeps the method,
+    the URL, the headers and the body (base64), which the same-work process sends again.
+    """
+
+    def __init__(self, aws_endpoint: str | None) -> None:
+        self.aws_endpoint = aws_endpoint
+        self.calls: list[dict[str, Any]] = []
+        self._original: Callable[..., Any] | None = None
+
+    def install(self) -> None:
+        """Wrap urllib3's `urlopen` so that every later provider request is recorded here."""
+        from urllib3.connectionpool import HTTPConnectionPool
+
+        original = HTTPConnectionPool.urlopen
+        self._original = original
+        recorder = self
+
+        def urlopen(
+            pool: Any, method: str, url: str, body: Any = None, *args: Any, **kw: Any
+        ) -> Any:
+            response = original(pool, method, url, body, *args, **kw)
+            endpoint = f"{pool.host}:{pool.port}"
+            if endpoint != recorder.aws_endpoint:
+                headers = kw.get("headers") or (args[0] if args else None) or {}
+                recorder.calls.append(
+                    {
+                        "method": method,
+                        "url": f"{pool.scheme}://{endpoint}{url}",
+                        "headers": {str(name): str(value) for name, value in headers.items()},
+                        "body": _encoded_body(body),
+                        "status": response.status,
+                    }
+                )
+            return response
+
+        HTTPConnectionPool.urlopen = urlopen  # type: ignore[method-assign,assignment]
+
+
+def _encoded_body(body: Any) -> str | None:
+    if body is None:
+        return None
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    if not isinstance(body, bytes):
+        raise TypeError(f"a provider request body of type {type(body).__name__} cannot be replayed")
+    return base64.b64encode(body).decode("ascii")
+
+
+def aws_endpoint() -> str | None:
+    """Return host:port of AWS_ENDPOINT_URL, or None when it is not set."""
+    from urllib.parse import urlsplit
+
+    url = os.environ.get("AWS_ENDPOINT_URL")
+    if not url:
+        return None
+    parts = urlsplit(url)
+    default_port = 443 if parts.scheme == "https" else 80
+    return f"{parts.hostname}:{parts.port or default_port}"
+
+
+def returned_items(operation: str, parsed: dict[str, Any]) -> int:
+    """Return how many DynamoDB items a read returned, or 0 for any other operation."""
+    if operation in ("Query", "Scan"):
+        return int(parsed.get("Count", 0))
+    if operation == "GetItem":
+        return 1 if parsed.get("Item") else 0
+    if operation == "BatchGetItem":
+        return sum(len(items) for items in (parsed.get("Responses") or {}).values())
+    if operation == "TransactGetItems":
+        return sum(1 for response in parsed.get("Responses") or [] if response.get("Item"))
+    return 0
 
 
 def summarize(service: str, operation: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -146,7 +231,23 @@ def summarize(service: str, operation: str, params: dict[str, Any]) -> dict[str,
                 kind, body = next(iter(item.items()))
                 items.append([kind, body["TableName"]])
             return {"items": items}
+        if operation in ("Query", "Scan"):
+            return {"table": params.get("TableName"), "index": params.get("IndexName")}
         return {"table": params.get("TableName")}
+    if service == "s3":
+        return {
+            "bucket": params.get("Bucket"),
+            "key": params.get("Key") or params.get("Prefix"),
+            "sse": params.get("ServerSideEncryption"),
+            "kms_key": params.get("SSEKMSKeyId"),
+            "objects": len((params.get("Delete") or {}).get("Objects") or []),
+        }
+    if service == "sesv2":
+        return {
+            "from": params.get("FromEmailAddress"),
+            "configuration_set": params.get("ConfigurationSetName"),
+            "reason": params.get("Reason"),
+        }
     if service == "kms":
         return {"key_id": params.get("KeyId"), "key_spec": params.get("KeySpec")}
     if service == "secretsmanager":
@@ -206,6 +307,8 @@ def run_function(spec: dict[str, Any]) -> dict[str, Any]:
     started = _start_timer()
     recorder = CallRecorder()
     recorder.install()
+    providers = ProviderRecorder(aws_endpoint())
+    providers.install()
     app = importlib.import_module(spec["handler_module"])
     handler = getattr(app, spec["handler_function"])
     imported = time.perf_counter()
@@ -217,8 +320,10 @@ def run_function(spec: dict[str, Any]) -> dict[str, Any]:
         "phases": {"import": imported - started, "first_request": finished - imported},
         "status": response.get("statusCode") if isinstance(response, dict) else None,
         "batch_item_failures": _batch_item_failures(response),
+        "response": response,
         "calls": recorder.calls,
         "clients": recorder.clients,
+        "provider_calls": providers.calls,
         "modules": _third_party_modules(),
         "loaded": {name: name in sys.modules for name in spec.get("check_loaded", [])},
     }
@@ -255,14 +360,58 @@ def _send_sms(sms: dict[str, Any]) -> None:
     )
 
 
+def _send_provider_requests(calls: list[dict[str, Any]]) -> None:
+    """Send each recorded provider request again, with its method, URL, headers and body.
+
+    The Idempotency-Key header is left out, so that Stripe does the request's work again
+    rather than return the response it stored for the function's request.
+    """
+    import requests
+
+    with requests.Session() as session:
+        session.trust_env = False
+        for call in calls:
+            body = call.get("body")
+            headers = {
+                name: value
+                for name, value in call["headers"].items()
+                if name.lower() != "idempotency-key"
+            }
+            session.request(
+                call["method"],
+                call["url"],
+                headers=headers,
+                data=base64.b64decode(body) if body is not None else None,
+                timeout=30,
+            )
+
+
+def _replay(client: Any, call: dict[str, Any]) -> None:
+    """Make one replayed call; a call planned to fail must fail with its error code."""
+    from botocore.exceptions import ClientError
+
+    expected = call.get("error_code")
+    try:
+        getattr(client, call["method"])(**decode_bytes(call["params"]))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != expected:
+            raise
+        return
+    if expected:
+        raise RuntimeError(f"the replayed {call['method']} succeeded, expected {expected}")
+
+
 def run_baseline(spec: dict[str, Any]) -> dict[str, Any]:
     """Import the same modules, create the same clients, replay the calls and send the SMS.
 
-    The clients share one boto3 session, unless the spec sets session_per_client.
+    The clients share one boto3 session, unless the spec sets session_per_client. The
+    provider requests of the spec ("provider_calls") go out after the AWS calls.
     """
     started = _start_timer()
     recorder = CallRecorder()
     recorder.install()
+    providers = ProviderRecorder(aws_endpoint())
+    providers.install()
     for name in spec["modules"]:
         importlib.import_module(name)
     imported = time.perf_counter()
@@ -278,8 +427,7 @@ def run_baseline(spec: dict[str, Any]) -> dict[str, Any]:
         clients[service] = session.client(service, config=config)
     created = time.perf_counter()
     for call in spec["calls"]:
-        method = getattr(clients[call["service"]], call["method"])
-        method(**decode_bytes(call["params"]))
+        _replay(clients[call["service"]], call)
     replayed = time.perf_counter()
     phases = {
         "import": imported - started,
@@ -289,6 +437,10 @@ def run_baseline(spec: dict[str, Any]) -> dict[str, Any]:
     if "sms" in spec:
         _send_sms(spec["sms"])
         phases["sms"] = time.perf_counter() - replayed
+    if spec.get("provider_calls"):
+        provider_started = time.perf_counter()
+        _send_provider_requests(spec["provider_calls"])
+        phases["providers"] = time.perf_counter() - provider_started
     finished = time.perf_counter()
 
     return {
@@ -297,6 +449,7 @@ def run_baseline(spec: dict[str, Any]) -> dict[str, Any]:
         "status": None,
         "calls": recorder.calls,
         "clients": recorder.clients,
+        "provider_calls": providers.calls,
         "modules": _third_party_modules(),
         "loaded": {},
     }
@@ -307,6 +460,8 @@ def run_boto3_only(spec: dict[str, Any]) -> dict[str, Any]:
     started = _start_timer()
     recorder = CallRecorder()
     recorder.install()
+    providers = ProviderRecorder(aws_endpoint())
+    providers.install()
     import boto3
 
     imported = time.perf_counter()
@@ -319,6 +474,7 @@ def run_boto3_only(spec: dict[str, Any]) -> dict[str, Any]:
         "status": None,
         "calls": recorder.calls,
         "clients": recorder.clients,
+        "provider_calls": providers.calls,
         "modules": _third_party_modules(),
         "loaded": {},
     }

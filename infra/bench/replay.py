@@ -1,18 +1,25 @@
 """Replay plans: the AWS calls a measured process made, rebuilt with bench-only keys and targets.
 
 The baseline process of the cold-start bench makes the same sequence of operations as the
-signup function, on the same tables, KMS key and secret, with parameters that succeed
-against moto but touch no product data:
+function, on the same tables, KMS keys, secrets, buckets and SES sender, with parameters that
+succeed (or fail with the same error code) against moto but touch no product data:
 
 - DynamoDB reads and writes use new keys that start with `BENCH#`, which no product key
   does, and transaction items mirror the recorded kinds (a counter update for Update, a
-  conditional put for Put).
+  conditional put for Put). A read that returned items reads as many bench items of about the
+  same size, which the bench writes while it builds the plan. A Query reads a bench partition
+  of the table or of the same index, which contains as many items as the function's did.
 - Messages go to a bench-only SQS queue and events to a bench-only EventBridge bus, both
   created by the bench, so no consumer ever processes them as jobs or events.
 - A KMS Decrypt unwraps a data key that the bench generated for a `bench_` owner id while it
   built the plan.
+- S3 objects are written and read under the `bench-replay/` prefix of the same bucket, with
+  the same server-side encryption. E-mails go from the same sender to a bench address.
 - Write requests are padded to the recorded request body size, so moto parses and stores as
   many bytes as it did for the function.
+- A call that failed with an error code (a conditional write that found its condition false,
+  an address that was not suppressed) is replayed so that it fails with the same code, and
+  the plan step names that code for the baseline process to expect.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import base64
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,10 +37,17 @@ from infra.bench.child import BYTES_KEY
 BENCH_KEY_PREFIX = "BENCH#"
 BENCH_QUEUE_NAME = "idsentry-bench-replay"
 BENCH_BUS_NAME = "idsentry-bench-replay"
+BENCH_OBJECT_PREFIX = "bench-replay/"
+BENCH_EMAIL_DOMAIN = "bench.example.com"
 PADDING_ATTRIBUTE = "bench_padding"
 RANGE_KEY_VALUES = {"S": {"S": "BENCH"}, "N": {"N": "0"}}
 # Bench items carry an expiry time one day ahead, like every expiring item of the tables.
 ITEM_TTL_SECONDS = 24 * 3600
+# Bytes of a DynamoDB JSON response around its items, and of each item besides its padding.
+READ_OVERHEAD_BYTES = 120
+BATCH_WRITE_LIMIT = 25
+CONDITION_FAILED = "ConditionalCheckFailedException"
+TRANSACTION_CANCELED = "TransactionCanceledException"
 
 
 class ReplayError(RuntimeError):
@@ -42,12 +56,16 @@ class ReplayError(RuntimeError):
 
 @dataclass(frozen=True)
 class KeySchema:
-    """The key attributes of one DynamoDB table: names and attribute types (S, N or B)."""
+    """The key attributes of one DynamoDB table: names and attribute types (S, N or B).
+
+    `indexes` maps each global secondary index to its own key schema.
+    """
 
     hash_name: str
     hash_type: str
     range_name: str | None = None
     range_type: str | None = None
+    indexes: dict[str, KeySchema] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -59,6 +77,17 @@ class ReplayTargets:
     bus_name: str
 
 
+def _schema(elements: list[dict[str, str]], types: dict[str, str]) -> KeySchema:
+    keys = {element["KeyType"]: element["AttributeName"] for element in elements}
+    range_name = keys.get("RANGE")
+    return KeySchema(
+        hash_name=keys["HASH"],
+        hash_type=types[keys["HASH"]],
+        range_name=range_name,
+        range_type=types[range_name] if range_name else None,
+    )
+
+
 def prepare_targets(dynamodb: Any, sqs: Any, events: Any, table_names: list[str]) -> ReplayTargets:
     """Create the bench queue and bus (idempotent) and read the key schema of each table."""
     tables = {}
@@ -68,14 +97,10 @@ def prepare_targets(dynamodb: Any, sqs: Any, events: Any, table_names: list[str]
             definition["AttributeName"]: definition["AttributeType"]
             for definition in table["AttributeDefinitions"]
         }
-        keys = {element["KeyType"]: element["AttributeName"] for element in table["KeySchema"]}
-        range_name = keys.get("RANGE")
-        tables[name] = KeySchema(
-            hash_name=keys["HASH"],
-            hash_type=types[keys["HASH"]],
-            range_name=range_name,
-            range_type=types[range_name] if range_name else None,
-        )
+        schema = _schema(table["KeySchema"], types)
+        for index in table.get("GlobalSecondaryIndexes") or []:
+            schema.indexes[index["IndexName"]] = _schema(index["KeySchema"], types)
+        tables[name] = schema
 
     queue_url = sqs.create_queue(QueueName=BENCH_QUEUE_NAME)["QueueUrl"]
     existing = events.list_event_buses(NamePrefix=BENCH_BUS_NAME)["EventBuses"]
@@ -108,6 +133,15 @@ def _bench_value(attribute_type: str, token: uuid.UUID) -> dict[str, str]:
     raise ReplayError(f"key attribute type {attribute_type} has no bench key; add one in replay.py")
 
 
+def _range_value(schema: KeySchema) -> dict[str, str]:
+    assert schema.range_type is not None
+    if schema.range_type not in RANGE_KEY_VALUES:
+        raise ReplayError(
+            f"sort key type {schema.range_type} has no bench key; add one in replay.py"
+        )
+    return RANGE_KEY_VALUES[schema.range_type]
+
+
 class _Builder:
     """Turn recorded call summaries into call parameters against the replay targets."""
 
@@ -125,12 +159,8 @@ class _Builder:
         schema = self.schema(table)
         key = {schema.hash_name: _bench_value(schema.hash_type, uuid.uuid4())}
         # The hash key is new each time, so a short fixed sort key keeps the request small.
-        if schema.range_name and schema.range_type:
-            if schema.range_type not in RANGE_KEY_VALUES:
-                raise ReplayError(
-                    f"sort key type {schema.range_type} has no bench key; add one in replay.py"
-                )
-            key[schema.range_name] = RANGE_KEY_VALUES[schema.range_type]
+        if schema.range_name:
+            key[schema.range_name] = _range_value(schema)
         return key
 
     def item(self, table: str, padding: int) -> dict[str, Any]:
@@ -143,12 +173,52 @@ class _Builder:
     def absent(self, table: str) -> str:
         return f"attribute_not_exists({self.schema(table).hash_name})"
 
+    def present(self, table: str) -> str:
+        """Return a condition that is false for every new bench key."""
+        return f"attribute_exists({self.schema(table).hash_name})"
 
-def _get_secret(builder: _Builder, summary: dict[str, Any], padding: int) -> dict[str, Any]:
-    return {"SecretId": summary["secret_id"]}
+    def write_items(self, table: str, items: list[dict[str, Any]]) -> None:
+        """Write bench items now, for a replayed read to find."""
+        dynamodb = self.clients("dynamodb")
+        for start in range(0, len(items), BATCH_WRITE_LIMIT):
+            chunk = items[start : start + BATCH_WRITE_LIMIT]
+            pending: dict[str, Any] = {table: [{"PutRequest": {"Item": item}} for item in chunk]}
+            while pending:
+                response = dynamodb.batch_write_item(RequestItems=pending)
+                pending = response.get("UnprocessedItems") or {}
+
+    def found_items(self, table: str, keys: list[dict[str, Any]], size: int) -> None:
+        """Write bench items under keys, each padded so that a read returns about `size` bytes."""
+        self.write_items(
+            table,
+            [
+                {
+                    **key,
+                    "expires_at": {"N": str(self.expires_at)},
+                    PADDING_ATTRIBUTE: {"S": "x" * max(size, 1)},
+                }
+                for key in keys
+            ],
+        )
+
+    def bench_email(self) -> str:
+        return f"bench-{uuid.uuid4().hex}@{BENCH_EMAIL_DOMAIN}"
 
 
-def _generate_data_key(builder: _Builder, summary: dict[str, Any], padding: int) -> dict[str, Any]:
+def _item_size(call: dict[str, Any]) -> int:
+    """Return the padding per item that makes a replayed read about as large as the recorded one."""
+    returned = int(call.get("returned") or 0)
+    if returned == 0:
+        return 1
+    return max(1, (int(call.get("response_bytes") or 0) - READ_OVERHEAD_BYTES) // returned)
+
+
+def _get_secret(builder: _Builder, call: dict[str, Any], padding: int) -> dict[str, Any]:
+    return {"SecretId": call["summary"]["secret_id"]}
+
+
+def _generate_data_key(builder: _Builder, call: dict[str, Any], padding: int) -> dict[str, Any]:
+    summary = call["summary"]
     return {
         "KeyId": summary["key_id"],
         "KeySpec": summary.get("key_spec") or "AES_256",
@@ -156,7 +226,8 @@ def _generate_data_key(builder: _Builder, summary: dict[str, Any], padding: int)
     }
 
 
-def _decrypt(builder: _Builder, summary: dict[str, Any], padding: int) -> dict[str, Any]:
+def _decrypt(builder: _Builder, call: dict[str, Any], padding: int) -> dict[str, Any]:
+    summary = call["summary"]
     context = {"owner_id": "bench_" + uuid.uuid4().hex}
     generated = builder.clients("kms").generate_data_key(
         KeyId=summary["key_id"], KeySpec="AES_256", EncryptionContext=context
@@ -169,46 +240,123 @@ def _decrypt(builder: _Builder, summary: dict[str, Any], padding: int) -> dict[s
     }
 
 
-def _batch_get(builder: _Builder, summary: dict[str, Any], padding: int) -> dict[str, Any]:
-    return {
-        "RequestItems": {
-            table: {"Keys": [builder.key(table) for _ in range(count)], "ConsistentRead": True}
-            for table, count in summary["tables"].items()
-        }
+def _get_public_key(builder: _Builder, call: dict[str, Any], padding: int) -> dict[str, Any]:
+    return {"KeyId": call["summary"]["key_id"]}
+
+
+def _batch_get(builder: _Builder, call: dict[str, Any], padding: int) -> dict[str, Any]:
+    found = int(call.get("returned") or 0)
+    size = _item_size(call)
+    request_items = {}
+    for table, count in call["summary"]["tables"].items():
+        keys = [builder.key(table) for _ in range(count)]
+        present, found = keys[: min(found, count)], found - min(found, count)
+        builder.found_items(table, present, size)
+        request_items[table] = {"Keys": keys, "ConsistentRead": True}
+    return {"RequestItems": request_items}
+
+
+def _get_item(builder: _Builder, call: dict[str, Any], padding: int) -> dict[str, Any]:
+    table = call["summary"]["table"]
+    key = builder.key(table)
+    if call.get("returned"):
+        builder.found_items(table, [key], _item_size(call))
+    return {"TableName": table, "Key": key, "ConsistentRead": True}
+
+
+def _query(builder: _Builder, call: dict[str, Any], padding: int) -> dict[str, Any]:
+    summary = call["summary"]
+    table = summary["table"]
+    index = summary.get("index")
+    table_schema = builder.schema(table)
+    schema = table_schema.indexes.get(index, table_schema) if index else table_schema
+    if index and index not in table_schema.indexes:
+        raise ReplayError(f"index {index} of table {table} was not prepared for replay")
+    partition = _bench_value(schema.hash_type, uuid.uuid4())
+
+    returned = int(call.get("returned") or 0)
+    size = _item_size(call)
+    items = []
+    for number in range(returned):
+        item = builder.item(table, size)
+        item[schema.hash_name] = partition
+        if schema.range_name and schema.range_type == "S":
+            item[schema.range_name] = {"S": f"BENCH#{number:06d}"}
+        elif schema.range_name:
+            item[schema.range_name] = {"N": str(number)}
+        items.append(item)
+    builder.write_items(table, items)
+
+    params: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": "#bench_key = :bench_key",
+        "ExpressionAttributeNames": {"#bench_key": schema.hash_name},
+        "ExpressionAttributeValues": {":bench_key": partition},
     }
+    if index:
+        params["IndexName"] = index
+    else:
+        params["ConsistentRead"] = True
+    return params
 
 
-def _get_item(builder: _Builder, summary: dict[str, Any], padding: int) -> dict[str, Any]:
-    table = summary["table"]
-    return {"TableName": table, "Key": builder.key(table), "ConsistentRead": True}
-
-
-def _put_item(builder: _Builder, summary: dict[str, Any], padding: int) -> dict[str, Any]:
-    table = summary["table"]
+def _put_item(builder: _Builder, call: dict[str, Any], padding: int) -> dict[str, Any]:
+    table = call["summary"]["table"]
+    failing = call.get("error_code") == CONDITION_FAILED
     return {
         "TableName": table,
         "Item": builder.item(table, padding),
-        "ConditionExpression": builder.absent(table),
+        "ConditionExpression": builder.present(table) if failing else builder.absent(table),
     }
 
 
-def _update_item(builder: _Builder, summary: dict[str, Any], padding: int) -> dict[str, Any]:
-    table = summary["table"]
-    return {
+def _update_item(builder: _Builder, call: dict[str, Any], padding: int) -> dict[str, Any]:
+    table = call["summary"]["table"]
+    params: dict[str, Any] = {
         "TableName": table,
         "Key": builder.key(table),
         "UpdateExpression": f"SET {PADDING_ATTRIBUTE} = :padding",
         "ExpressionAttributeValues": {":padding": {"S": "x" * max(padding, 1)}},
         "ReturnValues": "ALL_NEW",
     }
+    if call.get("error_code") == CONDITION_FAILED:
+        params["ConditionExpression"] = builder.present(table)
+    return params
 
 
-def _delete_item(builder: _Builder, summary: dict[str, Any], padding: int) -> dict[str, Any]:
-    table = summary["table"]
-    return {"TableName": table, "Key": builder.key(table)}
+def _delete_item(builder: _Builder, call: dict[str, Any], padding: int) -> dict[str, Any]:
+    table = call["summary"]["table"]
+    params: dict[str, Any] = {"TableName": table, "Key": builder.key(table)}
+    if call.get("error_code") == CONDITION_FAILED:
+        params["ConditionExpression"] = builder.present(table)
+    return params
 
 
-def _transact_write(builder: _Builder, summary: dict[str, Any], padding: int) -> dict[str, Any]:
+def _batch_write(builder: _Builder, call: dict[str, Any], padding: int) -> dict[str, Any]:
+    counts = call["summary"]["tables"]
+    total = max(sum(counts.values()), 1)
+    return {
+        "RequestItems": {
+            table: [
+                {"PutRequest": {"Item": builder.item(table, padding // total)}}
+                for _ in range(count)
+            ]
+            for table, count in counts.items()
+        }
+    }
+
+
+def _transact_get(builder: _Builder, call: dict[str, Any], padding: int) -> dict[str, Any]:
+    return {
+        "TransactItems": [
+            {"Get": {"TableName": table, "Key": builder.key(table)}}
+            for _, table in call["summary"]["items"]
+        ]
+    }
+
+
+def _transact_write(builder: _Builder, call: dict[str, Any], padding: int) -> dict[str, Any]:
+    summary = call["summary"]
     puts = [kind for kind, _ in summary["items"]].count("Put")
     share = padding // puts if puts else 0
     items: list[dict[str, Any]] = []
@@ -244,18 +392,22 @@ def _transact_write(builder: _Builder, summary: dict[str, Any], padding: int) ->
         else:
             raise ReplayError(f"transaction item kind {kind} has no replay; add one in replay.py")
         items.append({kind: body})
+    if call.get("error_code") == TRANSACTION_CANCELED:
+        # A condition that no new bench key meets cancels the transaction, as the function's did.
+        first_kind, first_table = summary["items"][0]
+        items[0][first_kind]["ConditionExpression"] = builder.present(first_table)
     return {"TransactItems": items}
 
 
-def _send_message(builder: _Builder, summary: dict[str, Any], padding: int) -> dict[str, Any]:
+def _send_message(builder: _Builder, call: dict[str, Any], padding: int) -> dict[str, Any]:
     return {
         "QueueUrl": builder.targets.queue_url,
         "MessageBody": json.dumps({"bench": "x" * max(padding, 1)}),
     }
 
 
-def _send_message_batch(builder: _Builder, summary: dict[str, Any], padding: int) -> dict[str, Any]:
-    count = max(summary["entries"], 1)
+def _send_message_batch(builder: _Builder, call: dict[str, Any], padding: int) -> dict[str, Any]:
+    count = max(call["summary"]["entries"], 1)
     return {
         "QueueUrl": builder.targets.queue_url,
         "Entries": [
@@ -265,18 +417,113 @@ def _send_message_batch(builder: _Builder, summary: dict[str, Any], padding: int
     }
 
 
-def _put_events(builder: _Builder, summary: dict[str, Any], padding: int) -> dict[str, Any]:
+def _put_events(builder: _Builder, call: dict[str, Any], padding: int) -> dict[str, Any]:
+    summary = call["summary"]
     count = max(summary["entries"], 1)
+    detail_types = summary.get("detail_types") or ["Bench.Replayed"]
     return {
         "Entries": [
             {
                 "EventBusName": builder.targets.bus_name,
                 "Source": "idsentry.bench",
-                "DetailType": "Bench.Replayed",
+                "DetailType": detail_types[number % len(detail_types)],
                 "Detail": json.dumps({"bench": "x" * max(padding // count, 1)}),
             }
-            for _ in range(count)
+            for number in range(count)
         ]
+    }
+
+
+def _encryption(summary: dict[str, Any]) -> dict[str, Any]:
+    params = {}
+    if summary.get("sse"):
+        params["ServerSideEncryption"] = summary["sse"]
+    if summary.get("kms_key"):
+        params["SSEKMSKeyId"] = summary["kms_key"]
+    return params
+
+
+def _put_object(builder: _Builder, call: dict[str, Any], padding: int) -> dict[str, Any]:
+    summary = call["summary"]
+    return {
+        "Bucket": summary["bucket"],
+        "Key": f"{BENCH_OBJECT_PREFIX}{uuid.uuid4().hex}",
+        "Body": {BYTES_KEY: base64.b64encode(b"x" * max(padding, 1)).decode("ascii")},
+        **_encryption(summary),
+    }
+
+
+def _get_object(builder: _Builder, call: dict[str, Any], padding: int) -> dict[str, Any]:
+    summary = call["summary"]
+    key = f"{BENCH_OBJECT_PREFIX}{uuid.uuid4().hex}"
+    if not call.get("error_code"):
+        builder.clients("s3").put_object(
+            Bucket=summary["bucket"],
+            Key=key,
+            Body=b"x" * max(int(call.get("response_bytes") or 0), 1),
+            **_encryption(summary),
+        )
+    return {"Bucket": summary["bucket"], "Key": key}
+
+
+def _head_object(builder: _Builder, call: dict[str, Any], padding: int) -> dict[str, Any]:
+    summary = call["summary"]
+    key = f"{BENCH_OBJECT_PREFIX}{uuid.uuid4().hex}"
+    if not call.get("error_code"):
+        builder.clients("s3").put_object(
+            Bucket=summary["bucket"], Key=key, Body=b"x", **_encryption(summary)
+        )
+    return {"Bucket": summary["bucket"], "Key": key}
+
+
+def _delete_objects(builder: _Builder, call: dict[str, Any], padding: int) -> dict[str, Any]:
+    summary = call["summary"]
+    objects = [
+        {"Key": f"{BENCH_OBJECT_PREFIX}{uuid.uuid4().hex}"}
+        for _ in range(max(int(summary.get("objects") or 1), 1))
+    ]
+    return {"Bucket": summary["bucket"], "Delete": {"Objects": objects, "Quiet": True}}
+
+
+def _delete_object(builder: _Builder, call: dict[str, Any], padding: int) -> dict[str, Any]:
+    return {"Bucket": call["summary"]["bucket"], "Key": f"{BENCH_OBJECT_PREFIX}{uuid.uuid4().hex}"}
+
+
+def _list_object_versions(builder: _Builder, call: dict[str, Any], padding: int) -> dict[str, Any]:
+    return {
+        "Bucket": call["summary"]["bucket"],
+        "Prefix": f"{BENCH_OBJECT_PREFIX}{uuid.uuid4().hex}/",
+    }
+
+
+def _send_email(builder: _Builder, call: dict[str, Any], padding: int) -> dict[str, Any]:
+    summary = call["summary"]
+    params: dict[str, Any] = {
+        "FromEmailAddress": summary["from"],
+        "Destination": {"ToAddresses": [builder.bench_email()]},
+        "Content": {
+            "Simple": {
+                "Subject": {"Data": "bench", "Charset": "UTF-8"},
+                "Body": {"Text": {"Data": "x" * max(padding, 1), "Charset": "UTF-8"}},
+            }
+        },
+    }
+    if summary.get("configuration_set"):
+        params["ConfigurationSetName"] = summary["configuration_set"]
+    return params
+
+
+def _delete_suppressed(builder: _Builder, call: dict[str, Any], padding: int) -> dict[str, Any]:
+    address = builder.bench_email()
+    if not call.get("error_code"):
+        builder.clients("sesv2").put_suppressed_destination(EmailAddress=address, Reason="BOUNCE")
+    return {"EmailAddress": address}
+
+
+def _put_suppressed(builder: _Builder, call: dict[str, Any], padding: int) -> dict[str, Any]:
+    return {
+        "EmailAddress": builder.bench_email(),
+        "Reason": call["summary"].get("reason") or "BOUNCE",
     }
 
 
@@ -287,15 +534,36 @@ REPLAYS: dict[tuple[str, str], tuple[str, Replay, bool]] = {
     ("secretsmanager", "GetSecretValue"): ("get_secret_value", _get_secret, False),
     ("kms", "GenerateDataKey"): ("generate_data_key", _generate_data_key, False),
     ("kms", "Decrypt"): ("decrypt", _decrypt, False),
+    ("kms", "GetPublicKey"): ("get_public_key", _get_public_key, False),
     ("dynamodb", "BatchGetItem"): ("batch_get_item", _batch_get, False),
     ("dynamodb", "GetItem"): ("get_item", _get_item, False),
+    ("dynamodb", "Query"): ("query", _query, False),
     ("dynamodb", "PutItem"): ("put_item", _put_item, True),
     ("dynamodb", "UpdateItem"): ("update_item", _update_item, True),
     ("dynamodb", "DeleteItem"): ("delete_item", _delete_item, False),
+    ("dynamodb", "BatchWriteItem"): ("batch_write_item", _batch_write, True),
+    ("dynamodb", "TransactGetItems"): ("transact_get_items", _transact_get, False),
     ("dynamodb", "TransactWriteItems"): ("transact_write_items", _transact_write, True),
     ("sqs", "SendMessage"): ("send_message", _send_message, True),
     ("sqs", "SendMessageBatch"): ("send_message_batch", _send_message_batch, True),
     ("events", "PutEvents"): ("put_events", _put_events, True),
+    ("s3", "PutObject"): ("put_object", _put_object, True),
+    ("s3", "GetObject"): ("get_object", _get_object, False),
+    ("s3", "HeadObject"): ("head_object", _head_object, False),
+    ("s3", "DeleteObjects"): ("delete_objects", _delete_objects, False),
+    ("s3", "DeleteObject"): ("delete_object", _delete_object, False),
+    ("s3", "ListObjectVersions"): ("list_object_versions", _list_object_versions, False),
+    ("sesv2", "SendEmail"): ("send_email", _send_email, True),
+    ("sesv2", "DeleteSuppressedDestination"): (
+        "delete_suppressed_destination",
+        _delete_suppressed,
+        False,
+    ),
+    ("sesv2", "PutSuppressedDestination"): (
+        "put_suppressed_destination",
+        _put_suppressed,
+        False,
+    ),
 }
 
 
@@ -303,9 +571,13 @@ def request_size(client: Any, operation: str, params: dict[str, Any]) -> int:
     """Return the request body size in bytes that client's protocol serializer makes of params."""
     from botocore.serialize import create_serializer
 
+    from infra.bench.child import decode_bytes
+
     service_model = client.meta.service_model
     serializer = create_serializer(service_model.metadata["protocol"])
-    request = serializer.serialize_to_request(params, service_model.operation_model(operation))
+    request = serializer.serialize_to_request(
+        decode_bytes(params), service_model.operation_model(operation)
+    )
     body = request["body"]
     return len(body.encode("utf-8") if isinstance(body, str) else body)
 
@@ -317,9 +589,9 @@ def build_plan(
 
     Every call gets new bench keys, so a plan can be built and replayed once per run.
     `clients(service)` returns a client whose serializer measures the padded request size, and
-    whose KMS client generates the data keys that replayed Decrypt calls unwrap. Blob
-    parameters are written as {BYTES_KEY: base64} for the JSON spec; `child.decode_bytes`
-    turns them back into bytes.
+    which writes the items, objects and data keys that replayed reads find. Blob parameters
+    are written as {BYTES_KEY: base64} for the JSON spec; `child.decode_bytes` turns them back
+    into bytes. A step whose call failed names the error code in "error_code".
     """
     builder = _Builder(targets, clients)
     plan = []
@@ -331,7 +603,7 @@ def build_plan(
                 "make the same requests; add it to REPLAYS in infra/bench/replay.py"
             )
         method, replay, padded = REPLAYS[operation]
-        params = replay(builder, call["summary"], 1)
+        params = replay(builder, call, 1)
         if padded:
             # Padding is ASCII, one body byte per character, so one correction brings a
             # smaller body up to the recorded size, within a byte per padded item. A body
@@ -339,6 +611,9 @@ def build_plan(
             size = request_size(clients(call["service"]), call["operation"], params)
             missing = call["request_bytes"] - size
             if missing > 0:
-                params = replay(builder, call["summary"], 1 + missing)
-        plan.append({"service": call["service"], "method": method, "params": params})
+                params = replay(builder, call, 1 + missing)
+        step: dict[str, Any] = {"service": call["service"], "method": method, "params": params}
+        if call.get("error_code"):
+            step["error_code"] = call["error_code"]
+        plan.append(step)
     return plan

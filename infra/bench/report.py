@@ -7,13 +7,13 @@ import platform
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from infra.bench.coldstart import ColdStartResult
+from infra.bench.coldstart import ColdStartFailure, ColdStartResult
+from infra.bench.coldstart_report import cold_start_section
 from infra.bench.notifications import RATE_TARGET, NotificationResult
 from infra.bench.request_counts import (
     BATCH_LIMITS,
@@ -23,9 +23,6 @@ from infra.bench.request_counts import (
     count_operations,
 )
 
-# Our own overhead (a function over its same-work baseline) that each cold-start figure aims for.
-OVERHEAD_TARGET = 1.15
-IMPORT_ROWS = 12
 SINGULAR = {"keys": "key", "items": "item", "entries": "entry"}
 UNIT_TITLES = {
     "signup": "Signup (`POST /v1/signups`)",
@@ -50,67 +47,6 @@ UNIT_NOTES = {
         "serves one alert job as an SQS event cold, and the other warm; each sends one SMS to the "
         "Twilio emulator, which is not an AWS request, and one e-mail through SES. The bench "
         "waits for both SMS to reach the emulator."
-    ),
-}
-
-
-@dataclass(frozen=True)
-class FunctionText:
-    """The name, source file and first request of one function in the cold-start section."""
-
-    title: str
-    name: str
-    source: str
-    request: str
-    note: str = ""
-
-
-_STRIPE_QUEUE_NOTE = (
-    "Each delivery's message goes to the Stripe events queue that the template defines, with its "
-    "settings, because the child keeps `STRIPE_EVENTS_QUEUE_URL` from the template. The billing "
-    "consumer would look up each made-up event id in the local Stripe server, fail on every "
-    "receive and leave the message in the DLQ after the queue's maximum receive count. So the "
-    "pollers stay paused until the bench has received and deleted those messages, and the bench "
-    "checks that the queue held exactly one message per delivery, with that delivery's event id. A "
-    "bench-only queue, set in the child's environment, would serve the cold-start runs too, but "
-    "not the in-process request count below: all functions share the bench process's environment, "
-    "so one function's queue URL cannot be changed there alone."
-)
-FUNCTION_TEXTS = {
-    "signup": FunctionText(
-        title="Signup (`POST /v1/signups`)",
-        name="signup",
-        source="functions/signup/app.py",
-        request="one `POST /v1/signups` event with a new mobile number",
-    ),
-    "webhook": FunctionText(
-        title="Stripe webhook (`POST /v1/webhooks/stripe`)",
-        name="webhook",
-        source="functions/stripe_webhook/app.py",
-        request=(
-            "one `POST /v1/webhooks/stripe` delivery of the sample `invoice.paid` event with a "
-            "new `evt_bench…` id, signed with the local service's signing secret just before "
-            "its process starts"
-        ),
-        note=_STRIPE_QUEUE_NOTE,
-    ),
-    "notifier": FunctionText(
-        title="Notifier (SQS notification jobs)",
-        name="notifier",
-        source="functions/notifier/app.py",
-        request=(
-            "one SQS batch with the code SMS job of a new signup, which the bench makes in its "
-            "own process just before. A code job, because a subscriber waits for the code while "
-            "the notifier starts, and because quiet hours never hold a code back, so the first "
-            "request does the same work at any time of day. It sends one SMS to the Twilio "
-            "emulator, and the bench checks that the emulator received exactly one"
-        ),
-        note=(
-            "The same-work process ends with the same SMS request through the twilio SDK: a body "
-            "of the same length and alphabet (its digits set to 0), without a status callback, to "
-            "a number of its own. The job that the signup itself put on the notification queue "
-            "is purged before the pollers restart."
-        ),
     ),
 }
 
@@ -173,242 +109,6 @@ def header(command: str, duration_s: float | None = None) -> str:
             f"- Python {platform.python_version()}; {versions}",
         ]
     )
-
-
-def cold_start_section(results: Sequence[ColdStartResult]) -> str:
-    """Return the cold-start section: how it is measured, then one subsection per function."""
-    runs = results[0].runs if results else 0
-    with_sessions = [
-        FUNCTION_TEXTS[result.unit].name for result in results if _has_sessions(result)
-    ]
-    sessions_scope = f" ({', '.join(with_sessions)} only)" if with_sessions else ""
-    intro = [
-        "## Cold start through the first request",
-        "",
-        f"Median of {runs} runs per process kind, each a fresh `.venv/bin/python` process. "
-        "The time runs inside the process from before the first import of the measured code "
-        "to after the last AWS response, so interpreter start-up is left out (the process "
-        "wall time column includes it). Each function is compared with baselines from the "
-        "same bench run:",
-        "",
-        "- the **function** process imports the function's `app.py` from its directory with "
-        "the layer on `sys.path`, in the function's environment from `template.yaml`, and "
-        "serves one request, which must get the status named below.",
-        "- **same work** imports the third-party modules that the function's process had "
-        "loaded after its response and creates the same boto3 clients on one session. It "
-        "makes the same AWS operations in the same order, with the bench-only keys and "
-        "targets named below. Write requests are padded to the function's request size.",
-        f"- **same work, a session per client**{sessions_scope} is the same with a new boto3 "
-        "session for each client, as `idsentry.adapters.aws.client` created them before it "
-        "shared one session. Each session loads its own copy of botocore's endpoint and "
-        "service data, so this row shows what sharing the session saves.",
-        "- **boto3 only** imports boto3 and creates one client of the service that the "
-        "function called first, with no request.",
-        "",
-        "Every run records its AWS calls with botocore event handlers (installed inside the "
-        "timed span, in every kind), and the bench checks that each function and same-work "
-        "run made the same operations as the function's first run.",
-        "",
-        "Bytecode is cached in a fresh directory (`PYTHONPYCACHEPREFIX`) for each bench run, "
-        "because the project's virtual environment contains no `.pyc` files. The first run "
-        "of each kind compiles the modules that no earlier run compiled, and it is not part "
-        "of the medians. The timed runs of one function are interleaved, one of each kind in "
-        "turn, so that drift of the machine's load affects every kind alike. The local "
-        "service's queue pollers are paused during all of these runs, so the consumers' work "
-        "on earlier requests does not compete for the CPU.",
-    ]
-    return "\n\n".join(["\n".join(intro), *(function_section(result) for result in results)])
-
-
-def _has_sessions(result: ColdStartResult) -> bool:
-    return "sessions" in result.first
-
-
-def _replay_targets_text(calls: Sequence[dict[str, Any]]) -> str:
-    """Return the sentences on where the same-work process sends each kind of recorded call."""
-    services = {call["service"] for call in calls}
-    sentences = []
-    if "dynamodb" in services:
-        sentences.append("Its reads and writes use `BENCH#` keys in the same tables.")
-    operations = {(call["service"], call["operation"]) for call in calls}
-    if ("kms", "GenerateDataKey") in operations:
-        sentences.append("Its data keys come from the same KMS key.")
-    if ("kms", "Decrypt") in operations:
-        sentences.append(
-            "It unwraps data keys of the same KMS key, generated by the bench for bench owners."
-        )
-    if "secretsmanager" in services:
-        sentences.append("It reads the same secrets.")
-    if "sqs" in services:
-        sentences.append("Its messages go to a bench-only SQS queue that no function consumes.")
-    if "events" in services:
-        sentences.append("Its events go to a bench-only EventBridge bus without rules.")
-    if not sentences:
-        return ""
-    return " ".join([*sentences, "No replayed request reaches a consumer."])
-
-
-def _figures_table(result: ColdStartResult, name: str) -> str:
-    measured = result.median("function")
-    same_work = result.median("baseline")
-    boto3_only = result.median("boto3")
-    verdict = "met" if measured / same_work <= OVERHEAD_TARGET else "not met"
-    rows = [
-        [
-            f"our own overhead: {name} vs the same work",
-            _ms(measured),
-            _ms(same_work),
-            _ratio(measured, same_work),
-            f"≤ {OVERHEAD_TARGET:.2f}×: {verdict}",
-        ],
-        [
-            f"total: {name} vs boto3 with one client",
-            _ms(measured),
-            _ms(boto3_only),
-            _ratio(measured, boto3_only),
-            "none set",
-        ],
-    ]
-    if _has_sessions(result):
-        sessions = result.median("sessions")
-        rows.extend(
-            [
-                [
-                    "same work with a boto3 session per client vs one session",
-                    _ms(sessions),
-                    _ms(same_work),
-                    _ratio(sessions, same_work),
-                    "none set",
-                ],
-                [
-                    f"{name} vs the same work with a session per client",
-                    _ms(measured),
-                    _ms(sessions),
-                    _ratio(measured, sessions),
-                    "none set",
-                ],
-            ]
-        )
-    return table(["figure", "value", "baseline", "ratio", "target"], rows)
-
-
-def _phases_table(result: ColdStartResult, name: str) -> str:
-    labels = {
-        "function": name,
-        "baseline": "same work",
-        "sessions": "same work, a session per client",
-        "boto3": "boto3 only",
-    }
-    rows = []
-    for kind, label in labels.items():
-        runs = result.timed[kind]
-        if not runs:
-            continue
-        phases = runs[0].result["phases"]
-        phase_text = ", ".join(
-            f"{phase.replace('_', ' ')} {_ms(result.median(kind, phase))}" for phase in phases
-        )
-        rows.append(
-            [
-                label,
-                _ms(result.median(kind)),
-                f"{_ms(min(run.elapsed_s for run in runs))} to "
-                f"{_ms(max(run.elapsed_s for run in runs))}",
-                phase_text,
-                _ms(result.median_wall(kind)),
-            ]
-        )
-    return table(["process", "median", "range", "median per phase", "process wall time"], rows)
-
-
-def _import_tables(result: ColdStartResult) -> tuple[str, str]:
-    package_rows = [
-        [
-            f"`{package}`",
-            f"{micros / 1000:.1f} ms",
-            f"{100 * micros / result.import_total_us:.0f} %",
-        ]
-        for package, micros in result.import_costs[:IMPORT_ROWS]
-    ]
-    module_rows = [
-        [f"`{module}`", f"{micros / 1000:.1f} ms"]
-        for module, micros in result.module_costs[:IMPORT_ROWS]
-    ]
-    return (
-        table(["package", "self time of its modules", "share"], package_rows),
-        table(["module", "self time"], module_rows),
-    )
-
-
-def function_section(result: ColdStartResult) -> str:
-    """Return one function's cold-start subsection: ratios, phases, checks and import costs."""
-    text = FUNCTION_TEXTS[result.unit]
-    name = text.name
-    first = result.first["function"].result
-    operations = ", ".join(f"{call['service']}:{call['operation']}" for call in first["calls"])
-    function_bytes = sum(call["request_bytes"] for call in first["calls"])
-    baseline_bytes = sum(call["request_bytes"] for call in result.first["baseline"].result["calls"])
-    packages = sorted({module.partition(".")[0] for module in first["modules"]})
-    loaded = ", ".join(
-        f"`{module}` {'LOADED (it should not be)' if first['loaded'][module] else 'not loaded'}"
-        for module in result.must_not_load
-    )
-    expectation = (
-        f"return {result.expected_status}"
-        if result.expected_status is not None
-        else "report no failed record"
-    )
-    packages_table, modules_table = _import_tables(result)
-
-    parts = [
-        f"### {text.title}",
-        "",
-        f"The {name} process imports `{text.source}` and serves {text.request}. Every run must "
-        f"{expectation}. The same-work process imports the "
-        f"{len(first['modules'])} modules of {len(packages)} packages that the {name} process "
-        f"had loaded. It creates the clients {', '.join(dict.fromkeys(first['clients']))} and "
-        f"makes the operations {operations}. {_replay_targets_text(first['calls'])} Request "
-        f"bodies: {name} {function_bytes} bytes, same work {baseline_bytes} bytes.",
-        "",
-        _figures_table(result, name),
-    ]
-    if _has_sessions(result):
-        extra = result.median("sessions") - result.median("baseline")
-        parts.extend(
-            [
-                "",
-                f"A new boto3 session per client costs {_ms(extra)} more than one shared "
-                f"session; the {name} function shares one session.",
-            ]
-        )
-    parts.extend(
-        [
-            "",
-            _phases_table(result, name),
-            "",
-            f"The first {name} run, which compiled the modules that no earlier run had "
-            f"compiled, took {_ms(result.first['function'].elapsed_s)}. After the {name} "
-            f"process served its request: {loaded}.",
-        ]
-    )
-    if text.note:
-        parts.extend(["", text.note])
-    parts.extend(
-        [
-            "",
-            f"#### Largest import costs of the {name} process",
-            "",
-            f"From one more {name} run under `python -X importtime`, which adds its own "
-            f"overhead: {result.import_total_us / 1000:.0f} ms of imports in total, summed per "
-            "top-level package (`app` is the function module), and the largest single modules. "
-            "Imports made while the first request runs count too.",
-            "",
-            packages_table,
-            "",
-            modules_table,
-        ]
-    )
-    return "\n".join(parts)
 
 
 def _batch_text(name: str, sizes: dict[str, list[int]]) -> str:
@@ -510,18 +210,23 @@ def render(
     notifications: NotificationResult | None = None,
     reports: str | None = None,
     exposure_events: str | None = None,
+    signup_load: str | None = None,
+    cold_start_failures: Sequence[ColdStartFailure] = (),
 ) -> str:
     """Return the whole page. `intake` is the breach intake section that `intake_report` renders,
     `exposure_events` the PutEvents section of `infra.bench.exposure_events`, and `reports` the
-    report and reconciliation section of `infra.bench.reports`."""
+    report and reconciliation section of `infra.bench.reports`. `signup_load` is the section of
+    `infra.bench.signup_load` on signups under concurrent clients. `cold_start_failures` names
+    the functions whose cold start was not measured, with the reason."""
     sections = [
         header(command, duration_s),
-        cold_start_section(cold_starts),
+        cold_start_section(cold_starts, cold_start_failures),
         request_count_section(units),
         *([intake] if intake else []),
         *([exposure_events] if exposure_events else []),
         *([notification_section(notifications)] if notifications else []),
         *([reports] if reports else []),
+        *([signup_load] if signup_load else []),
     ]
     return "\n\n".join(sections) + "\n"
 

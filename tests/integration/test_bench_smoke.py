@@ -3,6 +3,7 @@ inputs (no timing)."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import math
@@ -12,13 +13,17 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 from botocore.exceptions import ClientError
 
 from infra.bench import intake_child
 from infra.bench.child import CallRecorder, decode_bytes
-from infra.bench.coldstart import FUNCTIONS, ColdStartBench, ColdStartResult
+from infra.bench.coldstart import ColdStartBench, ColdStartResult
+from infra.bench.coldstart_report import function_section, other_functions_section
+from infra.bench.first_requests import all_first_requests, first_requests
+from infra.bench.first_requests.api_routes import SignInRequest, twilio_status_event
 from infra.bench.intake import (
     BreachFile,
     IntakeResults,
@@ -39,7 +44,7 @@ from infra.bench.notifications import (
     measure_notifications,
 )
 from infra.bench.replay import BENCH_KEY_PREFIX, build_plan, prepare_targets, recorded_tables
-from infra.bench.report import function_section, notification_section, request_count_section
+from infra.bench.report import notification_section, request_count_section
 from infra.bench.request_counts import (
     BenchFailedError,
     UnitCalls,
@@ -472,14 +477,162 @@ def test_bench_clock_outside_quiet_hours() -> None:
     assert (moment.hour, moment.minute) == (10, 0)
 
 
+# The notifier, and a schedule whose first request sends a provider request.
+COLD_START_UNITS = ["notifier", "breach_check_planner"]
+
+
+@pytest.fixture(scope="module")
+def cold_start_bench(
+    service: LocalService, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[ColdStartBench, dict[str, ColdStartResult]]:
+    bench = ColdStartBench(
+        service, tmp_path_factory.mktemp("coldstart"), 1, first_requests(COLD_START_UNITS)
+    )
+    results = {result.unit: result for result in bench.run()}
+    return bench, results
+
+
 @pytest.fixture(scope="module")
 def notifier_cold_start(
-    service: LocalService, tmp_path_factory: pytest.TempPathFactory
+    cold_start_bench: tuple[ColdStartBench, dict[str, ColdStartResult]],
 ) -> ColdStartResult:
-    notifier = next(target for target in FUNCTIONS if target.unit == "notifier")
-    bench = ColdStartBench(service, tmp_path_factory.mktemp("coldstart"), 1, (notifier,))
-    (result,) = bench.run()
-    return result
+    return cold_start_bench[1]["notifier"]
+
+
+def test_cold_start_measures_each(
+    cold_start_bench: tuple[ColdStartBench, dict[str, ColdStartResult]],
+) -> None:
+    bench, results = cold_start_bench
+
+    assert bench.failures == []
+    assert sorted(results) == sorted(COLD_START_UNITS)
+
+
+def test_every_function_has_first_request(service: LocalService) -> None:
+    assert service.stack is not None
+    defined = [request.logical_id for request in all_first_requests()]
+
+    assert sorted(defined) == sorted(service.stack.runtime.functions)
+    assert len({request.unit for request in all_first_requests()}) == len(defined)
+
+
+def test_unknown_function_named() -> None:
+    with pytest.raises(ValueError, match="unknown cold-start functions nope"):
+        first_requests(["signup", "nope"])
+
+
+def test_twilio_callback_signed_over_url() -> None:
+    from twilio.request_validator import RequestValidator
+
+    url = "http://127.0.0.1:3000/v1/webhooks/twilio/status?m=code%3Acode_1&c=sms"
+    params = {"MessageSid": "SM" + "0" * 32, "MessageStatus": "delivered", "To": "+8613800000000"}
+    event = twilio_status_event(url, params, "bench-token")
+    body = base64.b64decode(event["body"]).decode("ascii")
+
+    assert event["rawPath"] == "/v1/webhooks/twilio/status"
+    assert event["rawQueryString"] == "m=code%3Acode_1&c=sms"
+    assert dict(parse_qsl(body)) == params
+    assert RequestValidator("bench-token").validate(
+        url, params, event["headers"]["x-twilio-signature"]
+    )
+    assert not RequestValidator("other-token").validate(
+        url, params, event["headers"]["x-twilio-signature"]
+    )
+
+
+def test_planner_provider_request_replayed(
+    cold_start_bench: tuple[ColdStartBench, dict[str, ColdStartResult]],
+) -> None:
+    result = cold_start_bench[1]["breach_check_planner"]
+    function_requests = result.first["function"].result["provider_calls"]
+    baseline = result.first["baseline"].result
+
+    assert [call["method"] for call in function_requests] == ["GET"]
+    assert function_requests[0]["url"].endswith("/api/v3/breaches")
+    assert [call["url"] for call in baseline["provider_calls"]] == [
+        call["url"] for call in function_requests
+    ]
+    assert "providers" in baseline["phases"]
+
+
+def test_other_functions_table(
+    cold_start_bench: tuple[ColdStartBench, dict[str, ColdStartResult]],
+) -> None:
+    results = cold_start_bench[1]
+    text = other_functions_section([results["breach_check_planner"]])
+
+    assert "### Every other function" in text
+    assert "| `breach_check_planner` |" in text
+    assert "functions/breach_check_planner/app.py" in text
+    assert "`stripe` LOADED" not in text
+
+
+class _RejectedSignIn(SignInRequest):
+    def check(self, context: Any, result: dict[str, Any], index: int) -> None:
+        raise BenchFailedError("the bench rejected this sign-in on purpose")
+
+
+def test_failed_function_recorded(
+    service: LocalService, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    bench = ColdStartBench(service, tmp_path_factory.mktemp("rejected"), 1, [_RejectedSignIn()])
+
+    results = bench.run()
+
+    assert results == []
+    assert [failure.unit for failure in bench.failures] == ["sign_in"]
+    assert "rejected this sign-in on purpose" in bench.failures[0].reason
+    text = other_functions_section([], bench.failures)
+    assert "#### Functions not measured" in text
+
+
+def test_query_replay_reads_as_many(service: LocalService) -> None:
+    assert service.stack is not None
+    runtime = service.stack.runtime
+    call = {
+        "service": "dynamodb",
+        "operation": "Query",
+        "summary": {"table": "idsentry-local", "index": "gsi1"},
+        "request_bytes": 0,
+        "returned": 3,
+        "response_bytes": 900,
+        "error_code": None,
+    }
+    targets = prepare_targets(
+        runtime.client("dynamodb"),
+        runtime.client("sqs"),
+        runtime.client("events"),
+        ["idsentry-local"],
+    )
+    (step,) = build_plan([call], targets, runtime.client)
+
+    response = runtime.client("dynamodb").query(**step["params"])
+
+    assert step["params"]["IndexName"] == "gsi1"
+    assert response["Count"] == 3
+
+
+def test_failed_write_replays_as_failed(service: LocalService) -> None:
+    assert service.stack is not None
+    runtime = service.stack.runtime
+    call = {
+        "service": "dynamodb",
+        "operation": "UpdateItem",
+        "summary": {"table": "idsentry-local"},
+        "request_bytes": 200,
+        "error_code": "ConditionalCheckFailedException",
+    }
+    targets = prepare_targets(
+        runtime.client("dynamodb"),
+        runtime.client("sqs"),
+        runtime.client("events"),
+        ["idsentry-local"],
+    )
+    (step,) = build_plan([call], targets, runtime.client)
+
+    assert step["error_code"] == "ConditionalCheckFailedException"
+    with pytest.raises(ClientError, match="ConditionalCheckFailed"):
+        runtime.client("dynamodb").update_item(**step["params"])
 
 
 def test_notifier_cold_start_no_stripe(notifier_cold_start: ColdStartResult) -> None:
