@@ -9,15 +9,18 @@ from tests.hypothesis_profiles import load_profile
 
 load_profile()
 
-# Loggers whose level a module may change (the bench quiets the handlers' `idsentry` logger, and
-# loading a handler lets Powertools set it), which later modules' log assertions depend on.
+# Loggers that a module may quiet (the bench sets the handlers' `idsentry` logger to WARNING),
+# which later modules' log assertions depend on. Powertools sets `idsentry` to INFO when it
+# loads a handler, and later modules rely on that level too, so it is kept.
 SHARED_LOGGERS = ("idsentry", "infra")
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _restore_log_levels() -> Iterator[None]:
-    """Give every test module the log levels the one before it started with."""
+def _undo_quieted_loggers() -> Iterator[None]:
+    """Lower a shared logger that a test module raised above INFO back to where it was."""
     levels = {name: logging.getLogger(name).level for name in SHARED_LOGGERS}
     yield
     for name, level in levels.items():
-        logging.getLogger(name).setLevel(level)
+        allowed = max(level, logging.INFO)
+        if logging.getLogger(name).level > allowed:
+            logging.getLogger(name).setLevel(allowed)
