@@ -23,6 +23,7 @@ from idsentry.reports.document import (
     Heading,
     Paragraph,
     Table,
+    chart_rows,
     count_label,
     identifier_lines,
     local_date,
@@ -157,27 +158,7 @@ def _plan(report: DeepReport, config: PlaybookConfig, locale: Locale) -> Entries
 def _chart(report: DeepReport, locale: Locale) -> Chart:
     months = report.months
     first, last = months[0], months[-1]
-    titles = {}
-    rows = []
-    for month in months:
-        name = month_name(locale, month.year, month.month)
-        counts = [
-            f"{text(locale, f'severity.{severity.value}')} {month.counts.get(severity, 0)}"
-            for severity in SEVERITIES
-        ]
-        titles[month.key] = (
-            text(locale, "chart.month_total", month=name, total=month.total)
-            + " ("
-            + join(locale, counts)
-            + ")"
-        )
-        rows.append(
-            (
-                name,
-                *(str(month.counts.get(severity, 0)) for severity in SEVERITIES),
-                str(month.total),
-            )
-        )
+    titles, rows = chart_rows(months, locale)
     return Chart(
         title=text(locale, "deep.chart.heading"),
         description=text(

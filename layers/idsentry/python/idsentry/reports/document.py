@@ -6,7 +6,7 @@ decides how a heading, table or chart looks. Block text is plain text, which the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from idsentry.i18n import Locale
 from idsentry.reports.assess import (
     SEVERITIES,
+    ChartMonth,
     CheckChange,
     Report,
     RiskAssessment,
@@ -299,12 +300,12 @@ def _summary(report: Report, locale: Locale) -> Facts:
     )
 
 
-def _chart(report: Report, locale: Locale) -> Chart:
-    months = report.chart
-    total = sum(month.total for month in months)
-    first, last = months[0], months[-1]
-    titles = {}
-    rows = []
+def chart_rows(
+    months: Sequence[ChartMonth], locale: Locale
+) -> tuple[dict[str, str], list[tuple[str, ...]]]:
+    """Return each month's hover title by key, and the chart's data table rows."""
+    titles: dict[str, str] = {}
+    rows: list[tuple[str, ...]] = []
     for month in months:
         name = month_name(locale, month.year, month.month)
         counts = [
@@ -324,6 +325,14 @@ def _chart(report: Report, locale: Locale) -> Chart:
                 str(month.total),
             )
         )
+    return titles, rows
+
+
+def _chart(report: Report, locale: Locale) -> Chart:
+    months = report.chart
+    total = sum(month.total for month in months)
+    first, last = months[0], months[-1]
+    titles, rows = chart_rows(months, locale)
     data = Table(
         columns=(
             Column(text(locale, "chart.month"), 2),
