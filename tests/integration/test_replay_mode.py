@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ from infra.local.replay import Replay, install_bus_replay, remove_bus_replay
 from infra.local.runtime import LocalRuntime
 from infra.local.stack import LocalStack
 from infra.local.template import PseudoParameters
+from tests.integration.stripe_support import WebhookReceiver
 from tests.integration.test_twilio_emulator import AUTH_TOKEN, SENDER, US_MOBILE, CallbackReceiver
 
 pytestmark = pytest.mark.integration
@@ -152,49 +151,6 @@ def test_inbound_sms_posted_twice() -> None:
     assert replay.counts()["twilio_inbound_sms"] == 1
 
 
-class WebhookReceiver:
-    """A webhook endpoint on 127.0.0.1 that records the event id of every POST body."""
-
-    def __init__(self) -> None:
-        self.event_ids: list[str] = []
-        self._condition = threading.Condition()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                with receiver._condition:
-                    receiver.event_ids.append(json.loads(body)["id"])
-                    receiver._condition.notify_all()
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/webhooks"
-
-    def wait_for(self, count: int) -> list[str]:
-        with self._condition:
-            arrived = self._condition.wait_for(
-                lambda: len(self.event_ids) >= count, timeout=WAIT_SECONDS
-            )
-            assert arrived, f"expected {count} deliveries, got {len(self.event_ids)}"
-            return list(self.event_ids)
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-
-
 def test_webhooks_held_then_sent_twice() -> None:
     receiver = WebhookReceiver()
     sender = WebhookSender((), random.Random(0))
@@ -207,10 +163,10 @@ def test_webhooks_held_then_sent_twice() -> None:
             sender.submit({"id": f"evt_replay{index}", "type": "invoice.paid"})
 
         # No flush(): the held deliveries go out once hold_seconds have passed.
-        delivered = receiver.wait_for(6)
+        delivered = [delivery.event()["id"] for delivery in receiver.wait_for(6)]
     finally:
         sender.stop()
-        receiver.stop()
+        receiver.close()
 
     assert Counter(delivered) == {"evt_replay0": 2, "evt_replay1": 2, "evt_replay2": 2}
     assert replay.counts()["stripe_webhooks"] == 3
