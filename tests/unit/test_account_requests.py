@@ -274,3 +274,20 @@ def test_authorized_subscriber_read() -> None:
     request = parse_http_event(account_event({"lambda": {"subscriber_id": SUBSCRIBER}}))
 
     assert account_routes.authorized_subscriber(request) == SUBSCRIBER
+
+
+def test_route_modules_match_their_routes() -> None:
+    import importlib
+
+    listed: dict[str, set[str]] = {}
+    for route_key, module_name in account_routes.ROUTE_MODULES.items():
+        listed.setdefault(module_name, set()).add(route_key)
+
+    for module_name, route_keys in listed.items():
+        assert set(importlib.import_module(module_name).ROUTES) == route_keys, module_name
+    assert not set(account_routes.ROUTES) & set(account_routes.ROUTE_MODULES)
+
+
+def test_unknown_route_has_no_handler() -> None:
+    assert account_routes.route_handler("GET /v1/account/unknown") is None
+    assert account_routes.route_handler("GET /v1/account/reports") is not None

@@ -4,13 +4,14 @@ API Gateway runs the account authorizer before every route here, and the authori
 subscriber id of the verified access token into `requestContext.authorizer.lambda`. Each route
 acts on that id only, never on an id from the path, query or body.
 
-To add a route, add its key and handler to ROUTES (a handler may live in its own module, for
-example `routes/account_export_routes.py`), and the same route to `template.yaml` with
-`Auth: {Authorizer: AccountTokenAuthorizer}`.
+To add a route, add its key and handler to ROUTES, or, for a handler in its own module such as
+`routes/account_report_routes.py`, to that module's ROUTES and its key to ROUTE_MODULES here;
+then add the same route to `template.yaml` with `Auth: {Authorizer: AccountTokenAuthorizer}`.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -23,11 +24,6 @@ from idsentry.errors import DomainError, NotFoundError
 from idsentry.http import HttpRequest, accept_language, json_response, parse_http_event
 from idsentry.i18n import Locale, negotiate_locale
 from idsentry.models.account import parse_preferences
-from idsentry.routes import (
-    account_playbook_routes,
-    account_privacy_routes,
-    account_report_routes,
-)
 from idsentry.services import account
 from idsentry.wiring import main_table
 
@@ -87,10 +83,47 @@ ROUTES: dict[str, AccountHandler] = {
     "GET /v1/account/alerts": _alerts,
     "GET /v1/account/preferences": _preferences,
     "PUT /v1/account/preferences": _change_preferences,
-    **account_privacy_routes.ROUTES,
-    **account_playbook_routes.ROUTES,
-    **account_report_routes.ROUTES,
 }
+# The routes that other modules serve, each module imported on its first request, so that a
+# cold start for the overview does not load the export, playbook and report code. A unit test
+# checks this table against each module's ROUTES.
+ROUTE_MODULES: dict[str, str] = {
+    route_key: f"idsentry.routes.{module}"
+    for module, route_keys in {
+        "account_privacy_routes": (
+            "POST /v1/account/export",
+            "GET /v1/account/export/{export_id}",
+            "DELETE /v1/account",
+            "POST /v1/account/consents/sensitive_personal_information/withdraw",
+        ),
+        "account_playbook_routes": (
+            "GET /v1/account/alerts/{alert_id}/playbook",
+            "PUT /v1/account/alerts/{alert_id}/playbook/{step_id}",
+            "GET /v1/account/checks",
+            "POST /v1/account/checks",
+        ),
+        "account_report_routes": (
+            "GET /v1/account/reports",
+            "POST /v1/account/reports",
+            "GET /v1/account/reports/{report_id}/{format}",
+            "POST /v1/account/dossier",
+            "POST /v1/account/deep-report",
+        ),
+    }.items()
+    for route_key in route_keys
+}
+
+
+def route_handler(route_key: str) -> AccountHandler | None:
+    """Return the handler of an account route, importing its module on first use."""
+    handler = ROUTES.get(route_key)
+    if handler is not None:
+        return handler
+    module_name = ROUTE_MODULES.get(route_key)
+    if module_name is None:
+        return None
+    routes: dict[str, AccountHandler] = importlib.import_module(module_name).ROUTES
+    return routes.get(route_key)
 
 
 def authorized_subscriber(request: HttpRequest) -> str | None:
@@ -119,7 +152,7 @@ def handle(event: dict[str, Any]) -> dict[str, Any]:
         if subscriber_id is None:
             # API Gateway never routes here without the authorizer's context.
             raise UnauthorizedError()
-        route = ROUTES.get(request.route_key)
+        route = route_handler(request.route_key)
         if route is None:
             raise NotFoundError("route.not_found")
         if request.header("accept-language") is None:
