@@ -22,7 +22,7 @@ SIZES = ("fast", "full")
 
 @dataclass(frozen=True)
 class ScenarioResult:
-    """What one scenario did and what it found. Counts are whole items, never timings.
+    """Record of one scenario's work and findings. Counts are whole items, never timings.
 
     `scenario` is a stable id (`replay.demo`, `faults.twilio_429`, `input.signup_body`,
     `load.signups_200`); `area` groups rows on the page (replay, faults, bad input, load).
@@ -51,7 +51,7 @@ def chaos_size() -> str:
 
 
 def full_size() -> bool:
-    """Whether this run is `make chaos`, which runs every scenario at its full size."""
+    """Return whether this run is `make chaos`, which runs every scenario at its full size."""
     return chaos_size() == "full"
 
 
@@ -61,7 +61,7 @@ def sized(fast: int, full: int) -> int:
 
 
 def results_dir() -> Path:
-    """Where scenarios write their records for this run."""
+    """Return the folder where scenarios write their records for this run."""
     return Path(os.environ.get(RESULTS_ENV) or DEFAULT_RESULTS)
 
 
