@@ -7,11 +7,13 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from idsentry.instance import freeze_init_objects
 from idsentry.logs import configure_logging
 from idsentry.routes import account_routes
 
 logger = Logger()
 configure_logging()
+freeze_init_objects()
 
 
 @logger.inject_lambda_context(clear_state=True)

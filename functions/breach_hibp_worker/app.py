@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from idsentry.adapters.aws import client
+from idsentry.instance import freeze_init_objects
 from idsentry.logs import configure_logging
 from idsentry.routes.check_jobs import process_hibp_record
 from idsentry.services.breach_check import CheckDeferredError
@@ -24,6 +25,7 @@ configure_logging()
 processor = BatchProcessor(event_type=EventType.SQS)
 # SQS allows at most 12 hours of visibility; a deferral never needs that much.
 MAX_DEFER_SECONDS = 900
+freeze_init_objects()
 
 
 def _record_handler(record: SQSRecord) -> str:

@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from idsentry.instance import freeze_init_objects
 from idsentry.logs import configure_logging
 from idsentry.routes.breach_jobs import process_chunk_record
 
@@ -21,6 +22,7 @@ configure_logging()
 processor = BatchProcessor(event_type=EventType.SQS)
 # Time left for writing the index and the exposures after the last records are read.
 RESERVE_MILLISECONDS = 120_000
+freeze_init_objects()
 
 
 @logger.inject_lambda_context(clear_state=True)

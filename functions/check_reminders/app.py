@@ -8,12 +8,14 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from idsentry.clock import utc_now
+from idsentry.instance import freeze_init_objects
 from idsentry.logs import configure_logging
 from idsentry.services.quarterly_checks import plan_reminders
 from idsentry.wiring import main_table, notification_queue
 
 logger = Logger()
 configure_logging()
+freeze_init_objects()
 
 
 @logger.inject_lambda_context(clear_state=True)

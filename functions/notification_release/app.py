@@ -9,6 +9,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from idsentry.clock import epoch, utc_now
+from idsentry.instance import freeze_init_objects
 from idsentry.logs import configure_logging
 from idsentry.services.deferrals import release_due
 from idsentry.services.review_outbox import flush_outbox
@@ -19,6 +20,7 @@ configure_logging()
 
 # Jobs one run handles at most; the next run, a minute later, continues with the rest.
 RELEASE_LIMIT = 2000
+freeze_init_objects()
 
 
 @logger.inject_lambda_context(clear_state=True)

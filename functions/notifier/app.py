@@ -15,12 +15,14 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from idsentry.adapters.aws import client
+from idsentry.instance import freeze_init_objects
 from idsentry.logs import configure_logging
 from idsentry.routes.jobs import process_notification_record
 
 logger = Logger()
 configure_logging()
 processor = BatchProcessor(event_type=EventType.SQS)
+freeze_init_objects()
 
 
 def _record_handler(record: SQSRecord) -> str:

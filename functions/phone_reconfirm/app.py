@@ -8,6 +8,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from idsentry.clock import utc_now
+from idsentry.instance import freeze_init_objects
 from idsentry.logs import configure_logging
 from idsentry.services.phone_reconfirm import PhoneReconfirmSettings, plan_reconfirmations
 from idsentry.settings import load_settings
@@ -15,6 +16,7 @@ from idsentry.wiring import main_table, notification_queue
 
 logger = Logger()
 configure_logging()
+freeze_init_objects()
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -8,6 +8,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from idsentry.clock import utc_now
+from idsentry.instance import freeze_init_objects
 from idsentry.logs import configure_logging
 from idsentry.routes.report_wiring import report_queue
 from idsentry.services.subscriber_reports import plan_monthly_reports
@@ -15,6 +16,7 @@ from idsentry.wiring import main_table
 
 logger = Logger()
 configure_logging()
+freeze_init_objects()
 
 
 @logger.inject_lambda_context(clear_state=True)

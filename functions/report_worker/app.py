@@ -13,12 +13,14 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from idsentry.instance import freeze_init_objects
 from idsentry.logs import configure_logging
 from idsentry.routes.report_jobs import process_report_record
 
 logger = Logger()
 configure_logging()
 processor = BatchProcessor(event_type=EventType.SQS)
+freeze_init_objects()
 
 
 def _record_handler(record: SQSRecord) -> str:

@@ -210,6 +210,9 @@ class ColdStartBench:
                 "AWS_DEFAULT_REGION": self.service.stack.provisioned.region,
                 "AWS_REGION": self.service.stack.provisioned.region,
                 "AWS_EC2_METADATA_DISABLED": "true",
+                # Lambda names its runtime here, and the function's module freezes the objects
+                # of its initialisation only in a Lambda runtime (idsentry.instance).
+                "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
                 "AWS_CONFIG_FILE": os.devnull,
                 "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
                 "NO_PROXY": "127.0.0.1,localhost",

@@ -15,7 +15,7 @@ from idsentry.models.signup import is_known_timezone, pydantic_problems
 class EmailListsBody(BaseModel):
     """The e-mail lists a subscriber receives. A list left out stays as it is."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     alerts: StrictBool | None = None
     reports: StrictBool | None = None
@@ -24,7 +24,7 @@ class EmailListsBody(BaseModel):
 class PreferencesBody(BaseModel):
     """The JSON body of PUT /v1/account/preferences, whose fields are all optional."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     sms_alerts: StrictBool | None = None
     email_lists: EmailListsBody | None = None

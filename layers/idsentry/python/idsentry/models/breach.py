@@ -129,6 +129,7 @@ class Breach(BaseModel):
     """
 
     model_config = ConfigDict(
+        defer_build=True,
         frozen=True,
         extra="ignore",
         validate_by_alias=True,
@@ -206,7 +207,9 @@ class Breach(BaseModel):
 class Provenance(BaseModel):
     """The origin of a dataset, the legal basis for processing it and who approved it."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        defer_build=True, frozen=True, extra="forbid", str_strip_whitespace=True
+    )
 
     source: str = Field(min_length=1, max_length=1000)
     legal_basis: str = Field(min_length=1, max_length=1000)
@@ -238,7 +241,7 @@ class IntakeManifest(BaseModel):
     Columns that the manifest does not name are ignored.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
 
     schema_version: Literal[1] = 1
     breach: Breach

@@ -23,7 +23,11 @@ NOT_SPAM_FEEDBACK = "not-spam"
 
 class _SesModel(BaseModel):
     model_config = ConfigDict(
-        frozen=True, extra="ignore", alias_generator=to_camel, populate_by_name=True
+        defer_build=True,
+        frozen=True,
+        extra="ignore",
+        alias_generator=to_camel,
+        populate_by_name=True,
     )
 
 
@@ -77,7 +81,7 @@ class SesEventDetail(_SesModel):
 class SesEvent(BaseModel):
     """An EventBridge event from SES, as the SQS queue behind the rule receives it whole."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="ignore", populate_by_name=True)
 
     id: str
     source: Literal["aws.ses"]

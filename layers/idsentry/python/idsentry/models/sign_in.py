@@ -14,7 +14,7 @@ from idsentry.models.signup import pydantic_problems
 class SignInBody(BaseModel):
     """The JSON body of POST /v1/sign-in: the mobile number the account was verified with."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     mobile: str = Field(max_length=64)
 

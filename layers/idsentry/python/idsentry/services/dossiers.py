@@ -37,7 +37,7 @@ MAX_REASON_LENGTH = 1000
 class DossierRequest(BaseModel):
     """The body of a dossier request: who it is for, and which breaches (default: all)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
 
     audience: Literal["police", "bank", "carrier", "general"] = "general"
     breach_names: list[str] | None = Field(default=None, min_length=1, max_length=MAX_BREACHES)

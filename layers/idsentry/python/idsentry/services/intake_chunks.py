@@ -52,7 +52,7 @@ class HeaderError(ValueError):
 class ByteRange(BaseModel):
     """A half-open byte range [start, end) of the data file, read by one chunk job."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
 
     start: int = Field(ge=0)
     end: int = Field(ge=0)
@@ -76,7 +76,7 @@ class RowLayout(BaseModel):
     (JSON Lines) a normalized top-level key to the identifier kind it holds.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
 
     format: FileFormat
     encoding: Encoding
@@ -116,7 +116,7 @@ def python_codec(encoding: str) -> str:
 class IntakePlan(BaseModel):
     """The row layout and the chunk ranges of one data file."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
 
     size: int = Field(ge=0)
     layout: RowLayout

@@ -38,7 +38,7 @@ _ID_PATTERN = r"^[a-z][a-z0-9_]{1,63}$"
 class Text(BaseModel):
     """One text in both locales."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid", populate_by_name=True)
 
     # Each text must contain a visible character (pydantic patterns match anywhere).
     zh_cn: str = Field(alias="zh-CN", pattern=r"\S")
@@ -52,7 +52,7 @@ class Text(BaseModel):
 class Service(BaseModel):
     """An official service: its name, its URL when it has one, and where to find it."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
 
     name: Text
     url: str | None = Field(pattern=r"^https://[a-z0-9.-]+(/[^\s]*)?$")
@@ -62,7 +62,7 @@ class Service(BaseModel):
 class Step(BaseModel):
     """One step of a playbook and the services it uses."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
 
     title: Text
     detail: Text
@@ -72,7 +72,7 @@ class Step(BaseModel):
 class Playbook(BaseModel):
     """The steps for one kind of leaked data, and the ones the alert e-mail lists."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
 
     steps: tuple[str, ...] = Field(min_length=1)
     email_steps: tuple[str, ...] = Field(min_length=1, max_length=MAX_EMAIL_STEPS)
@@ -81,7 +81,7 @@ class Playbook(BaseModel):
 class Check(BaseModel):
     """A pull-only official check that the quarterly reminder asks the subscriber to re-run."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
 
     title: Text
     services: tuple[str, ...] = Field(min_length=1)
@@ -91,7 +91,7 @@ class Check(BaseModel):
 class PlaybookConfig(BaseModel):
     """The whole playbook configuration, with every reference between its parts checked."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
 
     schema_version: int = Field(ge=1, le=1)
     services: dict[str, Service]
@@ -200,7 +200,7 @@ class StepNotFoundError(NotFoundError):
 class StepChangeBody(BaseModel):
     """The JSON body of PUT /v1/account/alerts/{alert_id}/playbook/{step_id}."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     done: StrictBool
 

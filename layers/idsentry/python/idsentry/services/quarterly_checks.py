@@ -58,7 +58,7 @@ def quarter_of(moment: datetime) -> str:
 class CheckResultBody(BaseModel):
     """The JSON body of POST /v1/account/checks."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     check: str = Field(max_length=32)
     counts: dict[str, StrictInt]

@@ -63,7 +63,7 @@ class ExposureFacts(BaseModel):
     address, so they may be True only when that kind is in ``matched_kinds``.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
 
     matched_kinds: frozenset[IdentifierKind] = Field(min_length=1)
     found_by: FoundBy
@@ -87,7 +87,7 @@ class Conditions(BaseModel):
     A list condition holds when the fact shares at least one value with the list.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
 
     matched_any: frozenset[IdentifierKind] | None = Field(default=None, min_length=1)
     breach_exposes_any: frozenset[DataKind] | None = Field(default=None, min_length=1)
@@ -104,7 +104,7 @@ class Conditions(BaseModel):
 
 
 class _Rule(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
 
     name: str = Field(min_length=1, max_length=100, pattern=r"^[a-z0-9_]+$")
     description: str = Field(default="", max_length=500)
@@ -152,7 +152,7 @@ def _check_table[RuleT: _Rule](rules: tuple[RuleT, ...]) -> tuple[RuleT, ...]:
 class RiskRules(BaseModel):
     """The severity and confidence tables and the confidence at which exposures auto-confirm."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(defer_build=True, frozen=True, extra="forbid")
 
     schema_version: Literal[1]
     # Exposures with at least this confidence are confirmed without review. None sends every

@@ -1,0 +1,83 @@
+"""What every function instance does while it starts: deferred model schemas and the GC freeze."""
+
+from __future__ import annotations
+
+import ast
+import gc
+import importlib
+import pkgutil
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+import idsentry
+from idsentry.instance import freeze_init_objects
+
+pytestmark = pytest.mark.unit
+
+FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
+
+
+def _layer_models() -> list[type[BaseModel]]:
+    for module in pkgutil.walk_packages(idsentry.__path__, "idsentry."):
+        importlib.import_module(module.name)
+    found: list[type[BaseModel]] = []
+    pending: list[type[BaseModel]] = [BaseModel]
+    while pending:
+        for subclass in pending.pop().__subclasses__():
+            pending.append(subclass)
+            if subclass.__module__.startswith("idsentry."):
+                found.append(subclass)
+    return found
+
+
+def test_every_layer_model_defers_its_schema_and_builds_it():
+    models = _layer_models()
+
+    assert len(models) > 40
+    not_deferred = [
+        model.__qualname__ for model in models if not model.model_config.get("defer_build")
+    ]
+    assert not_deferred == []
+    for model in models:
+        # A deferred schema is built on first use, so a broken annotation would only show in
+        # the request that first validates the model; building each one here finds it first.
+        assert model.model_rebuild(force=True) is True, model.__qualname__
+
+
+@pytest.mark.parametrize(
+    "app", sorted(FUNCTIONS.glob("*/app.py")), ids=lambda path: path.parent.name
+)
+def test_every_function_freezes_after_its_module_level_setup(app: Path):
+    module = ast.parse(app.read_text(encoding="utf-8"))
+    statements = [
+        node
+        for node in module.body
+        if not isinstance(node, ast.FunctionDef | ast.ClassDef | ast.Import | ast.ImportFrom)
+        and not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))
+    ]
+
+    assert statements, f"{app} has no module-level setup"
+    last = statements[-1]
+    assert isinstance(last, ast.Expr)
+    assert isinstance(last.value, ast.Call)
+    assert isinstance(last.value.func, ast.Name)
+    assert last.value.func.id == "freeze_init_objects"
+
+
+@pytest.mark.parametrize(
+    ("execution_env", "frozen"),
+    [("AWS_Lambda_python3.12", True), (None, False), ("AWS_ECS_FARGATE", False)],
+)
+def test_only_a_lambda_runtime_freezes(monkeypatch, execution_env, frozen):
+    calls: list[str] = []
+    monkeypatch.setattr(gc, "freeze", lambda: calls.append("freeze"))
+    if execution_env is None:
+        monkeypatch.delenv("AWS_EXECUTION_ENV", raising=False)
+    else:
+        monkeypatch.setenv("AWS_EXECUTION_ENV", execution_env)
+
+    freeze_init_objects()
+
+    assert calls == (["freeze"] if frozen else [])
