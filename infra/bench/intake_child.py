@@ -177,7 +177,7 @@ def run_memory(spec: dict[str, Any]) -> dict[str, Any]:
     from idsentry.adapters.queue import JobQueue
     from idsentry.clock import utc_now
     from idsentry.models.breach import parse_manifest
-    from idsentry.models.jobs import ChunkJob
+    from idsentry.models.breach_jobs import ChunkJob
     from idsentry.services.intake import IntakeDeps, data_key_for, ingest_chunk, start_intake
     from infra.bench.memory_aws import (
         LocalFileObjects,

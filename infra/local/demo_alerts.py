@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from idsentry.alert_templates import CARRIER_SIGNATURE
+from idsentry.item_keys import DEFER_SK, deferral_pk
 from idsentry.services.alerts import alert_id_for
-from idsentry.services.deferrals import DEFER_SK, deferral_pk
 from idsentry.services.preferences import load_preferences
 from idsentry.wiring import main_table
 

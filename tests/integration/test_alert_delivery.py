@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
+from idsentry.item_keys import DEFER_SK, deferral_pk
 from idsentry.models.jobs import AlertJob
 from idsentry.services import notify, signup
 from idsentry.services.alerts import alert_id_for
-from idsentry.services.deferrals import DEFER_SK, deferral_pk, release_due
+from idsentry.services.deferrals import release_due
 from idsentry.services.exposures import record_exposure
 from idsentry.services.hibp_catalogue import breach_item
 from idsentry.services.preferences import set_email_list, set_sms_alerts

@@ -21,7 +21,7 @@ import stripe
 from pypdf import PdfReader
 
 from idsentry.crypto import Pepper
-from idsentry.models.jobs import StripeEventJob
+from idsentry.models.billing_jobs import StripeEventJob
 from idsentry.services.billing_links import read_billing_link
 from idsentry.services.report_ids import deep_report_id
 from infra.local.emulators.stripe import TEST_API_KEY

@@ -18,13 +18,12 @@ from idsentry.adapters.queue import JobQueue
 from idsentry.adapters.table import MainTable
 from idsentry.clock import epoch
 from idsentry.ids import new_id
+from idsentry.item_keys import DEFER_SK, deferral_pk
 from idsentry.models.jobs import AlertJob
 from idsentry.services.deferrals import (
-    DEFER_SK,
     DEFERRED_INDEX_KEY,
     EXPIRES_AFTER_RELEASE_SECONDS,
     defer_alert_sms,
-    deferral_pk,
     release_due,
     release_sort_key,
 )

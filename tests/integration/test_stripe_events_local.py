@@ -9,7 +9,7 @@ import pytest
 import stripe
 
 from idsentry.adapters.table import MainTable
-from idsentry.models.jobs import StripeEventJob
+from idsentry.models.billing_jobs import StripeEventJob
 from idsentry.routes.billing_jobs import retry_delay
 from infra.local.emulators.stripe import TEST_API_KEY
 from infra.local.service import LocalService

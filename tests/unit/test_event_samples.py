@@ -21,18 +21,11 @@ from twilio.request_validator import RequestValidator
 
 from idsentry.crypto import Pepper, verify_token
 from idsentry.http import parse_http_event
+from idsentry.models.account_jobs import AccountDeletionJob, ReportJob
+from idsentry.models.billing_jobs import ReconciliationJob, StripeEventJob
+from idsentry.models.breach_jobs import CheckJob, ChunkJob, HibpJob, PlanPageJob
 from idsentry.models.events import ALL_EVENT_TYPES, ExposureDetected
-from idsentry.models.jobs import (
-    AccountDeletionJob,
-    CheckJob,
-    ChunkJob,
-    HibpJob,
-    NotificationJob,
-    PlanPageJob,
-    ReconciliationJob,
-    ReportJob,
-    StripeEventJob,
-)
+from idsentry.models.jobs import NotificationJob
 from idsentry.routes import account_authorizer
 from idsentry.routes.breach_jobs import manifest_keys
 from idsentry.services.tokens import VerificationKey

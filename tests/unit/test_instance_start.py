@@ -81,3 +81,10 @@ def test_only_a_lambda_runtime_freezes(monkeypatch, execution_env, frozen):
     freeze_init_objects()
 
     assert calls == (["freeze"] if frozen else [])
+
+
+def test_admin_routes_name_the_routes_of_the_modules_they_import_late():
+    from idsentry.routes import admin_report_routes, admin_routes, reconcile_routes
+
+    assert admin_routes.RECONCILE_ROUTES == reconcile_routes.ROUTES
+    assert admin_routes.REPORT_ROUTES == admin_report_routes.ROUTES

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from idsentry.models.jobs import ReconciliationJob
+from idsentry.models.billing_jobs import ReconciliationJob
 from idsentry.routes.reconcile_jobs import scheduled_time
 from idsentry.services import reconcile_runs as runs
 from idsentry.services.reconcile_email import render_finance_email

@@ -285,7 +285,7 @@ class ReportJobRequest(FirstRequest):
         return message_event(self.jobs[index], context.seeder.queue_arn(self.logical_id))
 
     def check(self, context: ColdStartContext, result: dict[str, Any], index: int) -> None:
-        from idsentry.models.jobs import ReportJob
+        from idsentry.models.account_jobs import ReportJob
         from idsentry.services.subscriber_reports import (
             REPORT_PREFIX,
             STATE_ANNOUNCED,
@@ -552,7 +552,7 @@ class CheckJobRequest(FirstRequest):
         wait_for("the HIBP lookup of the bench subscriber's address", looked_up)
 
     def event(self, context: ColdStartContext, index: int) -> dict[str, Any]:
-        from idsentry.models.jobs import CheckJob
+        from idsentry.models.breach_jobs import CheckJob
 
         run = _china_today()
         job = CheckJob(
@@ -589,7 +589,7 @@ class HibpJobRequest(FirstRequest):
         self.subscribers = [context.seeder.paid_subscriber() for _ in range(count)]
 
     def event(self, context: ColdStartContext, index: int) -> dict[str, Any]:
-        from idsentry.models.jobs import HibpJob
+        from idsentry.models.breach_jobs import HibpJob
 
         run = _china_today()
         subscriber_id = self.subscribers[index].subscriber_id

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from idsentry.models.events import EventDetail
+if TYPE_CHECKING:
+    from idsentry.models.events import EventDetail
 
 MAX_ENTRIES_PER_CALL = 10
 

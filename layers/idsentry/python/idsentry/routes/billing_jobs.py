@@ -12,7 +12,7 @@ from idsentry.adapters.queue import JobQueue
 from idsentry.adapters.stripe_gateway import StripeSdkGateway
 from idsentry.clock import utc_now
 from idsentry.errors import PoisonMessageError
-from idsentry.models.jobs import StripeEventJob
+from idsentry.models.billing_jobs import StripeEventJob
 from idsentry.models.plans import PlansConfig
 from idsentry.services.billing import (
     LEASE_SECONDS,

@@ -16,7 +16,7 @@ from idsentry.adapters.objects import IntakeObjects
 from idsentry.adapters.queue import JobQueue
 from idsentry.clock import utc_now
 from idsentry.errors import PoisonMessageError
-from idsentry.models.jobs import ChunkJob
+from idsentry.models.breach_jobs import ChunkJob
 from idsentry.services.intake import MANIFEST_NAME, IntakeDeps, ingest_chunk, start_intake
 from idsentry.settings import BreachIntakeSettings, load_settings
 from idsentry.wiring import main_table, pepper_loader, publisher

@@ -12,7 +12,7 @@ from idsentry.adapters.breach_index import BreachIndexReader
 from idsentry.adapters.hibp import HibpClient
 from idsentry.clock import utc_now
 from idsentry.errors import PoisonMessageError
-from idsentry.models.jobs import CheckJob, HibpJob, PlanPageJob
+from idsentry.models.breach_jobs import CheckJob, HibpJob, PlanPageJob
 from idsentry.services.breach_check import (
     CheckDeps,
     check_subscriber,

@@ -14,7 +14,7 @@ from idsentry.adapters.suppression import SesSuppressionList
 from idsentry.adapters.table import MainTable
 from idsentry.clock import utc_now
 from idsentry.errors import PoisonMessageError
-from idsentry.models.jobs import AccountDeletionJob
+from idsentry.models.account_jobs import AccountDeletionJob
 from idsentry.services.audit import AuditTrail
 from idsentry.services.deletion import DeletionDeps, run_deletion
 from idsentry.settings import CoreSettings, load_settings

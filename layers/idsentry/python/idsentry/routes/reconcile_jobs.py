@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from idsentry.adapters.queue import JobQueue
 from idsentry.clock import Clock, utc_now
 from idsentry.errors import PoisonMessageError
-from idsentry.models.jobs import ReconciliationJob
+from idsentry.models.billing_jobs import ReconciliationJob
 from idsentry.services.reconcile_runs import plan_daily
 from idsentry.settings import CoreSettings, StripeEventsSettings, load_settings
 from idsentry.wiring import main_table, secret_cache

@@ -7,7 +7,7 @@ import logging
 from pydantic import ValidationError
 
 from idsentry.errors import PoisonMessageError
-from idsentry.models.jobs import ReportJob
+from idsentry.models.account_jobs import ReportJob
 from idsentry.routes.report_wiring import report_deps
 from idsentry.services.subscriber_reports import generate_report
 

@@ -10,7 +10,7 @@ from idsentry import jsontext
 from idsentry.adapters.queue import JobQueue
 from idsentry.clock import epoch, utc_now
 from idsentry.http import json_response, parse_http_event
-from idsentry.models.jobs import StripeEventJob
+from idsentry.models.billing_jobs import StripeEventJob
 from idsentry.services.stripe_signature import SignatureError, verify
 from idsentry.settings import StripeWebhookSettings, load_settings
 from idsentry.wiring import secret_cache

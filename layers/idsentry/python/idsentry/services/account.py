@@ -14,10 +14,9 @@ from typing import Any
 
 from idsentry.adapters.table import MainTable
 from idsentry.errors import NotFoundError
+from idsentry.item_keys import BREACH_SORT_KEY, DEFER_SK, deferral_pk
 from idsentry.models.account import PreferencesChange
 from idsentry.services import unsubscribe
-from idsentry.services.deferrals import DEFER_SK, deferral_pk
-from idsentry.services.hibp_catalogue import BREACH_SORT_KEY
 from idsentry.services.preferences import EMAIL_LISTS, PREFS_SK, preferences_from_item, set_timezone
 
 logger = logging.getLogger(__name__)

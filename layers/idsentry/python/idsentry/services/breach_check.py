@@ -29,7 +29,7 @@ from idsentry.adapters.table import MainTable
 from idsentry.clock import Clock, epoch
 from idsentry.crypto import decrypt_field
 from idsentry.errors import ProviderError
-from idsentry.models.jobs import CheckJob, HibpJob, PlanPageJob
+from idsentry.models.breach_jobs import CheckJob, HibpJob, PlanPageJob
 from idsentry.services.exposures import Finding, record_exposures
 from idsentry.services.hibp_catalogue import (
     CatalogueSource,

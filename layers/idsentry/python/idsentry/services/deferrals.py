@@ -19,22 +19,17 @@ from pydantic import ValidationError
 
 from idsentry.adapters.queue import MAX_BATCH, JobQueue
 from idsentry.adapters.table import MainTable
+from idsentry.item_keys import DEFER_SK, deferral_pk
 from idsentry.models.jobs import AlertJob
 
 logger = logging.getLogger(__name__)
 
-DEFER_SK = "DEFER"
 DEFERRED_INDEX_KEY = "DEFERRED"
 # The item expires this long after its release time. A release that runs this late drops the
 # job instead of sending an alert SMS days after the alert e-mail.
 EXPIRES_AFTER_RELEASE_SECONDS = 3 * 24 * 3600
 # Index keys read per Query. The consistent BatchGetItem that follows reads at most 100 keys.
 RELEASE_PAGE = 100
-
-
-def deferral_pk(job_id: str) -> str:
-    """Return the partition key of a deferred job's item."""
-    return f"DEFER#{job_id}"
 
 
 def release_sort_key(release_at: int, job_id: str) -> str:

@@ -10,7 +10,7 @@ from idsentry.adapters.queue import JobQueue
 from idsentry.adapters.table import MainTable
 from idsentry.clock import Clock, epoch
 from idsentry.errors import NotFoundError
-from idsentry.models.jobs import AccountDeletionJob
+from idsentry.models.account_jobs import AccountDeletionJob
 from idsentry.services.audit import AuditRecord, AuditTrail
 from idsentry.services.subscriber_records import subscriber_pk
 

@@ -13,17 +13,19 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ValidationError
 
 from idsentry.adapters.table import MainTable
-from idsentry.models.breach import Breach
+from idsentry.item_keys import BREACH_SORT_KEY
+
+if TYPE_CHECKING:
+    from idsentry.models.breach import Breach
 
 logger = logging.getLogger(__name__)
 
 SOURCE = "hibp"
-BREACH_SORT_KEY = "BREACH"
 STATE_PK = "HIBP#CATALOGUE"
 STATE_SK = "STATE"
 BATCH_GET_LIMIT = 100
@@ -82,6 +84,10 @@ def breach_item(model: Any) -> dict[str, Any]:
     Raises InvalidBreachRecordError naming the first invalid HIBP field. Timestamps are
     stored in UTC as `2013-12-04T00:00:00Z`, so they sort as text.
     """
+    # Imported here, like in load_breach, because most runs of the functions that import this
+    # module validate no breach, and the model is costly to import in every cold start.
+    from idsentry.models.breach import Breach
+
     if not isinstance(model, Mapping):
         raise InvalidBreachRecordError("breach", "must be a JSON object")
     try:
@@ -109,6 +115,8 @@ def breach_item(model: Any) -> dict[str, Any]:
 
 def load_breach(table: MainTable, name: str) -> Breach | None:
     """Read one catalogue breach by its Name, or None when it is not stored."""
+    from idsentry.models.breach import Breach
+
     item = table.get(f"BREACH#{name}", BREACH_SORT_KEY)
     if item is None:
         return None

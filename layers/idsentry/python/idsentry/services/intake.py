@@ -28,7 +28,7 @@ from idsentry.adapters.table import ConditionFailedError, MainTable, put_write, 
 from idsentry.clock import Clock, epoch
 from idsentry.crypto import Fingerprint, Pepper
 from idsentry.models.breach import Breach, IntakeManifest, ManifestError, parse_manifest
-from idsentry.models.jobs import ChunkJob
+from idsentry.models.breach_jobs import ChunkJob
 from idsentry.services.exposures import Finding, find_watchers, record_exposures
 from idsentry.services.intake_chunks import HeaderError, RowLayout, plan_intake
 from idsentry.services.intake_encoding import EncodingMismatchError

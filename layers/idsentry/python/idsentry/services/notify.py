@@ -571,8 +571,8 @@ def _send_alert(deps: NotifierDeps, ledger: Ledger, job: AlertJob) -> str:
         render_alert_email,
         render_alert_sms,
     )
+    from idsentry.item_keys import BREACH_SORT_KEY
     from idsentry.models.breach import Breach
-    from idsentry.services.hibp_catalogue import BREACH_SORT_KEY
 
     # One BatchGetItem reads everything the alert needs: contact, alert, exposure, breach.
     pk = f"SUB#{job.subscriber_id}"

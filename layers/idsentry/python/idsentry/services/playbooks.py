@@ -22,10 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, 
 from idsentry.adapters.table import MainTable
 from idsentry.errors import NotFoundError, RequestValidationError
 from idsentry.i18n import Locale
+from idsentry.item_keys import BREACH_SORT_KEY
 from idsentry.models.breach import Breach, DataKind
 from idsentry.models.signup import pydantic_problems
 from idsentry.services.account import AccountNotFoundError
-from idsentry.services.hibp_catalogue import BREACH_SORT_KEY
 
 logger = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from idsentry.adapters.table import ConditionFailedError, MainTable, put_write
 from idsentry.clock import SHANGHAI, epoch
 from idsentry.i18n import SUPPORTED_LOCALES, Locale
 from idsentry.ids import new_id
-from idsentry.models.jobs import ReconciliationJob
+from idsentry.models.billing_jobs import ReconciliationJob
 from idsentry.services.reconcile_model import (
     Period,
     ReconcileInputError,

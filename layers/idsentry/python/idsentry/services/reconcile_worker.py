@@ -17,7 +17,7 @@ from idsentry.adapters.finance_files import FinanceFiles
 from idsentry.adapters.table import MainTable
 from idsentry.clock import Clock
 from idsentry.errors import ProviderError
-from idsentry.models.jobs import ReconciliationJob
+from idsentry.models.billing_jobs import ReconciliationJob
 from idsentry.services import reconcile_runs as runs
 from idsentry.services.reconcile import ReconcileDeps, reconcile
 from idsentry.services.reconcile_email import render_finance_email

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Literal
 
 from idsentry.clock import SHANGHAI
-from idsentry.models.jobs import ReportJob
+from idsentry.models.account_jobs import ReportJob
 
 ReportKind = Literal["monthly", "on_demand", "deep"]
 # The plan name of the one-off purchase that buys an in-depth report.

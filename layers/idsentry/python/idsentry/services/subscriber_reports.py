@@ -30,8 +30,8 @@ from idsentry.adapters.queue import JobQueue
 from idsentry.adapters.table import MainTable
 from idsentry.clock import SHANGHAI, Clock
 from idsentry.errors import FieldProblem, NotFoundError, RequestValidationError
+from idsentry.models.account_jobs import ReportJob
 from idsentry.models.events import ReportGenerated
-from idsentry.models.jobs import ReportJob
 from idsentry.object_keys import REPORT_FILE_NAMES, report_file_key
 from idsentry.services.entitled_runs import PAGE_SIZE, run_over_entitled
 from idsentry.services.report_ids import (

@@ -1,0 +1,17 @@
+"""Keys of main-table items that one module writes and modules elsewhere read.
+
+They live apart from the modules that write the items, so that a reader imports a key without
+the writer's models.
+"""
+
+from __future__ import annotations
+
+# Sort key of a breach's catalogue item; its partition key is the breach's.
+BREACH_SORT_KEY = "BREACH"
+# Sort key of an alert SMS deferred for quiet hours.
+DEFER_SK = "DEFER"
+
+
+def deferral_pk(job_id: str) -> str:
+    """Return the partition key of a deferred job's item."""
+    return f"DEFER#{job_id}"
