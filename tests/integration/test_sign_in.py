@@ -24,7 +24,7 @@ from idsentry.errors import (
 from idsentry.models.jobs import SignInCodeJob
 from idsentry.services import notify, signin, signup
 from idsentry.services.tokens import AUDIENCE, raw_to_der, verify_access_token
-from idsentry.settings import SignInSettings
+from idsentry.settings.codes import SignInSettings
 from infra.local.service import LocalService
 from tests.integration.conftest import MovableClock
 from tests.integration.test_payment_notices import RecordingQueue

@@ -31,7 +31,7 @@ from idsentry.models.signup import parse_signup
 from idsentry.services import limits, notify, signup
 from idsentry.services.checkout import CheckoutDeps, start_checkout
 from idsentry.services.notify import NotifierDeps
-from idsentry.settings import SignupSettings
+from idsentry.settings.codes import SignupSettings
 from infra.local.service import LocalService
 from tests.integration.conftest import MovableClock, table_item
 

@@ -15,7 +15,7 @@ from idsentry.models.account import PreferencesChange, parse_preferences
 from idsentry.models.sign_in import parse_sign_in
 from idsentry.routes import account_authorizer, account_routes
 from idsentry.services.tokens import VerificationKey, issue_access_token
-from idsentry.settings import AccountAuthorizerSettings
+from idsentry.settings.account import AccountAuthorizerSettings
 
 pytestmark = pytest.mark.unit
 

@@ -29,7 +29,7 @@ from idsentry.models.jobs import NotificationJob
 from idsentry.routes import account_authorizer
 from idsentry.routes.breach_jobs import manifest_keys
 from idsentry.services.tokens import VerificationKey
-from idsentry.settings import AccountAuthorizerSettings
+from idsentry.settings.account import AccountAuthorizerSettings
 from infra.local.http_api import Route, extract_routes
 from infra.local.template import IntrinsicResolver, PseudoParameters, load_template
 

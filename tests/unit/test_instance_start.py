@@ -32,7 +32,7 @@ def _layer_models() -> list[type[BaseModel]]:
     return found
 
 
-def test_every_layer_model_defers_its_schema_and_builds_it():
+def test_layer_models_defer_and_build():
     models = _layer_models()
 
     assert len(models) > 40
@@ -49,7 +49,7 @@ def test_every_layer_model_defers_its_schema_and_builds_it():
 @pytest.mark.parametrize(
     "app", sorted(FUNCTIONS.glob("*/app.py")), ids=lambda path: path.parent.name
 )
-def test_every_function_freezes_after_its_module_level_setup(app: Path):
+def test_app_module_setup_ends_with_freeze(app: Path):
     module = ast.parse(app.read_text(encoding="utf-8"))
     statements = [
         node
@@ -70,7 +70,7 @@ def test_every_function_freezes_after_its_module_level_setup(app: Path):
     ("execution_env", "frozen"),
     [("AWS_Lambda_python3.12", True), (None, False), ("AWS_ECS_FARGATE", False)],
 )
-def test_only_a_lambda_runtime_freezes(monkeypatch, execution_env, frozen):
+def test_freeze_init_objects_only_in_lambda(monkeypatch, execution_env, frozen):
     calls: list[str] = []
     monkeypatch.setattr(gc, "freeze", lambda: calls.append("freeze"))
     if execution_env is None:
@@ -83,8 +83,28 @@ def test_only_a_lambda_runtime_freezes(monkeypatch, execution_env, frozen):
     assert calls == (["freeze"] if frozen else [])
 
 
-def test_admin_routes_name_the_routes_of_the_modules_they_import_late():
+def test_admin_routes_tables_match_modules():
     from idsentry.routes import admin_report_routes, admin_routes, reconcile_routes
 
     assert admin_routes.RECONCILE_ROUTES == reconcile_routes.ROUTES
     assert admin_routes.REPORT_ROUTES == admin_report_routes.ROUTES
+
+
+def test_parse_notification_job_by_kind():
+    from pydantic import TypeAdapter, ValidationError
+
+    from idsentry.models.jobs import AlertJob, NotificationJob, OtpJob, parse_notification_job
+
+    otp = OtpJob(job_id="job-1", signup_id="sgn-1", code_id="code-1")
+    union = TypeAdapter(NotificationJob)
+
+    assert parse_notification_job(otp.model_dump_json()) == otp
+    assert parse_notification_job(otp.model_dump_json()) == union.validate_json(
+        otp.model_dump_json()
+    )
+    assert not isinstance(parse_notification_job(otp.model_dump_json()), AlertJob)
+    for body in ("not json", "[1]", '{"kind": "unknown", "job_id": "j"}', '{"job_id": "j"}'):
+        with pytest.raises(ValidationError):
+            parse_notification_job(body)
+    with pytest.raises(ValidationError, match="signup_id"):
+        parse_notification_job('{"kind": "otp", "job_id": "j", "code_id": "c"}')

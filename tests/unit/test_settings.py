@@ -7,13 +7,9 @@ from collections.abc import Iterator
 import pytest
 
 from idsentry.errors import ConfigurationError
-from idsentry.settings import (
-    CoreSettings,
-    NotifierSettings,
-    SignupSettings,
-    TwilioWebhookSettings,
-    load_settings,
-)
+from idsentry.settings import CoreSettings, load_settings
+from idsentry.settings.codes import SignupSettings
+from idsentry.settings.notify import NotifierSettings, TwilioWebhookSettings
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,4 @@
-"""What a function's module does once its initialisation is over."""
+"""The end of a function instance's initialisation: its objects frozen for the collector."""
 
 from __future__ import annotations
 

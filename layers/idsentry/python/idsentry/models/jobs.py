@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import json
+from functools import cache
+from typing import Annotated, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 
 class _Job(BaseModel):
@@ -112,3 +114,39 @@ NotificationJob = Annotated[
     | ReportReadyJob,
     Field(discriminator="kind"),
 ]
+_NOTIFICATION_JOB_TYPES: dict[str, type[_Job]] = {
+    job_type.model_fields["kind"].default: job_type
+    for job_type in (
+        OtpJob,
+        SignInCodeJob,
+        EmailConfirmationJob,
+        IdentifierReassignedJob,
+        PaymentNoticeJob,
+        AlertJob,
+        CheckReminderJob,
+        PhoneReconfirmJob,
+        ReportReadyJob,
+    )
+}
+
+
+@cache
+def _union_adapter() -> TypeAdapter[NotificationJob]:
+    return TypeAdapter(NotificationJob)
+
+
+def parse_notification_job(body: str) -> NotificationJob:
+    """Validate one queued notification job with the model that its `kind` names.
+
+    A message names its kind, so only that model's validator is built, where validating the
+    union would build all nine in the cold start. A message that is not JSON, or names no known
+    kind, is validated against the union, whose ValidationError names what is wrong.
+    """
+    try:
+        kind = json.loads(body).get("kind")
+    except (ValueError, AttributeError):
+        kind = None
+    job_type = _NOTIFICATION_JOB_TYPES.get(kind) if isinstance(kind, str) else None
+    if job_type is None:
+        return _union_adapter().validate_json(body)
+    return cast("NotificationJob", job_type.model_validate_json(body))

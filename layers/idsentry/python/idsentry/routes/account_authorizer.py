@@ -15,7 +15,8 @@ from typing import Any
 
 from idsentry.clock import epoch, utc_now
 from idsentry.services import tokens
-from idsentry.settings import AccountAuthorizerSettings, load_settings
+from idsentry.settings import load_settings
+from idsentry.settings.account import AccountAuthorizerSettings
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,8 @@ from idsentry.clock import utc_now
 from idsentry.errors import NotFoundError, RequestValidationError
 from idsentry.http import HttpRequest, RequestBodyError, json_response
 from idsentry.services.audit import AuditRecord, AuditTrail
-from idsentry.settings import AdminSettings, load_settings
+from idsentry.settings import load_settings
+from idsentry.settings.admin import AdminSettings
 from idsentry.wiring import main_table
 
 if TYPE_CHECKING:

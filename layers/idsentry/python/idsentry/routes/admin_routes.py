@@ -13,7 +13,8 @@ from idsentry.errors import NotFoundError
 from idsentry.http import HttpRequest, RequestBodyError, json_response, parse_http_event
 from idsentry.services import review, review_input
 from idsentry.services.audit import AuditTrail
-from idsentry.settings import AdminSettings, load_settings
+from idsentry.settings import load_settings
+from idsentry.settings.admin import AdminSettings
 from idsentry.wiring import main_table, publisher
 
 logger = logging.getLogger(__name__)

@@ -21,7 +21,8 @@ from idsentry.services.billing import (
     SubscriptionBusyError,
     apply_event,
 )
-from idsentry.settings import StripeEventsSettings, load_settings
+from idsentry.settings import load_settings
+from idsentry.settings.billing import StripeEventsSettings
 from idsentry.wiring import main_table, notification_queue, publisher, secret_cache
 
 logger = logging.getLogger(__name__)

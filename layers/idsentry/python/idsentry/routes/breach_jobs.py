@@ -18,7 +18,8 @@ from idsentry.clock import utc_now
 from idsentry.errors import PoisonMessageError
 from idsentry.models.breach_jobs import ChunkJob
 from idsentry.services.intake import MANIFEST_NAME, IntakeDeps, ingest_chunk, start_intake
-from idsentry.settings import BreachIntakeSettings, load_settings
+from idsentry.settings import load_settings
+from idsentry.settings.breach import BreachIntakeSettings
 from idsentry.wiring import main_table, pepper_loader, publisher
 
 logger = logging.getLogger(__name__)

@@ -21,7 +21,8 @@ from idsentry.services.breach_check import (
     plan_run,
 )
 from idsentry.services.rate_limit import TokenBucket
-from idsentry.settings import BreachCheckSettings, load_settings
+from idsentry.settings import load_settings
+from idsentry.settings.breach import BreachCheckSettings
 from idsentry.wiring import data_keys, main_table, publisher, secret_cache
 
 logger = logging.getLogger(__name__)
@@ -69,15 +70,16 @@ def run_planner() -> dict[str, str]:
     return plan_run(check_deps())
 
 
-_check_adapter: TypeAdapter[CheckJob | PlanPageJob] = TypeAdapter(
-    Annotated[CheckJob | PlanPageJob, Field(discriminator="kind")]
-)
+@cache
+def _check_adapter() -> TypeAdapter[CheckJob | PlanPageJob]:
+    # Built on the first check record, not in the planner's cold start, which validates none.
+    return TypeAdapter(Annotated[CheckJob | PlanPageJob, Field(discriminator="kind")])
 
 
 def process_check_record(message_id: str, body: str) -> str:
     """Run one check or page job; raises so SQS retries it."""
     try:
-        job = _check_adapter.validate_json(body)
+        job = _check_adapter().validate_json(body)
     except ValidationError as exc:
         logger.error("check job invalid", extra={"message_id": message_id})
         raise PoisonMessageError(message_id) from exc

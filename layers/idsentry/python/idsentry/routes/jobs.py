@@ -7,20 +7,20 @@ import random
 from collections.abc import Callable
 from functools import cache
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from idsentry.adapters.email import SesEmail
 from idsentry.adapters.sms import TwilioSms
 from idsentry.clock import utc_now
 from idsentry.errors import PoisonMessageError, ProviderError
-from idsentry.models.jobs import NotificationJob
+from idsentry.models.jobs import parse_notification_job
 from idsentry.services.ledger import STALE_PENDING_SECONDS, DeliveryInFlightError
 from idsentry.services.notify import NotifierDeps, process_job
-from idsentry.settings import NotifierSettings, load_settings
+from idsentry.settings import load_settings
+from idsentry.settings.notify import NotifierSettings
 from idsentry.wiring import data_keys, main_table, pepper_loader, secret_cache
 
 logger = logging.getLogger(__name__)
-_job_adapter: TypeAdapter[NotificationJob] = TypeAdapter(NotificationJob)
 
 FIRST_RETRY_SECONDS = 10
 MAX_RETRY_SECONDS = 15 * 60
@@ -79,7 +79,7 @@ def process_notification_record(
 ) -> str:
     """Process one notification job message; raises to have SQS retry it, after `defer(s)`."""
     try:
-        job = _job_adapter.validate_json(body)
+        job = parse_notification_job(body)
     except ValidationError as exc:
         logger.error("notification job invalid", extra={"message_id": message_id})
         raise PoisonMessageError(message_id) from exc

@@ -15,7 +15,8 @@ from idsentry.clock import Clock, utc_now
 from idsentry.errors import PoisonMessageError
 from idsentry.models.billing_jobs import ReconciliationJob
 from idsentry.services.reconcile_runs import plan_daily
-from idsentry.settings import CoreSettings, StripeEventsSettings, load_settings
+from idsentry.settings import CoreSettings, load_settings
+from idsentry.settings.billing import StripeEventsSettings
 from idsentry.wiring import main_table, secret_cache
 
 if TYPE_CHECKING:

@@ -23,7 +23,8 @@ from idsentry.http import HttpRequest, RequestBodyError, json_response
 from idsentry.services import reconcile_runs as runs
 from idsentry.services.audit import AuditRecord, AuditTrail
 from idsentry.services.reconcile_model import ReconcileInputError
-from idsentry.settings import AdminSettings, load_settings
+from idsentry.settings import load_settings
+from idsentry.settings.admin import AdminSettings
 from idsentry.wiring import main_table
 
 logger = logging.getLogger(__name__)

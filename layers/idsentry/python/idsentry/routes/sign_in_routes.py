@@ -14,7 +14,8 @@ from idsentry.i18n import negotiate_locale
 from idsentry.models.sign_in import parse_sign_in
 from idsentry.models.signup import parse_verify
 from idsentry.services import signin
-from idsentry.settings import SignInSettings, load_settings
+from idsentry.settings import load_settings
+from idsentry.settings.codes import SignInSettings
 from idsentry.wiring import main_table, notification_queue, pepper_loader
 
 logger = logging.getLogger(__name__)

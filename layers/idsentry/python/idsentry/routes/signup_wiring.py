@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 from idsentry.adapters.realname import HttpIdentityVerifier, IdentityVerifier
 from idsentry.clock import utc_now
-from idsentry.settings import SignupSettings, load_settings
+from idsentry.settings import load_settings
+from idsentry.settings.codes import SignupSettings
 from idsentry.wiring import (
     data_keys,
     main_table,

@@ -12,7 +12,8 @@ from idsentry.clock import epoch, utc_now
 from idsentry.http import json_response, parse_http_event
 from idsentry.models.billing_jobs import StripeEventJob
 from idsentry.services.stripe_signature import SignatureError, verify
-from idsentry.settings import StripeWebhookSettings, load_settings
+from idsentry.settings import load_settings
+from idsentry.settings.billing import StripeWebhookSettings
 from idsentry.wiring import secret_cache
 
 logger = logging.getLogger(__name__)

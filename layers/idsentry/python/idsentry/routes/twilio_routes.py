@@ -26,7 +26,8 @@ from idsentry.http import HttpRequest, json_response, parse_http_event
 from idsentry.services.delivery import StatusCallback, record_status, resend_overflowed
 from idsentry.services.inbound_sms import apply_inbound
 from idsentry.services.ledger import link_provider_id
-from idsentry.settings import TwilioWebhookSettings, load_settings
+from idsentry.settings import load_settings
+from idsentry.settings.notify import TwilioWebhookSettings
 from idsentry.wiring import main_table, notification_queue, pepper_loader, secret_cache
 
 logger = logging.getLogger(__name__)

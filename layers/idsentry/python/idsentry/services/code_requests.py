@@ -17,7 +17,7 @@ from idsentry.clock import epoch
 from idsentry.crypto import Pepper, keyed_hash
 from idsentry.errors import RateLimitedError, ServiceUnavailableError
 from idsentry.services import limits, otp
-from idsentry.settings import CodeSendSettings
+from idsentry.settings.codes import CodeSendSettings
 
 # Names of the counting writes, which a failed transaction reports.
 IP_WRITE = "ip"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, TypeAdapter
@@ -174,7 +175,7 @@ def resend_overflowed(table: MainTable, queue: JobQueue, callback: StatusCallbac
         logger.warning("sms queue overflow not resent: too many resends", extra=fields)
         return False
 
-    job = _RESENDABLE.validate_json(record["job"])
+    job = _resendable().validate_json(record["job"])
     copy = job.model_copy(
         update={"job_id": f"{job.job_id}:resend", "resend_sms_of": callback.message_sid}
     )
@@ -185,9 +186,10 @@ def resend_overflowed(table: MainTable, queue: JobQueue, callback: StatusCallbac
     return True
 
 
-_RESENDABLE: TypeAdapter[AlertJob | PaymentNoticeJob] = TypeAdapter(
-    Annotated[AlertJob | PaymentNoticeJob, Field(discriminator="kind")]
-)
+@cache
+def _resendable() -> TypeAdapter[AlertJob | PaymentNoticeJob]:
+    # Built on the first resend, not in every cold start of the functions that import this.
+    return TypeAdapter(Annotated[AlertJob | PaymentNoticeJob, Field(discriminator="kind")])
 
 
 def _advances(item: dict[str, Any], status: str, rank: int) -> bool:

@@ -38,7 +38,7 @@ from idsentry.index_keys import sign_in_index_key
 from idsentry.models.jobs import SignInCodeJob
 from idsentry.services import code_requests, otp, phone_reconfirm, tokens
 from idsentry.services.exposures import watch_pk
-from idsentry.settings import SignInSettings
+from idsentry.settings.codes import SignInSettings
 
 logger = logging.getLogger(__name__)
 

@@ -41,7 +41,7 @@ from idsentry.models.signup import ValidSignup
 from idsentry.services import code_requests, otp, referrals
 from idsentry.services.exposures import watch_writes
 from idsentry.services.preferences import DEFAULT_TIMEZONE, PREFS_SK
-from idsentry.settings import SignupSettings
+from idsentry.settings.codes import SignupSettings
 
 logger = logging.getLogger(__name__)
 
