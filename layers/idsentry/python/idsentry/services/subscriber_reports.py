@@ -31,7 +31,6 @@ from idsentry.adapters.table import MainTable
 from idsentry.clock import SHANGHAI, Clock
 from idsentry.errors import FieldProblem, NotFoundError, RequestValidationError
 from idsentry.models.account_jobs import ReportJob
-from idsentry.models.events import ReportGenerated
 from idsentry.object_keys import REPORT_FILE_NAMES, report_file_key
 from idsentry.services.entitled_runs import PAGE_SIZE, run_over_entitled
 from idsentry.services.report_ids import (
@@ -346,6 +345,9 @@ def generate_report(deps: ReportDeps, job: ReportJob) -> str:
                 **details,
             }
         )
+
+    # Imported here because the planner, which imports this module too, publishes no event.
+    from idsentry.models.events import ReportGenerated
 
     deps.publisher.publish(
         [
