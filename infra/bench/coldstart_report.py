@@ -79,6 +79,15 @@ def cold_start_section(
         "kind), and the bench checks that each function and same-work run made the same "
         "operations, with the same error codes, as the function's first run.",
         "",
+        "Every process gets Lambda's `AWS_EXECUTION_ENV`, so each function's module freezes "
+        "the objects of its initialisation for the garbage collector when its setup ends "
+        "(`idsentry.instance.freeze_init_objects`), and the same-work process freezes after "
+        "its imports: later collections skip those objects in both. The own overhead contains "
+        "everything the function does besides those imports, clients and requests, its real "
+        "work too: the report worker renders a report as HTML and PDF, the reconciliation "
+        "worker compares Stripe with the ledger and writes four files, and no baseline does "
+        "either.",
+        "",
         "Bytecode is cached in a fresh directory (`PYTHONPYCACHEPREFIX`) for each bench run, "
         "because the project's virtual environment contains no `.pyc` files. The first run "
         "of each kind compiles the modules that no earlier run compiled, and it is not part "
