@@ -208,3 +208,26 @@ def test_load_settings_reads_os_environ(monkeypatch: pytest.MonkeyPatch) -> None
 
     assert settings.stage == "from-os-environ"
     assert load_settings(SignupSettings) is settings
+
+
+@pytest.mark.usefixtures("cleared_cache")
+def test_load_settings_core_reuses_loaded_subclass(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in SIGNUP_ENV.items():
+        monkeypatch.setenv(name, value)
+
+    signup = load_settings(SignupSettings)
+
+    assert load_settings(CoreSettings) is signup
+
+
+@pytest.mark.usefixtures("cleared_cache")
+def test_load_settings_core_first_then_subclass(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in SIGNUP_ENV.items():
+        monkeypatch.setenv(name, value)
+
+    core = load_settings(CoreSettings)
+    signup = load_settings(SignupSettings)
+
+    assert type(core) is CoreSettings
+    assert isinstance(signup, SignupSettings)
+    assert load_settings(CoreSettings) is core

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from functools import cache
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter, ValidationError
 
@@ -47,7 +47,9 @@ def check_deps() -> CheckDeps:
     @cache
     def hibp() -> HibpClient:
         secret = secret_cache().get_json(settings.hibp_secret_id)
-        options = {"base_url": settings.hibp_base_url} if settings.hibp_base_url else {}
+        options: dict[str, Any] = (
+            {"base_url": settings.hibp_base_url} if settings.hibp_base_url else {}
+        )
         return HibpClient(str(secret.get("api_key", "")), **options)
 
     return CheckDeps(

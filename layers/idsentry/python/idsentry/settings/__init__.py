@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from functools import cache
-from typing import Any, Self
+from typing import Any, Self, cast
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
@@ -55,7 +54,34 @@ class CoreSettings(BaseModel):
             raise ConfigurationError(f"invalid environment variables: {fields}") from exc
 
 
-@cache
-def load_settings[T: CoreSettings](settings_type: type[T]) -> T:
-    """Return the settings of `settings_type`, read from os.environ on first use."""
-    return settings_type.from_environ()
+class _SettingsLoader:
+    """Settings classes read from os.environ once each, with the loaded instances kept.
+
+    The wiring asks for CoreSettings and a function for its own subclass of it, and each class
+    builds its validator on first use. Once a subclass is loaded, its instance serves for the
+    core settings too, since both read the same environment, so a cold start builds one
+    validator rather than two.
+    """
+
+    def __init__(self) -> None:
+        self._loaded: dict[type[CoreSettings], CoreSettings] = {}
+
+    def __call__[T: CoreSettings](self, settings_type: type[T]) -> T:
+        """Return the settings of `settings_type`, read from os.environ on first use."""
+        loaded = self._loaded.get(settings_type)
+        if loaded is None:
+            loaded = next(
+                (found for found in self._loaded.values() if isinstance(found, settings_type)),
+                None,
+            )
+            if loaded is None:
+                loaded = settings_type.from_environ()
+            self._loaded[settings_type] = loaded
+        return cast(T, loaded)
+
+    def cache_clear(self) -> None:
+        """Forget every loaded instance, so the next request reads os.environ again."""
+        self._loaded.clear()
+
+
+load_settings = _SettingsLoader()
