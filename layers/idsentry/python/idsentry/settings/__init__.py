@@ -70,9 +70,10 @@ class _SettingsLoader:
         """Return the settings of `settings_type`, read from os.environ on first use."""
         loaded = self._loaded.get(settings_type)
         if loaded is None:
+            # A copy, because the local stack's threads may add settings meanwhile.
+            loaded_so_far = list(self._loaded.values())
             loaded = next(
-                (found for found in self._loaded.values() if isinstance(found, settings_type)),
-                None,
+                (found for found in loaded_so_far if isinstance(found, settings_type)), None
             )
             if loaded is None:
                 loaded = settings_type.from_environ()
