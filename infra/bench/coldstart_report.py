@@ -83,10 +83,10 @@ def cold_start_section(
         "the objects of its initialisation for the garbage collector when its setup ends "
         "(`idsentry.instance.freeze_init_objects`), and the same-work process freezes after "
         "its imports: later collections skip those objects in both. The own overhead contains "
-        "everything the function does besides those imports, clients and requests, its real "
-        "work too: the report worker renders a report as HTML and PDF, the reconciliation "
-        "worker compares Stripe with the ledger and writes four files, and no baseline does "
-        "either.",
+        "everything the function does besides those imports, clients and requests, so its "
+        "real work counts too. The report worker renders a report as HTML and PDF, and the "
+        "reconciliation worker compares Stripe with the ledger and writes four files. No "
+        "baseline does either.",
         "",
         "Bytecode is cached in a fresh directory (`PYTHONPYCACHEPREFIX`) for each bench run, "
         "because the project's virtual environment contains no `.pyc` files. The first run "

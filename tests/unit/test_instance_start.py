@@ -1,4 +1,4 @@
-"""What every function instance does while it starts: deferred model schemas and the GC freeze."""
+"""Function instance start-up: deferred model schemas, the GC freeze and late imports."""
 
 from __future__ import annotations
 
@@ -41,8 +41,8 @@ def test_layer_models_defer_and_build():
     ]
     assert not_deferred == []
     for model in models:
-        # A deferred schema is built on first use, so a broken annotation would only show in
-        # the request that first validates the model; building each one here finds it first.
+        # A deferred schema is built on first use, so a broken annotation would show only in
+        # the first request that validates the model. Building each one here finds it sooner.
         assert model.model_rebuild(force=True) is True, model.__qualname__
 
 

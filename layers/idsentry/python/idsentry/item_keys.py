@@ -6,7 +6,7 @@ the writer's models.
 
 from __future__ import annotations
 
-# Sort key of a breach's catalogue item; its partition key is the breach's.
+# Sort key of a breach's catalogue item, whose partition key names the breach.
 BREACH_SORT_KEY = "BREACH"
 # Sort key of an alert SMS deferred for quiet hours.
 DEFER_SK = "DEFER"

@@ -25,9 +25,9 @@ REVIEW_ROUTES = (
     "GET /v1/admin/reviews/{breach}",
     "POST /v1/admin/reviews/{breach}/decision",
 )
-# The route keys of the route modules below, which are imported only for their own requests,
-# so that a cold start imports what its first request needs. A unit test holds each tuple
-# equal to its module's ROUTES.
+# Route keys of the modules that are imported only for their own requests, so that a cold
+# start imports what its first request needs. A unit test checks that each tuple equals its
+# module's ROUTES.
 RECONCILE_ROUTES = (
     "POST /v1/admin/reconciliations",
     "GET /v1/admin/reconciliations/{reconciliation_id}",

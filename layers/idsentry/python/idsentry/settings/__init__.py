@@ -57,9 +57,9 @@ class CoreSettings(BaseModel):
 class _SettingsLoader:
     """Settings classes read from os.environ once each, with the loaded instances kept.
 
-    The wiring asks for CoreSettings and a function for its own subclass of it, and each class
+    The wiring loads CoreSettings, and each function loads its own subclass of it. Each class
     builds its validator on first use. Once a subclass is loaded, its instance serves for the
-    core settings too, since both read the same environment, so a cold start builds one
+    core settings too, because both read the same environment. A cold start then builds one
     validator rather than two.
     """
 
