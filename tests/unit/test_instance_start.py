@@ -108,3 +108,37 @@ def test_parse_notification_job_by_kind():
             parse_notification_job(body)
     with pytest.raises(ValidationError, match="signup_id"):
         parse_notification_job('{"kind": "otp", "job_id": "j", "code_id": "c"}')
+
+
+def test_report_worker_loads_rendering_before_its_first_job():
+    # In a fresh interpreter: after load_rendering, drawing a PDF imports no further module of
+    # fpdf2, fontTools or the report package, so the instance freezes all of them.
+    import subprocess
+    import sys
+
+    script = """
+import sys
+from idsentry.services.subscriber_reports import load_rendering
+load_rendering()
+loaded = set(sys.modules)
+from idsentry.reports.document import report_document
+from idsentry.reports.model import from_records, report_data
+from idsentry.reports.pdf import render_pdf
+from infra.tools.report_samples import GENERATED_AT, MASKED, REPORT_MONTH, SUBSCRIBER_ID
+from infra.tools.report_samples import sample_records
+facts = from_records(SUBSCRIBER_ID, *sample_records("zh-CN"), MASKED)
+render_pdf(report_document(report_data(facts, REPORT_MONTH, GENERATED_AT)))
+later = set(sys.modules) - loaded
+print(sorted(name for name in later if name.startswith(("fpdf", "fontTools", "idsentry.reports"))))
+"""
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(  # noqa: S603 (this interpreter, a script written here)
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=root,
+        env={"PYTHONPATH": f"{root}:{root / 'layers/idsentry/python'}", "PATH": "/usr/bin:/bin"},
+    )
+
+    assert result.stdout.strip() == "[]"

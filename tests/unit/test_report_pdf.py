@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pypdf
 import pytest
 
+from idsentry.reports import pdf as pdf_module
 from idsentry.reports.document import report_document
 from idsentry.reports.model import from_records, report_data
 from idsentry.reports.pdf import REPLACEMENT_CHARACTER, drawable, render_pdf
@@ -144,3 +145,31 @@ def test_raw_identifier_never_appears():
         _, text = _extract(document)
         assert RAW_ID_NUMBER not in text
         assert RAW_ID_NUMBER.encode() not in document
+
+
+@pytest.mark.parametrize("locale", ["zh-CN", "en"])
+def test_own_widths_break_lines_as_fpdf_would(locale, monkeypatch):
+    # The writer sums glyph advances itself instead of calling fpdf2's get_string_width; the
+    # PDF must come out byte for byte as if fpdf2 had measured every string.
+    own = _pdf(locale)
+    monkeypatch.setattr(
+        pdf_module._Writer, "width_of", lambda writer, value: writer.pdf.get_string_width(value)
+    )
+    assert _pdf(locale) == own
+
+
+def test_own_width_equals_fpdf_width():
+    document = report_document(
+        report_data(
+            from_records(SUBSCRIBER_ID, *sample_records("zh-CN"), MASKED),
+            REPORT_MONTH,
+            GENERATED_AT,
+        )
+    )
+    page = pdf_module._Pages(document)
+    page.add_font("Sample", "", str(pdf_module.font_path()))
+    writer = pdf_module._Writer(page, page.fonts["sample"])
+    for size in (8.5, 10, 13.7):
+        page.set_font("Sample", size=size)
+        for value in ("身份证号 1101**********100X", "z***@example.com", "“（泄露）”，", " "):
+            assert writer.width_of(value) == page.get_string_width(value)
