@@ -13,7 +13,7 @@ from idsentry.routes.check_jobs import run_planner
 
 logger = Logger()
 configure_logging()
-freeze_init_objects()
+freeze_init_objects(load=("requests",))
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -25,7 +25,7 @@ configure_logging()
 processor = BatchProcessor(event_type=EventType.SQS)
 # SQS allows at most 12 hours of visibility; a deferral never needs that much.
 MAX_DEFER_SECONDS = 900
-freeze_init_objects()
+freeze_init_objects(load=("requests",))
 
 
 def _record_handler(record: SQSRecord) -> str:

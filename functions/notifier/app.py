@@ -22,7 +22,7 @@ from idsentry.routes.jobs import process_notification_record
 logger = Logger()
 configure_logging()
 processor = BatchProcessor(event_type=EventType.SQS)
-freeze_init_objects()
+freeze_init_objects(load=("twilio.rest",))
 
 
 def _record_handler(record: SQSRecord) -> str:

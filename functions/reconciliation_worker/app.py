@@ -15,12 +15,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from idsentry.instance import freeze_init_objects
 from idsentry.logs import configure_logging
-from idsentry.routes.reconcile_jobs import process_reconciliation_record
+from idsentry.routes.reconcile_jobs import WORKER_MODULES, process_reconciliation_record
 
 logger = Logger()
 configure_logging()
 processor = BatchProcessor(event_type=EventType.SQS)
-freeze_init_objects()
+freeze_init_objects(load=WORKER_MODULES)
 
 
 def _record_handler(record: SQSRecord) -> str:

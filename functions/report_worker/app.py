@@ -16,13 +16,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from idsentry.instance import freeze_init_objects
 from idsentry.logs import configure_logging
 from idsentry.routes.report_jobs import process_report_record
-from idsentry.services.subscriber_reports import load_rendering
+from idsentry.services.subscriber_reports import RENDERING_MODULES
 
 logger = Logger()
 configure_logging()
 processor = BatchProcessor(event_type=EventType.SQS)
-load_rendering()
-freeze_init_objects()
+freeze_init_objects(load=RENDERING_MODULES)
 
 
 def _record_handler(record: SQSRecord) -> str:

@@ -13,7 +13,7 @@ from idsentry.routes import signup_routes
 
 logger = Logger()
 configure_logging()
-freeze_init_objects()
+freeze_init_objects(load=("phonenumbers",))
 
 
 @logger.inject_lambda_context(clear_state=True)

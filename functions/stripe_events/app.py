@@ -22,7 +22,7 @@ from idsentry.routes.billing_jobs import process_stripe_record
 logger = Logger()
 configure_logging()
 processor = BatchProcessor(event_type=EventType.SQS)
-freeze_init_objects()
+freeze_init_objects(load=("stripe",))
 
 
 def _record_handler(record: SQSRecord) -> str:

@@ -82,7 +82,11 @@ def cold_start_section(
         "Every process gets Lambda's `AWS_EXECUTION_ENV`, so each function's module freezes "
         "the objects of its initialisation for the garbage collector when its setup ends "
         "(`idsentry.instance.freeze_init_objects`), and the same-work process freezes after "
-        "its imports: later collections skip those objects in both. The own overhead contains "
+        "its imports: later collections skip those objects in both. A function whose every "
+        "request uses a provider's SDK or the report renderers imports them before it freezes "
+        "(the `load` argument), so it pays for that import in the cold start as before, but "
+        "its first request's collections do not scan those modules again. The own overhead "
+        "contains "
         "everything the function does besides those imports, clients and requests, so its "
         "real work counts too. The report worker renders a report as HTML and PDF, and the "
         "reconciliation worker compares Stripe with the ledger and writes four files. No "
@@ -95,7 +99,10 @@ def cold_start_section(
         "turn, so that drift of the machine's load affects every kind alike. The local "
         "service's queue pollers are paused during one function's runs, so the consumers' "
         "work on earlier requests does not compete for the CPU, and every mapped queue is "
-        "emptied before they restart, so nothing that the runs queued is processed.",
+        "emptied before they restart, so nothing that the runs queued is processed. The "
+        "bench's own process, whose threads serve moto, the emulators and the local runtime, "
+        "does not collect garbage during one function's runs: its full collections stalled "
+        "requests of every kind at random, by up to a few hundred milliseconds.",
     ]
     detailed = [result for result in results if result.request.detailed]
     compact = [result for result in results if not result.request.detailed]

@@ -78,9 +78,10 @@ def test_freeze_init_objects_only_in_lambda(monkeypatch, execution_env, frozen):
     else:
         monkeypatch.setenv("AWS_EXECUTION_ENV", execution_env)
 
-    freeze_init_objects()
+    freeze_init_objects(load=("json",))
 
-    assert calls == (["freeze"] if frozen else [])
+    # Once before the modules in `load` are imported and once after.
+    assert calls == (["freeze", "freeze"] if frozen else [])
 
 
 def test_admin_routes_tables_match_modules():
@@ -111,15 +112,17 @@ def test_parse_notification_job_by_kind():
 
 
 def test_report_worker_loads_rendering_before_its_first_job():
-    # In a fresh interpreter: after load_rendering, drawing a PDF imports no further module of
-    # fpdf2, fontTools or the report package, so the instance freezes all of them.
+    # In a fresh interpreter: after the report worker's modules, drawing a PDF imports no further
+    # module of fpdf2, fontTools or the report package, so the instance freezes all of them.
     import subprocess
     import sys
 
     script = """
 import sys
-from idsentry.services.subscriber_reports import load_rendering
-load_rendering()
+import importlib
+from idsentry.services.subscriber_reports import RENDERING_MODULES
+for name in RENDERING_MODULES:
+    importlib.import_module(name)
 loaded = set(sys.modules)
 from idsentry.reports.document import report_document
 from idsentry.reports.model import from_records, report_data

@@ -14,7 +14,6 @@ from functools import cache
 from importlib.resources import as_file, files
 from pathlib import Path
 
-from fontTools.ttLib import TTFont, getTableClass
 from fpdf import FPDF
 from fpdf.fonts import TTFFont
 
@@ -76,17 +75,6 @@ def font_path() -> Path:
     # The layer is a plain directory, so as_file returns the file itself and nothing is copied.
     with as_file(resource) as path:
         return Path(path)
-
-
-def load_font_tables() -> None:
-    """Import the fontTools module of each table in the bundled font.
-
-    fontTools imports a table's module when a font first reads the table. Only the font's table
-    directory is read here, not its tables.
-    """
-    with TTFont(font_path(), lazy=True) as font:
-        for tag in font.reader.keys():
-            getTableClass(tag)
 
 
 def drawable(value: str, codepoints: frozenset[int]) -> tuple[str, int]:

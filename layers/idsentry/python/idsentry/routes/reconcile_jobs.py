@@ -52,6 +52,19 @@ def planner_queue() -> JobQueue:
     return JobQueue(load_settings(ReconciliationPlannerSettings).reconciliation_queue_url)
 
 
+# What `worker_deps` and a job import. The worker loads them while its instance initialises.
+WORKER_MODULES = (
+    "idsentry.adapters.email",
+    "idsentry.adapters.finance_files",
+    "idsentry.adapters.stripe_lists",
+    "idsentry.routes.billing_jobs",
+    "idsentry.services.reconcile",
+    "idsentry.services.reconcile_ledger",
+    "idsentry.services.reconcile_worker",
+    "stripe",
+)
+
+
 @cache
 def worker_deps() -> WorkerDeps:
     """Return the reconciliation worker's dependencies.

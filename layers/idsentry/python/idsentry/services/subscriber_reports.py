@@ -16,7 +16,6 @@ working when they expire.
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 from collections.abc import Callable
@@ -48,16 +47,33 @@ if TYPE_CHECKING:
 
 # The report models and their rules (playbooks, risk, breach kinds) are imported where a report
 # is rendered. The monthly planner and the account routes import this module only to queue and
-# list reports, so their cold starts do not load them. The report worker, which renders on every
-# job, loads them while its instance initialises (`load_rendering`), except the bought report's
-# assessment, which few jobs need.
-_RENDERING_MODULES = (
+# list reports, so their cold starts do not load them. The report worker renders on every job,
+# so it loads these while its instance initialises, except the bought report's assessment, which
+# few jobs need. fontTools imports a table's module when a font first reads the table; the
+# bundled font has these tables.
+RENDERING_MODULES = (
     "idsentry.models.events",
     "idsentry.reports.assess",
     "idsentry.reports.document",
     "idsentry.reports.html",
     "idsentry.reports.model",
     "idsentry.reports.pdf",
+    *(
+        f"fontTools.ttLib.tables.{table}"
+        for table in (
+            "O_S_2f_2",
+            "_c_m_a_p",
+            "_g_a_s_p",
+            "_g_l_y_f",
+            "_h_e_a_d",
+            "_h_h_e_a",
+            "_h_m_t_x",
+            "_l_o_c_a",
+            "_m_a_x_p",
+            "_n_a_m_e",
+            "_p_o_s_t",
+        )
+    ),
 )
 
 logger = logging.getLogger(__name__)
@@ -383,21 +399,6 @@ def generate_report(deps: ReportDeps, job: ReportJob) -> str:
         extra={"report_id": report_id, "report_kind": job.report_kind, "month": job.month},
     )
     return "generated"
-
-
-def load_rendering() -> None:
-    """Import the report models and renderers and the font's table modules ahead of a job.
-
-    The report worker calls this before `freeze_init_objects`. Loaded during the first job
-    instead, fpdf2 and fontTools (about 300 modules) were scanned again by the collector, which
-    ran a full collection while the first PDF was drawn.
-    """
-    for name in _RENDERING_MODULES:
-        importlib.import_module(name)
-
-    from idsentry.reports.pdf import load_font_tables
-
-    load_font_tables()
 
 
 def _render_and_store(
