@@ -532,7 +532,7 @@ def _collector_paused() -> Iterator[None]:
     """Pause this process's garbage collector during one function's runs, and collect after.
 
     Moto, the emulators and the local runtime serve the children's requests from threads of
-    this process, whose heap holds the whole local service. A full collection there stalled a
+    this process, whose heap contains the whole local service. A full collection there stalled a
     request at random, by up to a few hundred milliseconds, in the function's and the baselines'
     runs alike.
     """

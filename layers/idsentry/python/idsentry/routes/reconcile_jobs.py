@@ -52,7 +52,8 @@ def planner_queue() -> JobQueue:
     return JobQueue(load_settings(ReconciliationPlannerSettings).reconciliation_queue_url)
 
 
-# What `worker_deps` and a job import. The worker loads them while its instance initialises.
+# The modules that `worker_deps` and a job import. The worker loads them while its instance
+# initialises.
 WORKER_MODULES = (
     "idsentry.adapters.email",
     "idsentry.adapters.finance_files",
