@@ -192,17 +192,17 @@ def test_settings_frozen() -> None:
 
 
 @pytest.fixture
-def cleared_cache() -> Iterator[None]:
-    load_settings.cache_clear()
-    yield
-    load_settings.cache_clear()
-
-
-@pytest.mark.usefixtures("cleared_cache")
-def test_load_settings_reads_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+def signup_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """The signup function's environment in os.environ, with the settings cache cleared."""
     for name, value in SIGNUP_ENV.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("STAGE", "from-os-environ")
+    load_settings.cache_clear()
+    yield monkeypatch
+    load_settings.cache_clear()
+
+
+def test_load_settings_reads_os_environ(signup_environ: pytest.MonkeyPatch) -> None:
+    signup_environ.setenv("STAGE", "from-os-environ")
 
     settings = load_settings(SignupSettings)
 
@@ -210,21 +210,15 @@ def test_load_settings_reads_os_environ(monkeypatch: pytest.MonkeyPatch) -> None
     assert load_settings(SignupSettings) is settings
 
 
-@pytest.mark.usefixtures("cleared_cache")
-def test_load_settings_core_reuses_loaded_subclass(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in SIGNUP_ENV.items():
-        monkeypatch.setenv(name, value)
-
+@pytest.mark.usefixtures("signup_environ")
+def test_load_settings_core_reuses_loaded_subclass() -> None:
     signup = load_settings(SignupSettings)
 
     assert load_settings(CoreSettings) is signup
 
 
-@pytest.mark.usefixtures("cleared_cache")
-def test_load_settings_core_first_then_subclass(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in SIGNUP_ENV.items():
-        monkeypatch.setenv(name, value)
-
+@pytest.mark.usefixtures("signup_environ")
+def test_load_settings_core_first_then_subclass() -> None:
     core = load_settings(CoreSettings)
     signup = load_settings(SignupSettings)
 
