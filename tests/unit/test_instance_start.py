@@ -6,6 +6,8 @@ import ast
 import gc
 import importlib
 import pkgutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -111,12 +113,9 @@ def test_parse_notification_job_by_kind():
         parse_notification_job('{"kind": "otp", "job_id": "j", "code_id": "c"}')
 
 
-def test_report_worker_loads_rendering_before_its_first_job():
+def test_report_worker_preloads_rendering_modules():
     # In a fresh interpreter: after the report worker's modules, drawing a PDF imports no further
     # module of fpdf2, fontTools or the report package, so the instance freezes all of them.
-    import subprocess
-    import sys
-
     script = """
 import sys
 import importlib

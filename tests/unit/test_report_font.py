@@ -73,7 +73,7 @@ def test_font_stays_small():
     assert font_path().stat().st_size < 2_500_000
 
 
-def test_font_stores_glyph_names_and_one_cmap(font):
+def test_font_glyph_names_and_cmap(font):
     # Both spare fpdf2 work on every PDF: names derived from the cmap took about 10 ms, and
     # fontTools decoded the second, identical subtable when it subset the font.
     assert font["post"].formatType == 2.0

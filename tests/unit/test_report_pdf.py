@@ -148,7 +148,7 @@ def test_raw_identifier_never_appears():
 
 
 @pytest.mark.parametrize("locale", ["zh-CN", "en"])
-def test_own_widths_break_lines_as_fpdf_would(locale, monkeypatch):
+def test_own_widths_give_same_pdf(locale, monkeypatch):
     # The writer sums glyph advances itself instead of calling fpdf2's get_string_width. The PDF
     # must come out byte for byte as if fpdf2 had measured every string.
     own = _pdf(locale)

@@ -2,12 +2,13 @@
 
 Lists page with `limit=100`, Stripe's largest page, and `starting_after`, so a list of n
 objects costs ceil(n / 100) requests, and at least one. Requests go through the SDK's raw
-request, which keeps its encoding, retries and errors but returns plain JSON. Stripe returns 429 when a client
-exceeds its rate limits, and stripe-python 16.1.0 retries a 429 only when Stripe adds the
-`Stripe-Should-Retry: true` header. This adapter therefore retries a 429 itself, with
-exponential backoff and jitter, at most `max_network_retries` times per request: the same
-budget the SDK gets for connection errors, 409 and 5xx answers. A list resumes after the last
-object it returned, so a retry neither repeats nor skips objects.
+request, which keeps its encoding, retries and errors but returns plain JSON.
+
+Stripe returns 429 when a client exceeds its rate limits, and stripe-python 16.1.0 retries a
+429 only when Stripe adds the `Stripe-Should-Retry: true` header. This adapter therefore
+retries a 429 itself, with exponential backoff and jitter, at most `max_network_retries` times
+per request: the same budget the SDK gets for connection errors, 409 and 5xx answers. A list
+resumes after the last object it returned, so a retry neither repeats nor skips objects.
 """
 
 from __future__ import annotations
@@ -193,10 +194,8 @@ class StripeSdkLists:
                 raise _provider_error(exc) from exc
 
     def _get(self, path: str, params: Mapping[str, Any]) -> dict[str, Any]:
-        # The SDK's raw request encodes the parameters, retries and raises its errors as a
-        # service call does, and returns the decoded JSON. A service call also turned every
-        # object into a StripeObject, and `to_dict` turned it back: more than half of the
-        # reconciliation worker's time in the SDK on its first request.
+        # The raw request encodes, retries and raises as a service call does, but returns the
+        # JSON without turning each object into a StripeObject, which `to_dict` then undid.
         response = self._stripe_client().raw_request("get", path, **params)
         body: dict[str, Any] = response.data
         return body

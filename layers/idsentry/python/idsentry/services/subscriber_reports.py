@@ -49,8 +49,8 @@ if TYPE_CHECKING:
 # is rendered. The monthly planner and the account routes import this module only to queue and
 # list reports, so their cold starts do not load them. The report worker renders on every job,
 # so it loads these while its instance initialises, except the bought report's assessment, which
-# few jobs need. fontTools imports a table's module when a font first reads the table; the
-# bundled font has these tables.
+# few jobs need. fontTools imports a table's module when a font first reads the table, so the
+# list names the tables of the bundled font.
 RENDERING_MODULES = (
     "idsentry.models.events",
     "idsentry.reports.assess",
