@@ -771,9 +771,11 @@ class LocalRuntime:
         known = sorted(schedule.logical_id for schedule in self.schedules)
         raise KeyError(f"no schedule is named {name_or_logical_id} (known: {known})")
 
-    def _schedule_event(self, schedule: ScheduleSpec, target: ScheduleTarget) -> tuple[Any, str]:
+    def _schedule_event(
+        self, schedule: ScheduleSpec, target: ScheduleTarget, at: datetime | None = None
+    ) -> tuple[Any, str]:
         """Return the event a target receives, parsed and as the text the service sends."""
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = (at or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         if target.input is not None:
             text = target.input
             if schedule.kind == "scheduler":
@@ -818,16 +820,17 @@ class LocalRuntime:
                     return self._schedule_event(schedule, target)[0]
         raise KeyError(f"no schedule targets the function {function_logical_id}")
 
-    def fire_schedule(self, name_or_logical_id: str) -> list[Any]:
+    def fire_schedule(self, name_or_logical_id: str, at: datetime | None = None) -> list[Any]:
         """Deliver the schedule's event to each target now and return the function results.
 
-        A function target is invoked in-process. A queue target gets the message in moto, and
-        its result is None.
+        The event's time is `at` when given, so that a test can fire the schedule for a moment
+        that does not move past midnight while it runs. A function target is invoked
+        in-process. A queue target gets the message in moto, and its result is None.
         """
         schedule = self._schedule(name_or_logical_id)
         results: list[Any] = []
         for target in schedule.targets:
-            event, text = self._schedule_event(schedule, target)
+            event, text = self._schedule_event(schedule, target, at)
             queue_logical_id = self.stack.queue_logical_id(target.arn)
             if queue_logical_id is not None:
                 self._sqs.send_message(

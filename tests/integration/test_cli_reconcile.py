@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,6 @@ from tests.integration.test_reconcile_repair import SUBSCRIBER, subscribe
 
 pytestmark = pytest.mark.integration
 
-TODAY = datetime.now(SHANGHAI).date()
-YESTERDAY = TODAY - timedelta(days=1)
 FILE_NAMES = (
     "reconciliation.csv",
     "summary.zh-CN.html",
@@ -73,8 +71,18 @@ def run(runner: CliRunner, *args: str) -> Result:
     return runner.invoke(cli, list(args), prog_name="idsentry")
 
 
+def shanghai_today() -> date:
+    return datetime.now(SHANGHAI).date()
+
+
 def period_args() -> list[str]:
-    return ["--from", YESTERDAY.isoformat(), "--to", TODAY.isoformat()]
+    """Yesterday and today in Asia/Shanghai at the time of the call.
+
+    The module's subscription was paid when its service started, at most a day before, so it is
+    inside the period even when midnight in Shanghai passed in between.
+    """
+    today = shanghai_today()
+    return ["--from", (today - timedelta(days=1)).isoformat(), "--to", today.isoformat()]
 
 
 def test_reconcile_downloads_files(
@@ -110,9 +118,7 @@ def test_reconcile_json(runner: CliRunner, tmp_path: Path, deliver_between_polls
 
 
 def test_reconcile_by_id(runner: CliRunner, tmp_path: Path, deliver_between_polls: None) -> None:
-    first = run(
-        runner, "--json", "reconcile", "--from", YESTERDAY.isoformat(), "--out", str(tmp_path)
-    )
+    first = run(runner, "--json", "reconcile", *period_args()[:2], "--out", str(tmp_path))
     reconciliation_id = json.loads(first.stdout)["reconciliation_id"]
     again_folder = tmp_path / "again"
 
@@ -130,7 +136,8 @@ def test_reconcile_by_id(runner: CliRunner, tmp_path: Path, deliver_between_poll
     [
         (["--from", "2026-13-01"], "--from"),
         (["--from", "2026-12-04", "--to", "2026-12-01"], "--to"),
-        (["--from", (TODAY + timedelta(days=2)).isoformat()], "--from"),
+        # Two days ahead at collection, so still in the future after a midnight in the run.
+        (["--from", (shanghai_today() + timedelta(days=2)).isoformat()], "--from"),
         (["--id", "not-a-run"], "--id"),
     ],
 )

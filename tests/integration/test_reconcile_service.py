@@ -11,7 +11,7 @@ import csv
 import io
 import json
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -30,10 +30,6 @@ from tests.integration.test_reconcile_repair import SUBSCRIBER, event_of, subscr
 
 pytestmark = pytest.mark.integration
 
-TODAY = datetime.now(SHANGHAI).date()
-YESTERDAY = TODAY - timedelta(days=1)
-# Yesterday and today in Asia/Shanghai, so the objects created now are inside whatever the hour.
-PERIOD = {"from": YESTERDAY.isoformat(), "to": TODAY.isoformat()}
 AUDIT_TABLE = "idsentry-local-audit"
 
 
@@ -84,6 +80,20 @@ def lost_payment(local_service: LocalService, table: MainTable) -> LostPayment:
         invoice_id=invoice_id,
         lost_event_id=event_of(client, "invoice.paid", invoice_id),
     )
+
+
+def shanghai_today() -> date:
+    return datetime.now(SHANGHAI).date()
+
+
+def recent_period() -> dict[str, str]:
+    """Yesterday and today in Asia/Shanghai at the time of the call.
+
+    The module's objects were created earlier in the run, at most a day before, so they are
+    inside the period even when midnight in Shanghai passed in between.
+    """
+    today = shanghai_today()
+    return {"from": (today - timedelta(days=1)).isoformat(), "to": today.isoformat()}
 
 
 def http() -> requests.Session:
@@ -172,8 +182,9 @@ def finished_run(service: LocalService, body: dict[str, Any]) -> dict[str, Any]:
 def test_run_reports_lost_payment(
     local_service: LocalService, table: MainTable, lost_payment: LostPayment
 ) -> None:
-    first = post(local_service, {**PERIOD, "locale": "en"})
-    again = post(local_service, {**PERIOD, "locale": "en"})
+    period = recent_period()
+    first = post(local_service, {**period, "locale": "en"})
+    again = post(local_service, {**period, "locale": "en"})
     run_queued(local_service)
     view = get(local_service, first.json()["reconciliation_id"]).json()
     files = {entry["name"]: download(entry["url"]) for entry in view["files"]}
@@ -210,7 +221,7 @@ def test_run_reports_lost_payment(
 
 def test_files_in_bucket(local_service: LocalService, lost_payment: LostPayment) -> None:
     assert local_service.stack is not None
-    view = finished_run(local_service, {**PERIOD, "locale": "zh-CN"})
+    view = finished_run(local_service, {**recent_period(), "locale": "zh-CN"})
     bucket = local_service.stack.runtime.environment["FINANCE_BUCKET"]
     prefix = f"reconciliations/{view['reconciliation_id']}/"
     s3 = local_service.stack.runtime.client("s3")
@@ -237,7 +248,7 @@ def test_files_in_bucket(local_service: LocalService, lost_payment: LostPayment)
 def test_finance_email_both_languages(
     local_service: LocalService, table: MainTable, lost_payment: LostPayment
 ) -> None:
-    view = finished_run(local_service, {**PERIOD, "locale": "en"})
+    view = finished_run(local_service, {**recent_period(), "locale": "en"})
     emails = finance_emails(local_service, view["reconciliation_id"])
     record = run_item(table, view["reconciliation_id"])
 
@@ -261,7 +272,7 @@ def test_finished_run_not_run_again(
     local_service: LocalService, table: MainTable, lost_payment: LostPayment
 ) -> None:
     assert local_service.stack is not None
-    view = finished_run(local_service, PERIOD)
+    view = finished_run(local_service, recent_period())
     reconciliation_id = view["reconciliation_id"]
     before = run_item(table, reconciliation_id)
     queue_url = local_service.stack.runtime.environment["RECONCILIATION_QUEUE_URL"]
@@ -283,12 +294,15 @@ def test_finished_run_not_run_again(
 def test_schedule_twice_runs_once(local_service: LocalService, table: MainTable) -> None:
     assert local_service.stack is not None
     runtime = local_service.stack.runtime
-    reconciliation_id = reconcile_runs.daily_id(YESTERDAY)
+    # One moment for all three events, so that the day cannot change between them.
+    at = datetime.now(UTC)
+    yesterday = at.astimezone(SHANGHAI).date() - timedelta(days=1)
+    reconciliation_id = reconcile_runs.daily_id(yesterday)
 
-    first = runtime.fire_schedule("idsentry-local-reconciliation")
-    second = runtime.fire_schedule("idsentry-local-reconciliation")
+    first = runtime.fire_schedule("idsentry-local-reconciliation", at)
+    second = runtime.fire_schedule("idsentry-local-reconciliation", at)
     run_queued(local_service)
-    third = runtime.fire_schedule("idsentry-local-reconciliation")
+    third = runtime.fire_schedule("idsentry-local-reconciliation", at)
     record = run_item(table, reconciliation_id)
 
     assert first == [{"reconciliation_id": reconciliation_id, "queued": True, "status": "queued"}]
@@ -296,14 +310,14 @@ def test_schedule_twice_runs_once(local_service: LocalService, table: MainTable)
     assert third == [{"reconciliation_id": reconciliation_id, "queued": False, "status": "done"}]
     assert record["attempts"] == 1
     assert record["requested_by"] == "schedule"
-    assert (record["from"], record["to"]) == (YESTERDAY.isoformat(), YESTERDAY.isoformat())
+    assert (record["from"], record["to"]) == (yesterday.isoformat(), yesterday.isoformat())
     assert len(finance_emails(local_service, reconciliation_id)) == 1
 
 
 def test_failed_run_recorded_then_retried(
     local_service: LocalService, table: MainTable, lost_payment: LostPayment
 ) -> None:
-    started = post(local_service, {**PERIOD, "locale": "en", "repair": False}, admin=True)
+    started = post(local_service, {**recent_period(), "locale": "en", "repair": False}, admin=True)
     reconciliation_id = started.json()["reconciliation_id"]
     job = reconcile_runs.job_of(run_item(table, reconciliation_id))
     deps = reconcile_jobs.worker_deps()
@@ -340,7 +354,6 @@ def test_failed_run_recorded_then_retried(
         ({"from": 20261204}, "from"),
         ({"from": "2026-12-04", "to": "2026-12-03"}, "to"),
         ({"from": "2026-01-01", "to": "2026-06-30"}, "to"),
-        ({"from": (TODAY + timedelta(days=1)).isoformat()}, "from"),
         ({"from": "2026-12-04", "repair": "yes"}, "repair"),
         ({"from": "2026-12-04", "locale": "fr"}, "locale"),
         ({"from": "2026-12-04", "currency": "cny"}, "currency"),
@@ -354,6 +367,16 @@ def test_request_invalid_field(local_service: LocalService, body: Any, field: st
     assert field in response.json()["error"]["message"]
 
 
+def test_request_from_future(local_service: LocalService) -> None:
+    # Two days ahead, so that midnight passing during the request cannot make it today.
+    future = shanghai_today() + timedelta(days=2)
+
+    response = post(local_service, {"from": future.isoformat()})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == "from"
+
+
 def test_request_body_not_json(local_service: LocalService) -> None:
     response = post(local_service, b"from=2026-12-04")
 
@@ -362,12 +385,13 @@ def test_request_body_not_json(local_service: LocalService) -> None:
 
 
 def test_idempotency_key_reused(local_service: LocalService, lost_payment: LostPayment) -> None:
+    period = recent_period()
     key = {"Idempotency-Key": "test-key-reused-1"}
-    first = post(local_service, {**PERIOD, "repair": False, "locale": "en"}, key)
+    first = post(local_service, {**period, "repair": False, "locale": "en"}, key)
     run_queued(local_service)
-    same = post(local_service, {**PERIOD, "repair": False, "locale": "en"}, key)
-    other = post(local_service, {**PERIOD, "repair": False, "locale": "zh-CN"}, key)
-    too_long = post(local_service, PERIOD, {"Idempotency-Key": "k" * 256})
+    same = post(local_service, {**period, "repair": False, "locale": "en"}, key)
+    other = post(local_service, {**period, "repair": False, "locale": "zh-CN"}, key)
+    too_long = post(local_service, period, {"Idempotency-Key": "k" * 256})
 
     assert first.json()["created"] is True
     assert same.status_code == 202
@@ -381,7 +405,8 @@ def test_idempotency_key_reused(local_service: LocalService, lost_payment: LostP
 
 
 def test_request_without_credentials(local_service: LocalService, table: MainTable) -> None:
-    before = post(local_service, PERIOD, admin=False)
+    period = recent_period()
+    before = post(local_service, period, admin=False)
     event = {
         "version": "2.0",
         "routeKey": "POST /v1/admin/reconciliations",
@@ -394,7 +419,7 @@ def test_request_without_credentials(local_service: LocalService, table: MainTab
             "routeKey": "POST /v1/admin/reconciliations",
             "stage": "$default",
         },
-        "body": json.dumps(PERIOD),
+        "body": json.dumps(period),
         "isBase64Encoded": False,
     }
     direct = admin_routes.handle(event)
@@ -405,7 +430,7 @@ def test_request_without_credentials(local_service: LocalService, table: MainTab
 
 
 def test_view_audited(local_service: LocalService, lost_payment: LostPayment) -> None:
-    view = finished_run(local_service, {**PERIOD, "repair": False, "locale": "zh-CN"})
+    view = finished_run(local_service, {**recent_period(), "repair": False, "locale": "zh-CN"})
     actions = audit_actions(local_service, view["reconciliation_id"])
 
     assert ("reconciliation.request", "created") in actions
@@ -422,7 +447,7 @@ def test_view_unknown_run(local_service: LocalService, reconciliation_id: str, s
 
 
 def test_view_queued_run_has_no_links(local_service: LocalService, table: MainTable) -> None:
-    started = post(local_service, {"from": YESTERDAY.isoformat(), "locale": "en"})
+    started = post(local_service, {"from": recent_period()["from"], "locale": "en"})
     view = get(local_service, started.json()["reconciliation_id"]).json()
     run_queued(local_service)
 
@@ -445,9 +470,10 @@ def ledger_invoices(table: MainTable) -> list[dict[str, Any]]:
 def test_repair_applies_lost_event_once(
     local_service: LocalService, table: MainTable, lost_payment: LostPayment
 ) -> None:
+    period = recent_period()
     before = ledger_invoices(table)
-    repaired = finished_run(local_service, {**PERIOD, "repair": True, "locale": "en"})
-    again = finished_run(local_service, {**PERIOD, "repair": True, "locale": "en"})
+    repaired = finished_run(local_service, {**period, "repair": True, "locale": "en"})
+    again = finished_run(local_service, {**period, "repair": True, "locale": "en"})
     json_url = next(entry["url"] for entry in repaired["files"] if entry["name"].endswith("json"))
     document = json.loads(download(json_url))
 
