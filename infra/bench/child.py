@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+BYTES_KEY = "__base64_bytes__"
 # Top-level names that are ours or the runtime's, never third-party packages.
 OWN_TOP_LEVEL = frozenset({"__main__", "app", "idsentry", "child"})
 # Written to stderr when the timer starts, so that the bench counts only the `-X importtime`
@@ -35,7 +36,6 @@ OWN_TOP_LEVEL = frozenset({"__main__", "app", "idsentry", "child"})
 TIMER_STARTED = b"bench: timer started\n"
 # A JSON spec cannot carry bytes, so a replayed parameter of type blob (a KMS ciphertext) is
 # written as {BYTES_KEY: "<base64>"}.
-BYTES_KEY = "__base64_bytes__"
 
 
 class CallRecorder:
@@ -47,11 +47,14 @@ class CallRecorder:
     key counts and queue URLs, never item values. `before-send` counts HTTP attempts (retries
     included) and request body bytes, and `after-call` keeps the HTTP status. With
     `thread_id` set, only calls made on that thread are kept, so background pollers of the
-    same process do not count.
+    same process do not count. With `shapes` set, each DynamoDB call also keeps the shapes of
+    its parameters and of the items it returned (`infra.bench.shapes`), from which the
+    cold-start bench builds a baseline that sends requests of the same structure.
     """
 
-    def __init__(self, thread_id: int | None = None) -> None:
+    def __init__(self, thread_id: int | None = None, *, shapes: bool = False) -> None:
         self.thread_id = thread_id
+        self.shapes = shapes
         self.active = True
         self.calls: list[dict[str, Any]] = []
         self.clients: list[str] = []
@@ -106,6 +109,8 @@ class CallRecorder:
                 "status": None,
             }
         )
+        if self.shapes and service == "dynamodb":
+            self.calls[-1]["shape"] = params_shape(model.name, params)
 
     def _on_send(self, request: Any, **_: Any) -> None:
         if not self._kept() or not self.calls:
@@ -125,6 +130,8 @@ class CallRecorder:
         length = http_response.headers.get("content-length")
         call["response_bytes"] = int(length) if length and length.isdigit() else 0
         call["returned"] = returned_items(model.name, parsed or {})
+        if "shape" in call:
+            call["returned_shapes"] = response_shapes(model.name, parsed or {})
 
     @contextmanager
     def capture(self) -> Iterator[list[dict[str, Any]]]:
@@ -214,6 +221,167 @@ def returned_items(operation: str, parsed: dict[str, Any]) -> int:
     if operation == "TransactGetItems":
         return sum(1 for response in parsed.get("Responses") or [] if response.get("Item"))
     return 0
+
+
+# ---------------------------------------------------------------------------- request shapes
+#
+# The cold-start baseline should make the requests that the function made. moto's time for a
+# request depends on its structure: an item of twelve attributes with nested maps takes longer
+# to store, read and serialise than one padded string of the same size. An update expression
+# with a condition takes longer to evaluate than a plain SET. A shape keeps the
+# structure and replaces the content:
+#
+# - a string becomes as many `x` as its UTF-8 bytes, a number as many `1` as its digits and
+#   signs, a binary value as many zero bytes;
+# - the members of a set become distinct values of the same sizes (DynamoDB rejects
+#   duplicates);
+# - lists and maps keep their length and keys, with each member replaced in turn; booleans and
+#   nulls stay as they are.
+#
+# Attribute names, expressions and other request options are kept: they come from the code,
+# not from subscribers. A binary value is written as {BYTES_KEY: base64}, so that a shape
+# survives the JSON that carries it between the bench's processes.
+
+# Request parameters that hold attribute values, and those kept as they are.
+_ITEM_PARAMETERS = ("Item", "Key")
+_KEPT_PARAMETERS = (
+    "TableName",
+    "IndexName",
+    "ProjectionExpression",
+    "ExpressionAttributeNames",
+    "UpdateExpression",
+    "ConditionExpression",
+    "KeyConditionExpression",
+    "FilterExpression",
+    "ConsistentRead",
+    "ReturnValues",
+    "ReturnValuesOnConditionCheckFailure",
+    "ScanIndexForward",
+    "Limit",
+    "Select",
+)
+
+
+def _bytes(size: int, number: int = 0) -> dict[str, str]:
+    raw = number.to_bytes(max(size, (number.bit_length() + 7) // 8), "big") if number else b""
+    padded = raw.rjust(size, b"\0")
+    return {BYTES_KEY: base64.b64encode(padded).decode("ascii")}
+
+
+def _distinct_string(size: int, number: int) -> str:
+    return str(number).rjust(size, "x")
+
+
+def _distinct_number(size: int, number: int) -> str:
+    return str(10 ** max(size - 1, len(str(number))) + number)
+
+
+def value_shape(value: dict[str, Any]) -> dict[str, Any]:
+    """Return the shape of one typed attribute value ({"S": ...}, {"M": ...} and so on)."""
+    ((kind, content),) = value.items()
+    if kind == "S":
+        return {"S": "x" * len(content.encode("utf-8"))}
+    if kind == "N":
+        return {"N": "1" * len(content)}
+    if kind == "B":
+        return {"B": _bytes(len(content))}
+    if kind == "SS":
+        return {
+            "SS": [
+                _distinct_string(len(member.encode("utf-8")), number)
+                for number, member in enumerate(content)
+            ]
+        }
+    if kind == "NS":
+        return {
+            "NS": [_distinct_number(len(member), number) for number, member in enumerate(content)]
+        }
+    if kind == "BS":
+        return {"BS": [_bytes(len(member), number + 1) for number, member in enumerate(content)]}
+    if kind == "L":
+        return {"L": [value_shape(member) for member in content]}
+    if kind == "M":
+        return {"M": item_shape(content)}
+    return {kind: content}
+
+
+def item_shape(item: dict[str, Any]) -> dict[str, Any]:
+    """Return the shape of an item or key: each attribute's value replaced by its shape."""
+    return {name: value_shape(value) for name, value in item.items()}
+
+
+def _request_shape(params: dict[str, Any]) -> dict[str, Any]:
+    shape: dict[str, Any] = {name: params[name] for name in _KEPT_PARAMETERS if name in params}
+    for name in _ITEM_PARAMETERS:
+        if name in params:
+            shape[name] = item_shape(params[name])
+    if "ExpressionAttributeValues" in params:
+        shape["ExpressionAttributeValues"] = item_shape(params["ExpressionAttributeValues"])
+    return shape
+
+
+def params_shape(operation: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    """Return the shape of a DynamoDB request's parameters, or None for an unknown operation."""
+    if operation in ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"):
+        return _request_shape(params)
+    if operation == "BatchGetItem":
+        return {
+            "RequestItems": {
+                table: _request_shape(entry) | {"Keys": [item_shape(key) for key in entry["Keys"]]}
+                for table, entry in params.get("RequestItems", {}).items()
+            }
+        }
+    if operation == "BatchWriteItem":
+        return {
+            "RequestItems": {
+                table: [
+                    {
+                        kind: {
+                            "Item" if kind == "PutRequest" else "Key": item_shape(
+                                next(iter(body.values()))
+                            )
+                        }
+                    }
+                    for request in requests
+                    for kind, body in request.items()
+                ]
+                for table, requests in params.get("RequestItems", {}).items()
+            }
+        }
+    if operation in ("TransactWriteItems", "TransactGetItems"):
+        return {
+            "TransactItems": [
+                {kind: _request_shape(body) for kind, body in entry.items()}
+                for entry in params.get("TransactItems", [])
+            ]
+        }
+    return None
+
+
+def response_shapes(operation: str, parsed: dict[str, Any]) -> Any:
+    """Return the shapes of the items a DynamoDB response carried, or None if it carried none.
+
+    A list for GetItem, Query, Scan and TransactGetItems (None where a transaction's item was
+    missing), a dict of lists per table for BatchGetItem, and a one-item list of the returned
+    attributes for writes with ReturnValues.
+    """
+    if operation == "GetItem":
+        return [item_shape(parsed["Item"])] if parsed.get("Item") else []
+    if operation in ("Query", "Scan"):
+        return [item_shape(item) for item in parsed.get("Items") or []]
+    if operation == "BatchGetItem":
+        return {
+            table: [item_shape(item) for item in items]
+            for table, items in (parsed.get("Responses") or {}).items()
+        }
+    if operation == "TransactGetItems":
+        return [
+            item_shape(response["Item"]) if response.get("Item") else None
+            for response in parsed.get("Responses") or []
+        ]
+    if operation in ("PutItem", "UpdateItem", "DeleteItem") and parsed.get("Attributes"):
+        return [item_shape(parsed["Attributes"])]
+    return None
 
 
 def summarize(service: str, operation: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -306,7 +474,7 @@ def _start_timer() -> float:
 def run_function(spec: dict[str, Any]) -> dict[str, Any]:
     """Import the function from its directory as Lambda does and serve one event."""
     started = _start_timer()
-    recorder = CallRecorder()
+    recorder = CallRecorder(shapes=spec.get("record_shapes", False))
     recorder.install()
     providers = ProviderRecorder(aws_endpoint())
     providers.install()

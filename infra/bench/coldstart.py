@@ -113,6 +113,8 @@ class ColdStartResult:
     import_costs: list[tuple[str, int]] = field(default_factory=list)
     module_costs: list[tuple[str, int]] = field(default_factory=list)
     import_total_us: int = 0
+    # DynamoDB steps of the same-work plan built from the function's shapes, of all its steps.
+    shaped: tuple[int, int] = (0, 0)
 
     @property
     def unit(self) -> str:
@@ -186,6 +188,8 @@ class ColdStartBench:
         self.seeder = Seeder(service)
         self.context = ColdStartContext(service=service, seeder=self.seeder, workdir=workdir)
         self.failures: list[ColdStartFailure] = []
+        # Of the last same-work plan: DynamoDB steps built from shapes, and all its DynamoDB steps.
+        self.last_shaped = (0, 0)
         self._environments = {
             request.logical_id: self._child_environment(self.runtime.functions[request.logical_id])
             for request in self.requests
@@ -294,6 +298,8 @@ class ColdStartBench:
                 "request_id": str(uuid.uuid4()),
             },
             "check_loaded": list(target.must_not_load),
+            # The first run's calls are the ones the baseline replays, so only it keeps shapes.
+            "record_shapes": index == 0,
         }
 
     def run_function(
@@ -313,6 +319,9 @@ class ColdStartBench:
         session_per_client: bool = False,
     ) -> ChildRun:
         """Import the recorded modules, create the recorded clients and replay the calls."""
+        plan = build_plan(recorded["calls"], replay_targets, self.client)
+        dynamodb_steps = [step for step in plan if step["service"] == "dynamodb"]
+        self.last_shaped = (sum(step["shaped"] for step in dynamodb_steps), len(dynamodb_steps))
         spec = {
             "mode": "baseline",
             "sys_path": [],
@@ -320,7 +329,7 @@ class ColdStartBench:
             "clients": list(dict.fromkeys(recorded["clients"])),
             "session_per_client": session_per_client,
             "client_config": CLIENT_CONFIG,
-            "calls": build_plan(recorded["calls"], replay_targets, self.client),
+            "calls": plan,
             "provider_calls": target.replayed_provider_calls(recorded),
             **target.baseline_extras(self.context),
         }
@@ -498,7 +507,11 @@ class ColdStartBench:
             )
         first["boto3"] = self.run_boto3_only(target, first_client)
         result = ColdStartResult(
-            request=target, runs=self.runs, first=first, source=self._source(target)
+            request=target,
+            runs=self.runs,
+            first=first,
+            source=self._source(target),
+            shaped=self.last_shaped,
         )
         self._check_calls(target, "same-work", first["baseline"], expected)
         if target.session_baseline:

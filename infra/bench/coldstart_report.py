@@ -58,11 +58,16 @@ def cold_start_section(
         "- **same work** imports the third-party modules that the function's process had "
         "loaded after its response and creates the same boto3 clients on one session. It "
         "makes the same AWS operations in the same order, with bench-only keys and targets: "
-        "DynamoDB items under `BENCH#` keys in the same tables (reads find as many items of "
-        "about the same size as the function's did), a bench-only SQS queue and EventBridge "
-        "bus, S3 objects under `bench-replay/` in the same buckets, data keys of the same KMS "
-        "keys, the same secrets, e-mails from the same sender to a bench address. Write "
-        "requests are padded to the function's request size, and a call that failed for the "
+        "DynamoDB items under `BENCH#` keys in the same tables, a bench-only SQS queue and "
+        "EventBridge bus, S3 objects under `bench-replay/` in the same buckets, data keys of "
+        "the same KMS keys, the same secrets, e-mails from the same sender to a bench address. "
+        "Its DynamoDB requests have the structure of the function's, because moto's time for "
+        "a request depends on it: reads find items with the same attributes, types and value "
+        "sizes as the items the function read (strings replaced by `x`, numbers by `1`), and "
+        "writes send the function's own update and condition expressions with values of the "
+        "same types and sizes. A write keeps that structure only when a trial on another "
+        "bench key ends as the function's write did; otherwise, and for the other services, "
+        "requests are padded to the function's request size. A call that failed for the "
         "function (a conditional write whose condition was false) fails the same way. It then "
         "sends the function's requests to the Stripe, Twilio and HIBP emulators again, with the "
         "same method, URL, headers and body, through `requests`: the SDKs' own work on each "
@@ -186,6 +191,8 @@ def other_functions_section(
             )
             if request.note:
                 line += f" {request.note}"
+            if result.shaped[1]:
+                line += f" In its same-work process, {_shaped_text(result.shaped)}."
             parts.append(line)
     if failures:
         parts.extend(["", "#### Functions not measured", ""])
@@ -193,12 +200,15 @@ def other_functions_section(
     return "\n".join(parts)
 
 
-def _replay_targets_text(calls: Sequence[dict[str, Any]]) -> str:
+def _replay_targets_text(calls: Sequence[dict[str, Any]], shaped: tuple[int, int]) -> str:
     """Return the sentences on where the same-work process sends each kind of recorded call."""
     services = {call["service"] for call in calls}
     sentences = []
     if "dynamodb" in services:
-        sentences.append("Its reads and writes use `BENCH#` keys in the same tables.")
+        sentences.append(
+            "Its reads and writes use `BENCH#` keys in the same tables, and "
+            f"{_shaped_text(shaped)}."
+        )
     operations = {(call["service"], call["operation"]) for call in calls}
     if ("kms", "GenerateDataKey") in operations:
         sentences.append("Its data keys come from the same KMS key.")
@@ -215,6 +225,19 @@ def _replay_targets_text(calls: Sequence[dict[str, Any]]) -> str:
     if not sentences:
         return ""
     return " ".join([*sentences, "No replayed request reaches a consumer."])
+
+
+def _shaped_text(shaped: tuple[int, int]) -> str:
+    built, total = shaped
+    if total == 1:
+        has = "has" if built else "does not have"
+        return f"its one DynamoDB request {has} the structure of the function's"
+    if built == total:
+        return f"all {total} of its DynamoDB requests have the structure of the function's"
+    return (
+        f"{built} of its {total} DynamoDB requests have the structure of the function's "
+        f"(the other {total - built} are padded to size)"
+    )
 
 
 def _figures_table(result: ColdStartResult, name: str) -> str:
@@ -330,7 +353,7 @@ def function_section(result: ColdStartResult) -> str:
         f"run must {request.outcome}. The same-work process imports the "
         f"{len(first['modules'])} modules of {len(packages)} packages that the {name} process "
         f"had loaded. It creates the clients {', '.join(dict.fromkeys(first['clients']))} and "
-        f"makes the operations {operations}. {_replay_targets_text(first['calls'])} Request "
+        f"makes the operations {operations}. {_replay_targets_text(first['calls'], result.shaped)} Request "
         f"bodies: {name} {function_bytes} bytes, same work {baseline_bytes} bytes.",
         "",
         _figures_table(result, name),

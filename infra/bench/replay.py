@@ -20,6 +20,15 @@ succeed (or fail with the same error code) against moto but touch no product dat
 - A call that failed with an error code (a conditional write that found its condition false,
   an address that was not suppressed) is replayed so that it fails with the same code, and
   the plan step names that code for the baseline process to expect.
+
+A DynamoDB call recorded with shapes (`child.params_shape`, `child.response_shapes`) is
+replayed with the same structure instead: its reads find items of the same attributes, types
+and sizes, and its writes send the function's own expressions and options with values of the
+same types and sizes. moto's time for a request depends on that structure, so a baseline of
+padded items would leave part of moto's work in the function's figure. A shaped write is used
+only when a trial on another new bench key ends as the function's call did (the same error
+code, or none); otherwise the call is replayed as above. Each plan step says which way it was
+built ("shaped").
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from infra.bench.child import BYTES_KEY
+from infra.bench.child import BYTES_KEY, decode_bytes
 
 BENCH_KEY_PREFIX = "BENCH#"
 BENCH_QUEUE_NAME = "idsentry-bench-replay"
@@ -178,11 +187,13 @@ class _Builder:
         return f"attribute_exists({self.schema(table).hash_name})"
 
     def write_items(self, table: str, items: list[dict[str, Any]]) -> None:
-        """Write bench items now, for a replayed read to find."""
+        """Write bench items now, for a replayed read to find; binary values may be encoded."""
         dynamodb = self.clients("dynamodb")
         for start in range(0, len(items), BATCH_WRITE_LIMIT):
             chunk = items[start : start + BATCH_WRITE_LIMIT]
-            pending: dict[str, Any] = {table: [{"PutRequest": {"Item": item}} for item in chunk]}
+            pending: dict[str, Any] = {
+                table: [{"PutRequest": {"Item": decode_bytes(item)}} for item in chunk]
+            }
             while pending:
                 response = dynamodb.batch_write_item(RequestItems=pending)
                 pending = response.get("UnprocessedItems") or {}
@@ -203,6 +214,23 @@ class _Builder:
 
     def bench_email(self) -> str:
         return f"bench-{uuid.uuid4().hex}@{BENCH_EMAIL_DOMAIN}"
+
+    def shaped_item(self, table: str, shape: dict[str, Any], key: dict[str, Any]) -> dict[str, Any]:
+        """Return an item of the recorded shape under `key`, expiring like every bench item."""
+        item = {**shape, **key}
+        if "expires_at" in item:
+            item["expires_at"] = {"N": str(self.expires_at)}
+        return item
+
+    def ends_as(self, method: str, params: dict[str, Any], error_code: str | None) -> bool:
+        """Make the call once and return whether it ended with `error_code` (None: success)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            getattr(self.clients("dynamodb"), method)(**decode_bytes(params))
+        except ClientError as exc:
+            return exc.response.get("Error", {}).get("Code") == error_code
+        return error_code is None
 
 
 def _item_size(call: dict[str, Any]) -> int:
@@ -527,6 +555,242 @@ def _put_suppressed(builder: _Builder, call: dict[str, Any], padding: int) -> di
     }
 
 
+# ---------------------------------------------------------------------------- shaped replays
+
+
+def _used_names(names: dict[str, str] | None, *expressions: str | None) -> dict[str, str]:
+    """Return the expression attribute names that the expressions kept in a replay use."""
+    text = " ".join(expression for expression in expressions if expression)
+    return {name: value for name, value in (names or {}).items() if name in text}
+
+
+def _read_options(shape: dict[str, Any]) -> dict[str, Any]:
+    """Return a read's projection and consistency options from its recorded shape."""
+    options: dict[str, Any] = {}
+    projection = shape.get("ProjectionExpression")
+    if projection:
+        options["ProjectionExpression"] = projection
+        names = _used_names(shape.get("ExpressionAttributeNames"), projection)
+        if names:
+            options["ExpressionAttributeNames"] = names
+    if "ConsistentRead" in shape:
+        options["ConsistentRead"] = shape["ConsistentRead"]
+    return options
+
+
+def _shaped_get_item(builder: _Builder, call: dict[str, Any]) -> dict[str, Any] | None:
+    found = call.get("returned_shapes")
+    if found is None:
+        return None
+    table = call["summary"]["table"]
+    key = builder.key(table)
+    if found:
+        builder.write_items(table, [builder.shaped_item(table, found[0], key)])
+    return {"TableName": table, "Key": key, **_read_options(call["shape"])}
+
+
+def _shaped_batch_get(builder: _Builder, call: dict[str, Any]) -> dict[str, Any] | None:
+    found = call.get("returned_shapes")
+    if found is None:
+        return None
+    request_items = {}
+    for table, entry in call["shape"]["RequestItems"].items():
+        keys = [builder.key(table) for _ in entry["Keys"]]
+        shapes = found.get(table) or []
+        builder.write_items(
+            table,
+            [
+                builder.shaped_item(table, shape, key)
+                for shape, key in zip(shapes, keys[: len(shapes)], strict=True)
+            ],
+        )
+        request_items[table] = {"Keys": keys, **_read_options(entry)}
+    return {"RequestItems": request_items}
+
+
+def _shaped_query(builder: _Builder, call: dict[str, Any]) -> dict[str, Any] | None:
+    """Query a bench partition with items of the shapes that the function's query returned.
+
+    The key condition names only the partition (the function's sort key condition and filter
+    compare values that the shapes no longer have), and the projection is the function's.
+    """
+    found = call.get("returned_shapes")
+    if found is None:
+        return None
+    shape = call["shape"]
+    table = call["summary"]["table"]
+    index = call["summary"].get("index")
+    table_schema = builder.schema(table)
+    if index and index not in table_schema.indexes:
+        raise ReplayError(f"index {index} of table {table} was not prepared for replay")
+    schema = table_schema.indexes[index] if index else table_schema
+    partition = _bench_value(schema.hash_type, uuid.uuid4())
+
+    items = []
+    for number, item_shape in enumerate(found):
+        item = builder.shaped_item(table, item_shape, builder.key(table))
+        item[schema.hash_name] = partition
+        if schema.range_name and schema.range_type == "S":
+            item[schema.range_name] = {"S": f"BENCH#{number:06d}"}
+        elif schema.range_name:
+            item[schema.range_name] = {"N": str(number)}
+        items.append(item)
+    builder.write_items(table, items)
+
+    options = _read_options(shape)
+    params: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": "#bench_key = :bench_key",
+        "ExpressionAttributeNames": {
+            **options.pop("ExpressionAttributeNames", {}),
+            "#bench_key": schema.hash_name,
+        },
+        "ExpressionAttributeValues": {":bench_key": partition},
+        **options,
+    }
+    if index:
+        params["IndexName"] = index
+    if "ScanIndexForward" in shape:
+        params["ScanIndexForward"] = shape["ScanIndexForward"]
+    return params
+
+
+def _write_options(shape: dict[str, Any]) -> dict[str, Any]:
+    """Return a write's expressions, names, values and return options from its shape."""
+    kept = (
+        "UpdateExpression",
+        "ConditionExpression",
+        "ReturnValues",
+        "ReturnValuesOnConditionCheckFailure",
+    )
+    options = {name: shape[name] for name in kept if name in shape}
+    expressions = (shape.get("UpdateExpression"), shape.get("ConditionExpression"))
+    names = _used_names(shape.get("ExpressionAttributeNames"), *expressions)
+    if names:
+        options["ExpressionAttributeNames"] = names
+    if shape.get("ExpressionAttributeValues"):
+        options["ExpressionAttributeValues"] = shape["ExpressionAttributeValues"]
+    return options
+
+
+def _write_body(builder: _Builder, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Return one write (or transaction item) of the recorded shape under a new bench key."""
+    table = body["TableName"]
+    key = builder.key(table)
+    params: dict[str, Any] = {"TableName": table, **_write_options(body)}
+    if kind in ("PutItem", "Put"):
+        params["Item"] = builder.shaped_item(table, body["Item"], key)
+    else:
+        params["Key"] = key
+    return params
+
+
+def _seeded(builder: _Builder, call: dict[str, Any], params: dict[str, Any]) -> None:
+    """Write the item that the function's write returned under the params' key, as its state."""
+    returned = call.get("returned_shapes") or []
+    table = params["TableName"]
+    schema = builder.schema(table)
+    key_names = {schema.hash_name, schema.range_name}
+    key = params.get("Key") or {
+        name: value for name, value in params["Item"].items() if name in key_names
+    }
+    builder.write_items(table, [builder.shaped_item(table, returned[0], key)])
+
+
+def _trial_write(
+    builder: _Builder, call: dict[str, Any], method: str, make: Callable[[], dict[str, Any]]
+) -> dict[str, Any] | None:
+    """Return params from `make` that end as the function's call did, tried on new keys first.
+
+    When a trial on new keys ends otherwise and the function's write returned its item, a
+    second trial first writes an item of that shape under the key, as the state the write
+    found. None when neither ends as the function's call did.
+    """
+    expected = call.get("error_code")
+    if builder.ends_as(method, make(), expected):
+        return make()
+    if not call.get("returned_shapes") or method == "transact_write_items":
+        return None
+    trial = make()
+    _seeded(builder, call, trial)
+    if not builder.ends_as(method, trial, expected):
+        return None
+    params = make()
+    _seeded(builder, call, params)
+    return params
+
+
+def _shaped_single_write(method: str) -> Callable[[_Builder, dict[str, Any]], Any]:
+    def replay(builder: _Builder, call: dict[str, Any]) -> dict[str, Any] | None:
+        return _trial_write(
+            builder, call, method, lambda: _write_body(builder, call["operation"], call["shape"])
+        )
+
+    return replay
+
+
+def _shaped_transact_write(builder: _Builder, call: dict[str, Any]) -> dict[str, Any] | None:
+    def make() -> dict[str, Any]:
+        return {
+            "TransactItems": [
+                {kind: _write_body(builder, kind, body) for kind, body in entry.items()}
+                for entry in call["shape"]["TransactItems"]
+            ]
+        }
+
+    return _trial_write(builder, call, "transact_write_items", make)
+
+
+def _shaped_batch_write(builder: _Builder, call: dict[str, Any]) -> dict[str, Any] | None:
+    request_items: dict[str, list[dict[str, Any]]] = {}
+    for table, requests in call["shape"]["RequestItems"].items():
+        request_items[table] = []
+        for request in requests:
+            ((kind, body),) = request.items()
+            key = builder.key(table)
+            if kind == "PutRequest":
+                body = {"Item": builder.shaped_item(table, body["Item"], key)}
+            else:
+                body = {"Key": key}
+            request_items[table].append({kind: body})
+    return {"RequestItems": request_items}
+
+
+def _shaped_transact_get(builder: _Builder, call: dict[str, Any]) -> dict[str, Any] | None:
+    found = call.get("returned_shapes")
+    entries = call["shape"]["TransactItems"]
+    if found is None or len(found) != len(entries):
+        return None
+    items = []
+    for entry, item_shape in zip(entries, found, strict=True):
+        body = entry["Get"]
+        table = body["TableName"]
+        key = builder.key(table)
+        if item_shape is not None:
+            builder.write_items(table, [builder.shaped_item(table, item_shape, key)])
+        get: dict[str, Any] = {"TableName": table, "Key": key}
+        projection = _read_options(body)
+        projection.pop("ConsistentRead", None)
+        items.append({"Get": {**get, **projection}})
+    return {"TransactItems": items}
+
+
+ShapedReplay = Callable[[_Builder, dict[str, Any]], "dict[str, Any] | None"]
+
+# DynamoDB operations replayed from shapes; None from a builder means "replay as unshaped".
+SHAPED_REPLAYS: dict[str, ShapedReplay] = {
+    "GetItem": _shaped_get_item,
+    "BatchGetItem": _shaped_batch_get,
+    "Query": _shaped_query,
+    "TransactGetItems": _shaped_transact_get,
+    "PutItem": _shaped_single_write("put_item"),
+    "UpdateItem": _shaped_single_write("update_item"),
+    "DeleteItem": _shaped_single_write("delete_item"),
+    "TransactWriteItems": _shaped_transact_write,
+    "BatchWriteItem": _shaped_batch_write,
+}
+
+
 Replay = Callable[[_Builder, dict[str, Any], int], dict[str, Any]]
 
 # (service, operation) → (boto3 method name, parameter builder, whether to pad to size).
@@ -603,6 +867,10 @@ def build_plan(
                 "make the same requests; add it to REPLAYS in infra/bench/replay.py"
             )
         method, replay, padded = REPLAYS[operation]
+        shaped = _shaped_params(builder, call)
+        if shaped is not None:
+            plan.append(_step(call, method, shaped, shaped=True))
+            continue
         params = replay(builder, call, 1)
         if padded:
             # Padding is ASCII, one body byte per character, so one correction brings a
@@ -612,8 +880,26 @@ def build_plan(
             missing = call["request_bytes"] - size
             if missing > 0:
                 params = replay(builder, call, 1 + missing)
-        step: dict[str, Any] = {"service": call["service"], "method": method, "params": params}
-        if call.get("error_code"):
-            step["error_code"] = call["error_code"]
-        plan.append(step)
+        plan.append(_step(call, method, params, shaped=False))
     return plan
+
+
+def _shaped_params(builder: _Builder, call: dict[str, Any]) -> dict[str, Any] | None:
+    if call["service"] != "dynamodb" or not call.get("shape"):
+        return None
+    shaped = SHAPED_REPLAYS.get(call["operation"])
+    return shaped(builder, call) if shaped else None
+
+
+def _step(
+    call: dict[str, Any], method: str, params: dict[str, Any], *, shaped: bool
+) -> dict[str, Any]:
+    step: dict[str, Any] = {
+        "service": call["service"],
+        "method": method,
+        "params": params,
+        "shaped": shaped,
+    }
+    if call.get("error_code"):
+        step["error_code"] = call["error_code"]
+    return step

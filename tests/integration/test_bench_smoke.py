@@ -19,7 +19,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from infra.bench import intake_child
-from infra.bench.child import CallRecorder, decode_bytes
+from infra.bench.child import CallRecorder, decode_bytes, item_shape
 from infra.bench.coldstart import ColdStartBench, ColdStartResult
 from infra.bench.coldstart_report import function_section, other_functions_section
 from infra.bench.first_requests import all_first_requests, first_requests
@@ -633,6 +633,120 @@ def test_failed_write_replays_as_failed(service: LocalService) -> None:
     assert step["error_code"] == "ConditionalCheckFailedException"
     with pytest.raises(ClientError, match="ConditionalCheckFailed"):
         runtime.client("dynamodb").update_item(**step["params"])
+
+
+def replay_targets(service: LocalService) -> Any:
+    assert service.stack is not None
+    runtime = service.stack.runtime
+    return prepare_targets(
+        runtime.client("dynamodb"),
+        runtime.client("sqs"),
+        runtime.client("events"),
+        ["idsentry-local"],
+    )
+
+
+def test_shaped_read_finds_same_attributes(service: LocalService) -> None:
+    assert service.stack is not None
+    runtime = service.stack.runtime
+    returned = item_shape(
+        {
+            "pk": {"S": "SUB#sbr_1"},
+            "sk": {"S": "PROFILE"},
+            "status": {"S": "active"},
+            "tags": {"L": [{"S": "a"}, {"N": "2"}]},
+            "expires_at": {"N": "1796487346"},
+        }
+    )
+    call = {
+        "service": "dynamodb",
+        "operation": "GetItem",
+        "summary": {"table": "idsentry-local"},
+        "request_bytes": 0,
+        "returned": 1,
+        "response_bytes": 300,
+        "shape": {"TableName": "idsentry-local", "Key": {}, "ConsistentRead": True},
+        "returned_shapes": [returned],
+    }
+
+    (step,) = build_plan([call], replay_targets(service), runtime.client)
+    item = runtime.client("dynamodb").get_item(**step["params"])["Item"]
+
+    assert step["shaped"] is True
+    assert set(item) == set(returned)
+    assert item["tags"] == {"L": [{"S": "x"}, {"N": "1"}]}
+    assert item["pk"]["S"].startswith(BENCH_KEY_PREFIX)
+    assert int(item["expires_at"]["N"]) > time.time()
+
+
+def shaped_update(condition: str, error_code: str | None = None) -> dict[str, Any]:
+    return {
+        "service": "dynamodb",
+        "operation": "UpdateItem",
+        "summary": {"table": "idsentry-local"},
+        "request_bytes": 300,
+        "error_code": error_code,
+        "shape": {
+            "TableName": "idsentry-local",
+            "Key": {"pk": {"S": "xxxx"}, "sk": {"S": "xxxx"}},
+            "UpdateExpression": "SET #s = :status, seen_at = if_not_exists(seen_at, :now)",
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {":status": {"S": "xxxxxx"}, ":now": {"N": "1111"}},
+            "ReturnValues": "ALL_NEW",
+        },
+        "returned_shapes": None,
+    }
+
+
+def test_shaped_write_sends_same_expressions(service: LocalService) -> None:
+    assert service.stack is not None
+    runtime = service.stack.runtime
+    call = shaped_update("attribute_not_exists(seen_at)")
+
+    (step,) = build_plan([call], replay_targets(service), runtime.client)
+    updated = runtime.client("dynamodb").update_item(**step["params"])["Attributes"]
+
+    assert step["shaped"] is True
+    assert step["params"]["UpdateExpression"] == call["shape"]["UpdateExpression"]
+    assert step["params"]["ConditionExpression"] == "attribute_not_exists(seen_at)"
+    assert updated["status"] == {"S": "xxxxxx"}
+
+
+def test_shaped_write_ends_as_recorded(service: LocalService) -> None:
+    """A write that passed for the function but fails on a new bench key is padded instead."""
+    assert service.stack is not None
+    runtime = service.stack.runtime
+    passed = shaped_update("attribute_exists(pk)")
+    failed = shaped_update("attribute_exists(pk)", "ConditionalCheckFailedException")
+
+    passed_step, failed_step = build_plan([passed, failed], replay_targets(service), runtime.client)
+
+    assert passed_step["shaped"] is False
+    assert "UpdateExpression" in passed_step["params"]
+    assert failed_step["shaped"] is True
+    with pytest.raises(ClientError, match="ConditionalCheckFailed"):
+        runtime.client("dynamodb").update_item(**failed_step["params"])
+
+
+def test_recorder_keeps_shapes_only_when_asked(service: LocalService) -> None:
+    assert service.stack is not None
+    runtime = service.stack.runtime
+    plain = CallRecorder()
+    shaped = CallRecorder(shapes=True)
+    client = runtime.client("dynamodb")
+    plain.watch(client)
+    shaped.watch(client)
+
+    try:
+        client.get_item(TableName="idsentry-local", Key={"pk": {"S": "NONE"}, "sk": {"S": "NONE"}})
+    finally:
+        # The client is the runtime's shared one: the recorders stop recording its later calls.
+        plain.active = shaped.active = False
+
+    assert "shape" not in plain.calls[-1]
+    assert shaped.calls[-1]["shape"]["Key"] == {"pk": {"S": "xxxx"}, "sk": {"S": "xxxx"}}
+    assert shaped.calls[-1]["returned_shapes"] == []
 
 
 def test_notifier_cold_start_no_stripe(notifier_cold_start: ColdStartResult) -> None:
