@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pypdf
 import pytest
 
+from idsentry.reports import pdf as pdf_module
 from idsentry.reports.document import Facts, Heading, Table
 from idsentry.reports.dossier import dossier_document, reference
 from idsentry.reports.html import render_html
@@ -173,6 +174,14 @@ def test_pdf_text_and_determinism():
     ):
         assert expected in text, expected
     assert RAW_ID_NUMBER not in text
+
+
+@pytest.mark.parametrize("locale", ["zh-CN", "en"])
+def test_font_range_gives_same_pdf(locale, monkeypatch):
+    document = dossier_document(_data(locale))
+    ranged = render_pdf(document)
+    monkeypatch.setattr(pdf_module, "drawn_codepoints", lambda document: None)
+    assert render_pdf(document) == ranged
 
 
 def test_english_pdf_text():

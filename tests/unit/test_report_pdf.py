@@ -11,7 +11,7 @@ import pytest
 from idsentry.reports import pdf as pdf_module
 from idsentry.reports.document import report_document
 from idsentry.reports.model import from_records, report_data
-from idsentry.reports.pdf import REPLACEMENT_CHARACTER, drawable, render_pdf
+from idsentry.reports.pdf import REPLACEMENT_CHARACTER, drawable, drawn_codepoints, render_pdf
 from infra.tools.report_samples import (
     GENERATED_AT,
     MASKED,
@@ -156,6 +156,25 @@ def test_own_widths_give_same_pdf(locale, monkeypatch):
         pdf_module._Writer, "width_of", lambda writer, value: writer.pdf.get_string_width(value)
     )
     assert _pdf(locale) == own
+
+
+@pytest.mark.parametrize("locale", ["zh-CN", "en"])
+def test_font_range_gives_same_pdf(locale, monkeypatch):
+    # The font loads only the characters the document can draw. The PDF must come out byte for
+    # byte as with every character of the font loaded.
+    ranged = _pdf(locale)
+    monkeypatch.setattr(pdf_module, "drawn_codepoints", lambda document: None)
+    assert _pdf(locale) == ranged
+
+
+def test_character_outside_range_raises(monkeypatch):
+    # 泄 is in the font. Left out of the collected characters, it must not print as □ silently.
+    def without_leak(document):
+        return [code for code in drawn_codepoints(document) if code != ord("泄")]
+
+    monkeypatch.setattr(pdf_module, "drawn_codepoints", without_leak)
+    with pytest.raises(RuntimeError, match="U\\+6CC4"):
+        _pdf("zh-CN")
 
 
 def test_own_width_equals_fpdf_width():

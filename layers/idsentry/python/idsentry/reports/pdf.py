@@ -10,6 +10,8 @@ same document gives the same bytes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from dataclasses import fields, is_dataclass
 from functools import cache
 from importlib.resources import as_file, files
 from pathlib import Path
@@ -39,7 +41,7 @@ from idsentry.reports.document import (
     Table,
 )
 from idsentry.reports.linebreak import break_lines
-from idsentry.reports.text import text
+from idsentry.reports.text import fixed_characters, text
 from idsentry.services.risk import Severity
 
 logger = logging.getLogger(__name__)
@@ -48,6 +50,8 @@ FONT_RESOURCE = "fonts/NotoSansSC-Subset.ttf"
 _FAMILY = "NotoSansSCSubset"
 # Drawn in place of a character the font subset does not contain.
 REPLACEMENT_CHARACTER = "□"
+# Drawn before each entry of a list.
+BULLET = "•"
 
 _PAGE_MARGIN = 15.0
 _BOTTOM_LIMIT = 18.0
@@ -96,6 +100,44 @@ def drawable(value: str, codepoints: frozenset[int]) -> tuple[str, int]:
     return replaced, missing
 
 
+def _strings(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif is_dataclass(value) and not isinstance(value, type):
+        for field in fields(value):
+            yield from _strings(getattr(value, field.name))
+    elif isinstance(value, list | tuple | frozenset | set):
+        for member in value:
+            yield from _strings(member)
+    elif isinstance(value, dict):
+        for key, member in value.items():
+            yield from _strings(key)
+            yield from _strings(member)
+
+
+@cache
+def _fixed_codepoints() -> frozenset[int]:
+    printable_ascii = range(0x20, 0x7F)
+    return frozenset(
+        {ord(character) for character in fixed_characters()}
+        | set(printable_ascii)
+        | {ord(REPLACEMENT_CHARACTER), ord(BULLET)}
+    )
+
+
+def drawn_codepoints(document: Document) -> list[int]:
+    """Return every character that drawing `document` can put on a page, sorted.
+
+    That is the document's own text, the fixed text of both locales (headings, labels, the
+    chart's months, the page footer), printable ASCII (digits and the page count), the list
+    bullet and □.
+    fpdf2 then reads the widths of these characters only, not of all 7,600 in the font: a
+    quarter of the time it takes to load the font.
+    """
+    characters = {ord(character) for value in _strings(document) for character in value}
+    return sorted(characters | _fixed_codepoints())
+
+
 def _rgb(color: str) -> tuple[int, int, int]:
     return int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16)
 
@@ -127,7 +169,7 @@ def render_pdf(document: Document) -> bytes:
     pdf.set_auto_page_break(False)
     pdf.c_margin = 0
     pdf.alias_nb_pages()
-    pdf.add_font(_FAMILY, "", str(font_path()))
+    pdf.add_font(_FAMILY, "", str(font_path()), unicode_range=drawn_codepoints(document))
     pdf.add_page()
 
     font = pdf.fonts[_FAMILY.lower()]
@@ -158,6 +200,7 @@ class _Writer:
 
     def __init__(self, pdf: FPDF, font: TTFFont) -> None:
         self.pdf = pdf
+        self.font = font
         self.widths = font.cw
         self.codepoints = frozenset(font.cmap)
         self.left = _PAGE_MARGIN
@@ -190,8 +233,25 @@ class _Writer:
 
     def drawable(self, value: str) -> str:
         result, replaced = drawable(value, self.codepoints)
+        if replaced:
+            self._check_in_range(value)
         self.replaced += replaced
         return result
+
+    def _check_in_range(self, value: str) -> None:
+        """Raise if a character that would print as □ is in the font after all.
+
+        The font loads only the characters of `drawn_codepoints`. A character that the font has
+        but the collection missed is a bug there, so it must not print as □.
+        """
+        font_codepoints = self.font.ttfont.getBestCmap()
+        for character in value:
+            codepoint = ord(character)
+            if codepoint not in self.codepoints and codepoint in font_codepoints:
+                raise RuntimeError(
+                    f"U+{codepoint:04X} is in the report font but not in the characters "
+                    "collected for this document (drawn_codepoints)"
+                )
 
     def width_of(self, value: str) -> float:
         """Return the width of `value` in the current font size, as fpdf2 would measure it.
@@ -297,7 +357,7 @@ class _Writer:
         for lines, size in parts:
             y += self.draw_lines(lines, self.left + 4, y, inner, size, color)
         for lines in reasons:
-            self.draw_lines(["•"], self.left + 4, y, 4, 9.5, color)
+            self.draw_lines([BULLET], self.left + 4, y, 4, 9.5, color)
             y += self.draw_lines(lines, self.left + 8, y, inner - 4, 9.5, color)
         self.pdf.set_y(top + height)
 
