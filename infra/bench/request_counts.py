@@ -114,13 +114,13 @@ NOTIFICATION_MINIMUM = {
         "the pepper (preference links, SMS window key) and the Twilio secret, once per instance",
     ),
     "dynamodb:BatchGetItem": Minimum(
-        1, 1, "profile, preferences, identifiers, alert, exposure and breach in one read"
+        1,
+        1,
+        "profile, preferences, identifiers, alert, exposure, breach and the SMS's ledger record "
+        "in one read",
     ),
     "dynamodb:GetItem": Minimum(
-        2,
-        2,
-        "the subscriber's wrapped data key and the number's SMS window; the SMS record's state "
-        "is read first too, which the claim's condition could answer",
+        2, 2, "the subscriber's wrapped data key and the number's SMS window"
     ),
     "kms:Decrypt": Minimum(1, 1, "unwrap the subscriber's data key, another subscriber's each job"),
     "dynamodb:UpdateItem": Minimum(

@@ -93,6 +93,16 @@ def _record_key(message_key: str) -> str:
     return f"NOTIFY#{message_key}"
 
 
+def record_key(message_key: str, channel: Channel) -> tuple[str, str]:
+    """Return the table key of one message's record on one channel, to read it with others."""
+    return _record_key(message_key), channel
+
+
+def record_state(record: dict[str, Any] | None) -> str | None:
+    """Return the state of a record read elsewhere (see `record_key`), or None without one."""
+    return str(record["state"]) if record else None
+
+
 class Ledger:
     """Delivery records of the main table, with the clock and the provider lookup injected.
 
@@ -118,8 +128,7 @@ class Ledger:
 
     def state(self, message_key: str, channel: Channel) -> str | None:
         """Return the record's state (`pending`, `retry`, `sent`, `failed`, `unknown`), or None."""
-        record = self.record(message_key, channel)
-        return str(record["state"]) if record else None
+        return record_state(self.record(message_key, channel))
 
     def already_sent(self, message_key: str, channel: Channel) -> bool:
         """Return whether this message went out or was settled on this channel for good."""

@@ -33,7 +33,7 @@ from idsentry.services import limits, otp, signin
 from idsentry.services.billing_links import billing_url
 from idsentry.services.deferrals import defer_alert_sms
 from idsentry.services.email_links import confirmation_url
-from idsentry.services.ledger import SETTLED_STATES, Channel, Ledger
+from idsentry.services.ledger import SETTLED_STATES, Channel, Ledger, record_key, record_state
 from idsentry.services.preferences import (
     PREFS_SK,
     Preferences,
@@ -574,13 +574,16 @@ def _send_alert(deps: NotifierDeps, ledger: Ledger, job: AlertJob) -> str:
     from idsentry.item_keys import BREACH_SORT_KEY
     from idsentry.models.breach import Breach
 
-    # One BatchGetItem reads everything the alert needs: contact, alert, exposure, breach.
+    # One BatchGetItem reads everything the alert needs: contact, alert, exposure, breach and
+    # the SMS's ledger record.
+    message_key = f"alert:{job.alert_id}"
     pk = f"SUB#{job.subscriber_id}"
     alert_sort_keys = (f"ALERT#{job.breach_name}", f"EXPOSURE#{job.breach_name}")
     ident_sort_keys = tuple(f"IDENT#{kind}" for kind in ALERT_KIND_ORDER)
     keys = [(pk, sk) for sk in dict.fromkeys(CONTACT_SORT_KEYS + alert_sort_keys + ident_sort_keys)]
     breach_key = (f"BREACH#{job.breach_name}", BREACH_SORT_KEY)
-    found = deps.table.get_many([*keys, breach_key])
+    sms_record_key = record_key(message_key, "sms")
+    found = deps.table.get_many([*keys, breach_key, sms_record_key])
     items = {sk: item for (item_pk, sk), item in found.items() if item_pk == pk}
     contact = _contact(deps, job.subscriber_id, items)
     alert = items.get(f"ALERT#{job.breach_name}")
@@ -606,10 +609,13 @@ def _send_alert(deps: NotifierDeps, ledger: Ledger, job: AlertJob) -> str:
         severity=alert["severity"],
         confidence=alert["confidence"],
     )
-    message_key = f"alert:{job.alert_id}"
+    # The record's state as read, unless reopening it below changes it. A duplicate delivery
+    # of the job may claim the SMS meanwhile; the claim's condition still lets one send.
+    sms_state = record_state(found.get(sms_record_key))
     if job.resend_sms_of:
         # Twilio's queue overflowed for the SMS of an earlier attempt: send it once more.
         ledger.reopen(message_key, "sms", job.resend_sms_of)
+        sms_state = ledger.state(message_key, "sms")
 
     outcome = "skipped"
     if contact.preferences.may_email("alerts"):
@@ -640,7 +646,7 @@ def _send_alert(deps: NotifierDeps, ledger: Ledger, job: AlertJob) -> str:
 
     if alert["severity"] not in SMS_SEVERITIES or not contact.preferences.may_sms(alert=True):
         return outcome
-    state = ledger.state(message_key, "sms")
+    state = sms_state
     if state in SETTLED_STATES:
         return outcome
     now = deps.clock()
