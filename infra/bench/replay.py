@@ -296,24 +296,9 @@ def _query(builder: _Builder, call: dict[str, Any], padding: int) -> dict[str, A
     summary = call["summary"]
     table = summary["table"]
     index = summary.get("index")
-    table_schema = builder.schema(table)
-    schema = table_schema.indexes.get(index, table_schema) if index else table_schema
-    if index and index not in table_schema.indexes:
-        raise ReplayError(f"index {index} of table {table} was not prepared for replay")
-    partition = _bench_value(schema.hash_type, uuid.uuid4())
-
-    returned = int(call.get("returned") or 0)
     size = _item_size(call)
-    items = []
-    for number in range(returned):
-        item = builder.item(table, size)
-        item[schema.hash_name] = partition
-        if schema.range_name and schema.range_type == "S":
-            item[schema.range_name] = {"S": f"BENCH#{number:06d}"}
-        elif schema.range_name:
-            item[schema.range_name] = {"N": str(number)}
-        items.append(item)
-    builder.write_items(table, items)
+    items = [builder.item(table, size) for _ in range(int(call.get("returned") or 0))]
+    schema, partition = _bench_partition(builder, call, items)
 
     params: dict[str, Any] = {
         "TableName": table,
@@ -326,6 +311,31 @@ def _query(builder: _Builder, call: dict[str, Any], padding: int) -> dict[str, A
     else:
         params["ConsistentRead"] = True
     return params
+
+
+def _bench_partition(
+    builder: _Builder, call: dict[str, Any], items: list[dict[str, Any]]
+) -> tuple[KeySchema, dict[str, str]]:
+    """Write `items` into a new bench partition of the queried table or index.
+
+    Returns the key schema that the query uses and the partition's key value. Each item gets
+    the partition key and a sort key of its own.
+    """
+    table = call["summary"]["table"]
+    index = call["summary"].get("index")
+    table_schema = builder.schema(table)
+    if index and index not in table_schema.indexes:
+        raise ReplayError(f"index {index} of table {table} was not prepared for replay")
+    schema = table_schema.indexes[index] if index else table_schema
+    partition = _bench_value(schema.hash_type, uuid.uuid4())
+    for number, item in enumerate(items):
+        item[schema.hash_name] = partition
+        if schema.range_name and schema.range_type == "S":
+            item[schema.range_name] = {"S": f"BENCH#{number:06d}"}
+        elif schema.range_name:
+            item[schema.range_name] = {"N": str(number)}
+    builder.write_items(table, items)
+    return schema, partition
 
 
 def _put_item(builder: _Builder, call: dict[str, Any], padding: int) -> dict[str, Any]:
@@ -620,22 +630,8 @@ def _shaped_query(builder: _Builder, call: dict[str, Any]) -> dict[str, Any] | N
     shape = call["shape"]
     table = call["summary"]["table"]
     index = call["summary"].get("index")
-    table_schema = builder.schema(table)
-    if index and index not in table_schema.indexes:
-        raise ReplayError(f"index {index} of table {table} was not prepared for replay")
-    schema = table_schema.indexes[index] if index else table_schema
-    partition = _bench_value(schema.hash_type, uuid.uuid4())
-
-    items = []
-    for number, item_shape in enumerate(found):
-        item = builder.shaped_item(table, item_shape, builder.key(table))
-        item[schema.hash_name] = partition
-        if schema.range_name and schema.range_type == "S":
-            item[schema.range_name] = {"S": f"BENCH#{number:06d}"}
-        elif schema.range_name:
-            item[schema.range_name] = {"N": str(number)}
-        items.append(item)
-    builder.write_items(table, items)
+    items = [builder.shaped_item(table, item, builder.key(table)) for item in found]
+    schema, partition = _bench_partition(builder, call, items)
 
     options = _read_options(shape)
     params: dict[str, Any] = {

@@ -679,6 +679,34 @@ def test_shaped_read_finds_same_attributes(service: LocalService) -> None:
     assert int(item["expires_at"]["N"]) > time.time()
 
 
+def test_shaped_query_keeps_projection(service: LocalService) -> None:
+    assert service.stack is not None
+    runtime = service.stack.runtime
+    returned = [item_shape({"pk": {"S": "WATCH#a"}, "sk": {"S": f"breach-{n}"}}) for n in (1, 2)]
+    call = {
+        "service": "dynamodb",
+        "operation": "Query",
+        "summary": {"table": "idsentry-local", "index": None},
+        "request_bytes": 0,
+        "returned": 2,
+        "response_bytes": 200,
+        "shape": {
+            "TableName": "idsentry-local",
+            "KeyConditionExpression": "pk = :key",
+            "ProjectionExpression": "sk",
+            "ExpressionAttributeValues": {":key": {"S": "xxxxxxx"}},
+        },
+        "returned_shapes": returned,
+    }
+
+    (step,) = build_plan([call], replay_targets(service), runtime.client)
+    response = runtime.client("dynamodb").query(**step["params"])
+
+    assert step["shaped"] is True
+    assert response["Count"] == 2
+    assert [set(item) for item in response["Items"]] == [{"sk"}, {"sk"}]
+
+
 def shaped_update(condition: str, error_code: str | None = None) -> dict[str, Any]:
     return {
         "service": "dynamodb",
