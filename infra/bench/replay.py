@@ -27,8 +27,8 @@ and sizes, and its writes send the function's own expressions and options with v
 same types and sizes. moto's time for a request depends on that structure, so a baseline of
 padded items would leave part of moto's work in the function's figure. A shaped write is used
 only when a trial on another new bench key ends as the function's call did (the same error
-code, or none); otherwise the call is replayed as above. Each plan step says which way it was
-built ("shaped").
+code, or none); otherwise the call is replayed as above. Each plan step records which way it
+was built ("shaped").
 """
 
 from __future__ import annotations
@@ -653,13 +653,13 @@ def _shaped_query(builder: _Builder, call: dict[str, Any]) -> dict[str, Any] | N
 
 def _write_options(shape: dict[str, Any]) -> dict[str, Any]:
     """Return a write's expressions, names, values and return options from its shape."""
-    kept = (
+    copied = (
         "UpdateExpression",
         "ConditionExpression",
         "ReturnValues",
         "ReturnValuesOnConditionCheckFailure",
     )
-    options = {name: shape[name] for name in kept if name in shape}
+    options = {name: shape[name] for name in copied if name in shape}
     expressions = (shape.get("UpdateExpression"), shape.get("ConditionExpression"))
     names = _used_names(shape.get("ExpressionAttributeNames"), *expressions)
     if names:
