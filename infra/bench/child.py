@@ -48,8 +48,8 @@ class CallRecorder:
     included) and request body bytes, and `after-call` keeps the HTTP status. With
     `thread_id` set, only calls made on that thread are kept, so background pollers of the
     same process do not count. With `shapes` set, each DynamoDB call also keeps the shapes of
-    its parameters and of the items it returned (`infra.bench.shapes`), from which the
-    cold-start bench builds a baseline that sends requests of the same structure.
+    its parameters and of the items it returned (`params_shape`, `response_shapes`), from which
+    the cold-start bench builds a baseline that sends requests of the same structure.
     """
 
     def __init__(self, thread_id: int | None = None, *, shapes: bool = False) -> None:
@@ -242,7 +242,7 @@ def returned_items(operation: str, parsed: dict[str, Any]) -> int:
 # not from subscribers. A binary value is written as {BYTES_KEY: base64}, so that a shape
 # survives the JSON that carries it between the bench's processes.
 
-# Request parameters that hold attribute values, and those kept as they are.
+# Request parameters that contain attribute values, and those kept as they are.
 _ITEM_PARAMETERS = ("Item", "Key")
 _KEPT_PARAMETERS = (
     "TableName",
@@ -263,9 +263,9 @@ _KEPT_PARAMETERS = (
 
 
 def _bytes(size: int, number: int = 0) -> dict[str, str]:
-    raw = number.to_bytes(max(size, (number.bit_length() + 7) // 8), "big") if number else b""
-    padded = raw.rjust(size, b"\0")
-    return {BYTES_KEY: base64.b64encode(padded).decode("ascii")}
+    # `number` big-endian, padded with zero bytes to `size` (longer if it does not fit).
+    raw = number.to_bytes(max(size, (number.bit_length() + 7) // 8), "big")
+    return {BYTES_KEY: base64.b64encode(raw).decode("ascii")}
 
 
 def _distinct_string(size: int, number: int) -> str:
@@ -320,6 +320,13 @@ def _request_shape(params: dict[str, Any]) -> dict[str, Any]:
     return shape
 
 
+def _write_request_shape(request: dict[str, Any]) -> dict[str, Any]:
+    """Return the shape of one BatchWriteItem request: a put's item or a delete's key."""
+    ((kind, body),) = request.items()
+    name = "Item" if kind == "PutRequest" else "Key"
+    return {kind: {name: item_shape(body[name])}}
+
+
 def params_shape(operation: str, params: dict[str, Any]) -> dict[str, Any] | None:
     """Return the shape of a DynamoDB request's parameters, or None for an unknown operation."""
     if operation in ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"):
@@ -334,17 +341,7 @@ def params_shape(operation: str, params: dict[str, Any]) -> dict[str, Any] | Non
     if operation == "BatchWriteItem":
         return {
             "RequestItems": {
-                table: [
-                    {
-                        kind: {
-                            "Item" if kind == "PutRequest" else "Key": item_shape(
-                                next(iter(body.values()))
-                            )
-                        }
-                    }
-                    for request in requests
-                    for kind, body in request.items()
-                ]
+                table: [_write_request_shape(request) for request in requests]
                 for table, requests in params.get("RequestItems", {}).items()
             }
         }

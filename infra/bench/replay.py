@@ -27,7 +27,7 @@ and sizes, and its writes send the function's own expressions and options with v
 same types and sizes. moto's time for a request depends on that structure, so a baseline of
 padded items would leave part of moto's work in the function's figure. A shaped write is used
 only when a trial on another new bench key ends as the function's call did (the same error
-code, or none); otherwise the call is replayed as above. Each plan step records which way it
+code, or none). Otherwise the call is replayed as above. Each plan step records which way it
 was built ("shaped").
 """
 
@@ -187,7 +187,7 @@ class _Builder:
         return f"attribute_exists({self.schema(table).hash_name})"
 
     def write_items(self, table: str, items: list[dict[str, Any]]) -> None:
-        """Write bench items now, for a replayed read to find; binary values may be encoded."""
+        """Write bench items now, for a replayed read to find. Binary values may be encoded."""
         dynamodb = self.clients("dynamodb")
         for start in range(0, len(items), BATCH_WRITE_LIMIT):
             chunk = items[start : start + BATCH_WRITE_LIMIT]
@@ -567,6 +567,9 @@ def _put_suppressed(builder: _Builder, call: dict[str, Any], padding: int) -> di
 
 # ---------------------------------------------------------------------------- shaped replays
 
+# Builds a call's parameters from its shapes, or returns None to replay it padded instead.
+ShapedReplay = Callable[[_Builder, dict[str, Any]], dict[str, Any] | None]
+
 
 def _used_names(names: dict[str, str] | None, *expressions: str | None) -> dict[str, str]:
     """Return the expression attribute names that the expressions kept in a replay use."""
@@ -705,7 +708,8 @@ def _trial_write(
     expected = call.get("error_code")
     if builder.ends_as(method, make(), expected):
         return make()
-    if not call.get("returned_shapes") or method == "transact_write_items":
+    # A transaction's response returns no items, so only a single write can be seeded.
+    if not call.get("returned_shapes"):
         return None
     trial = make()
     _seeded(builder, call, trial)
@@ -716,7 +720,7 @@ def _trial_write(
     return params
 
 
-def _shaped_single_write(method: str) -> Callable[[_Builder, dict[str, Any]], Any]:
+def _shaped_single_write(method: str) -> ShapedReplay:
     def replay(builder: _Builder, call: dict[str, Any]) -> dict[str, Any] | None:
         return _trial_write(
             builder, call, method, lambda: _write_body(builder, call["operation"], call["shape"])
@@ -771,9 +775,7 @@ def _shaped_transact_get(builder: _Builder, call: dict[str, Any]) -> dict[str, A
     return {"TransactItems": items}
 
 
-ShapedReplay = Callable[[_Builder, dict[str, Any]], "dict[str, Any] | None"]
-
-# DynamoDB operations replayed from shapes; None from a builder means "replay as unshaped".
+# The DynamoDB operations that a call recorded with shapes is replayed from.
 SHAPED_REPLAYS: dict[str, ShapedReplay] = {
     "GetItem": _shaped_get_item,
     "BatchGetItem": _shaped_batch_get,

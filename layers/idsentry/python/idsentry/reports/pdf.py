@@ -130,9 +130,8 @@ def drawn_codepoints(document: Document) -> list[int]:
 
     That is the document's own text, the fixed text of both locales (headings, labels, the
     chart's months, the page footer), printable ASCII (digits and the page count), the list
-    bullet and □.
-    fpdf2 then reads the widths of these characters only, not of all 7,600 in the font: a
-    quarter of the time it takes to load the font.
+    bullet and □. fpdf2 then reads the widths of these characters only, not of all 7,600 in the
+    font: loading the font took 17 ms instead of 25 ms when measured with the sample report.
     """
     characters = {ord(character) for value in _strings(document) for character in value}
     return sorted(characters | _fixed_codepoints())

@@ -124,7 +124,7 @@ class Ledger:
 
     def record(self, message_key: str, channel: Channel) -> dict[str, Any] | None:
         """Return the stored record of one message and channel, if any."""
-        return self._table.get(_record_key(message_key), channel)
+        return self._table.get(*record_key(message_key, channel))
 
     def state(self, message_key: str, channel: Channel) -> str | None:
         """Return the record's state (`pending`, `retry`, `sent`, `failed`, `unknown`), or None."""

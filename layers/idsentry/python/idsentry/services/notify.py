@@ -610,7 +610,7 @@ def _send_alert(deps: NotifierDeps, ledger: Ledger, job: AlertJob) -> str:
         confidence=alert["confidence"],
     )
     # The record's state as read, unless reopening it below changes it. A duplicate delivery
-    # of the job may claim the SMS meanwhile; the claim's condition still lets one send.
+    # of the job may claim the SMS meanwhile, but the claim's condition still lets one send.
     sms_state = record_state(found.get(sms_record_key))
     if job.resend_sms_of:
         # Twilio's queue overflowed for the SMS of an earlier attempt: send it once more.
@@ -646,16 +646,15 @@ def _send_alert(deps: NotifierDeps, ledger: Ledger, job: AlertJob) -> str:
 
     if alert["severity"] not in SMS_SEVERITIES or not contact.preferences.may_sms(alert=True):
         return outcome
-    state = sms_state
-    if state in SETTLED_STATES:
+    if sms_state in SETTLED_STATES:
         return outcome
     now = deps.clock()
     until = quiet_until(now, contact.preferences.timezone)
-    if state != "pending" and until is not None and alert["severity"] != Severity.CRITICAL:
+    if sms_state != "pending" and until is not None and alert["severity"] != Severity.CRITICAL:
         # The e-mail went now; the SMS waits for the morning, and the job comes back then.
         defer_alert_sms(deps.table, job, int(until.timestamp()), epoch(now))
         return _combined(outcome, "deferred")
-    if state is None and not take_alert_sms_budget(
+    if sms_state is None and not take_alert_sms_budget(
         deps.table, epoch(now), deps.sms_alert_daily_budget
     ):
         logger.info("alert sms held back by the daily budget", extra={"alert_id": job.alert_id})
@@ -673,7 +672,7 @@ def _send_alert(deps: NotifierDeps, ledger: Ledger, job: AlertJob) -> str:
             breach_title=breach.title,
         ),
         SMS_VALIDITY_SECONDS["alert"],
-        state,
+        sms_state,
         job,
     )
     return _combined(outcome, sms_outcome)
