@@ -158,6 +158,44 @@ def test_own_widths_give_same_pdf(locale, monkeypatch):
     assert _pdf(locale) == own
 
 
+def _placements(document: bytes) -> list[tuple[int, str, float, float] | tuple[int, tuple, str]]:
+    """Every piece of text with its position, and every link with its rectangle, page by page."""
+    found: list = []
+    for number, page in enumerate(pypdf.PdfReader(io.BytesIO(document)).pages):
+
+        def visit(value, cm, tm, font, size, number=number):
+            if value.strip():
+                found.append((number, value, round(tm[4], 2), round(tm[5], 2)))
+
+        page.extract_text(visitor_text=visit)
+        for annotation in page.get("/Annots", []):
+            link = annotation.get_object()
+            found.append((number, tuple(float(v) for v in link["/Rect"]), link["/A"]["/URI"]))
+    return found
+
+
+def _draw_lines_with_cells(writer, lines, x, y, size, color, link=""):
+    # The way the writer drew lines before: one fpdf2 cell per line.
+    writer.pdf.set_font(pdf_module._FAMILY, size=size)
+    writer.pdf.set_text_color(*pdf_module._rgb(color))
+    height = writer.line_height(size)
+    for index, line in enumerate(lines):
+        writer.pdf.set_xy(x, y + index * height)
+        writer.pdf.cell(writer.width, height, line, link=link)
+    return height * len(lines)
+
+
+@pytest.mark.parametrize("locale", ["zh-CN", "en"])
+def test_lines_and_links_sit_where_cells_put_them(locale, monkeypatch):
+    # The writer draws text without fpdf2's cells. Every string and link must land where a cell
+    # would have put it.
+    drawn = _placements(_pdf(locale))
+    monkeypatch.setattr(pdf_module._Writer, "draw_lines", _draw_lines_with_cells)
+    with_cells = _placements(_pdf(locale))
+    assert any(len(placement) == 3 for placement in drawn)
+    assert drawn == with_cells
+
+
 @pytest.mark.parametrize("locale", ["zh-CN", "en"])
 def test_font_range_gives_same_pdf(locale, monkeypatch):
     # The font loads only the characters the document can draw. The PDF must come out byte for

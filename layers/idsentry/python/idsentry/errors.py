@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 class ConfigurationError(RuntimeError):
@@ -44,6 +48,13 @@ class NotFoundError(DomainError):
     """The addressed resource does not exist or has expired."""
 
     status = 404
+
+
+class AccountNotFoundError(NotFoundError):
+    """The token names an account whose profile is gone (it was deleted)."""
+
+    def __init__(self) -> None:
+        super().__init__("account.not_found")
 
 
 class ConflictError(DomainError):
@@ -99,3 +110,21 @@ class ProviderError(RuntimeError):
 
 class PoisonMessageError(ValueError):
     """A queue message that can never be processed; it goes to the DLQ after its retries."""
+
+
+def pydantic_problems(exc: ValidationError) -> list[FieldProblem]:
+    """Turn a body model's validation errors into field problems with catalogue codes."""
+    problems = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"]) or "body"
+        kind = error["type"]
+        if kind == "missing":
+            problems.append(FieldProblem(field, "field.missing"))
+        elif kind == "extra_forbidden":
+            problems.append(FieldProblem(field, "field.unknown"))
+        elif kind == "string_too_long":
+            limit = str(error.get("ctx", {}).get("max_length", ""))
+            problems.append(FieldProblem(field, "field.too_long", {"max_length": limit}))
+        else:
+            problems.append(FieldProblem(field, "field.invalid_type"))
+    return problems

@@ -7,9 +7,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
-from idsentry.errors import FieldProblem, RequestValidationError
+from idsentry.errors import FieldProblem, RequestValidationError, pydantic_problems
 from idsentry.i18n import SUPPORTED_LOCALES, Locale
-from idsentry.models.signup import is_known_timezone, pydantic_problems
+from idsentry.models.signup import is_known_timezone
 
 
 class EmailListsBody(BaseModel):

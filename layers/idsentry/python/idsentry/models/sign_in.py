@@ -7,8 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from idsentry import identifiers
-from idsentry.errors import FieldProblem, RequestValidationError
-from idsentry.models.signup import pydantic_problems
+from idsentry.errors import FieldProblem, RequestValidationError, pydantic_problems
 
 
 class SignInBody(BaseModel):

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from idsentry import identifiers
 from idsentry.consents import CURRENT_VERSIONS, MISSING_CODES, ConsentKind, required_consents
-from idsentry.errors import FieldProblem, RequestValidationError
+from idsentry.errors import FieldProblem, RequestValidationError, pydantic_problems
 from idsentry.i18n import SUPPORTED_LOCALES
 
 PLANS = ("monthly", "annual")
@@ -89,24 +89,6 @@ def is_known_timezone(name: str) -> bool:
     except (ZoneInfoNotFoundError, ValueError):
         return False
     return True
-
-
-def pydantic_problems(exc: ValidationError) -> list[FieldProblem]:
-    """Turn a body model's validation errors into field problems with catalogue codes."""
-    problems = []
-    for error in exc.errors():
-        field = ".".join(str(part) for part in error["loc"]) or "body"
-        kind = error["type"]
-        if kind == "missing":
-            problems.append(FieldProblem(field, "field.missing"))
-        elif kind == "extra_forbidden":
-            problems.append(FieldProblem(field, "field.unknown"))
-        elif kind == "string_too_long":
-            limit = str(error.get("ctx", {}).get("max_length", ""))
-            problems.append(FieldProblem(field, "field.too_long", {"max_length": limit}))
-        else:
-            problems.append(FieldProblem(field, "field.invalid_type"))
-    return problems
 
 
 def _check_identifier(problems: list[FieldProblem], canonicalize: Any, raw: str) -> str | None:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from idsentry.adapters.table import MainTable
-from idsentry.errors import NotFoundError
+from idsentry.errors import AccountNotFoundError
 from idsentry.item_keys import BREACH_SORT_KEY, DEFER_SK, deferral_pk
 from idsentry.models.account import PreferencesChange
 from idsentry.services import unsubscribe
@@ -26,13 +26,6 @@ IDENTIFIER_ORDER = ("id_number", "bank_card", "mobile", "email")
 CHANNELS = ("email", "sms")
 # BatchGetItem reads at most 100 keys.
 _BATCH_KEYS = 100
-
-
-class AccountNotFoundError(NotFoundError):
-    """The token names an account whose profile is gone (it was deleted)."""
-
-    def __init__(self) -> None:
-        super().__init__("account.not_found")
 
 
 def _iso(epoch_seconds: Any) -> str | None:

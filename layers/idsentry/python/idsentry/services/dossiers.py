@@ -19,9 +19,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from idsentry.adapters.table import put_write
-from idsentry.errors import FieldProblem, NotFoundError, RequestValidationError
+from idsentry.errors import FieldProblem, NotFoundError, RequestValidationError, pydantic_problems
 from idsentry.i18n import Locale
-from idsentry.models.signup import pydantic_problems
 from idsentry.object_keys import dossier_file_key
 from idsentry.reports.model import DossierData, ReportDataError
 from idsentry.services.audit import AuditRecord, AuditTrail

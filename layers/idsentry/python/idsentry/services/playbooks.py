@@ -20,12 +20,15 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
 
 from idsentry.adapters.table import MainTable
-from idsentry.errors import NotFoundError, RequestValidationError
+from idsentry.errors import (
+    AccountNotFoundError,
+    NotFoundError,
+    RequestValidationError,
+    pydantic_problems,
+)
 from idsentry.i18n import Locale
 from idsentry.item_keys import BREACH_SORT_KEY
 from idsentry.models.breach import Breach, DataKind
-from idsentry.models.signup import pydantic_problems
-from idsentry.services.account import AccountNotFoundError
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,12 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 from idsentry.adapters.queue import JobQueue
 from idsentry.adapters.table import MainTable
 from idsentry.clock import SHANGHAI
-from idsentry.errors import FieldProblem, RequestValidationError
+from idsentry.errors import (
+    AccountNotFoundError,
+    FieldProblem,
+    RequestValidationError,
+    pydantic_problems,
+)
 from idsentry.i18n import Locale
 from idsentry.models.jobs import CheckReminderJob
 from idsentry.services.entitled_runs import PAGE_SIZE, run_over_entitled
@@ -74,7 +79,6 @@ class CheckResult:
 
 def parse_check_result(payload: dict[str, Any]) -> CheckResult:
     """Validate a check result. Raises RequestValidationError listing every invalid field."""
-    from idsentry.models.signup import pydantic_problems
     from idsentry.services.playbooks import load_config
 
     try:
@@ -108,8 +112,6 @@ def record_check(
     table: MainTable, subscriber_id: str, result: CheckResult, now: datetime, locale: Locale
 ) -> dict[str, Any]:
     """Store this quarter's result of one check and return it with the change from last time."""
-    from idsentry.services.account import AccountNotFoundError
-
     quarter = quarter_of(now)
     profile = table.get(f"SUB#{subscriber_id}", "PROFILE")
     if profile is None or profile.get("deletion_requested_at"):
