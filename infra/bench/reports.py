@@ -36,7 +36,7 @@ from idsentry.i18n import SUPPORTED_LOCALES
 from idsentry.reports.document import report_document
 from idsentry.reports.html import render_html
 from idsentry.reports.model import from_records, report_data
-from idsentry.reports.pdf import font_path, render_pdf
+from idsentry.reports.pdf import add_report_font, render_pdf
 from infra.bench.reconcile import DEFAULT_OBJECTS, ReconcileBench, measure_reconciliation
 from infra.bench.report import table
 from infra.bench.request_counts import BenchFailedError
@@ -99,10 +99,13 @@ def plain_html(lines: list[str], style: str, locale: str) -> str:
 
 
 def plain_pdf(lines: list[str]) -> bytes:
-    """Write the PDF baseline: the same lines in the same font, one multi_cell each, no layout."""
+    """Write the PDF baseline: the same lines in the same font, one multi_cell each, no layout.
+
+    The font is the subset that the report loads for these characters, with only their widths.
+    """
     pdf = FPDF(format="A4")
     pdf.set_auto_page_break(auto=True, margin=15)
-    pdf.add_font("body", "", str(font_path()))
+    add_report_font(pdf, "body", sorted({ord(character) for line in lines for character in line}))
     pdf.set_font("body", size=10)
     pdf.add_page()
     for line in lines:

@@ -1,13 +1,13 @@
-"""Subset Noto Sans SC to the characters reports need and write the PDF font the layer ships.
+"""Subset Noto Sans SC to the characters reports need and write the two PDF fonts the layer ships.
 
     .venv/bin/python -m infra.tools.subset_font --source NotoSansSC_400Regular.ttf \
-        [--output layers/idsentry/python/idsentry/reports/fonts/NotoSansSC-Subset.ttf] \
-        [--hanzi-levels 1,2]
+        [--output-dir layers/idsentry/python/idsentry/reports/fonts]
 
-The subset keeps printable ASCII, Latin-1, general punctuation, CJK symbols and punctuation,
-full-width forms, every GB 2312 symbol and the hanzi of the chosen GB 2312 levels. Level 1
-has the 3,755 most common hanzi and level 2 another 3,008. Every character of the reports'
-fixed text and of the playbook configuration is kept too. Hinting and the OpenType layout
+Both subsets keep printable ASCII, Latin-1, general punctuation, CJK symbols and punctuation,
+full-width forms, every GB 2312 symbol and the 3,755 level-1 hanzi of GB 2312 (the most
+common ones), and every character of the reports' fixed text and of the playbook
+configuration. The full subset (`NotoSansSC-Subset.ttf`) keeps the 3,008 level-2 hanzi too;
+the common one (`NotoSansSC-Common.ttf`) does not. Hinting and the OpenType layout
 tables are dropped, because fpdf2 uses neither. The same source gives the same bytes.
 `reports/fonts/README.md` names the package the source font comes from.
 """
@@ -26,10 +26,13 @@ _LAYER = str(ROOT / "layers" / "idsentry" / "python")
 if _LAYER not in sys.path:
     sys.path.insert(0, _LAYER)
 
+from idsentry.reports.pdf import COMMON_FONT, FULL_FONT  # noqa: E402
 from idsentry.reports.text import fixed_characters  # noqa: E402
 from idsentry.services.playbooks import load_config  # noqa: E402
 
-DEFAULT_OUTPUT = ROOT / "layers/idsentry/python/idsentry/reports/fonts/NotoSansSC-Subset.ttf"
+DEFAULT_OUTPUT_DIR = ROOT / "layers/idsentry/python/idsentry/reports/fonts"
+# The file of each subset, with the GB 2312 hanzi levels that it keeps.
+SUBSETS = ((Path(FULL_FONT).name, {1, 2}), (Path(COMMON_FONT).name, {1}))
 FAMILY = "Noto Sans SC Subset"
 POSTSCRIPT_NAME = "NotoSansSCSubset-Regular"
 # GB 2312 rows (区): 1-9 contain symbols, 16-55 the level-1 hanzi, 56-87 the level-2 hanzi.
@@ -153,7 +156,7 @@ def _rename(font: TTFont) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Write the subset and report its size and the characters the source lacks."""
+    """Write both subsets and report their sizes and the characters the source lacks."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--source",
@@ -162,33 +165,30 @@ def main(argv: list[str] | None = None) -> int:
         help="path of NotoSansSC_400Regular.ttf from the npm package",
     )
     parser.add_argument(
-        "--output", type=Path, default=DEFAULT_OUTPUT, help="where to write the subset"
-    )
-    parser.add_argument(
-        "--hanzi-levels",
-        default="1,2",
-        help="GB 2312 hanzi levels to keep: 1 or 1,2 (default 1,2)",
+        "--output-dir",
+        type=Path,
+        default=DEFAULT_OUTPUT_DIR,
+        help="folder to write both subsets to (default: the layer's report fonts)",
     )
     args = parser.parse_args(argv)
-    levels = {int(level) for level in args.hanzi_levels.split(",")}
-    if not levels <= set(_LEVEL_ROWS):
-        parser.error("--hanzi-levels takes 1 or 1,2")
 
-    font, missing = build_subset(args.source, levels)
-    required = (fixed_characters() | config_characters()) & missing
-    if required:
-        listing = " ".join(f"U+{ord(character):04X}" for character in sorted(required))
-        raise SystemExit(
-            f"the source font lacks characters the reports use: {listing}. "
-            "Use a source font that has them, or change the text."
-        )
+    for name, levels in SUBSETS:
+        font, missing = build_subset(args.source, levels)
+        required = (fixed_characters() | config_characters()) & missing
+        if required:
+            listing = " ".join(f"U+{ord(character):04X}" for character in sorted(required))
+            raise SystemExit(
+                f"the source font lacks characters the reports use: {listing}. "
+                "Use a source font that has them, or change the text."
+            )
 
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    font.save(args.output)
-    glyphs = len(font.getGlyphOrder())
-    print(f"wrote {args.output} ({args.output.stat().st_size} bytes, {glyphs} glyphs)")
-    if missing:
-        print(f"skipped {len(missing)} characters outside the fixed text that the source lacks")
+        output = args.output_dir / name
+        output.parent.mkdir(parents=True, exist_ok=True)
+        font.save(output)
+        glyphs = len(font.getGlyphOrder())
+        print(f"wrote {output} ({output.stat().st_size} bytes, {glyphs} glyphs)")
+        if missing:
+            print(f"skipped {len(missing)} characters outside the fixed text that the source lacks")
     return 0
 
 

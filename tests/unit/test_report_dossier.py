@@ -15,6 +15,7 @@ from idsentry.reports.html import render_html
 from idsentry.reports.model import DossierData, ReportDataError, from_records
 from idsentry.reports.pdf import render_pdf
 from infra.tools.report_samples import GENERATED_AT, MASKED, SUBSCRIBER_ID, sample_records
+from tests.unit.test_report_pdf import add_font_with_every_character
 
 pytestmark = pytest.mark.unit
 
@@ -180,7 +181,7 @@ def test_pdf_text_and_determinism():
 def test_font_range_gives_same_pdf(locale, monkeypatch):
     document = dossier_document(_data(locale))
     ranged = render_pdf(document)
-    monkeypatch.setattr(pdf_module, "drawn_codepoints", lambda document: None)
+    monkeypatch.setattr(pdf_module, "_add_font", add_font_with_every_character)
     assert render_pdf(document) == ranged
 
 

@@ -1,25 +1,40 @@
-"""The bundled PDF font: TrueType outlines, its licence beside it, and every fixed character."""
+"""The bundled PDF fonts: TrueType outlines, the licence beside them, every fixed character,
+and exactly the level-2 hanzi of GB 2312 between the common and the full subset."""
 
 from __future__ import annotations
 
 import pytest
 from fontTools.ttLib import TTFont
 
-from idsentry.reports.pdf import font_path
+from idsentry.reports.pdf import COMMON_FONT, FULL_FONT, font_path, is_level_two_hanzi
 from idsentry.reports.text import TEXT, fixed_characters
 from infra.tools.subset_font import config_characters, gb2312_characters
 
 pytestmark = pytest.mark.unit
 
 
-@pytest.fixture(scope="module")
-def font() -> TTFont:
-    return TTFont(font_path(), lazy=True)
+LEVEL_ONE = gb2312_characters(range(16, 56))
+LEVEL_TWO = gb2312_characters(range(56, 88))
+
+
+@pytest.fixture(scope="module", params=[FULL_FONT, COMMON_FONT])
+def font(request) -> TTFont:
+    return TTFont(font_path(request.param), lazy=True)
 
 
 @pytest.fixture(scope="module")
 def cmap(font) -> set[int]:
     return set(font.getBestCmap())
+
+
+@pytest.fixture(scope="module")
+def full_cmap() -> set[int]:
+    return set(TTFont(font_path(FULL_FONT), lazy=True).getBestCmap())
+
+
+@pytest.fixture(scope="module")
+def common_cmap() -> set[int]:
+    return set(TTFont(font_path(COMMON_FONT), lazy=True).getBestCmap())
 
 
 def test_font_has_truetype_outlines(font):
@@ -60,17 +75,38 @@ def test_every_playbook_character_is_in_font(cmap):
     assert missing == []
 
 
-def test_gb2312_hanzi_both_levels_are_in_font(cmap):
-    level_one = gb2312_characters(range(16, 56))
-    level_two = gb2312_characters(range(56, 88))
-    assert len(level_one) == 3755
-    assert len(level_two) == 3008
-    assert {character for character in level_one | level_two if ord(character) not in cmap} == set()
+def test_gb2312_level_one_hanzi_are_in_font(cmap):
+    assert len(LEVEL_ONE) == 3755
+    assert {character for character in LEVEL_ONE if ord(character) not in cmap} == set()
 
 
-def test_font_stays_small():
-    # The subset is about 2.3 MB, while the full Noto Sans SC Regular is over 10 MB.
-    assert font_path().stat().st_size < 2_500_000
+def test_full_subset_has_level_two_hanzi(full_cmap):
+    assert len(LEVEL_TWO) == 3008
+    assert {character for character in LEVEL_TWO if ord(character) not in full_cmap} == set()
+
+
+def test_subsets_differ_by_level_two_hanzi(full_cmap, common_cmap):
+    # The PDF writer loads the full subset only for a level-2 hanzi, so every character that
+    # only the full subset has must be one, and the common subset must have all the others.
+    only_full = full_cmap - common_cmap
+    assert common_cmap <= full_cmap
+    assert len(only_full) > 2900
+    assert [code for code in only_full if not is_level_two_hanzi(code)] == []
+    assert {chr(code) for code in only_full} == LEVEL_TWO - fixed_characters() - config_characters()
+
+
+def test_level_two_check_by_character():
+    assert is_level_two_hanzi(ord("鬻"))
+    assert not is_level_two_hanzi(ord("泄"))
+    assert not is_level_two_hanzi(ord("A"))
+    assert not is_level_two_hanzi(ord("한"))
+    assert not is_level_two_hanzi(ord("、"))
+
+
+def test_fonts_stay_small():
+    # The subsets are about 2.3 MB and 1.3 MB, while the full Noto Sans SC Regular is over 10 MB.
+    assert font_path(FULL_FONT).stat().st_size < 2_500_000
+    assert font_path(COMMON_FONT).stat().st_size < 1_400_000
 
 
 def test_font_glyph_names_and_cmap(font):

@@ -136,6 +136,45 @@ def test_title_outside_font_still_renders():
     assert f"{REPLACEMENT_CHARACTER * 2} {REPLACEMENT_CHARACTER * 2}" in text
 
 
+def _fonts_loaded(monkeypatch, locale, change=None) -> tuple[list[str], bytes]:
+    loaded: list[str] = []
+    real_font_path = pdf_module.font_path
+
+    def recording(resource=pdf_module.FULL_FONT):
+        loaded.append(resource)
+        return real_font_path(resource)
+
+    monkeypatch.setattr(pdf_module, "font_path", recording)
+    return loaded, _pdf(locale, change)
+
+
+@pytest.mark.parametrize("locale", ["zh-CN", "en"])
+def test_common_text_loads_common_font(locale, monkeypatch):
+    loaded, _ = _fonts_loaded(monkeypatch, locale)
+    assert loaded == [pdf_module.COMMON_FONT]
+
+
+def test_rare_hanzi_loads_full_font(monkeypatch):
+    # 鬻 and 犭 are level-2 hanzi of GB 2312: only the full subset has them.
+    def rare(partition, related):
+        related[("BREACH#ExampleShop", "BREACH")]["title"] = "鬻犭商城"
+
+    loaded, document = _fonts_loaded(monkeypatch, "zh-CN", rare)
+    _, text = _extract(document)
+    assert loaded == [pdf_module.COMMON_FONT, pdf_module.FULL_FONT]
+    assert "鬻犭商城" in text
+    assert REPLACEMENT_CHARACTER not in text
+
+
+def test_script_outside_both_fonts_loads_common_font(monkeypatch):
+    # The full subset has no Korean either, so loading it would change nothing.
+    def korean(partition, related):
+        related[("BREACH#ExampleShop", "BREACH")]["title"] = "한국 쇼핑"
+
+    loaded, _ = _fonts_loaded(monkeypatch, "zh-CN", korean)
+    assert loaded == [pdf_module.COMMON_FONT]
+
+
 def test_raw_identifier_never_appears():
     def plant(partition, related):
         partition["IDENT#id_number"]["value"] = RAW_ID_NUMBER
@@ -196,12 +235,18 @@ def test_lines_and_links_sit_where_cells_put_them(locale, monkeypatch):
     assert drawn == with_cells
 
 
+def add_font_with_every_character(pdf, family, resource, codepoints):
+    """Load the widths of every character of the font, as fpdf2 does without a range."""
+    pdf.add_font(family, "", str(pdf_module.font_path(resource)))
+    return pdf.fonts[family.lower()]
+
+
 @pytest.mark.parametrize("locale", ["zh-CN", "en"])
 def test_font_range_gives_same_pdf(locale, monkeypatch):
     # The font loads only the characters the document can draw. The PDF must come out byte for
     # byte as with every character of the font loaded.
     ranged = _pdf(locale)
-    monkeypatch.setattr(pdf_module, "drawn_codepoints", lambda document: None)
+    monkeypatch.setattr(pdf_module, "_add_font", add_font_with_every_character)
     assert _pdf(locale) == ranged
 
 
