@@ -60,7 +60,7 @@ def _seed_watchers(service: LocalService, count: int) -> list[str]:
     from idsentry.adapters.batch import BatchTable
     from idsentry.crypto import Pepper
     from idsentry.identifiers import canonical_id_number
-    from idsentry.services.exposures import watch_pk
+    from idsentry.item_keys import watch_pk
 
     assert service.stack is not None
     runtime = service.stack.runtime

@@ -24,7 +24,7 @@ from idsentry.identifiers import (
     canonical_mobile,
     mask,
 )
-from idsentry.services.exposures import watch_pk
+from idsentry.item_keys import watch_pk
 from infra.bench.notifications import SeededAlert, seed_alerts
 from infra.bench.workload import IdentityFactory
 from infra.chaos.harness import FaultStack

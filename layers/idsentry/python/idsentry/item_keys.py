@@ -6,6 +6,11 @@ the writer's models.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from idsentry.crypto import Fingerprint
+
 # Sort key of a breach's catalogue item, whose partition key names the breach.
 BREACH_SORT_KEY = "BREACH"
 # Sort key of an alert SMS deferred for quiet hours.
@@ -15,3 +20,8 @@ DEFER_SK = "DEFER"
 def deferral_pk(job_id: str) -> str:
     """Return the partition key of a deferred job's item."""
     return f"DEFER#{job_id}"
+
+
+def watch_pk(kind: str, fingerprint: Fingerprint) -> str:
+    """Return the key of the watch item of one fingerprint."""
+    return f"WATCH#{kind}#{fingerprint.version}#{fingerprint.value}"

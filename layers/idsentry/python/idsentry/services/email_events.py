@@ -19,8 +19,8 @@ from idsentry.adapters.table import MainTable
 from idsentry.clock import Clock, epoch
 from idsentry.crypto import Pepper
 from idsentry.identifiers import IdentifierError, canonical_email
+from idsentry.item_keys import watch_pk
 from idsentry.models.ses_events import NOT_SPAM_FEEDBACK, SesEvent
-from idsentry.services.exposures import watch_pk
 from idsentry.services.ledger import sent_email_subject
 from idsentry.services.preferences import set_email_state
 

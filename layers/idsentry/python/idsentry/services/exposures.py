@@ -18,17 +18,13 @@ from idsentry.adapters.batch import BatchTable
 from idsentry.adapters.bus import EventPublisher, PublishError
 from idsentry.adapters.table import MainTable, Write, update_write
 from idsentry.crypto import Fingerprint
+from idsentry.item_keys import watch_pk
 from idsentry.models.events import ExposureDetected
 
 logger = logging.getLogger(__name__)
 
 FoundBy = Literal["dataset", "index", "hibp"]
 ANNOUNCE_CLAIM_SECONDS = 60
-
-
-def watch_pk(kind: str, fingerprint: Fingerprint) -> str:
-    """Return the key of the watch item of one fingerprint."""
-    return f"WATCH#{kind}#{fingerprint.version}#{fingerprint.value}"
 
 
 def watch_writes(

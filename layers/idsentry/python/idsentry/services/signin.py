@@ -35,9 +35,9 @@ from idsentry.errors import (
 )
 from idsentry.ids import new_id
 from idsentry.index_keys import sign_in_index_key
+from idsentry.item_keys import watch_pk
 from idsentry.models.jobs import SignInCodeJob
 from idsentry.services import code_requests, otp, phone_reconfirm, tokens
-from idsentry.services.exposures import watch_pk
 from idsentry.settings.codes import SignInSettings
 
 logger = logging.getLogger(__name__)

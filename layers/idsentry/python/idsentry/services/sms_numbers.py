@@ -16,7 +16,7 @@ import phonenumbers
 from idsentry.adapters.table import MainTable
 from idsentry.crypto import Fingerprint, Pepper
 from idsentry.identifiers import IdentifierError, canonical_mobile
-from idsentry.services.exposures import watch_pk
+from idsentry.item_keys import watch_pk
 
 # BatchGetItem reads at most 100 keys.
 _BATCH_KEYS = 100
