@@ -87,10 +87,15 @@ __all__ = [
 
 @dataclass
 class ChildRun:
-    """One child process: its parsed result and the wall time of the whole process."""
+    """One child process: its parsed result and the wall time of the whole process.
+
+    `shaped` is for a same-work run: how many of its DynamoDB requests have the structure of the
+    function's, and how many DynamoDB requests it made.
+    """
 
     result: dict[str, Any]
     wall_s: float
+    shaped: tuple[int, int] = (0, 0)
 
     @property
     def elapsed_s(self) -> float:
@@ -188,8 +193,6 @@ class ColdStartBench:
         self.seeder = Seeder(service)
         self.context = ColdStartContext(service=service, seeder=self.seeder, workdir=workdir)
         self.failures: list[ColdStartFailure] = []
-        # Of the last same-work plan: DynamoDB steps built from shapes, and all its DynamoDB steps.
-        self.last_shaped = (0, 0)
         self._environments = {
             request.logical_id: self._child_environment(self.runtime.functions[request.logical_id])
             for request in self.requests
@@ -321,7 +324,6 @@ class ColdStartBench:
         """Import the recorded modules, create the recorded clients and replay the calls."""
         plan = build_plan(recorded["calls"], replay_targets, self.client)
         dynamodb_steps = [step for step in plan if step["service"] == "dynamodb"]
-        self.last_shaped = (sum(step["shaped"] for step in dynamodb_steps), len(dynamodb_steps))
         spec = {
             "mode": "baseline",
             "sys_path": [],
@@ -333,7 +335,9 @@ class ColdStartBench:
             "provider_calls": target.replayed_provider_calls(recorded),
             **target.baseline_extras(self.context),
         }
-        return self._spawn(target, spec)
+        run = self._spawn(target, spec)
+        run.shaped = (sum(step["shaped"] for step in dynamodb_steps), len(dynamodb_steps))
+        return run
 
     def run_boto3_only(self, target: FirstRequest, service_name: str) -> ChildRun:
         """Import boto3 and create one client in a fresh process."""
@@ -511,7 +515,7 @@ class ColdStartBench:
             runs=self.runs,
             first=first,
             source=self._source(target),
-            shaped=self.last_shaped,
+            shaped=first["baseline"].shaped,
         )
         self._check_calls(target, "same-work", first["baseline"], expected)
         if target.session_baseline:
