@@ -6,8 +6,9 @@
 Both subsets keep printable ASCII, Latin-1, general punctuation, CJK symbols and punctuation,
 full-width forms, every GB 2312 symbol and the 3,755 level-1 hanzi of GB 2312 (the most
 common ones), and every character of the reports' fixed text and of the playbook
-configuration. The full subset (`NotoSansSC-Subset.ttf`) keeps the 3,008 level-2 hanzi too;
-the common one (`NotoSansSC-Common.ttf`) does not. Hinting and the OpenType layout
+configuration. The full subset (`NotoSansSC-Subset.ttf`) keeps every other hanzi of the CJK
+Unified Ideographs block that the source has too (GB 2312's level 2, and characters of names
+and brands such as 堃, 喆 and 玥); the common one (`NotoSansSC-Common.ttf`) does not. Hinting and the OpenType layout
 tables are dropped, because fpdf2 uses neither. The same source gives the same bytes.
 `reports/fonts/README.md` names the package the source font comes from.
 """
@@ -26,18 +27,18 @@ _LAYER = str(ROOT / "layers" / "idsentry" / "python")
 if _LAYER not in sys.path:
     sys.path.insert(0, _LAYER)
 
-from idsentry.reports.pdf import COMMON_FONT, FULL_FONT  # noqa: E402
+from idsentry.reports.pdf import CJK_UNIFIED_IDEOGRAPHS, COMMON_FONT, FULL_FONT  # noqa: E402
 from idsentry.reports.text import fixed_characters  # noqa: E402
 from idsentry.services.playbooks import load_config  # noqa: E402
 
 DEFAULT_OUTPUT_DIR = ROOT / "layers/idsentry/python/idsentry/reports/fonts"
-# The file of each subset, with the GB 2312 hanzi levels that it keeps.
-SUBSETS = ((Path(FULL_FONT).name, {1, 2}), (Path(COMMON_FONT).name, {1}))
+# The file of each subset, and whether it keeps the whole CJK Unified Ideographs block.
+SUBSETS = ((Path(FULL_FONT).name, True), (Path(COMMON_FONT).name, False))
 FAMILY = "Noto Sans SC Subset"
 POSTSCRIPT_NAME = "NotoSansSCSubset-Regular"
-# GB 2312 rows (区): 1-9 contain symbols, 16-55 the level-1 hanzi, 56-87 the level-2 hanzi.
+# GB 2312 rows (区): 1-9 contain symbols, 16-55 the level-1 hanzi.
 _SYMBOL_ROWS = range(1, 10)
-_LEVEL_ROWS = {1: range(16, 56), 2: range(56, 88)}
+_LEVEL_ONE_ROWS = range(16, 56)
 _RANGES = (
     (0x20, 0x7E),  # printable ASCII
     (0xA0, 0xFF),  # Latin-1 Supplement
@@ -81,16 +82,16 @@ def config_characters() -> set[str]:
     return found
 
 
-def characters_to_keep(levels: set[int]) -> set[str]:
-    """Return the characters the subset should keep, before checking that the source has them."""
+def characters_to_keep(full: bool) -> set[str]:
+    """Return the characters a subset should keep, before checking that the source has them."""
     keep = {chr(code) for start, end in _RANGES for code in range(start, end + 1)}
-    keep |= gb2312_characters(_SYMBOL_ROWS)
-    for level in sorted(levels):
-        keep |= gb2312_characters(_LEVEL_ROWS[level])
+    keep |= gb2312_characters(_SYMBOL_ROWS) | gb2312_characters(_LEVEL_ONE_ROWS)
+    if full:
+        keep |= {chr(code) for code in CJK_UNIFIED_IDEOGRAPHS}
     return keep | fixed_characters() | config_characters()
 
 
-def build_subset(source: Path, levels: set[int]) -> tuple[TTFont, set[str]]:
+def build_subset(source: Path, full: bool) -> tuple[TTFont, set[str]]:
     """Subset the source font. Returns the subset and the characters to keep that the source lacks."""
     font = TTFont(source, recalcTimestamp=False)
     if "glyf" not in font:
@@ -98,7 +99,7 @@ def build_subset(source: Path, levels: set[int]) -> tuple[TTFont, set[str]]:
             f"{source} has no TrueType (glyf) outlines, which fpdf2 embeds. Use a .ttf with glyf outlines."
         )
     cmap = font.getBestCmap()
-    keep = characters_to_keep(levels)
+    keep = characters_to_keep(full)
     missing = {character for character in keep if ord(character) not in cmap}
 
     options = subset.Options()
@@ -172,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    for name, levels in SUBSETS:
-        font, missing = build_subset(args.source, levels)
+    for name, full in SUBSETS:
+        font, missing = build_subset(args.source, full)
         required = (fixed_characters() | config_characters()) & missing
         if required:
             listing = " ".join(f"U+{ord(character):04X}" for character in sorted(required))

@@ -1,12 +1,12 @@
 """The bundled PDF fonts: TrueType outlines, the licence beside them, every fixed character,
-and exactly the level-2 hanzi of GB 2312 between the common and the full subset."""
+and exactly the hanzi beyond GB 2312's level 1 between the common and the full subset."""
 
 from __future__ import annotations
 
 import pytest
 from fontTools.ttLib import TTFont
 
-from idsentry.reports.pdf import COMMON_FONT, FULL_FONT, font_path, is_level_two_hanzi
+from idsentry.reports.pdf import CJK_UNIFIED_IDEOGRAPHS, COMMON_FONT, FULL_FONT, font_path
 from idsentry.reports.text import TEXT, fixed_characters
 from infra.tools.subset_font import config_characters, gb2312_characters
 
@@ -85,27 +85,29 @@ def test_full_subset_has_level_two_hanzi(full_cmap):
     assert {character for character in LEVEL_TWO if ord(character) not in full_cmap} == set()
 
 
-def test_subsets_differ_by_level_two_hanzi(full_cmap, common_cmap):
-    # The PDF writer loads the full subset only for a level-2 hanzi, so every character that
-    # only the full subset has must be one, and the common subset must have all the others.
+def test_full_subset_has_name_hanzi(full_cmap, common_cmap):
+    # Outside GB 2312, and common in names and brands.
+    for character in "堃喆玥":
+        assert ord(character) in full_cmap
+        assert ord(character) not in common_cmap
+
+
+def test_subsets_differ_by_unified_ideographs(full_cmap, common_cmap):
+    # The PDF writer loads the full subset only for a hanzi of the CJK Unified Ideographs block
+    # that the common one lacks, so every character that only the full subset has must be one.
     only_full = full_cmap - common_cmap
     assert common_cmap <= full_cmap
-    assert len(only_full) > 2900
-    assert [code for code in only_full if not is_level_two_hanzi(code)] == []
-    assert {chr(code) for code in only_full} == LEVEL_TWO - fixed_characters() - config_characters()
-
-
-def test_level_two_check_by_character():
-    assert is_level_two_hanzi(ord("鬻"))
-    assert not is_level_two_hanzi(ord("泄"))
-    assert not is_level_two_hanzi(ord("A"))
-    assert not is_level_two_hanzi(ord("한"))
-    assert not is_level_two_hanzi(ord("、"))
+    assert len(only_full) > 17000
+    assert [code for code in only_full if code not in CJK_UNIFIED_IDEOGRAPHS] == []
+    kept = LEVEL_ONE | fixed_characters() | config_characters()
+    assert {chr(code) for code in only_full} == {
+        chr(code) for code in CJK_UNIFIED_IDEOGRAPHS if code in full_cmap
+    } - kept
 
 
 def test_fonts_stay_small():
-    # The subsets are about 2.3 MB and 1.3 MB, while the full Noto Sans SC Regular is over 10 MB.
-    assert font_path(FULL_FONT).stat().st_size < 2_500_000
+    # The subsets are about 7.6 MB and 1.3 MB, while Noto Sans SC Regular is over 10 MB.
+    assert font_path(FULL_FONT).stat().st_size < 8_000_000
     assert font_path(COMMON_FONT).stat().st_size < 1_400_000
 
 

@@ -154,15 +154,23 @@ def test_common_text_loads_common_font(locale, monkeypatch):
     assert loaded == [pdf_module.COMMON_FONT]
 
 
-def test_rare_hanzi_loads_full_font(monkeypatch):
-    # 鬻 and 犭 are level-2 hanzi of GB 2312: only the full subset has them.
+@pytest.mark.parametrize(
+    "title",
+    [
+        pytest.param("鬻犭商城", id="gb2312-level-two"),
+        pytest.param("堃喆玥商城", id="outside-gb2312"),
+    ],
+)
+def test_rare_hanzi_loads_full_font(title, monkeypatch):
+    # Only the full subset has these: 鬻 and 犭 are level-2 hanzi of GB 2312, while 堃, 喆 and
+    # 玥 (common in names) are outside GB 2312.
     def rare(partition, related):
-        related[("BREACH#ExampleShop", "BREACH")]["title"] = "鬻犭商城"
+        related[("BREACH#ExampleShop", "BREACH")]["title"] = title
 
     loaded, document = _fonts_loaded(monkeypatch, "zh-CN", rare)
     _, text = _extract(document)
     assert loaded == [pdf_module.COMMON_FONT, pdf_module.FULL_FONT]
-    assert "鬻犭商城" in text
+    assert title in text
     assert REPLACEMENT_CHARACTER not in text
 
 
