@@ -9,7 +9,7 @@ import pypdf
 import pytest
 
 from idsentry.reports import pdf as pdf_module
-from idsentry.reports.document import report_document
+from idsentry.reports.document import Column, Document, Heading, Paragraph, Table, report_document
 from idsentry.reports.model import from_records, report_data
 from idsentry.reports.pdf import REPLACEMENT_CHARACTER, drawable, drawn_codepoints, render_pdf
 from infra.tools.report_samples import (
@@ -283,3 +283,36 @@ def test_own_width_equals_fpdf_width():
         page.set_font("Sample", size=size)
         for value in ("身份证号 1101**********100X", "z***@example.com", "“（泄露）”，", " "):
             assert writer.width_of(value) == page.get_string_width(value)
+
+
+def _pages_text(document: bytes) -> list[str]:
+    return [page.extract_text() for page in pypdf.PdfReader(io.BytesIO(document)).pages]
+
+
+@pytest.mark.parametrize("filler", range(30, 42))
+def test_heading_and_header_stay_with_first_row(filler):
+    # Filler paragraphs move the heading down the first page line by line, so in one of the
+    # cases it lands just above the bottom. The heading, the table's header and its first
+    # (six-line) row must then start the next page together.
+    document = Document(
+        locale="en",
+        title="Layout",
+        subtitle="Keep together",
+        meta=(),
+        blocks=(
+            *(Paragraph(f"Filler paragraph {index}.") for index in range(filler)),
+            Heading("Exposures"),
+            Table(
+                columns=(Column("Identifier", 1), Column("Breach", 2)),
+                rows=(("first-row", "one\ntwo\nthree\nfour\nfive\nsix"),),
+                empty="None.",
+            ),
+        ),
+        footer="End.",
+        created_at=GENERATED_AT,
+    )
+    pages = _pages_text(render_pdf(document))
+    with_heading = [index for index, text in enumerate(pages) if "Exposures" in text]
+    with_header = [index for index, text in enumerate(pages) if "Identifier" in text]
+    with_row = [index for index, text in enumerate(pages) if "first-row" in text and "six" in text]
+    assert with_heading == with_header == with_row

@@ -10,7 +10,7 @@ same document gives the same bytes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import fields, is_dataclass
 from functools import cache
 from importlib.resources import as_file, files
@@ -47,10 +47,10 @@ from idsentry.services.risk import Severity
 logger = logging.getLogger(__name__)
 
 # Two subsets of one font. The common one has the 3,755 level-1 hanzi of GB 2312, the most
-# common ones; the full one has every hanzi of the CJK Unified Ideographs block that the font
-# has, nearly 21,000, with the rarer characters of names and brands. A PDF loads the common
-# one unless its text has a hanzi that only the full one has: fpdf2 loads the common one in
-# 12 ms, the full one in about 50 ms.
+# common ones. The full one has nearly 21,000: every hanzi of the CJK Unified Ideographs block
+# that the font has, with the rarer characters of names and brands. A PDF loads the common one
+# unless its text has a hanzi that only the full one has. fpdf2 loads the common one in 12 ms
+# and the full one in about 45 ms.
 COMMON_FONT = "fonts/NotoSansSC-Common.ttf"
 FULL_FONT = "fonts/NotoSansSC-Subset.ttf"
 CJK_UNIFIED_IDEOGRAPHS = range(0x4E00, 0xA000)
@@ -65,6 +65,7 @@ _BOTTOM_LIMIT = 18.0
 _POINT = 0.3528  # millimetres per point
 _LINE_SPACING = 1.45
 _CELL_PADDING = 1.5
+_TABLE_SIZE = 8.5
 
 _BANNER_COLORS: dict[Severity, tuple[str, str]] = {
     Severity.CRITICAL: ("#fde8e8", "#7f1d1d"),
@@ -211,8 +212,9 @@ def render_pdf(document: Document) -> bytes:
     writer.space(1)
     for line in document.meta:
         writer.paragraph(line, size=8.5, color=_MUTED)
-    for block in document.blocks:
-        writer.block(block)
+    for index, block in enumerate(document.blocks):
+        following = document.blocks[index + 1] if index + 1 < len(document.blocks) else None
+        writer.block(block, following)
     writer.space(6)
     writer.rule()
     writer.paragraph(document.footer, size=8.5, color=_MUTED)
@@ -293,6 +295,11 @@ class _Writer:
         self.pdf.set_font(_FAMILY, size=size)
         return break_lines(self.drawable(value), width, self.width_of)
 
+    def measured_lines(self, value: str, width: float, size: float) -> list[str]:
+        """Return the lines that `lines` would give, without counting replaced characters."""
+        self.pdf.set_font(_FAMILY, size=size)
+        return break_lines(drawable(value, self.codepoints)[0], width, self.width_of)
+
     @staticmethod
     def line_height(size: float) -> float:
         return size * _POINT * _LINE_SPACING
@@ -337,10 +344,11 @@ class _Writer:
 
     # --- blocks ---------------------------------------------------------------------------
 
-    def block(self, block: Block) -> None:
+    def block(self, block: Block, following: Block | None = None) -> None:
+        """Draw `block`. A heading stays on the page of the start of `following`."""
         match block:
             case Heading():
-                self.heading(block.text, block.level)
+                self.heading(block.text, block.level, self.start_height(following))
             case Paragraph():
                 self.space(1)
                 self.paragraph(
@@ -359,11 +367,26 @@ class _Writer:
             case Chart():
                 self.chart(block)
 
-    def heading(self, value: str, level: int = 2) -> None:
+    def start_height(self, block: Block | None) -> float:
+        """Return the height of the start of `block` that a heading above it must stay with.
+
+        That is a table's header and first row, or else two lines of text.
+        """
+        if isinstance(block, Table) and block.rows:
+            widths = self._column_widths(block)
+            labels = [column.label for column in block.columns]
+            header = self._cells(labels, widths, _TABLE_SIZE, self.measured_lines)
+            first = self._cells(list(block.rows[0]), widths, _TABLE_SIZE, self.measured_lines)
+            return 1 + self._row_height(header, _TABLE_SIZE) + self._row_height(first, _TABLE_SIZE)
+        return 2 * self.line_height(10)
+
+    def heading(self, value: str, level: int = 2, keep: float = 0) -> None:
+        """Draw a heading, on a new page unless `keep` millimetres of what follows fit below it."""
         size = 13 if level == 2 else 11
-        # Keep a heading with at least two lines of what follows it.
         self.space(4 if level == 2 else 2.5)
-        self.ensure(self.line_height(size) + 2 * self.line_height(10) + 2)
+        rule = 1.5 if level == 2 else 0
+        lines = len(self.measured_lines(value, self.width, size))
+        self.ensure(self.line_height(size) * lines + rule + keep)
         self.paragraph(value, size=size, color=_BODY)
         if level == 2:
             self.rule()
@@ -409,28 +432,39 @@ class _Writer:
             self.draw_lines(values, self.left + label_width + 4, y, 10, _BODY)
             self.pdf.set_y(y + height)
 
-    def table(self, table: Table, size: float = 8.5) -> None:
+    def table(self, table: Table, size: float = _TABLE_SIZE) -> None:
         if not table.rows:
             self.space(1)
             self.paragraph(table.empty, color=_MUTED)
             return
-        total = sum(column.weight for column in table.columns)
-        widths = [self.width * column.weight / total for column in table.columns]
-        header = [
-            self.lines(column.label, width - 2 * _CELL_PADDING, size)
-            for column, width in zip(table.columns, widths, strict=True)
-        ]
+        widths = self._column_widths(table)
+        header = self._cells([column.label for column in table.columns], widths, size)
+        rows = [self._cells(list(row), widths, size) for row in table.rows]
         self.space(1)
-        self.ensure(self._row_height(header, size) * 2)
+        # The header never ends a page: it goes to the next one with the first row.
+        self.ensure(self._row_height(header, size) + self._row_height(rows[0], size))
         self.table_row(header, widths, size, header=True)
-        for row in table.rows:
-            cells = [
-                self.lines(value, width - 2 * _CELL_PADDING, size)
-                for value, width in zip(row, widths, strict=True)
-            ]
+        for cells in rows:
             if self.ensure(self._row_height(cells, size)):
                 self.table_row(header, widths, size, header=True)
             self.table_row(cells, widths, size)
+
+    def _column_widths(self, table: Table) -> list[float]:
+        total = sum(column.weight for column in table.columns)
+        return [self.width * column.weight / total for column in table.columns]
+
+    def _cells(
+        self,
+        values: list[str],
+        widths: list[float],
+        size: float,
+        split: Callable[[str, float, float], list[str]] | None = None,
+    ) -> list[list[str]]:
+        split = split or self.lines
+        return [
+            split(value, width - 2 * _CELL_PADDING, size)
+            for value, width in zip(values, widths, strict=True)
+        ]
 
     def _row_height(self, cells: list[list[str]], size: float) -> float:
         return self.line_height(size) * max(len(lines) for lines in cells) + 2 * _CELL_PADDING
