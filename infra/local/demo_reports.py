@@ -72,8 +72,8 @@ REPORT_TEXT: dict[str, dict[Lang, str]] = {
         "en": "POST /v1/account/reports → HTTP {status}: report {report_id} ({month}, {state})",
     },
     "reports_listed": {
-        "zh-CN": "GET /v1/account/reports → HTTP {status}，{count} 份报告：{reports}",
-        "en": "GET /v1/account/reports → HTTP {status}, {count} reports: {reports}",
+        "zh-CN": "GET /v1/account/reports → HTTP {status}，列表中有 {count} 份报告（{reports}）",
+        "en": "GET /v1/account/reports → HTTP {status}, reports in the list: {count} ({reports})",
     },
     "download_link": {
         "zh-CN": "GET /v1/account/reports/{report_id}/{file_format} → HTTP {status}，下载链接 {expires}（北京时间）到期",

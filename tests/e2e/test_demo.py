@@ -231,7 +231,7 @@ def test_demo_reports_stage_in_english(demo_run: subprocess.CompletedProcess[str
     assert "3 subscribers skipped because they signed up after it ended" in reports
     assert "Your monthly security report is ready" not in reports
     assert "Your security report is ready - IDSentry; link /signup/en/account/#reports" in reports
-    assert "1 reports: on_demand " in reports
+    assert "reports in the list: 1 (on_demand " in reports
     assert "language en, title “IDSentry monthly security report " in reports
     assert "3101**********0023" in reports
     assert re.search(r"PDF: [\d,]+ bytes, \d+ pages; lines that show identifiers:", reports)
