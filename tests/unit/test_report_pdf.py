@@ -316,3 +316,32 @@ def test_heading_and_header_stay_with_first_row(filler):
     with_header = [index for index, text in enumerate(pages) if "Identifier" in text]
     with_row = [index for index, text in enumerate(pages) if "first-row" in text and "six" in text]
     assert with_heading == with_header == with_row
+
+
+@pytest.mark.parametrize("locale", ["zh-CN", "en"])
+def test_column_labels_fit_one_line(locale):
+    # A Chinese label broken inside a word ("已完成步 / 骤") reads badly, so every column of the
+    # report's tables must be wide enough for its label.
+    document = report_document(
+        report_data(
+            from_records(SUBSCRIBER_ID, *sample_records(locale), MASKED),
+            REPORT_MONTH,
+            GENERATED_AT,
+        )
+    )
+    page = pdf_module._Pages(document)
+    font = pdf_module.add_report_font(
+        page, pdf_module._FAMILY, pdf_module.drawn_codepoints(document)
+    )
+    writer = pdf_module._Writer(page, font)
+    broken = []
+    for block in document.blocks:
+        if not isinstance(block, Table):
+            continue
+        widths = writer._column_widths(block)
+        for column, width in zip(block.columns, widths, strict=True):
+            inner = width - 2 * pdf_module._CELL_PADDING
+            lines = writer.measured_lines(column.label, inner, pdf_module._TABLE_SIZE)
+            if len(lines) > 1:
+                broken.append(lines)
+    assert broken == []

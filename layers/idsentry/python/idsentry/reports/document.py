@@ -384,13 +384,13 @@ def _exposure_table(report: Report, locale: Locale) -> Table:
     return Table(
         columns=(
             Column(text(locale, "column.identifier"), 2.4),
-            Column(text(locale, "column.breach"), 2.0),
+            Column(text(locale, "column.breach"), 1.8),
             Column(text(locale, "column.breach_date"), 1.5),
             Column(text(locale, "column.known_date"), 1.5),
             Column(text(locale, "column.verified"), 1.2),
             Column(text(locale, "column.severity"), 1.2),
             Column(text(locale, "column.status"), 1.1),
-            Column(text(locale, "column.steps"), 1.1),
+            Column(text(locale, "column.steps"), 1.3),
         ),
         rows=tuple(rows),
         empty=text(locale, "exposures.none"),
@@ -477,7 +477,7 @@ def _steps_table(report: Report, config: PlaybookConfig, locale: Locale) -> Tabl
         columns=(
             Column(text(locale, "column.time"), 1.4),
             Column(text(locale, "column.step"), 3.0),
-            Column(text(locale, "column.breach"), 2.0),
+            Column(text(locale, "column.breach"), 1.8),
         ),
         rows=tuple(
             (
@@ -512,7 +512,7 @@ def _delivery_table(report: Report, locale: Locale) -> Table:
     return Table(
         columns=(
             Column(text(locale, "column.time"), 1.4),
-            Column(text(locale, "column.breach"), 2.0),
+            Column(text(locale, "column.breach"), 1.8),
             Column(text(locale, "column.channel"), 1.0),
             Column(text(locale, "column.result"), 1.6),
         ),
