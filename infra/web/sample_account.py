@@ -19,7 +19,9 @@ from typing import Any
 import requests
 
 from idsentry.consents import CURRENT_VERSIONS, ConsentKind
+from idsentry.services.preferences import DEFAULT_TIMEZONE, PREFS_SK
 from infra.local.service import LocalService
+from infra.local.zones import daytime_zone
 
 # Long enough for intake, risk review and the notifier on a busy 2-core machine.
 ALERT_DEADLINE_S = 60.0
@@ -97,9 +99,10 @@ def code_in(message: dict[str, Any]) -> str:
     return match.group(0)
 
 
-def sign_up(service: LocalService, person: Person) -> str:
+def sign_up(service: LocalService, person: Person, timezone: str | None = None) -> str:
     """Sign `person` up, accepting every current consent, and verify the code from the SMS.
 
+    `timezone` is the account's zone (the service's default, Asia/Shanghai, when None).
     Returns the subscriber id.
     """
     body = {
@@ -108,6 +111,7 @@ def sign_up(service: LocalService, person: Person) -> str:
         "mobile": person.mobile,
         "email": person.email,
         "locale": person.locale,
+        "timezone": timezone,
         "plan": "monthly",
         "consents": {
             kind.value: {"accepted": True, "version": CURRENT_VERSIONS[kind]}
@@ -181,11 +185,27 @@ def alerted_subscriber(service: LocalService, person: Person, breach: Breach) ->
     """Sign `person` up, monitor them and alert them about `breach`. Returns the subscriber id.
 
     It returns once the alert SMS has reached the Twilio emulator, so the alert is confirmed and
-    its delivery recorded.
+    its delivery recorded. The account signs up in a zone where it is mid-afternoon, so quiet
+    hours do not hold the SMS back at any time of day. Its zone is then set to Asia/Shanghai,
+    so the pages and reports show China time.
     """
-    subscriber_id = sign_up(service, person)
+    subscriber_id = sign_up(service, person, timezone=daytime_zone())
     mark_monitored(service, subscriber_id)
     before = len(sms_to(service, person.mobile))
     upload_breach(service, breach, [person])
     wait_for_sms(service, person.mobile, before + 1)
+    set_zone(service, subscriber_id, DEFAULT_TIMEZONE)
     return subscriber_id
+
+
+def set_zone(service: LocalService, subscriber_id: str, timezone: str) -> None:
+    """Set the account's time zone in its preferences item, as `PUT /v1/account/preferences` does."""
+    assert service.stack is not None, "the local service is not started"
+    runtime = service.stack.runtime
+    runtime.client("dynamodb").update_item(
+        TableName=runtime.environment["TABLE_NAME"],
+        Key={"pk": {"S": f"SUB#{subscriber_id}"}, "sk": {"S": PREFS_SK}},
+        UpdateExpression="SET #timezone = :timezone",
+        ExpressionAttributeNames={"#timezone": "timezone"},
+        ExpressionAttributeValues={":timezone": {"S": timezone}},
+    )
