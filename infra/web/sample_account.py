@@ -199,7 +199,7 @@ def alerted_subscriber(service: LocalService, person: Person, breach: Breach) ->
 
 
 def set_zone(service: LocalService, subscriber_id: str, timezone: str) -> None:
-    """Set the account's time zone in its preferences item, as `PUT /v1/account/preferences` does."""
+    """Set the account's time zone in its preferences item, where `PUT /v1/account/preferences` keeps it."""
     assert service.stack is not None, "the local service is not started"
     runtime = service.stack.runtime
     runtime.client("dynamodb").update_item(
