@@ -9,7 +9,15 @@ import pypdf
 import pytest
 
 from idsentry.reports import pdf as pdf_module
-from idsentry.reports.document import Column, Document, Heading, Paragraph, Table, report_document
+from idsentry.reports.document import (
+    Chart,
+    Column,
+    Document,
+    Heading,
+    Paragraph,
+    Table,
+    report_document,
+)
 from idsentry.reports.model import from_records, report_data
 from idsentry.reports.pdf import REPLACEMENT_CHARACTER, drawable, drawn_codepoints, render_pdf
 from infra.tools.report_samples import (
@@ -206,7 +214,7 @@ def test_own_widths_give_same_pdf(locale, monkeypatch):
 
 
 def _placements(document: bytes) -> list[tuple[int, str, float, float] | tuple[int, tuple, str]]:
-    """Every piece of text with its position, and every link with its rectangle, page by page."""
+    """Return every piece of text with its position, and every link with its rectangle, by page."""
     found: list = []
     for number, page in enumerate(pypdf.PdfReader(io.BytesIO(document)).pages):
 
@@ -345,3 +353,29 @@ def test_column_labels_fit_one_line(locale):
             if len(lines) > 1:
                 broken.append(lines)
     assert broken == []
+
+
+@pytest.mark.parametrize("filler", range(20, 44, 2))
+def test_chart_heading_stays_with_chart(filler):
+    # As above for the sample report's chart, whose heading is drawn by the chart block itself.
+    sample = report_document(
+        report_data(
+            from_records(SUBSCRIBER_ID, *sample_records("en"), MASKED),
+            REPORT_MONTH,
+            GENERATED_AT,
+        )
+    )
+    chart = next(block for block in sample.blocks if isinstance(block, Chart))
+    document = Document(
+        locale="en",
+        title="Layout",
+        subtitle="Keep together",
+        meta=(),
+        blocks=(*(Paragraph(f"Filler paragraph {index}.") for index in range(filler)), chart),
+        footer="End.",
+        created_at=GENERATED_AT,
+    )
+    pages = _pages_text(render_pdf(document))
+    with_title = [index for index, text in enumerate(pages) if chart.title in text]
+    with_description = [index for index, text in enumerate(pages) if chart.description[:30] in text]
+    assert with_title == with_description

@@ -513,10 +513,11 @@ class _Writer:
                 )
 
     def chart(self, chart: Chart) -> None:
-        self.heading(chart.title)
         layout = chart.layout
         scale = self.width / layout.width
         height = layout.height * scale
+        # The heading goes to the next page with the chart when the chart does not fit below it.
+        self.heading(chart.title, keep=height + 2)
         self.ensure(height + 2)
         self._draw_chart(layout, self.left, self.pdf.get_y(), scale)
         self.space(height + 1)
