@@ -6,10 +6,10 @@
 Both subsets keep printable ASCII, Latin-1, general punctuation, CJK symbols and punctuation,
 full-width forms, every GB 2312 symbol and the 3,755 level-1 hanzi of GB 2312 (the most
 common ones), and every character of the reports' fixed text and of the playbook
-configuration. The full subset (`NotoSansSC-Subset.ttf`) keeps every other hanzi of the CJK
-Unified Ideographs block that the source has too (GB 2312's level 2, and characters of names
-and brands such as 堃, 喆 and 玥); the common one (`NotoSansSC-Common.ttf`) does not. Hinting and the OpenType layout
-tables are dropped, because fpdf2 uses neither. The same source gives the same bytes.
+configuration. The full subset (`NotoSansSC-Subset.ttf`) also keeps every other hanzi of the
+CJK Unified Ideographs block that the source has: GB 2312's level 2, and characters of names
+and brands such as 堃, 喆 and 玥. The common one (`NotoSansSC-Common.ttf`) does not. Hinting
+and the OpenType layout tables are dropped, because fpdf2 uses neither. The same source gives the same bytes.
 `reports/fonts/README.md` names the package the source font comes from.
 """
 

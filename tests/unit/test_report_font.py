@@ -99,10 +99,10 @@ def test_subsets_differ_by_unified_ideographs(full_cmap, common_cmap):
     assert common_cmap <= full_cmap
     assert len(only_full) > 17000
     assert [code for code in only_full if code not in CJK_UNIFIED_IDEOGRAPHS] == []
-    kept = LEVEL_ONE | fixed_characters() | config_characters()
+    in_both = LEVEL_ONE | fixed_characters() | config_characters()
     assert {chr(code) for code in only_full} == {
         chr(code) for code in CJK_UNIFIED_IDEOGRAPHS if code in full_cmap
-    } - kept
+    } - in_both
 
 
 def test_fonts_stay_small():
